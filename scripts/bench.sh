@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Throughput of rockslot vs Debian's redis-server, side by side, with redis-benchmark.
+# Both servers persist with appendfsync everysec (redis: AOF on, RDB snapshots off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS]
+
+Builds rockslot-server (release), starts it and redis-server on free loopback ports with
+temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c CLIENTS -P 1` and `-P 16`
+against each, and prints requests/s side by side. Both servers are stopped and their data
+removed on exit.
+
+  -n REQUESTS   requests per test (default 200000)
+  -c CLIENTS    parallel connections (default 50)
+  -t TESTS      redis-benchmark tests (default set,get)
+  -h, --help    this help
+
+Environment: CARGO_TARGET_DIR (default $HOME/.cache/rockslot-target).
+USAGE
+}
+
+REQUESTS=200000
+CLIENTS=50
+TESTS=set,get
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n) REQUESTS="$2"; shift 2 ;;
+        -c) CLIENTS="$2"; shift 2 ;;
+        -t) TESTS="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rockslot-target}"
+cargo build --release --bin rockslot-server
+BIN="$CARGO_TARGET_DIR/release/rockslot-server"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/rockslot-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((21000 + RANDOM % 1500))
+        if port_free "$p" && port_free $((p + 10000)); then
+            echo "$p"
+            return
+        fi
+    done
+    echo "bench.sh: no free port" >&2
+    exit 1
+}
+wait_ready() { # port name log
+    for _ in $(seq 600); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = PONG ] && return 0
+        sleep 0.1
+    done
+    echo "bench.sh: $2 did not become ready on port $1; log tail:" >&2
+    tail -n 30 "$3" >&2
+    exit 1
+}
+
+RS_PORT=$(free_port)
+mkdir -p "$TMP/rockslot"
+"$BIN" --bind 127.0.0.1 --port "$RS_PORT" --dir "$TMP/rockslot" --appendfsync everysec \
+    >"$TMP/rockslot.log" 2>&1 &
+PIDS+=($!)
+wait_ready "$RS_PORT" rockslot-server "$TMP/rockslot.log"
+
+RD_PORT=$(free_port)
+while [ "$RD_PORT" = "$RS_PORT" ]; do RD_PORT=$(free_port); done
+mkdir -p "$TMP/redis"
+redis-server --bind 127.0.0.1 --port "$RD_PORT" --appendonly yes --appendfsync everysec \
+    --save "" --dir "$TMP/redis" --daemonize no >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+wait_ready "$RD_PORT" redis-server "$TMP/redis.log"
+
+# Prints "TEST rps" lines for one run.
+bench() { # port pipeline
+    redis-benchmark -h 127.0.0.1 -p "$1" -q -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" -P "$2" 2>&1 \
+        | tr '\r' '\n' | awk -F': ' '/ requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
+}
+
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS, appendfsync everysec; rockslot :$RS_PORT, $(redis-server --version | awk '{print $1, $3}') :$RD_PORT" >&2
+ROWS=()
+for P in 1 16; do
+    echo "  running -P $P ..." >&2
+    rs="$(bench "$RS_PORT" "$P")"
+    rd="$(bench "$RD_PORT" "$P")"
+    while IFS=$'\t' read -r test rps; do
+        [ -n "$test" ] || continue
+        other="$(printf '%s\n' "$rd" | awk -F'\t' -v t="$test" '$1 == t { print $2 }')"
+        ROWS+=("$test"$'\t'"$P"$'\t'"$rps"$'\t'"${other:-n/a}")
+    done <<<"$rs"
+done
+
+printf '| %-8s | %-8s | %14s | %14s | %6s |\n' test pipeline "rockslot rps" "redis rps" ratio
+printf '|%s|%s|%s|%s|%s|\n' ---------- ---------- ---------------- ---------------- --------
+for row in "${ROWS[@]}"; do
+    IFS=$'\t' read -r test p rs rd <<<"$row"
+    ratio="$(awk -v a="$rs" -v b="$rd" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')"
+    [ "$rd" = n/a ] || rd="$(printf '%.0f' "$rd")"
+    printf '| %-8s | %-8s | %14.0f | %14s | %6s |\n' "$test" "$p" "$rs" "$rd" "$ratio"
+done

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what building and testing rockslot needs on Debian 12 (apt + pip), idempotently.
+# Prints nothing and changes nothing when everything is already there. Runs as root, or via
+# sudo when not root.
+set -euo pipefail
+
+APT_PACKAGES=(build-essential clang libclang-dev redis-tools redis-server python3 python3-pip)
+PIP_PACKAGES=(redis)   # redis-py, for the cluster tests (RedisCluster)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "setup.sh: need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    # Another Python (pyenv, venv) that already has pip is fine: no need for Debian's pip.
+    if [ "$p" = python3-pip ] && python3 -m pip --version >/dev/null 2>&1; then
+        continue
+    fi
+    installed "$p" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+for m in "${PIP_PACKAGES[@]}"; do
+    if ! python3 -c "import $m" >/dev/null 2>&1; then
+        echo "setup.sh: pip install $m"
+        user=()
+        [ "$(id -u)" -eq 0 ] || user=(--user)
+        # Debian's system Python refuses plain pip installs (PEP 668); retry with the override.
+        python3 -m pip install -q "${user[@]}" "$m" 2>/dev/null \
+            || python3 -m pip install -q "${user[@]}" --break-system-packages "$m"
+    fi
+done
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup.sh: cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
+    exit 1
+fi

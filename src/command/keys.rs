@@ -1,0 +1,379 @@
+//! Generic key commands: existence, deletion, TTLs, renames, iteration, DUMP/RESTORE, OBJECT.
+
+use bytes::Bytes;
+
+use super::args::{int, is, text};
+
+use super::{CmdError, CmdResult, Ctx};
+use crate::keyspace::{now_ms, Entry, ScanFilter, Update, Value};
+use crate::resp::Reply;
+
+fn key_refs(args: &[Bytes]) -> Vec<&[u8]> {
+    args.iter().map(|a| &a[..]).collect()
+}
+
+pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let keys = key_refs(&args[1..]);
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let n = ctx.shared.keyspace.update_many(&keys, |old| {
+        let mut n = 0;
+        let ups = old
+            .iter()
+            .zip(&keys)
+            .map(|(e, k)| {
+                if e.is_some() && !seen.contains(k) {
+                    n += 1;
+                }
+                seen.push(k);
+                Update::Delete
+            })
+            .collect();
+        (ups, n)
+    })?;
+    Ok(Reply::Int(n))
+}
+
+pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for k in &args[1..] {
+        if ctx.shared.keyspace.peek(k)?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(Reply::Int(n))
+}
+
+pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(match ctx.shared.keyspace.lookup(&args[1])? {
+        Some(e) => Reply::Status(e.value.type_name()),
+        None => Reply::Status("none"),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cond {
+    Always,
+    Nx,
+    Xx,
+    Gt,
+    Lt,
+}
+
+fn expire_generic(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    unit: i64,
+    absolute: bool,
+    cmd: &str,
+) -> CmdResult {
+    let mut cond = Cond::Always;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        if is(a, "nx") {
+            nx = true;
+            cond = Cond::Nx;
+        } else if is(a, "xx") {
+            xx = true;
+            cond = Cond::Xx;
+        } else if is(a, "gt") {
+            gt = true;
+            cond = Cond::Gt;
+        } else if is(a, "lt") {
+            lt = true;
+            cond = Cond::Lt;
+        } else {
+            return Err(CmdError::err(format!("Unsupported option {}", text(a))));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let v = int(&args[2])?;
+    let invalid = || CmdError::err(format!("invalid expire time in '{cmd}' command"));
+    let ms = v.checked_mul(unit).ok_or_else(invalid)?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now_ms()).ok_or_else(invalid)?
+    };
+
+    ctx.shared.keyspace.update(&args[1], |old| {
+        let Some(e) = old else {
+            return (Update::Keep, Ok(Reply::Int(0)));
+        };
+        let ok = match (cond, e.expire_at) {
+            (Cond::Always, _) => true,
+            (Cond::Nx, cur) => cur.is_none(),
+            (Cond::Xx, cur) => cur.is_some(),
+            // A key without a TTL counts as an infinite TTL.
+            (Cond::Gt, cur) => cur.is_some_and(|c| at > c),
+            (Cond::Lt, cur) => cur.is_none_or(|c| at < c),
+        };
+        if !ok {
+            return (Update::Keep, Ok(Reply::Int(0)));
+        }
+        if at <= now_ms() {
+            return (Update::Delete, Ok(Reply::Int(1)));
+        }
+        (
+            Update::Put(Entry {
+                expire_at: Some(at),
+                ..e
+            }),
+            Ok(Reply::Int(1)),
+        )
+    })?
+}
+
+pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+pub fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+pub fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl Fn(i64) -> i64) -> CmdResult {
+    Ok(Reply::Int(match ctx.shared.keyspace.peek(key)? {
+        None => -2,
+        Some((_, None)) => -1,
+        Some((_, Some(at))) => f(at),
+    }))
+}
+
+pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], |at| ((at - now_ms()).max(0) + 500) / 1000)
+}
+pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], |at| (at - now_ms()).max(0))
+}
+pub fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], |at| at / 1000)
+}
+pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &args[1], |at| at)
+}
+
+pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    ctx.shared.keyspace.update(&args[1], |old| match old {
+        Some(e) if e.expire_at.is_some() => (
+            Update::Put(Entry {
+                expire_at: None,
+                ..e
+            }),
+            Ok(Reply::Int(1)),
+        ),
+        _ => (Update::Keep, Ok(Reply::Int(0))),
+    })?
+}
+
+fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (&args[1][..], &args[2][..]);
+    ctx.shared.keyspace.update_many(&[src, dst], |old| {
+        let keep = vec![Update::Keep, Update::Keep];
+        let Some(e) = old[0].clone() else {
+            return (keep, Err(CmdError::NoSuchKey));
+        };
+        if src == dst {
+            return (keep, Ok(if nx { Reply::Int(0) } else { Reply::OK }));
+        }
+        if nx && old[1].is_some() {
+            return (keep, Ok(Reply::Int(0)));
+        }
+        (
+            vec![Update::Delete, Update::Put(e)],
+            Ok(if nx { Reply::Int(1) } else { Reply::OK }),
+        )
+    })?
+}
+
+pub fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, false)
+}
+pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, args, true)
+}
+
+pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut count = 10usize;
+    let (mut pattern, mut type_name) = (None, None);
+    let mut i = 2;
+    while i < args.len() {
+        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if is(&args[i], "match") {
+            pattern = Some(&v[..]);
+        } else if is(&args[i], "count") {
+            let c = int(v)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = c.min(1 << 20) as usize;
+        } else if is(&args[i], "type") {
+            type_name = Some(&v[..]);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    // A pattern without wildcards names one key: no need to walk the keyspace.
+    let filter = ScanFilter {
+        pattern,
+        type_name,
+        slots: None,
+    };
+    let (next, keys) = ctx.shared.keyspace.scan(cursor, count, &filter)?;
+    Ok(Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::bulks(keys.into_iter().map(Bytes::from)),
+    ]))
+}
+
+pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let filter = ScanFilter {
+        pattern: Some(&args[1]),
+        type_name: None,
+        slots: None,
+    };
+    let keys = ctx.shared.keyspace.keys(&filter)?;
+    Ok(Reply::bulks(keys.into_iter().map(Bytes::from)))
+}
+
+pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::opt_bulk(
+        ctx.shared.keyspace.random_key(None)?.map(Bytes::from),
+    ))
+}
+
+pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    exists(ctx, args)
+}
+
+pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(match ctx.shared.keyspace.lookup(&args[1])? {
+        Some(e) => Reply::Bulk(Bytes::from(crate::keyspace::dump::serialize(&e.value))),
+        None => Reply::Nil,
+    })
+}
+
+pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let ttl = int(&args[2])?;
+    let (mut replace, mut absttl) = (false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "replace") {
+            replace = true;
+        } else if is(a, "absttl") {
+            absttl = true;
+        } else if (is(a, "idletime") || is(a, "freq")) && i + 1 < args.len() {
+            let v = int(&args[i + 1])?;
+            if v < 0 {
+                return Err(CmdError::err(if is(a, "idletime") {
+                    "Invalid IDLETIME value, must be >= 0"
+                } else {
+                    "Invalid FREQ value, must be >= 0 and <= 255"
+                }));
+            }
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if ttl < 0 {
+        return Err(CmdError::err("Invalid TTL value, must be >= 0"));
+    }
+    let value = crate::keyspace::dump::deserialize(&args[3])
+        .map_err(|_| CmdError::err("DUMP payload version or checksum are wrong"))?;
+    let expire_at = match (ttl, absttl) {
+        (0, _) => None,
+        (t, true) => Some(t),
+        (t, false) => Some(now_ms().saturating_add(t)),
+    };
+    ctx.shared.keyspace.update(&args[1], |old| {
+        if old.is_some() && !replace {
+            return (
+                Update::Keep,
+                Err(CmdError::Line(
+                    "BUSYKEY Target key name already exists.".into(),
+                )),
+            );
+        }
+        // An already-expired absolute TTL restores nothing (and removes a replaced key).
+        if expire_at.is_some_and(|at| at <= now_ms()) {
+            return (Update::Delete, Ok(Reply::OK));
+        }
+        (Update::Put(Entry { value, expire_at }), Ok(Reply::OK))
+    })?
+}
+
+pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if is(sub, "help") {
+        return Ok(Reply::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|s| Reply::Status(s))
+            .collect(),
+        ));
+    }
+    if args.len() != 3 {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            text(sub)
+        )));
+    }
+    let Some(e) = ctx.shared.keyspace.lookup(&args[2])? else {
+        return Ok(Reply::Nil);
+    };
+    if is(sub, "encoding") {
+        let enc = match &e.value {
+            Value::Str(b) => {
+                if b.len() <= 20 && super::args::parse_i64(b).is_some() {
+                    "int"
+                } else if b.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+        };
+        Ok(Reply::bulk_str(enc))
+    } else if is(sub, "refcount") {
+        Ok(Reply::Int(1))
+    } else if is(sub, "idletime") || is(sub, "freq") {
+        Ok(Reply::Int(0))
+    } else {
+        Err(CmdError::UnknownSubcommand(text(sub), "OBJECT".into()))
+    }
+}

@@ -1,0 +1,154 @@
+//! The command table and dispatch: names, arity, flags, key positions and handlers, with
+//! Valkey's exact error wording. `COMMAND`, `COMMAND INFO`, `COMMAND GETKEYS` are generated
+//! from the same table.
+//!
+//! Owns: [`CommandSpec`], [`lookup`], [`dispatch`], argument parsing, handlers.
+//! Must not: touch sockets or storage directly; handlers return a [`Reply`] and talk to the
+//! keyspace, and side effects on the connection (close, sleep, shutdown) go through
+//! [`crate::server::ClientState::after`].
+
+mod args;
+mod error;
+mod info;
+mod introspect;
+mod keys;
+mod server_cmds;
+mod strings;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+pub use error::{CmdError, CmdResult};
+pub use table::TABLE;
+
+use crate::resp::Reply;
+use crate::server::{ClientState, Shared};
+
+/// Handler context: the node's shared state and the calling client.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub client: &'a mut ClientState,
+}
+
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;
+
+/// One command or subcommand.
+pub struct CommandSpec {
+    /// Lowercase name; subcommands are named by their own word (`setname`).
+    pub name: &'static str,
+    /// Valkey arity: positive = exact argument count, negative = at least -arity.
+    pub arity: i32,
+    pub flags: &'static str,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub acl: &'static str,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub handler: Option<Handler>,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.split(' ').any(|x| x == f)
+    }
+    pub fn is_write(&self) -> bool {
+        self.has_flag("write")
+    }
+    fn arity_ok(&self, n: usize) -> bool {
+        let n = n as i32;
+        if self.arity >= 0 {
+            n == self.arity
+        } else {
+            n >= -self.arity
+        }
+    }
+    /// Key argument positions for `args` (argv including the name).
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let n = args.len() as i32;
+        let last = if self.last_key < 0 {
+            n + self.last_key
+        } else {
+            self.last_key.min(n - 1)
+        };
+        let mut out = Vec::new();
+        let mut i = self.first_key;
+        while i <= last && i < n {
+            out.push(i as usize);
+            i += self.step.max(1);
+        }
+        out
+    }
+}
+
+fn index() -> &'static HashMap<String, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<String, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| TABLE.iter().map(|c| (c.name.to_string(), c)).collect())
+}
+
+/// Finds a top-level command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    index().get(lower).copied()
+}
+
+/// Resolves `args` to the command (or subcommand) that will run, checking existence and arity.
+pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let Some(cmd) = lookup(&args[0]) else {
+        return Err(CmdError::UnknownCommand(args.to_vec()));
+    };
+    if !cmd.arity_ok(args.len()) {
+        return Err(CmdError::WrongArity(cmd.name.to_string()));
+    }
+    if cmd.subcommands.is_empty() || cmd.handler.is_some() && args.len() < 2 {
+        return Ok(cmd);
+    }
+    let sub = &args[1];
+    match cmd
+        .subcommands
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(sub))
+    {
+        Some(s) if s.arity_ok(args.len()) => Ok(s),
+        Some(s) => Err(CmdError::WrongArity(format!("{}|{}", cmd.name, s.name))),
+        None if cmd.handler.is_some() => Ok(cmd),
+        None => Err(CmdError::UnknownSubcommand(
+            String::from_utf8_lossy(sub).into_owned(),
+            cmd.name.to_ascii_uppercase(),
+        )),
+    }
+}
+
+/// Runs a resolved command.
+pub fn execute(spec: &'static CommandSpec, ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(h) = spec.handler else {
+        return Reply::err(format!(
+            "ERR unknown subcommand '{}'.",
+            String::from_utf8_lossy(&args[1])
+        ));
+    };
+    match h(ctx, args) {
+        Ok(r) => r,
+        Err(e) => {
+            if let CmdError::Keyspace(ref ke) = e {
+                tracing::error!("command {} failed: {ke}", spec.name);
+            }
+            Reply::Error(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Connection and server commands: PING ECHO HELLO AUTH SELECT QUIT RESET CLIENT DBSIZE
+//! FLUSHDB FLUSHALL CONFIG TIME SHUTDOWN DEBUG.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::args::{float, int, is, text};
+use super::{CmdError, CmdResult, Ctx};
+use crate::resp::{Protocol, Reply};
+use crate::server::After;
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+pub fn ping(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(Reply::Status("PONG")),
+        2 => Ok(Reply::Bulk(args[1].clone())),
+        _ => Err(CmdError::WrongArity("ping".into())),
+    }
+}
+
+pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(args[1].clone()))
+}
+
+/// Checks a username/password pair against `requirepass` (the `default` user only).
+fn check_password(ctx: &Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
+    if user.is_some_and(|u| u != b"default") {
+        return Err(CmdError::Line(WRONGPASS.into()));
+    }
+    match ctx.shared.requirepass() {
+        // The default user has no password: any password is accepted for `AUTH default x`.
+        None if user.is_some() => Ok(()),
+        None => Err(CmdError::err(
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        )),
+        Some(p) if p.as_bytes() == pass => Ok(()),
+        Some(_) => Err(CmdError::Line(WRONGPASS.into())),
+    }
+}
+
+pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let r = match args.len() {
+        2 => check_password(ctx, None, &args[1]),
+        3 => check_password(ctx, Some(&args[1]), &args[2]),
+        _ => return Err(CmdError::Syntax),
+    };
+    match r {
+        Ok(()) => {
+            ctx.client.authenticated = true;
+            Ok(Reply::OK)
+        }
+        Err(e) => {
+            if ctx.shared.requirepass().is_some() {
+                ctx.client.authenticated = false;
+            }
+            Err(e)
+        }
+    }
+}
+
+pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if args.len() > 1 {
+        let v = int(&args[1])
+            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        proto = match v {
+            2 => Some(Protocol::Resp2),
+            3 => Some(Protocol::Resp3),
+            _ => {
+                return Err(CmdError::Line(
+                    "NOPROTO unsupported protocol version".into(),
+                ))
+            }
+        };
+        i = 2;
+    }
+    let mut name = None;
+    let mut authed = ctx.client.authenticated;
+    while i < args.len() {
+        if is(&args[i], "auth") && i + 2 < args.len() {
+            check_password(ctx, Some(&args[i + 1]), &args[i + 2])?;
+            authed = true;
+            i += 3;
+        } else if is(&args[i], "setname") && i + 1 < args.len() {
+            validate_name(&args[i + 1])?;
+            name = Some(text(&args[i + 1]));
+            i += 2;
+        } else {
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                text(&args[i])
+            )));
+        }
+    }
+    if !authed {
+        return Err(CmdError::Line(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time"
+                .into(),
+        ));
+    }
+    ctx.client.authenticated = true;
+    if let Some(n) = name {
+        ctx.client.handle.meta.lock().name = n;
+    }
+    if let Some(p) = proto {
+        ctx.client.protocol = p;
+        ctx.client
+            .handle
+            .resp
+            .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+    let cluster = ctx.shared.config.snapshot().cluster_enabled;
+    let s = |v: &str| Reply::bulk_str(v);
+    Ok(Reply::Map(vec![
+        (s("server"), s("redis")),
+        (s("version"), s(super::info::REDIS_VERSION)),
+        (
+            s("proto"),
+            Reply::Int(if ctx.client.protocol == Protocol::Resp3 {
+                3
+            } else {
+                2
+            }),
+        ),
+        (s("id"), Reply::Int(ctx.client.id() as i64)),
+        (s("mode"), s(if cluster { "cluster" } else { "standalone" })),
+        (s("role"), s("master")),
+        (s("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+pub fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let db = int(&args[1])?;
+    if ctx.shared.config.snapshot().cluster_enabled && db != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
+    if db != 0 {
+        return Err(CmdError::err("DB index is out of range"));
+    }
+    Ok(Reply::OK)
+}
+
+pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.after = Some(After::Close);
+    Ok(Reply::OK)
+}
+
+pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.protocol = Protocol::Resp2;
+    ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.client.authenticated = ctx.shared.requirepass().is_none();
+    ctx.client.handle.meta.lock().name.clear();
+    Ok(Reply::Status("RESET"))
+}
+
+fn validate_name(n: &[u8]) -> Result<(), CmdError> {
+    if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let h = &ctx.client.handle;
+    if is(sub, "id") {
+        Ok(Reply::Int(h.id as i64))
+    } else if is(sub, "setname") {
+        validate_name(&args[2])?;
+        h.meta.lock().name = text(&args[2]);
+        Ok(Reply::OK)
+    } else if is(sub, "getname") {
+        let n = h.meta.lock().name.clone();
+        Ok(if n.is_empty() {
+            Reply::Nil
+        } else {
+            Reply::bulk(n)
+        })
+    } else if is(sub, "setinfo") {
+        let v = text(&args[3]);
+        if v.contains(|c: char| !c.is_ascii_graphic()) {
+            return Err(CmdError::err(format!(
+                "{} cannot contain spaces, newlines or special characters.",
+                text(&args[2]).to_ascii_lowercase()
+            )));
+        }
+        let mut m = h.meta.lock();
+        if is(&args[2], "lib-name") {
+            m.lib_name = v;
+        } else if is(&args[2], "lib-ver") {
+            m.lib_ver = v;
+        } else {
+            return Err(CmdError::err(format!(
+                "Unrecognized option '{}'",
+                text(&args[2])
+            )));
+        }
+        Ok(Reply::OK)
+    } else if is(sub, "list") {
+        let mut s = String::new();
+        for c in ctx.shared.clients.all() {
+            s.push_str(&c.describe());
+            s.push('\n');
+        }
+        Ok(Reply::Verbatim(s))
+    } else if is(sub, "info") {
+        Ok(Reply::Verbatim(format!("{}\n", h.describe())))
+    } else if is(sub, "kill") {
+        client_kill(ctx, args)
+    } else if is(sub, "no-evict") || is(sub, "no-touch") {
+        if is(&args[2], "on") || is(&args[2], "off") {
+            Ok(Reply::OK)
+        } else {
+            Err(CmdError::Syntax)
+        }
+    } else if is(sub, "help") {
+        Ok(help(&[
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GETNAME",
+            "ID",
+            "INFO",
+            "KILL <ip:port>|<option> <value> [...]",
+            "LIST",
+            "SETINFO <option> <value>",
+            "SETNAME <name>",
+            "HELP",
+        ]))
+    } else {
+        Err(CmdError::UnknownSubcommand(text(sub), "CLIENT".into()))
+    }
+}
+
+fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let all = ctx.shared.clients.all();
+    if args.len() == 3 {
+        // Old form: CLIENT KILL ip:port.
+        let addr = text(&args[2]);
+        let Some(c) = all.iter().find(|c| c.addr.to_string() == addr) else {
+            return Err(CmdError::err("No such client"));
+        };
+        c.kill();
+        if c.id == ctx.client.id() {
+            ctx.client.after = Some(After::Close);
+        }
+        return Ok(Reply::OK);
+    }
+    if args.len() % 2 != 0 {
+        return Err(CmdError::Syntax);
+    }
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    for pair in args[2..].chunks(2) {
+        let v = &pair[1];
+        if is(&pair[0], "id") {
+            id = Some(
+                int(v)
+                    .ok()
+                    .filter(|i| *i > 0)
+                    .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?
+                    as u64,
+            );
+        } else if is(&pair[0], "addr") {
+            addr = Some(text(v));
+        } else if is(&pair[0], "laddr") {
+            laddr = Some(text(v));
+        } else if is(&pair[0], "skipme") {
+            skipme = if is(v, "yes") {
+                true
+            } else if is(v, "no") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+        } else if is(&pair[0], "type") || is(&pair[0], "user") || is(&pair[0], "maxage") {
+            // Every client here is a normal client of the default user.
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut n = 0;
+    for c in all {
+        let me = c.id == ctx.client.id();
+        if (skipme && me)
+            || id.is_some_and(|i| i != c.id)
+            || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
+            || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
+        {
+            continue;
+        }
+        c.kill();
+        if me {
+            ctx.client.after = Some(After::Close);
+        }
+        n += 1;
+    }
+    Ok(Reply::Int(n))
+}
+
+pub fn help(lines: &[&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::Status(l)).collect())
+}
+
+pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(ctx.shared.keyspace.dbsize()))
+}
+
+pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 || (args.len() == 2 && !is(&args[1], "async") && !is(&args[1], "sync")) {
+        return Err(CmdError::Syntax);
+    }
+    ctx.shared.keyspace.flush_all()?;
+    Ok(Reply::OK)
+}
+
+pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::bulk(d.as_secs().to_string()),
+        Reply::bulk(d.subsec_micros().to_string()),
+    ]))
+}
+
+pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    for a in &args[1..] {
+        if is(a, "abort") {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+        if !(is(a, "nosave") || is(a, "save") || is(a, "now") || is(a, "force")) {
+            return Err(CmdError::Syntax);
+        }
+    }
+    tracing::info!("User requested shutdown...");
+    ctx.client.after = Some(After::Shutdown);
+    // No reply reaches the client: the connection closes, as with Valkey.
+    Ok(Reply::Raw(Bytes::new()))
+}
+
+pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let cfg = &ctx.shared.config;
+    if is(sub, "get") {
+        let pats: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+        let pairs = cfg.get(&pats);
+        Ok(Reply::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Reply::bulk(k), Reply::bulk(v)))
+                .collect(),
+        ))
+    } else if is(sub, "set") {
+        if args.len() < 4 || args.len() % 2 != 0 {
+            return Err(CmdError::WrongArity("config|set".into()));
+        }
+        let pairs: Vec<(&[u8], &[u8])> = args[2..]
+            .chunks(2)
+            .map(|p| (&p[0][..], &p[1][..]))
+            .collect();
+        cfg.set(&pairs).map_err(|e| CmdError::Line(e.to_string()))?;
+        ctx.shared.config_changed();
+        Ok(Reply::OK)
+    } else if is(sub, "rewrite") {
+        cfg.rewrite().map_err(|e| CmdError::Line(e.to_string()))?;
+        Ok(Reply::OK)
+    } else if is(sub, "resetstat") {
+        let s = &ctx.shared.stats;
+        for c in [
+            &s.commands_processed,
+            &s.connections_received,
+            &s.net_input_bytes,
+            &s.net_output_bytes,
+            &s.rejected_connections,
+            &s.error_replies,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        let k = &ctx.shared.keyspace.stats;
+        for c in [&k.expired_keys, &k.keyspace_hits, &k.keyspace_misses] {
+            c.store(0, Ordering::Relaxed);
+        }
+        Ok(Reply::OK)
+    } else if is(sub, "help") {
+        Ok(help(&[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "SET <directive> <value>",
+            "RESETSTAT",
+            "REWRITE",
+            "HELP",
+        ]))
+    } else {
+        Err(CmdError::UnknownSubcommand(text(sub), "CONFIG".into()))
+    }
+}
+
+pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if is(sub, "sleep") && args.len() == 3 {
+        let secs = float(&args[2])?;
+        let d = Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| CmdError::NotFloat)?;
+        ctx.client.after = Some(After::Sleep(d));
+        Ok(Reply::OK)
+    } else if is(sub, "digest-value") {
+        let mut out = Vec::new();
+        for k in &args[2..] {
+            let digest = match ctx.shared.keyspace.lookup(k)? {
+                Some(e) => sha1_smol::Sha1::from(crate::keyspace::dump::serialize(&e.value))
+                    .digest()
+                    .to_string(),
+                None => "0".repeat(40),
+            };
+            out.push(Reply::StatusOwned(digest));
+        }
+        Ok(Reply::Array(out))
+    } else if is(sub, "reload") {
+        // Data lives on disk already; syncing the WAL is what a reload would guarantee.
+        ctx.shared.engine.sync_wal()?;
+        Ok(Reply::OK)
+    } else if is(sub, "set-active-expire") && args.len() == 3 {
+        ctx.shared
+            .active_expire
+            .store(int(&args[2])? != 0, Ordering::Relaxed);
+        Ok(Reply::OK)
+    } else if is(sub, "object") && args.len() == 3 {
+        let Some(e) = ctx.shared.keyspace.lookup(&args[2])? else {
+            return Err(CmdError::NoSuchKey);
+        };
+        let len = crate::keyspace::dump::serialize(&e.value).len();
+        Ok(Reply::StatusOwned(format!(
+            "Value at:0x0 refcount:1 encoding:raw serializedlength:{len} lru:0 lru_seconds_idle:0"
+        )))
+    } else if is(sub, "help") {
+        Ok(help(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "OBJECT <key>",
+            "RELOAD",
+            "SET-ACTIVE-EXPIRE <0|1>",
+            "SLEEP <seconds>",
+            "HELP",
+        ]))
+    } else {
+        Err(CmdError::UnknownSubcommand(text(sub), "DEBUG".into()))
+    }
+}
+
+impl From<crate::storage::StorageError> for CmdError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        CmdError::Keyspace(e.into())
+    }
+}

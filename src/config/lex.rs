@@ -1,0 +1,387 @@
+//! Value-level syntax shared by the loader, CONFIG SET and CONFIG REWRITE:
+//! Valkey's `sdssplitargs` tokenizer, `sdscatrepr` quoting, `memtoull` memory
+//! units and the yes/no and integer parsers with Valkey's error wording.
+//!
+//! Everything here is pure and byte-exact to Valkey where that is observable;
+//! it must not know about particular directives.
+
+/// Reason text Valkey uses when `sdssplitargs` fails on a config line.
+pub(crate) const UNBALANCED_QUOTES: &str = "Unbalanced quotes in configuration line";
+
+/// Valkey's reason for a known directive given the wrong number of values.
+pub(crate) const WRONG_ARGS: &str = "wrong number of arguments";
+
+/// The single value of a one-argument directive.
+pub(crate) fn one(args: &[String]) -> Result<&str, String> {
+    match args {
+        [v] => Ok(v.as_str()),
+        _ => Err(WRONG_ARGS.to_string()),
+    }
+}
+
+/// `isspace` in the C locale.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn hex_val(c: Option<u8>) -> Option<u8> {
+    match c? {
+        c @ b'0'..=b'9' => Some(c - b'0'),
+        c @ b'a'..=b'f' => Some(c - b'a' + 10),
+        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits a line the way Valkey's `sdssplitargs` does. `None` means unbalanced
+/// quotes (including a closing quote glued to the next character).
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let at = |i: usize| line.get(i).copied();
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while at(i).is_some_and(is_space) {
+            i += 1;
+        }
+        if at(i).is_none() {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_double = false;
+        let mut in_single = false;
+        loop {
+            let c = at(i);
+            if in_double {
+                match c {
+                    None => return None,
+                    Some(b'\\') if at(i + 1) == Some(b'x') => {
+                        if let (Some(h), Some(l)) = (hex_val(at(i + 2)), hex_val(at(i + 3))) {
+                            cur.push(h * 16 + l);
+                            i += 4;
+                        } else {
+                            // Not a valid \xHH: the generic escape keeps the 'x'.
+                            cur.push(b'x');
+                            i += 2;
+                        }
+                    }
+                    Some(b'\\') if at(i + 1).is_some() => {
+                        let e = at(i + 1).unwrap_or(b'\\');
+                        cur.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        if at(i + 1).is_some_and(|n| !is_space(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(other) => {
+                        cur.push(other);
+                        i += 1;
+                    }
+                }
+            } else if in_single {
+                match c {
+                    None => return None,
+                    Some(b'\\') if at(i + 1) == Some(b'\'') => {
+                        cur.push(b'\'');
+                        i += 2;
+                    }
+                    Some(b'\'') => {
+                        if at(i + 1).is_some_and(|n| !is_space(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(other) => {
+                        cur.push(other);
+                        i += 1;
+                    }
+                }
+            } else {
+                match c {
+                    None => break,
+                    // Only these end a bare token (not \v or \f), as in Valkey.
+                    Some(b' ' | b'\n' | b'\r' | b'\t') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'"') => {
+                        in_double = true;
+                        i += 1;
+                    }
+                    Some(b'\'') => {
+                        in_single = true;
+                        i += 1;
+                    }
+                    Some(other) => {
+                        cur.push(other);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        args.push(cur);
+    }
+}
+
+/// Valkey's `sdscatrepr`: always double-quoted, C escapes, `\xHH` for the rest.
+pub(crate) fn repr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Leaves tokens that survive `split_args` unchanged as they are, quotes the
+/// rest; used where Valkey writes raw words (bind addresses, opaque values).
+pub(crate) fn quote_if_needed(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\'');
+    if plain {
+        s.to_string()
+    } else {
+        repr(s)
+    }
+}
+
+/// Valkey's `memtoull`: digits then an optional case-insensitive unit
+/// (b, k=1000, kb=1024, m, mb, g, gb). `None` on anything else or overflow.
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
+    let digits_end = s
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    let (digits, unit) = s.split_at(digits_end);
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    // Valkey's strtoull accepts an empty digit string as 0; "mb" meaning 0 is a
+    // typo trap, so it is refused here.
+    if digits.is_empty() {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// The compact form CONFIG REWRITE writes for memory values (`512mb`, `1gb`).
+pub(crate) fn format_memory(bytes: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * KB;
+    const GB: u64 = 1024 * MB;
+    if bytes != 0 && bytes % GB == 0 {
+        format!("{}gb", bytes / GB)
+    } else if bytes != 0 && bytes % MB == 0 {
+        format!("{}mb", bytes / MB)
+    } else if bytes != 0 && bytes % KB == 0 {
+        format!("{}kb", bytes / KB)
+    } else {
+        bytes.to_string()
+    }
+}
+
+pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
+    if s.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if s.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".to_string())
+    }
+}
+
+pub(crate) fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// Valkey's `string2ll`: optional '-', digits, nothing else (no '+', no spaces,
+/// no leading zeros other than "0" itself).
+pub(crate) fn parse_int(s: &str) -> Result<i64, String> {
+    const ERR: &str = "argument couldn't be parsed into an integer";
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let well_formed = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && s != "-0";
+    if !well_formed {
+        return Err(ERR.to_string());
+    }
+    s.parse::<i64>().map_err(|_| ERR.to_string())
+}
+
+/// Parses an integer (or memory value when `memory`) and checks it against an
+/// inclusive range, with Valkey's messages.
+pub(crate) fn parse_bounded(s: &str, memory: bool, min: u64, max: u64) -> Result<u64, String> {
+    let value: i128 = if memory {
+        match parse_memory(s) {
+            Some(v) => i128::from(v),
+            None => return Err("argument must be a memory value".to_string()),
+        }
+    } else {
+        i128::from(parse_int(s)?)
+    };
+    if value < i128::from(min) || value > i128::from(max) {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    u64::try_from(value).map_err(|_| format!("argument must be between {min} and {max} inclusive"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(s: &str) -> Option<Vec<String>> {
+        split_args(s.as_bytes()).map(|v| {
+            v.into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn split_plain_and_quoted() {
+        assert_eq!(split("port 7000").unwrap(), ["port", "7000"]);
+        assert_eq!(split("  a\t b  ").unwrap(), ["a", "b"]);
+        assert_eq!(split("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            split("requirepass \"a b\"").unwrap(),
+            ["requirepass", "a b"]
+        );
+        assert_eq!(split("x \"\"").unwrap(), ["x", ""]);
+        assert_eq!(split("x ''").unwrap(), ["x", ""]);
+        assert_eq!(split("x 'it\\'s'").unwrap(), ["x", "it's"]);
+        assert_eq!(
+            split("x 'a\\nb'").unwrap(),
+            ["x", "a\\nb"],
+            "no escapes in single quotes"
+        );
+        assert_eq!(
+            split(r#"x "a\nb\r\t\\\"\x41\x4a""#).unwrap(),
+            ["x", "a\nb\r\t\\\"AJ"]
+        );
+        assert_eq!(split(r#"x "\xZZ""#).unwrap(), ["x", "xZZ"]);
+        assert_eq!(
+            split("foo\"bar\"").unwrap(),
+            ["foobar"],
+            "quote may open mid-token"
+        );
+        assert_eq!(split(r#"x "a\b\a""#).unwrap(), ["x", "a\u{8}\u{7}"]);
+    }
+
+    #[test]
+    fn split_unbalanced() {
+        assert!(split("x \"abc").is_none());
+        assert!(split("x 'abc").is_none());
+        assert!(split("x \"abc\"def").is_none());
+        assert!(split("x 'abc'def").is_none());
+        assert!(split("x \"abc\\").is_none());
+    }
+
+    #[test]
+    fn repr_round_trips() {
+        for s in [
+            "",
+            "plain",
+            "a b",
+            "q\"uote",
+            "back\\slash",
+            "nl\n",
+            "tab\t",
+            "é",
+            "\u{1}",
+        ] {
+            let line = format!("k {}", repr(s));
+            assert_eq!(split(&line).unwrap(), ["k", s], "{line}");
+            let line = format!("k {}", quote_if_needed(s));
+            assert_eq!(split(&line).unwrap(), ["k", s], "{line}");
+        }
+        assert_eq!(repr("valkey"), "\"valkey\"");
+        assert_eq!(quote_if_needed("127.0.0.1"), "127.0.0.1");
+        assert_eq!(quote_if_needed(""), "\"\"");
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("0"), Some(0));
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("100b"), Some(100));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1KB"), Some(1024));
+        assert_eq!(parse_memory("2m"), Some(2_000_000));
+        assert_eq!(parse_memory("2Mb"), Some(2 * 1024 * 1024));
+        assert_eq!(parse_memory("3g"), Some(3_000_000_000));
+        assert_eq!(parse_memory("3gb"), Some(3 * 1024 * 1024 * 1024));
+        assert_eq!(parse_memory("1tb"), None);
+        assert_eq!(parse_memory("-1"), None);
+        assert_eq!(parse_memory("mb"), None);
+        assert_eq!(parse_memory("1.5mb"), None);
+        assert_eq!(parse_memory("99999999999999999999gb"), None);
+        assert_eq!(format_memory(512 * 1024 * 1024), "512mb");
+        assert_eq!(format_memory(1024 * 1024 * 1024), "1gb");
+        assert_eq!(format_memory(2048), "2kb");
+        assert_eq!(format_memory(1000), "1000");
+        assert_eq!(format_memory(0), "0");
+    }
+
+    #[test]
+    fn integers_and_bools() {
+        assert_eq!(parse_int("42"), Ok(42));
+        assert_eq!(parse_int("-7"), Ok(-7));
+        assert!(parse_int("+7").is_err());
+        assert!(parse_int("07").is_err());
+        assert!(parse_int("1k").is_err());
+        assert!(parse_int("").is_err());
+        assert_eq!(parse_bool("YES"), Ok(true));
+        assert_eq!(parse_bool("no"), Ok(false));
+        assert_eq!(
+            parse_bool("1").unwrap_err(),
+            "argument must be 'yes' or 'no'"
+        );
+        assert_eq!(
+            parse_bounded("0", false, 1, 65535).unwrap_err(),
+            "argument must be between 1 and 65535 inclusive"
+        );
+        assert_eq!(
+            parse_bounded("-5", false, 0, 10).unwrap_err(),
+            "argument must be between 0 and 10 inclusive"
+        );
+        assert_eq!(
+            parse_bounded("1x", true, 0, 10).unwrap_err(),
+            "argument must be a memory value"
+        );
+        assert_eq!(parse_bounded("2mb", true, 1 << 20, u64::MAX), Ok(2 << 20));
+    }
+}

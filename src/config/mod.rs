@@ -1,0 +1,271 @@
+//! Server configuration: valkey.conf syntax, the typed and validated [`Config`],
+//! and the live, shared view behind CONFIG GET / SET / REWRITE ([`LiveConfig`]).
+//!
+//! This module owns parsing (`rockslot-server [file] [--name value ...]`, the
+//! `sdssplitargs` line syntax, `include`), validation with Valkey's wording,
+//! the list of Valkey directives that are accepted but have no effect here,
+//! and rewriting the config file in place.
+//!
+//! It must not act on the configuration: no `chdir` for `dir`, no creating
+//! directories, no opening log or pid files, no binding sockets. Callers read a
+//! [`Config`] snapshot and do those things themselves. Relative paths are kept
+//! relative exactly as written (Valkey resolves them against the working
+//! directory after `chdir(dir)`; see [`Config::cluster_config_path`]).
+
+mod compat;
+mod error;
+mod lex;
+mod live;
+mod load;
+mod rewrite;
+mod schema;
+
+use std::path::PathBuf;
+
+pub use error::{ConfigError, ConfigSetError, Origin};
+pub use live::LiveConfig;
+pub use load::{load, parse_args, ConfigSource, Loaded};
+
+/// `appendfsync`: how eagerly writes are made durable before replying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppendFsync {
+    Always,
+    Everysec,
+    No,
+}
+
+impl AppendFsync {
+    pub(crate) const NAMES: &'static [&'static str] = &["always", "everysec", "no"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+
+    pub(crate) fn from_name(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(AppendFsync::Always),
+            "everysec" => Some(AppendFsync::Everysec),
+            "no" => Some(AppendFsync::No),
+            _ => None,
+        }
+    }
+}
+
+/// `loglevel`, in Valkey's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLevel {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+    Nothing,
+}
+
+impl LogLevel {
+    pub(crate) const NAMES: &'static [&'static str] =
+        &["debug", "verbose", "notice", "warning", "nothing"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Verbose => "verbose",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Nothing => "nothing",
+        }
+    }
+
+    pub(crate) fn from_name(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" => Some(LogLevel::Debug),
+            "verbose" => Some(LogLevel::Verbose),
+            "notice" => Some(LogLevel::Notice),
+            "warning" => Some(LogLevel::Warning),
+            "nothing" => Some(LogLevel::Nothing),
+            _ => None,
+        }
+    }
+
+    /// The most verbose `tracing` level to emit; `None` for `nothing`.
+    /// Valkey's `debug` is its firehose, so it maps to TRACE.
+    pub fn tracing_level(self) -> Option<tracing::Level> {
+        match self {
+            LogLevel::Debug => Some(tracing::Level::TRACE),
+            LogLevel::Verbose => Some(tracing::Level::DEBUG),
+            LogLevel::Notice => Some(tracing::Level::INFO),
+            LogLevel::Warning => Some(tracing::Level::WARN),
+            LogLevel::Nothing => None,
+        }
+    }
+}
+
+/// The typed, validated configuration. Field docs give the directive name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `bind`: addresses exactly as written (Valkey's `-` prefix kept).
+    pub bind: Vec<String>,
+    /// `port` (1..=65535; 0, "no TCP", is not supported).
+    pub port: u16,
+    /// `requirepass`; an empty value means none.
+    pub requirepass: Option<String>,
+    pub masterauth: Option<String>,
+    pub masteruser: Option<String>,
+    pub cluster_enabled: bool,
+    pub cluster_config_file: String,
+    /// `cluster-port`; 0 means `port + 10000` ([`Config::cluster_bus_port`]).
+    pub cluster_port: u16,
+    /// `cluster-node-timeout`, milliseconds.
+    pub cluster_node_timeout_ms: u64,
+    pub cluster_migration_barrier: u32,
+    pub cluster_replica_validity_factor: u32,
+    pub cluster_require_full_coverage: bool,
+    pub cluster_allow_reads_when_down: bool,
+    pub cluster_replica_no_failover: bool,
+    pub cluster_allow_replica_migration: bool,
+    pub cluster_announce_ip: Option<String>,
+    /// `cluster-bus-secret` (rockslot's own): shared secret for the bus.
+    pub cluster_bus_secret: Option<String>,
+    pub dir: PathBuf,
+    pub appendfsync: AppendFsync,
+    pub maxclients: u32,
+    /// `timeout`: idle client timeout in seconds, 0 = never.
+    pub timeout_secs: u64,
+    /// `tcp-keepalive`, seconds.
+    pub tcp_keepalive_secs: u64,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    pub loglevel: LogLevel,
+    /// `logfile`; empty means standard output.
+    pub logfile: String,
+    pub pidfile: Option<PathBuf>,
+    /// `hz`, clamped to 1..=500 like Valkey.
+    pub hz: u32,
+    pub min_replicas_to_write: u32,
+    pub min_replicas_max_lag: u32,
+    /// `replica-ack-before-reply` (rockslot's own).
+    pub replica_ack_before_reply: bool,
+    pub repl_backlog_size: u64,
+    /// `replicaof <host> <port>`; `replicaof no one` clears it.
+    pub replicaof: Option<(String, u16)>,
+    /// `storage-block-cache-size`, bytes.
+    pub storage_block_cache_size: u64,
+    /// `storage-write-buffer-size`: total memtable budget, bytes.
+    pub storage_write_buffer_size: u64,
+    /// `storage-slots-per-family`: power of two in 16..=16384.
+    pub storage_slots_per_family: u16,
+}
+
+const MB: u64 = 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".to_string()],
+            port: 6379,
+            requirepass: None,
+            masterauth: None,
+            masteruser: None,
+            cluster_enabled: false,
+            cluster_config_file: "nodes.conf".to_string(),
+            cluster_port: 0,
+            cluster_node_timeout_ms: 15_000,
+            cluster_migration_barrier: 1,
+            cluster_replica_validity_factor: 10,
+            cluster_require_full_coverage: true,
+            cluster_allow_reads_when_down: false,
+            cluster_replica_no_failover: false,
+            cluster_allow_replica_migration: true,
+            cluster_announce_ip: None,
+            cluster_bus_secret: None,
+            dir: PathBuf::from("."),
+            appendfsync: AppendFsync::Everysec,
+            maxclients: 10_000,
+            timeout_secs: 0,
+            tcp_keepalive_secs: 300,
+            proto_max_bulk_len: 512 * MB,
+            client_query_buffer_limit: 1024 * MB,
+            loglevel: LogLevel::Notice,
+            logfile: String::new(),
+            pidfile: None,
+            hz: 10,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_ack_before_reply: false,
+            repl_backlog_size: 64 * MB,
+            replicaof: None,
+            storage_block_cache_size: 256 * MB,
+            storage_write_buffer_size: 128 * MB,
+            storage_slots_per_family: 128,
+        }
+    }
+}
+
+impl Config {
+    /// The cluster bus port: `cluster-port`, or `port + 10000` when it is 0.
+    /// [`load()`] guarantees the sum fits when the cluster is enabled.
+    pub fn cluster_bus_port(&self) -> u16 {
+        if self.cluster_port != 0 {
+            self.cluster_port
+        } else {
+            self.port.saturating_add(10_000)
+        }
+    }
+
+    /// `cluster-config-file` resolved against `dir`, as Valkey does after its
+    /// `chdir(dir)` (an absolute file name stays as is).
+    pub fn cluster_config_path(&self) -> PathBuf {
+        self.dir.join(&self.cluster_config_file)
+    }
+
+    /// Checks rules that span several directives; run after every load.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.cluster_enabled && self.cluster_port == 0 && self.port > 55_535 {
+            return Err(format!(
+                "port {} is too high: the cluster bus listens on port+10000; \
+                 set cluster-port explicitly",
+                self.port
+            ));
+        }
+        if self.cluster_enabled && self.cluster_bus_port() == self.port {
+            return Err("cluster-port must differ from port".to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.cluster_bus_port(), 16379);
+        assert_eq!(c.proto_max_bulk_len, 512 * MB);
+        assert_eq!(c.client_query_buffer_limit, 1024 * MB);
+        assert_eq!(c.appendfsync, AppendFsync::Everysec);
+        assert_eq!(c.loglevel, LogLevel::Notice);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn cross_checks() {
+        let c = Config {
+            cluster_enabled: true,
+            port: 60000,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            cluster_port: 7001,
+            ..c
+        };
+        assert!(c.validate().is_ok());
+        assert_eq!(c.cluster_bus_port(), 7001);
+    }
+}

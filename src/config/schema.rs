@@ -1,0 +1,607 @@
+//! The directive table: every name rockslot acts on, how its arguments map
+//! onto [`Config`], how CONFIG GET shows it, how CONFIG REWRITE writes it, and
+//! whether CONFIG SET may touch it; plus [`lookup`], which also resolves the
+//! ignored Valkey directives of the `compat` module.
+//!
+//! Adding a directive means adding one table row; loader, CONFIG GET/SET and
+//! REWRITE all go through [`lookup`]. This file must not do I/O.
+
+use std::path::PathBuf;
+
+use super::compat::{NoEffect, NO_EFFECT, NO_EFFECT_FAMILIES};
+use super::lex::{
+    format_memory, one, parse_bool, parse_bounded, parse_int, quote_if_needed, repr, yes_no,
+    WRONG_ARGS,
+};
+use super::{AppendFsync, Config, LogLevel};
+
+const I32_MAX: u64 = i32::MAX as u64;
+const I64_MAX: u64 = i64::MAX as u64;
+const MB: u64 = 1024 * 1024;
+
+/// One typed directive. `rewrite` returns one entry per config line, each the
+/// text after the name, already quoted; an empty list means "no line".
+pub(crate) struct Spec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub mutable: bool,
+    pub apply: fn(&mut Config, &[String]) -> Result<(), String>,
+    pub get: fn(&Config) -> String,
+    pub rewrite: fn(&Config) -> Vec<String>,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn enum_err(names: &[&str]) -> String {
+    format!(
+        "argument(s) must be one of the following: {}",
+        names.join(", ")
+    )
+}
+
+macro_rules! bool_spec {
+    ($name:literal, $field:ident, $mutable:expr, [$($alias:literal),*]) => {
+        Spec {
+            name: $name,
+            aliases: &[$($alias),*],
+            mutable: $mutable,
+            apply: |c, a| {
+                c.$field = parse_bool(one(a)?)?;
+                Ok(())
+            },
+            get: |c| yes_no(c.$field),
+            rewrite: |c| vec![yes_no(c.$field)],
+        }
+    };
+}
+
+/// Unsigned integer field; `$mem` accepts memory units and rewrites compactly.
+macro_rules! num_spec {
+    ($name:literal, $field:ident, $ty:ty, $min:expr, $max:expr, $mem:expr, $mutable:expr,
+     [$($alias:literal),*]) => {
+        Spec {
+            name: $name,
+            aliases: &[$($alias),*],
+            mutable: $mutable,
+            apply: |c, a| {
+                let v = parse_bounded(one(a)?, $mem, $min, $max)?;
+                c.$field = <$ty>::try_from(v).map_err(|_| {
+                    format!("argument must be between {} and {} inclusive", $min, $max)
+                })?;
+                Ok(())
+            },
+            get: |c| c.$field.to_string(),
+            rewrite: |c| {
+                if $mem {
+                    vec![format_memory(u64::from(c.$field))]
+                } else {
+                    vec![c.$field.to_string()]
+                }
+            },
+        }
+    };
+}
+
+/// `Option<String>` field where an empty value means "unset", as Valkey's
+/// EMPTY_STRING_IS_NULL configs behave.
+macro_rules! opt_str_spec {
+    ($name:literal, $field:ident, $mutable:expr) => {
+        Spec {
+            name: $name,
+            aliases: &[],
+            mutable: $mutable,
+            apply: |c, a| {
+                c.$field = non_empty(one(a)?);
+                Ok(())
+            },
+            get: |c| c.$field.clone().unwrap_or_default(),
+            rewrite: |c| vec![repr(c.$field.as_deref().unwrap_or(""))],
+        }
+    };
+}
+
+pub(crate) static SPECS: &[Spec] = &[
+    Spec {
+        name: "bind",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            if a.is_empty() {
+                return Err(WRONG_ARGS.to_string());
+            }
+            if a.len() > 16 {
+                return Err("Too many bind addresses specified.".to_string());
+            }
+            if a.iter().any(|s| s.is_empty()) {
+                return Err("bind address must not be empty".to_string());
+            }
+            c.bind = a.to_vec();
+            Ok(())
+        },
+        get: |c| c.bind.join(" "),
+        rewrite: |c| {
+            let parts: Vec<String> = c.bind.iter().map(|s| quote_if_needed(s)).collect();
+            vec![parts.join(" ")]
+        },
+    },
+    num_spec!("port", port, u16, 1, 65535, false, false, []),
+    opt_str_spec!("requirepass", requirepass, true),
+    opt_str_spec!("masterauth", masterauth, true),
+    opt_str_spec!("masteruser", masteruser, false),
+    bool_spec!("cluster-enabled", cluster_enabled, false, []),
+    Spec {
+        name: "cluster-config-file",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            let v = one(a)?;
+            if v.is_empty() {
+                return Err("cluster-config-file must not be empty".to_string());
+            }
+            c.cluster_config_file = v.to_string();
+            Ok(())
+        },
+        get: |c| c.cluster_config_file.clone(),
+        rewrite: |c| vec![repr(&c.cluster_config_file)],
+    },
+    num_spec!(
+        "cluster-port",
+        cluster_port,
+        u16,
+        0,
+        65535,
+        false,
+        false,
+        []
+    ),
+    num_spec!(
+        "cluster-node-timeout",
+        cluster_node_timeout_ms,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "cluster-migration-barrier",
+        cluster_migration_barrier,
+        u32,
+        0,
+        I32_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "cluster-replica-validity-factor",
+        cluster_replica_validity_factor,
+        u32,
+        0,
+        I32_MAX,
+        false,
+        true,
+        ["cluster-slave-validity-factor"]
+    ),
+    bool_spec!(
+        "cluster-require-full-coverage",
+        cluster_require_full_coverage,
+        true,
+        []
+    ),
+    bool_spec!(
+        "cluster-allow-reads-when-down",
+        cluster_allow_reads_when_down,
+        true,
+        []
+    ),
+    bool_spec!(
+        "cluster-replica-no-failover",
+        cluster_replica_no_failover,
+        true,
+        ["cluster-slave-no-failover"]
+    ),
+    bool_spec!(
+        "cluster-allow-replica-migration",
+        cluster_allow_replica_migration,
+        true,
+        []
+    ),
+    opt_str_spec!("cluster-announce-ip", cluster_announce_ip, false),
+    opt_str_spec!("cluster-bus-secret", cluster_bus_secret, false),
+    Spec {
+        name: "dir",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            let v = one(a)?;
+            if v.is_empty() {
+                return Err("dir must not be empty".to_string());
+            }
+            c.dir = PathBuf::from(v);
+            Ok(())
+        },
+        get: |c| c.dir.to_string_lossy().into_owned(),
+        rewrite: |c| vec![repr(&c.dir.to_string_lossy())],
+    },
+    Spec {
+        name: "appendfsync",
+        aliases: &[],
+        mutable: true,
+        apply: |c, a| {
+            c.appendfsync =
+                AppendFsync::from_name(one(a)?).ok_or_else(|| enum_err(AppendFsync::NAMES))?;
+            Ok(())
+        },
+        get: |c| c.appendfsync.as_str().to_string(),
+        rewrite: |c| vec![c.appendfsync.as_str().to_string()],
+    },
+    num_spec!(
+        "maxclients",
+        maxclients,
+        u32,
+        1,
+        u64::from(u32::MAX),
+        false,
+        true,
+        []
+    ),
+    num_spec!("timeout", timeout_secs, u64, 0, I32_MAX, false, true, []),
+    num_spec!(
+        "tcp-keepalive",
+        tcp_keepalive_secs,
+        u64,
+        0,
+        I32_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "proto-max-bulk-len",
+        proto_max_bulk_len,
+        u64,
+        MB,
+        I64_MAX,
+        true,
+        true,
+        []
+    ),
+    num_spec!(
+        "client-query-buffer-limit",
+        client_query_buffer_limit,
+        u64,
+        MB,
+        I64_MAX,
+        true,
+        true,
+        []
+    ),
+    Spec {
+        name: "loglevel",
+        aliases: &[],
+        mutable: true,
+        apply: |c, a| {
+            c.loglevel = LogLevel::from_name(one(a)?).ok_or_else(|| enum_err(LogLevel::NAMES))?;
+            Ok(())
+        },
+        get: |c| c.loglevel.as_str().to_string(),
+        rewrite: |c| vec![c.loglevel.as_str().to_string()],
+    },
+    Spec {
+        name: "logfile",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            c.logfile = one(a)?.to_string();
+            Ok(())
+        },
+        get: |c| c.logfile.clone(),
+        rewrite: |c| vec![repr(&c.logfile)],
+    },
+    Spec {
+        name: "pidfile",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            c.pidfile = non_empty(one(a)?).map(PathBuf::from);
+            Ok(())
+        },
+        get: |c| {
+            c.pidfile
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        rewrite: |c| {
+            let p = c.pidfile.as_ref().map(|p| p.to_string_lossy().into_owned());
+            vec![repr(p.as_deref().unwrap_or(""))]
+        },
+    },
+    Spec {
+        name: "hz",
+        aliases: &[],
+        mutable: true,
+        apply: |c, a| {
+            // Valkey accepts any int and clamps, so old configs with hz 1000 load.
+            let v = parse_bounded(one(a)?, false, 0, I32_MAX)?;
+            c.hz = v.clamp(1, 500) as u32;
+            Ok(())
+        },
+        get: |c| c.hz.to_string(),
+        rewrite: |c| vec![c.hz.to_string()],
+    },
+    num_spec!(
+        "min-replicas-to-write",
+        min_replicas_to_write,
+        u32,
+        0,
+        I32_MAX,
+        false,
+        true,
+        ["min-slaves-to-write"]
+    ),
+    num_spec!(
+        "min-replicas-max-lag",
+        min_replicas_max_lag,
+        u32,
+        0,
+        I32_MAX,
+        false,
+        true,
+        ["min-slaves-max-lag"]
+    ),
+    bool_spec!(
+        "replica-ack-before-reply",
+        replica_ack_before_reply,
+        true,
+        []
+    ),
+    num_spec!(
+        "repl-backlog-size",
+        repl_backlog_size,
+        u64,
+        1,
+        I64_MAX,
+        true,
+        false,
+        []
+    ),
+    Spec {
+        name: "replicaof",
+        aliases: &["slaveof"],
+        mutable: false,
+        apply: |c, a| {
+            let [host, port] = a else {
+                return Err(WRONG_ARGS.to_string());
+            };
+            if host.eq_ignore_ascii_case("no") && port.eq_ignore_ascii_case("one") {
+                c.replicaof = None;
+                return Ok(());
+            }
+            if host.is_empty() {
+                return Err("Invalid master host".to_string());
+            }
+            let port = parse_int(port)
+                .ok()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| "Invalid master port".to_string())?;
+            c.replicaof = Some((host.clone(), port));
+            Ok(())
+        },
+        get: |c| match &c.replicaof {
+            Some((h, p)) => format!("{h} {p}"),
+            None => String::new(),
+        },
+        rewrite: |c| match &c.replicaof {
+            Some((h, p)) => vec![format!("{} {p}", quote_if_needed(h))],
+            None => Vec::new(),
+        },
+    },
+    num_spec!(
+        "storage-block-cache-size",
+        storage_block_cache_size,
+        u64,
+        MB,
+        I64_MAX,
+        true,
+        false,
+        []
+    ),
+    num_spec!(
+        "storage-write-buffer-size",
+        storage_write_buffer_size,
+        u64,
+        MB,
+        I64_MAX,
+        true,
+        false,
+        []
+    ),
+    Spec {
+        name: "storage-slots-per-family",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            const MSG: &str = "argument must be a power of two between 16 and 16384";
+            let v = parse_int(one(a)?).map_err(|_| MSG.to_string())?;
+            match u16::try_from(v) {
+                Ok(v) if (16..=16384).contains(&v) && v.is_power_of_two() => {
+                    c.storage_slots_per_family = v;
+                    Ok(())
+                }
+                _ => Err(MSG.to_string()),
+            }
+        },
+        get: |c| c.storage_slots_per_family.to_string(),
+        rewrite: |c| vec![c.storage_slots_per_family.to_string()],
+    },
+];
+
+/// What a directive name resolves to.
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    Typed(&'static Spec),
+    NoEffect(&'static NoEffect),
+    /// Accepted through [`NO_EFFECT_FAMILIES`]; keyed by its own name.
+    Family,
+}
+
+/// Resolves a lower-cased directive name (or alias). Typed directives win over
+/// families, so `repl-backlog-size` is never swallowed by `repl-*`.
+pub(crate) fn lookup(name: &str) -> Option<Target> {
+    if let Some(s) = SPECS
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name))
+    {
+        return Some(Target::Typed(s));
+    }
+    if let Some(n) = NO_EFFECT
+        .iter()
+        .find(|n| n.name == name || n.aliases.contains(&name))
+    {
+        return Some(Target::NoEffect(n));
+    }
+    NO_EFFECT_FAMILIES
+        .iter()
+        .any(|f| crate::glob::glob_match(f.as_bytes(), name.as_bytes(), false))
+        .then_some(Target::Family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(name: &str, args: &[&str]) -> Result<Config, String> {
+        let Some(Target::Typed(spec)) = lookup(name) else {
+            return Err(format!("not typed: {name}"));
+        };
+        let mut c = Config::default();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        (spec.apply)(&mut c, &args)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SPECS {
+            for n in std::iter::once(&s.name).chain(s.aliases) {
+                assert!(seen.insert(*n), "duplicate {n}");
+            }
+        }
+        for s in NO_EFFECT {
+            for n in std::iter::once(&s.name).chain(s.aliases) {
+                assert!(seen.insert(*n), "duplicate {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn default_renders_round_trip() {
+        // Every rewrite line must load back to the same value.
+        let def = Config::default();
+        for s in SPECS {
+            for tail in (s.rewrite)(&def) {
+                let line = format!("{} {}", s.name, tail);
+                let args = super::super::lex::split_args(line.as_bytes()).unwrap_or_default();
+                let args: Vec<String> = args
+                    .into_iter()
+                    .skip(1)
+                    .map(|a| String::from_utf8_lossy(&a).into_owned())
+                    .collect();
+                let mut c = Config::default();
+                (s.apply)(&mut c, &args).unwrap_or_else(|e| panic!("{line}: {e}"));
+                assert_eq!((s.get)(&c), (s.get)(&def), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_validation_messages() {
+        assert_eq!(
+            apply("port", &["0"]).unwrap_err(),
+            "argument must be between 1 and 65535 inclusive"
+        );
+        assert_eq!(
+            apply("port", &["70000"]).unwrap_err(),
+            "argument must be between 1 and 65535 inclusive"
+        );
+        assert_eq!(apply("port", &["1", "2"]).unwrap_err(), WRONG_ARGS);
+        assert_eq!(
+            apply("cluster-enabled", &["true"]).unwrap_err(),
+            "argument must be 'yes' or 'no'"
+        );
+        assert_eq!(
+            apply("appendfsync", &["sometimes"]).unwrap_err(),
+            "argument(s) must be one of the following: always, everysec, no"
+        );
+        assert_eq!(
+            apply("appendfsync", &["ALWAYS"]).unwrap().appendfsync,
+            AppendFsync::Always
+        );
+        assert_eq!(
+            apply("proto-max-bulk-len", &["1000"]).unwrap_err(),
+            "argument must be between 1048576 and 9223372036854775807 inclusive"
+        );
+        assert_eq!(
+            apply("proto-max-bulk-len", &["2mb"])
+                .unwrap()
+                .proto_max_bulk_len,
+            2 * MB
+        );
+        assert_eq!(apply("hz", &["1000"]).unwrap().hz, 500);
+        assert_eq!(apply("hz", &["0"]).unwrap().hz, 1);
+        assert!(apply("storage-slots-per-family", &["100"]).is_err());
+        assert!(apply("storage-slots-per-family", &["8"]).is_err());
+        assert!(apply("storage-slots-per-family", &["32768"]).is_err());
+        assert_eq!(
+            apply("storage-slots-per-family", &["1024"])
+                .unwrap()
+                .storage_slots_per_family,
+            1024
+        );
+        assert_eq!(apply("requirepass", &[""]).unwrap().requirepass, None);
+        assert_eq!(
+            apply("slaveof", &["10.0.0.1", "6380"]).unwrap().replicaof,
+            Some(("10.0.0.1".to_string(), 6380))
+        );
+        assert_eq!(apply("replicaof", &["no", "one"]).unwrap().replicaof, None);
+        assert_eq!(
+            apply("replicaof", &["h", "x"]).unwrap_err(),
+            "Invalid master port"
+        );
+        assert_eq!(
+            apply("bind", &["127.0.0.1", "-::1"]).unwrap().bind,
+            ["127.0.0.1", "-::1"]
+        );
+    }
+
+    #[test]
+    fn lookup_precedence() {
+        assert!(matches!(
+            lookup("repl-backlog-size"),
+            Some(Target::Typed(_))
+        ));
+        assert!(matches!(lookup("repl-timeout"), Some(Target::NoEffect(_))));
+        assert!(matches!(lookup("repl-something-new"), Some(Target::Family)));
+        assert!(matches!(
+            lookup("cluster-announce-ip"),
+            Some(Target::Typed(_))
+        ));
+        assert!(matches!(
+            lookup("cluster-announce-foo"),
+            Some(Target::Family)
+        ));
+        assert!(matches!(
+            lookup("foo-max-bar-entries"),
+            Some(Target::Family)
+        ));
+        assert!(lookup("loadmodule").is_none());
+        assert!(lookup("foo").is_none());
+    }
+}

@@ -1,0 +1,101 @@
+//! On-disk key and value layout (documented in docs/storage.md). Every key starts with its
+//! slot so a slot is a contiguous range inside its family.
+
+use bytes::Bytes;
+
+use super::{Entry, Value};
+
+/// Record kinds, the byte after the slot. 0 is the storage layer's per-slot counter.
+pub const KIND_META: u8 = 1;
+pub const KIND_EXPIRY: u8 = 2;
+/// Format version of meta values; bumped when a value layout changes.
+pub const META_FORMAT: u8 = 1;
+
+/// Type tags inside meta values. Collections (hash, list, set, zset) get their own tags and
+/// keep members in separate records, so they fit without a migration.
+pub const TYPE_STRING: u8 = 0;
+
+pub fn slot_prefix(slot: u16, kind: u8) -> [u8; 3] {
+    let s = slot.to_be_bytes();
+    [s[0], s[1], kind]
+}
+
+pub fn meta_key(slot: u16, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + key.len());
+    k.extend_from_slice(&slot_prefix(slot, KIND_META));
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn expiry_key(slot: u16, at_ms: i64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(11 + key.len());
+    k.extend_from_slice(&slot_prefix(slot, KIND_EXPIRY));
+    k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// `(expire_at_ms, user_key)` of an expiry index key.
+pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
+    if k.len() < 11 || k[2] != KIND_EXPIRY {
+        return None;
+    }
+    let at = u64::from_be_bytes(k[3..11].try_into().ok()?) as i64;
+    Some((at, &k[11..]))
+}
+
+pub fn encode_entry(e: &Entry) -> Vec<u8> {
+    let (tag, payload): (u8, &[u8]) = match &e.value {
+        Value::Str(b) => (TYPE_STRING, b),
+    };
+    let mut v = Vec::with_capacity(10 + payload.len());
+    v.push(META_FORMAT);
+    v.push(tag);
+    v.extend_from_slice(&e.expire_at.unwrap_or(0).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt record: {0}")]
+pub struct CorruptRecord(pub &'static str);
+
+/// Type tag and expiry of an encoded entry, without copying the payload.
+pub fn peek_entry(v: &[u8]) -> Result<(u8, Option<i64>), CorruptRecord> {
+    if v.len() < 10 {
+        return Err(CorruptRecord("meta value too short"));
+    }
+    if v[0] != META_FORMAT {
+        return Err(CorruptRecord("unknown meta format version"));
+    }
+    let at = i64::from_be_bytes(v[2..10].try_into().map_err(|_| CorruptRecord("expiry"))?);
+    Ok((v[1], (at != 0).then_some(at)))
+}
+
+pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
+    let (tag, expire_at) = peek_entry(v)?;
+    let value = match tag {
+        TYPE_STRING => Value::Str(Bytes::copy_from_slice(&v[10..])),
+        _ => return Err(CorruptRecord("unknown type tag")),
+    };
+    Ok(Entry { value, expire_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let e = Entry {
+            value: Value::Str(Bytes::from("v")),
+            expire_at: Some(1234),
+        };
+        let d = decode_entry(&encode_entry(&e)).unwrap();
+        assert_eq!(d.expire_at, Some(1234));
+        assert!(matches!(d.value, Value::Str(b) if b == "v"));
+        let k = expiry_key(5, 99, b"key");
+        assert_eq!(parse_expiry_key(&k), Some((99, &b"key"[..])));
+        assert!(decode_entry(&[9, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+}

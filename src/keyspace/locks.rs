@@ -1,0 +1,52 @@
+//! Striped key locks for read-modify-write. Keys hash to one of a fixed set of mutexes;
+//! multi-key operations lock their stripes in ascending order so they cannot deadlock.
+
+use std::hash::{BuildHasher, Hasher};
+
+use parking_lot::{Mutex, MutexGuard};
+
+const STRIPES: usize = 1024;
+
+pub struct LockTable {
+    stripes: Vec<Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+pub struct Guards<'a> {
+    _held: Vec<MutexGuard<'a, ()>>,
+}
+
+impl LockTable {
+    pub fn new() -> LockTable {
+        LockTable {
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn stripe(&self, key: &[u8]) -> usize {
+        let mut h = self.hasher.build_hasher();
+        h.write(key);
+        h.finish() as usize % STRIPES
+    }
+
+    pub fn lock_one(&self, key: &[u8]) -> MutexGuard<'_, ()> {
+        self.stripes[self.stripe(key)].lock()
+    }
+
+    pub fn lock_many(&self, keys: &[&[u8]]) -> Guards<'_> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.stripe(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Guards {
+            _held: idx.into_iter().map(|i| self.stripes[i].lock()).collect(),
+        }
+    }
+
+    /// Every stripe: for operations that replace the whole keyspace.
+    pub fn lock_all(&self) -> Guards<'_> {
+        Guards {
+            _held: self.stripes.iter().map(|m| m.lock()).collect(),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Keyspace tests over a real RocksDB in a temporary directory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::storage::{Engine, EngineOptions};
+
+fn open(dir: &std::path::Path) -> Keyspace {
+    let engine = Engine::open(&EngineOptions {
+        dir: dir.to_path_buf(),
+        block_cache_bytes: 8 << 20,
+        write_buffer_bytes: 8 << 20,
+        slots_per_family: 128,
+    })
+    .unwrap();
+    Keyspace::open(Arc::new(engine)).unwrap()
+}
+
+fn put(ks: &Keyspace, k: &str, v: &str, expire_at: Option<i64>) {
+    ks.update(k.as_bytes(), |_| {
+        (
+            Update::Put(Entry {
+                value: Value::Str(Bytes::from(v.to_string())),
+                expire_at,
+            }),
+            (),
+        )
+    })
+    .unwrap();
+}
+
+#[test]
+fn counts_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ks = open(dir.path());
+        for i in 0..500 {
+            put(&ks, &format!("k{i}"), "v", None);
+        }
+        put(&ks, "k1", "again", None);
+        ks.update(b"k2", |_| (Update::Delete, ())).unwrap();
+        assert_eq!(ks.dbsize(), 499);
+    }
+    let ks = open(dir.path());
+    assert_eq!(ks.dbsize(), 499);
+    assert_eq!(
+        ks.lookup(b"k1").unwrap().unwrap().value,
+        Value::Str(Bytes::from("again"))
+    );
+    assert!(ks.lookup(b"k2").unwrap().is_none());
+}
+
+#[test]
+fn expired_keys_vanish_lazily_and_actively() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = open(dir.path());
+    let past = now_ms() - 10;
+    put(&ks, "gone", "v", Some(past));
+    put(&ks, "gone2", "v", Some(past));
+    put(&ks, "stays", "v", Some(now_ms() + 60_000));
+    assert!(ks.lookup(b"gone").unwrap().is_none());
+    assert_eq!(ks.dbsize(), 2);
+    assert_eq!(ks.active_expire_cycle(100).unwrap(), 1);
+    assert_eq!(ks.dbsize(), 1);
+    assert_eq!(ks.expires_count().unwrap(), 1);
+}
+
+#[test]
+fn update_many_with_repeated_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = open(dir.path());
+    let keys: [&[u8]; 3] = [b"a", b"b", b"a"];
+    ks.update_many(&keys, |_| {
+        let e = |v: &'static str| Update::Put(Entry::string(Bytes::from(v)));
+        (vec![e("1"), e("2"), e("3")], ())
+    })
+    .unwrap();
+    assert_eq!(ks.dbsize(), 2);
+    assert_eq!(
+        ks.lookup(b"a").unwrap().unwrap().value,
+        Value::Str(Bytes::from("3"))
+    );
+}
+
+#[test]
+fn scan_visits_every_key_once_across_cursor_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = open(dir.path());
+    for i in 0..1000 {
+        put(&ks, &format!("key:{i}"), "v", None);
+    }
+    // Force several keys into one slot so a cursor stops mid-slot.
+    for i in 0..50 {
+        put(&ks, &format!("{{tag}}:{i}"), "v", None);
+    }
+    let filter = ScanFilter {
+        pattern: None,
+        type_name: None,
+        slots: None,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = 0;
+    for _ in 0..10_000 {
+        let (next, keys) = ks.scan(cursor, 7, &filter).unwrap();
+        for k in keys {
+            assert!(seen.insert(k), "duplicate without concurrent changes");
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(cursor, 0);
+    assert_eq!(seen.len(), 1050);
+    let pat = ScanFilter {
+        pattern: Some(b"{tag}:*"),
+        type_name: None,
+        slots: None,
+    };
+    assert_eq!(ks.keys(&pat).unwrap().len(), 50);
+}
+
+#[test]
+fn flush_all_empties_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = open(dir.path());
+    for i in 0..100 {
+        put(&ks, &format!("k{i}"), "v", Some(now_ms() + 100_000));
+    }
+    ks.flush_all().unwrap();
+    assert_eq!(ks.dbsize(), 0);
+    assert!(ks.lookup(b"k1").unwrap().is_none());
+    put(&ks, "new", "v", None);
+    assert_eq!(ks.dbsize(), 1);
+}

@@ -1,0 +1,165 @@
+//! Reply encoding for RESP2 and RESP3.
+
+use bytes::{BufMut, BytesMut};
+
+use super::{Protocol, Reply};
+
+fn put_len(out: &mut BytesMut, prefix: u8, n: usize) {
+    let mut buf = itoa::Buffer::new();
+    out.put_u8(prefix);
+    out.extend_from_slice(buf.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    put_len(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Formats a double the way Valkey does for RESP2 bulk and RESP3 double replies
+/// (`%.17g`-like shortest round-trip, `inf`/`-inf`/`nan`).
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d == d.trunc() && d.abs() < 1e17 {
+        return format!("{}", d as i64);
+    }
+    let s = format!("{d}");
+    if s.contains('e') || s.len() <= 17 {
+        s
+    } else {
+        format!("{d:e}")
+    }
+}
+
+/// Appends the encoding of `reply` to `out`.
+pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
+    let resp3 = proto == Protocol::Resp3;
+    match reply {
+        Reply::Status(s) => {
+            out.put_u8(b'+');
+            out.extend_from_slice(s.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::StatusOwned(s) => {
+            out.put_u8(b'+');
+            out.extend_from_slice(s.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Error(e) => {
+            out.put_u8(b'-');
+            // An error line may not contain CR/LF; Valkey replaces them with spaces.
+            for &c in e.as_bytes() {
+                out.put_u8(if c == b'\r' || c == b'\n' { b' ' } else { c });
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Int(i) => {
+            let mut buf = itoa::Buffer::new();
+            out.put_u8(b':');
+            out.extend_from_slice(buf.format(*i).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Bulk(b) => put_bulk(out, b),
+        Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+        Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+        Reply::Array(items) => {
+            put_len(out, b'*', items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Set(items) => {
+            put_len(out, if resp3 { b'~' } else { b'*' }, items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            if resp3 {
+                put_len(out, b'%', pairs.len());
+            } else {
+                put_len(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) => {
+            let s = format_double(*d);
+            if resp3 {
+                out.put_u8(b',');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                put_bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Bool(b) => {
+            if resp3 {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+            } else {
+                out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+            }
+        }
+        Reply::Verbatim(s) => {
+            if resp3 {
+                put_len(out, b'=', s.len() + 4);
+                out.extend_from_slice(b"txt:");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                put_bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Raw(b) => out.extend_from_slice(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn enc(r: Reply, p: Protocol) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode(&r, p, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        assert_eq!(enc(Reply::OK, Protocol::Resp2), b"+OK\r\n");
+        assert_eq!(enc(Reply::Nil, Protocol::Resp2), b"$-1\r\n");
+        assert_eq!(enc(Reply::Nil, Protocol::Resp3), b"_\r\n");
+        let m = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(enc(m.clone(), Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(m, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(
+            enc(Reply::Verbatim("x".into()), Protocol::Resp3),
+            b"=5\r\ntxt:x\r\n"
+        );
+        assert_eq!(
+            enc(Reply::Bulk(Bytes::from_static(b"")), Protocol::Resp2),
+            b"$0\r\n\r\n"
+        );
+        assert_eq!(
+            enc(Reply::err("ERR a\r\nb"), Protocol::Resp2),
+            b"-ERR a  b\r\n"
+        );
+    }
+
+    #[test]
+    fn doubles() {
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(10.5), "10.5");
+    }
+}

@@ -1,0 +1,158 @@
+//! Connected clients: per-connection state owned by its task, and a registry of shared handles
+//! for CLIENT LIST/KILL/INFO.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::resp::Protocol;
+
+/// What the connection does after writing the current reply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum After {
+    Close,
+    Sleep(Duration),
+    Shutdown,
+}
+
+/// State of one connection, owned by its task and lent to handlers.
+pub struct ClientState {
+    pub handle: Arc<ClientHandle>,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub after: Option<After>,
+    /// Set by a successful write command; the connection waits for WAL durability before
+    /// replying when `appendfsync always`.
+    pub wrote: bool,
+}
+
+impl ClientState {
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+}
+
+#[derive(Default)]
+pub struct ClientMeta {
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+}
+
+/// The part of a client other connections can see and act on.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub meta: Mutex<ClientMeta>,
+    /// Milliseconds since `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    pub last_cmd: Mutex<&'static str>,
+    pub resp: AtomicU8,
+    pub qbuf: AtomicI64,
+    killed: AtomicBool,
+    kill: Notify,
+}
+
+impl ClientHandle {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    pub async fn killed(&self) {
+        if self.is_killed() {
+            return;
+        }
+        self.kill.notified().await
+    }
+
+    pub fn touch(&self, cmd: &'static str) {
+        self.last_active_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        *self.last_cmd.lock() = cmd;
+    }
+
+    /// One `CLIENT LIST` line (without the trailing newline).
+    pub fn describe(&self) -> String {
+        let m = self.meta.lock();
+        let age = self.created.elapsed().as_secs();
+        let idle = age.saturating_sub(self.last_active_ms.load(Ordering::Relaxed) / 1000);
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+             multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
+             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            m.name,
+            age,
+            idle,
+            self.qbuf.load(Ordering::Relaxed).max(0),
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+            m.lib_name,
+            m.lib_ver,
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            meta: Mutex::new(ClientMeta::default()),
+            last_active_ms: AtomicU64::new(0),
+            last_cmd: Mutex::new("NULL"),
+            resp: AtomicU8::new(2),
+            qbuf: AtomicI64::new(0),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.clients.lock().insert(id, Arc::clone(&h));
+        h
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    /// Asks every connection to close (shutdown).
+    pub fn kill_all(&self) {
+        for c in self.all() {
+            c.kill();
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! One client connection: read what is ready, decode every complete request, execute them in
+//! order, write all replies with one flush (pipelining), then wait for more.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{After, ClientState, Shared};
+use crate::command::{self, CmdError, Ctx};
+use crate::resp::{encode, Decoder, Protocol, Reply};
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are flushed early when this much is pending, so one huge pipeline does not buffer
+/// unbounded output.
+const FLUSH_AT: usize = 64 * 1024;
+
+pub async fn reject(mut stream: TcpStream, msg: &str) {
+    let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
+}
+
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let _ = stream.set_nodelay(true);
+    let handle = shared.clients.register(addr, laddr);
+    let id = handle.id;
+    let mut client = ClientState {
+        handle,
+        protocol: Protocol::Resp2,
+        authenticated: shared.requirepass().is_none(),
+        after: None,
+        wrote: false,
+    };
+    if let Err(e) = serve_inner(&shared, stream, &mut client).await {
+        tracing::debug!("client {id} closed: {e}");
+    }
+    shared.clients.unregister(id);
+}
+
+async fn serve_inner(
+    shared: &Arc<Shared>,
+    mut stream: TcpStream,
+    client: &mut ClientState,
+) -> std::io::Result<()> {
+    let mut decoder = Decoder::new(shared.limits());
+    let mut config_version = shared.config.version();
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let handle = Arc::clone(&client.handle);
+    loop {
+        if let Some(need) = decoder.pending_bulk() {
+            // A large value is arriving: grow once instead of doubling repeatedly.
+            rbuf.reserve((need + 2).saturating_sub(rbuf.len()).min(64 << 20));
+        } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => r?,
+            _ = handle.killed() => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        shared
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let v = shared.config.version();
+        if v != config_version {
+            config_version = v;
+            decoder.set_limits(shared.limits());
+        }
+        loop {
+            let args = match decoder.decode(&mut rbuf, client.authenticated) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(line) = e.reply() {
+                        encode(&Reply::Error(line), client.protocol, &mut wbuf);
+                    } else {
+                        tracing::warn!(
+                            "closing client {} that reached max query buffer length",
+                            client.id()
+                        );
+                    }
+                    flush(shared, &mut stream, client, &mut wbuf).await?;
+                    return Ok(());
+                }
+            };
+            let reply = run_command(shared, client, &args);
+            encode(&reply, client.protocol, &mut wbuf);
+            match client.after.take() {
+                None => {}
+                Some(After::Close) => {
+                    flush(shared, &mut stream, client, &mut wbuf).await?;
+                    return Ok(());
+                }
+                Some(After::Sleep(d)) => {
+                    flush(shared, &mut stream, client, &mut wbuf).await?;
+                    tokio::time::sleep(d).await;
+                }
+                Some(After::Shutdown) => {
+                    shared.request_shutdown();
+                    return Ok(());
+                }
+            }
+            if wbuf.len() >= FLUSH_AT {
+                flush(shared, &mut stream, client, &mut wbuf).await?;
+            }
+        }
+        client
+            .handle
+            .qbuf
+            .store(rbuf.len() as i64, Ordering::Relaxed);
+        flush(shared, &mut stream, client, &mut wbuf).await?;
+        if handle.is_killed() {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes pending replies, first making the writes they acknowledge durable when required.
+async fn flush(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    if client.wrote {
+        client.wrote = false;
+        shared.wal.wait_durable().await;
+    }
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(wbuf).await?;
+    shared
+        .stats
+        .net_output_bytes
+        .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    wbuf.clear();
+    Ok(())
+}
+
+/// Resolves, checks and runs one command: the order of checks follows Valkey's
+/// `processCommand` (existence, arity, authentication, then execution).
+fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Reply {
+    shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    let spec = match command::resolve(args) {
+        Ok(s) => s,
+        Err(e) => return error_reply(shared, e),
+    };
+    client.handle.touch(spec.name);
+    if !client.authenticated && !spec.has_flag("no_auth") {
+        return error_reply(shared, CmdError::NoAuth);
+    }
+    let mut ctx = Ctx { shared, client };
+    let reply = command::execute(spec, &mut ctx, args);
+    if reply.is_error() {
+        shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    } else if spec.is_write() {
+        ctx.client.wrote = true;
+        shared.wal.note_write();
+    }
+    reply
+}
+
+fn error_reply(shared: &Shared, e: CmdError) -> Reply {
+    shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    Reply::Error(e.to_string())
+}

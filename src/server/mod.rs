@@ -1,0 +1,249 @@
+//! The node process: listeners, connections (pipelining), client state, auth, dispatch,
+//! background tasks and graceful shutdown.
+//!
+//! Owns: [`Shared`] (everything a handler may reach), [`ClientState`], [`run`].
+//! Must not: implement commands (see `command`) or encode storage records (see `keyspace`).
+
+mod clients;
+mod connection;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use clients::{After, ClientHandle, ClientRegistry, ClientState};
+
+use crate::config::{AppendFsync, Config, LiveConfig};
+use crate::keyspace::Keyspace;
+use crate::resp::Limits;
+use crate::storage::{Engine, EngineOptions, SyncMode, WalSync};
+
+/// Counters shown by INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub error_replies: AtomicU64,
+    /// Operations per second over the last sampling period.
+    pub ops_per_sec: AtomicU64,
+}
+
+/// Everything a command handler may reach. One per node, shared by all connections.
+pub struct Shared {
+    pub keyspace: Keyspace,
+    pub engine: Arc<Engine>,
+    pub wal: Arc<WalSync>,
+    pub config: LiveConfig,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub started: Instant,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub executable: PathBuf,
+    pub active_expire: AtomicBool,
+    shutdown: Notify,
+    shutting_down: AtomicBool,
+}
+
+pub fn sync_mode(a: AppendFsync) -> SyncMode {
+    match a {
+        AppendFsync::Always => SyncMode::Always,
+        AppendFsync::Everysec => SyncMode::Everysec,
+        AppendFsync::No => SyncMode::No,
+    }
+}
+
+impl Shared {
+    /// Protocol limits from the current configuration.
+    pub fn limits(&self) -> Limits {
+        let c = self.config.snapshot();
+        Limits {
+            max_bulk_len: c.proto_max_bulk_len,
+            max_query_buffer: c.client_query_buffer_limit,
+        }
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        self.config
+            .snapshot()
+            .requirepass
+            .clone()
+            .filter(|p| !p.is_empty())
+    }
+
+    /// Starts a graceful shutdown: listeners stop, connections close, the WAL is synced.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+        self.clients.kill_all();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Applies configuration changes that live outside the config store.
+    pub fn config_changed(&self) {
+        self.wal
+            .set_mode(sync_mode(self.config.snapshot().appendfsync));
+    }
+}
+
+fn new_run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+/// Opens storage and builds the shared state.
+pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
+    let c: Arc<Config> = config.snapshot();
+    let started = Instant::now();
+    let engine = Arc::new(
+        Engine::open(&EngineOptions {
+            dir: c.dir.clone(),
+            block_cache_bytes: c.storage_block_cache_size as usize,
+            write_buffer_bytes: c.storage_write_buffer_size as usize,
+            slots_per_family: c.storage_slots_per_family as usize,
+        })
+        .with_context(|| format!("opening storage in {}", c.dir.display()))?,
+    );
+    let keyspace = Keyspace::open(Arc::clone(&engine)).context("loading the keyspace")?;
+    tracing::info!(
+        "storage open in {:?}: {} keys in {} families",
+        started.elapsed(),
+        keyspace.dbsize(),
+        engine.families().len()
+    );
+    let wal = WalSync::start(Arc::clone(&engine), sync_mode(c.appendfsync));
+    Ok(Arc::new(Shared {
+        keyspace,
+        engine,
+        wal,
+        clients: ClientRegistry::default(),
+        stats: Stats::default(),
+        started,
+        run_id: new_run_id(),
+        tcp_port: c.port,
+        executable: std::env::current_exe().unwrap_or_default(),
+        active_expire: AtomicBool::new(true),
+        shutdown: Notify::new(),
+        shutting_down: AtomicBool::new(false),
+        config,
+    }))
+}
+
+/// Serves clients until SIGTERM/SIGINT or SHUTDOWN, then syncs storage.
+pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let c = shared.config.snapshot();
+    let mut listeners = Vec::new();
+    for addr in &c.bind {
+        let l = TcpListener::bind((addr.as_str(), c.port))
+            .await
+            .with_context(|| format!("binding {addr}:{}", c.port))?;
+        listeners.push(l);
+    }
+    tracing::info!("Ready to accept connections tcp on port {}", c.port);
+    for l in listeners {
+        tokio::spawn(accept_loop(Arc::clone(&shared), l));
+    }
+    tokio::spawn(active_expire_loop(Arc::clone(&shared)));
+    tokio::spawn(ops_sampler(Arc::clone(&shared)));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = shared.shutdown.notified();
+    tokio::select! {
+        _ = term.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+        _ = shutdown => tracing::info!("User requested shutdown..."),
+    }
+    shared.request_shutdown();
+    // Let connections finish the command they are running.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while shared.clients.count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shared
+        .engine
+        .sync_wal()
+        .context("syncing the WAL at shutdown")?;
+    tracing::info!("rockslot is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.is_shutting_down() {
+            return;
+        }
+        shared
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let maxclients = shared.config.snapshot().maxclients as usize;
+        let sh = Arc::clone(&shared);
+        if sh.clients.count() >= maxclients {
+            sh.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(connection::reject(
+                stream,
+                "ERR max number of clients reached",
+            ));
+            continue;
+        }
+        tokio::spawn(async move { connection::serve(sh, stream, addr).await });
+    }
+}
+
+async fn active_expire_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if shared.is_shutting_down() {
+            return;
+        }
+        if !shared.active_expire.load(Ordering::Relaxed) {
+            continue;
+        }
+        let sh = Arc::clone(&shared);
+        // Storage I/O: keep it off the async workers.
+        let r = tokio::task::spawn_blocking(move || sh.keyspace.active_expire_cycle(1000)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!("active expiry failed: {e}");
+        }
+    }
+}
+
+async fn ops_sampler(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let now = shared.stats.commands_processed.load(Ordering::Relaxed);
+        shared
+            .stats
+            .ops_per_sec
+            .store(now - last, Ordering::Relaxed);
+        last = now;
+    }
+}

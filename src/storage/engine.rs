@@ -1,0 +1,435 @@
+//! RocksDB setup, slot-range families and the read/write primitives.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
+    MergeOperands, MultiThreaded, Options, ReadOptions, WriteBufferManager, WriteOptions,
+};
+
+use super::{family_name, Result, StorageError, SLOTS};
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+const META_FAMILY: &str = "meta";
+/// Every family key starting with `[slot][COUNTER_KIND]` is the slot's counter; user-level
+/// kinds start at 1.
+const COUNTER_KIND: u8 = 0;
+const FORMAT_KEY: &[u8] = b"format-version";
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub dir: PathBuf,
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub slots_per_family: usize,
+}
+
+/// A set of writes applied atomically.
+#[derive(Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    Count(u16, i64),
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+    /// `key` must start with its slot (u16 big-endian).
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put(key, value));
+    }
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push(Op::Delete(key));
+    }
+    /// Adds `delta` to the slot's persistent counter.
+    pub fn count(&mut self, slot: u16, delta: i64) {
+        if delta != 0 {
+            self.ops.push(Op::Count(slot, delta));
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    /// The counter changes this batch carries, for callers mirroring counters in memory.
+    pub fn count_deltas(&self) -> Vec<(u16, i64)> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Count(s, d) => Some((*s, *d)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn slot_of(key: &[u8]) -> Result<u16> {
+    match key {
+        [a, b, ..] => Ok(u16::from_be_bytes([*a, *b]) & (SLOTS as u16 - 1)),
+        _ => Err(StorageError::Format(
+            "data key shorter than its slot prefix".into(),
+        )),
+    }
+}
+
+fn counter_key(slot: u16) -> [u8; 3] {
+    let s = slot.to_be_bytes();
+    [s[0], s[1], COUNTER_KIND]
+}
+
+fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |b: &[u8]| b.try_into().map(i64::from_le_bytes).unwrap_or(0);
+    let mut v = existing.map(decode).unwrap_or(0);
+    for op in ops.iter() {
+        v += decode(op);
+    }
+    Some(v.to_le_bytes().to_vec())
+}
+
+/// The node's RocksDB with its slot-range families.
+pub struct Engine {
+    db: Db,
+    family_opts: Options,
+    slots_per_family: usize,
+    names: Vec<String>,
+    exists: Vec<AtomicBool>,
+    create_lock: Mutex<()>,
+    write_opts: WriteOptions,
+    cache: Cache,
+    wbm: WriteBufferManager,
+}
+
+/// A consistent read view.
+pub struct Snapshot<'a> {
+    engine: &'a Engine,
+    snap: rocksdb::SnapshotWithThreadMode<'a, Db>,
+}
+
+impl Engine {
+    pub fn open(opts: &EngineOptions) -> Result<Engine> {
+        let spf = opts.slots_per_family;
+        if spf == 0 || SLOTS % spf != 0 {
+            return Err(StorageError::Format(format!(
+                "invalid slots per family {spf}"
+            )));
+        }
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| StorageError::Engine(format!("creating {}: {e}", opts.dir.display())))?;
+        let path = opts.dir.join("db");
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        // Memtables are charged to the block cache so one figure bounds both.
+        let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(
+            opts.write_buffer_bytes,
+            true,
+            cache.clone(),
+        );
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_block_size(16 * 1024);
+        table.set_format_version(5);
+
+        let mut family_opts = Options::default();
+        family_opts.set_block_based_table_factory(&table);
+        family_opts.set_merge_operator_associative("rockslot-add-i64", add_merge);
+        family_opts.set_compression_type(DBCompressionType::Lz4);
+        family_opts.set_write_buffer_size((opts.write_buffer_bytes / 4).clamp(4 << 20, 64 << 20));
+        family_opts.set_level_compaction_dynamic_level_bytes(true);
+
+        let mut db_opts = family_opts.clone();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_write_buffer_manager(&wbm);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_max_total_wal_size((opts.write_buffer_bytes as u64 * 2).max(64 << 20));
+        db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_open_files(512);
+
+        let mut existing = if path.join("CURRENT").exists() {
+            Db::list_cf(&db_opts, &path)?
+        } else {
+            vec!["default".to_string()]
+        };
+        if !existing.iter().any(|n| n == META_FAMILY) {
+            existing.push(META_FAMILY.into());
+        }
+        let names: Vec<String> = (0..SLOTS / spf).map(|f| family_name(f, spf)).collect();
+        for n in &existing {
+            if n.starts_with("slots-") && !names.contains(n) {
+                return Err(StorageError::Format(format!(
+                    "family {n} does not match storage-slots-per-family {spf}; \
+                     the data directory was created with a different setting"
+                )));
+            }
+        }
+        let descs = existing
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, family_opts.clone()));
+        let db = Db::open_cf_descriptors(&db_opts, &path, descs)?;
+        let exists = names
+            .iter()
+            .map(|n| AtomicBool::new(existing.contains(n)))
+            .collect();
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(false);
+        let engine = Engine {
+            db,
+            family_opts,
+            slots_per_family: spf,
+            names,
+            exists,
+            create_lock: Mutex::new(()),
+            write_opts,
+            cache,
+            wbm,
+        };
+        engine.check_format()?;
+        Ok(engine)
+    }
+
+    fn check_format(&self) -> Result<()> {
+        let meta = self.meta_cf()?;
+        match self.db.get_pinned_cf(&meta, FORMAT_KEY)? {
+            None => {
+                self.db.put_cf(&meta, FORMAT_KEY, [FORMAT_VERSION])?;
+                Ok(())
+            }
+            Some(v) if v.as_ref() == [FORMAT_VERSION] => Ok(()),
+            Some(v) => Err(StorageError::Format(format!(
+                "data directory has storage format {:?}, this build reads {FORMAT_VERSION}",
+                v.as_ref()
+            ))),
+        }
+    }
+
+    fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(META_FAMILY)
+            .ok_or_else(|| StorageError::Format("meta family missing".into()))
+    }
+
+    fn family_index(&self, slot: u16) -> usize {
+        slot as usize / self.slots_per_family
+    }
+
+    fn family_exists(&self, slot: u16) -> bool {
+        self.exists[self.family_index(slot)].load(Ordering::Acquire)
+    }
+
+    /// The family of `slot`, created on first use.
+    fn family_for_write(&self, slot: u16) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        let idx = self.family_index(slot);
+        if !self.exists[idx].load(Ordering::Acquire) {
+            let _g = self.create_lock.lock();
+            if !self.exists[idx].load(Ordering::Acquire) {
+                self.db.create_cf(&self.names[idx], &self.family_opts)?;
+                self.exists[idx].store(true, Ordering::Release);
+            }
+        }
+        self.family(slot)?
+            .ok_or_else(|| StorageError::Engine(format!("family {} vanished", self.names[idx])))
+    }
+
+    fn family(&self, slot: u16) -> Result<Option<Arc<rocksdb::BoundColumnFamily<'_>>>> {
+        if !self.family_exists(slot) {
+            return Ok(None);
+        }
+        Ok(self.db.cf_handle(&self.names[self.family_index(slot)]))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.family(slot_of(key)?)? else {
+            return Ok(None);
+        };
+        Ok(self.db.get_pinned_cf(&cf, key)?.map(|v| v.to_vec()))
+    }
+
+    /// Reads `key` and hands the value to `f` without copying it out of RocksDB.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
+        let Some(cf) = self.family(slot_of(key)?)? else {
+            return Ok(f(None));
+        };
+        let v = self.db.get_pinned_cf(&cf, key)?;
+        Ok(f(v.as_deref()))
+    }
+
+    /// Applies `batch` atomically. Durability is the caller's: see [`super::WalSync`].
+    pub fn write(&self, batch: Batch) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                Op::Put(k, v) => wb.put_cf(&self.family_for_write(slot_of(&k)?)?, k, v),
+                Op::Delete(k) => {
+                    if let Some(cf) = self.family(slot_of(&k)?)? {
+                        wb.delete_cf(&cf, k)
+                    }
+                }
+                Op::Count(slot, d) => wb.merge_cf(
+                    &self.family_for_write(slot)?,
+                    counter_key(slot),
+                    d.to_le_bytes(),
+                ),
+            }
+        }
+        self.db.write_opt(wb, &self.write_opts)?;
+        Ok(())
+    }
+
+    /// Syncs the write-ahead log to disk.
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// The persistent counters of every slot (zero for slots without a family).
+    pub fn slot_counters(&self) -> Result<Vec<i64>> {
+        let mut out = vec![0i64; SLOTS];
+        for (f, name) in self.names.iter().enumerate() {
+            if !self.exists[f].load(Ordering::Acquire) {
+                continue;
+            }
+            let Some(cf) = self.db.cf_handle(name) else {
+                continue;
+            };
+            let first = f * self.slots_per_family;
+            let keys: Vec<[u8; 3]> = (first..first + self.slots_per_family)
+                .map(|s| counter_key(s as u16))
+                .collect();
+            let vals = self.db.multi_get_cf(keys.iter().map(|k| (&cf, k)));
+            for (i, v) in vals.into_iter().enumerate() {
+                if let Some(v) = v? {
+                    out[first + i] = v.as_slice().try_into().map(i64::from_le_bytes).unwrap_or(0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits keys in `[from, to)` (both within one slot's family) in order until `f` returns
+    /// false.
+    pub fn scan(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some(cf) = self.family(slot_of(from)?)? else {
+            return Ok(());
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        ro.fill_cache(false);
+        let it = self.db.raw_iterator_cf_opt(&cf, ro);
+        visit(it, from, f)
+    }
+
+    /// Deletes every key of the slots in `[first, last]` (counters included).
+    pub fn delete_slots(&self, first: u16, last: u16) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        let mut slot = first as usize;
+        while slot <= last as usize {
+            let fam_end = (self.family_index(slot as u16) + 1) * self.slots_per_family;
+            let end = fam_end.min(last as usize + 1);
+            if let Some(cf) = self.family(slot as u16)? {
+                let from = (slot as u16).to_be_bytes().to_vec();
+                let to = if end == SLOTS {
+                    vec![0xff, 0xff, 0xff]
+                } else {
+                    (end as u16).to_be_bytes().to_vec()
+                };
+                wb.delete_range_cf(&cf, from, to);
+            }
+            slot = end;
+        }
+        self.db.write_opt(wb, &self.write_opts)?;
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            engine: self,
+            snap: self.db.snapshot(),
+        }
+    }
+
+    /// Bytes used by the block cache and the memtables (which are charged to it).
+    pub fn memory_usage(&self) -> (usize, usize) {
+        (self.cache.get_usage(), self.wbm.get_usage())
+    }
+
+    /// Approximate live data size on disk.
+    pub fn disk_usage(&self) -> u64 {
+        let mut total = 0;
+        for (f, name) in self.names.iter().enumerate() {
+            if !self.exists[f].load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(cf) = self.db.cf_handle(name) {
+                total += self
+                    .db
+                    .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// Names of the families that exist now.
+    pub fn families(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .enumerate()
+            .filter(|(f, _)| self.exists[*f].load(Ordering::Acquire))
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+}
+
+fn visit(
+    mut it: rocksdb::DBRawIteratorWithThreadMode<'_, Db>,
+    from: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    it.seek(from);
+    while it.valid() {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        if !f(k, v) {
+            return Ok(());
+        }
+        it.next();
+    }
+    it.status()?;
+    Ok(())
+}
+
+impl Snapshot<'_> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.engine.family(slot_of(key)?)? else {
+            return Ok(None);
+        };
+        Ok(self.snap.get_pinned_cf(&cf, key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn scan(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some(cf) = self.engine.family(slot_of(from)?)? else {
+            return Ok(());
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        ro.fill_cache(false);
+        let it = self.snap.raw_iterator_cf_opt(&cf, ro);
+        // SnapshotWithThreadMode yields the same iterator type as the DB.
+        visit(it, from, f)
+    }
+}

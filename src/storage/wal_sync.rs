@@ -1,0 +1,126 @@
+//! `appendfsync` for the RocksDB WAL: `always` shares one fsync among all writers waiting at
+//! the same moment (group commit), `everysec` syncs in the background once a second, `no`
+//! leaves it to the OS. RocksDB writes each batch to the OS before returning, so a killed
+//! process loses nothing in any mode; the modes differ on a machine crash.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Always,
+    Everysec,
+    No,
+}
+
+/// The WAL sync thread and its waiters.
+pub struct WalSync {
+    mode: AtomicU64,
+    requested: Mutex<u64>,
+    wake: Condvar,
+    completed: watch::Sender<u64>,
+    writes: AtomicU64,
+    failures: AtomicU64,
+}
+
+fn mode_to_u64(m: SyncMode) -> u64 {
+    match m {
+        SyncMode::Always => 0,
+        SyncMode::Everysec => 1,
+        SyncMode::No => 2,
+    }
+}
+
+impl WalSync {
+    /// Starts the sync thread for `engine`.
+    pub fn start(engine: Arc<Engine>, mode: SyncMode) -> Arc<WalSync> {
+        let (tx, _) = watch::channel(0);
+        let ws = Arc::new(WalSync {
+            mode: AtomicU64::new(mode_to_u64(mode)),
+            requested: Mutex::new(0),
+            wake: Condvar::new(),
+            completed: tx,
+            writes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        });
+        let me = Arc::clone(&ws);
+        let weak = Arc::downgrade(&engine);
+        drop(engine);
+        std::thread::Builder::new()
+            .name("wal-sync".into())
+            .spawn(move || me.run(weak))
+            .expect("spawning the WAL sync thread");
+        ws
+    }
+
+    pub fn mode(&self) -> SyncMode {
+        match self.mode.load(Ordering::Relaxed) {
+            0 => SyncMode::Always,
+            1 => SyncMode::Everysec,
+            _ => SyncMode::No,
+        }
+    }
+
+    pub fn set_mode(&self, m: SyncMode) {
+        self.mode.store(mode_to_u64(m), Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Records that a write reached the WAL (for `everysec`).
+    pub fn note_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every write made before this call is synced (only in `always` mode).
+    pub async fn wait_durable(&self) {
+        if self.mode() != SyncMode::Always {
+            return;
+        }
+        let ticket = {
+            let mut r = self.requested.lock();
+            *r += 1;
+            *r
+        };
+        self.wake.notify_one();
+        let mut rx = self.completed.subscribe();
+        // The sender lives as long as `self`; an error means shutdown, when waiting is moot.
+        let _ = rx.wait_for(|done| *done >= ticket).await;
+    }
+
+    fn run(&self, engine: std::sync::Weak<Engine>) {
+        let mut synced_writes = 0;
+        loop {
+            let target = {
+                let mut r = self.requested.lock();
+                if *r <= *self.completed.borrow() {
+                    self.wake.wait_for(&mut r, Duration::from_millis(1000));
+                }
+                *r
+            };
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let writes = self.writes.load(Ordering::Relaxed);
+            let pending_request = target > *self.completed.borrow();
+            let periodic = self.mode() == SyncMode::Everysec && writes != synced_writes;
+            if pending_request || periodic {
+                if let Err(e) = engine.sync_wal() {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("WAL fsync failed: {e}");
+                }
+                synced_writes = writes;
+                self.completed.send_replace(target);
+            }
+        }
+    }
+}

@@ -1,0 +1,1061 @@
+//! The one test harness: spawns the real `rockslot-server` binary on free loopback ports, each
+//! node with its own temp dir, and gives tests clients (the `redis` crate, Debian's `redis-cli`,
+//! raw TCP) plus fault injection (SIGKILL, SIGTERM, restart, SIGSTOP/SIGCONT).
+//!
+//! Layout of a node's root dir: `node.conf` (generated config), `server.log` (stdout+stderr of
+//! every run, appended), `data/` (the `dir` directive).
+//!
+//! Rules: never sleep to wait for something, poll with [`wait_until`]; never leak a process
+//! ([`Node`]'s `Drop` SIGKILLs it, and every server gets `PR_SET_PDEATHSIG` so it dies with the
+//! test binary); print the server log tail when a test panics. A future `Cluster` is a vector
+//! of [`Node`]s built from one cloned [`NodeBuilder`] template; faults belong here, not in tests.
+//!
+//! Environment: `ROCKSLOT_KEEP_TMP=1` keeps the temp dirs of nodes dropped during a panic.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// The server binary cargo built for this test run.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_rockslot-server");
+/// The CLI binary cargo built for this test run.
+pub const CLI_BIN: &str = env!("CARGO_BIN_EXE_rockslot-cli");
+
+/// Default time a node gets to become ready (start or restart).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a node gets to exit after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Polling helpers
+
+/// Polls `cond` every 20 ms until it returns true; fails after `timeout` naming `what`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    try_wait_until(timeout, what, || Ok(cond()))
+}
+
+/// Like [`wait_until`], but an `Err` from `cond` aborts the wait at once.
+pub fn try_wait_until(
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `f` until it yields `Some(value)`; fails after `timeout` naming `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let mut out = None;
+    wait_until(timeout, what, || {
+        out = f();
+        out.is_some()
+    })?;
+    Ok(out.expect("set when the wait succeeded"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+const PORT_BASE: u16 = 20000;
+/// Client ports 20000..22700, cluster bus ports (+10000) 30000..32700: both below Linux's
+/// ephemeral range (32768..), so outgoing connections never take them.
+const PORT_SPAN: u16 = 2700;
+static NEXT_PORT: AtomicU16 = AtomicU16::new(u16::MAX);
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A loopback port `p` such that both `p` and `p + 10000` (cluster bus) are free right now.
+/// Ports are handed out once per test binary (global counter from a random start), so tests
+/// running in parallel never get the same port.
+pub fn free_port() -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == u16::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let start = ((std::process::id().wrapping_mul(7919) ^ nanos) % u32::from(PORT_SPAN)) as u16;
+        let _ = NEXT_PORT.compare_exchange(u16::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    for _ in 0..PORT_SPAN {
+        let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % PORT_SPAN;
+        let port = PORT_BASE + n;
+        if port_is_free(port) && port_is_free(port + 10000) {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port pair in {PORT_BASE}..{}",
+        PORT_BASE + PORT_SPAN
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process spawning
+
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Servers are spawned from one long-lived thread with `PR_SET_PDEATHSIG = SIGKILL`: the
+/// signal fires when the *spawning thread* exits, so spawning from short-lived test threads
+/// would kill servers early; this thread lives as long as the test binary.
+fn spawn_server(cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("rockslot-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the process-spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let mut cmd = cmd;
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl/getppid/_exit are async-signal-safe; nothing is allocated.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    tx.lock()
+        .map_err(|_| io::Error::other("spawner lock poisoned"))?
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("spawner thread gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("spawner thread gone"))?
+}
+
+/// Runs a command to completion with captured output; kills it and fails after `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {desc}"))?;
+    let mut out_pipe = child.stdout.take().expect("piped");
+    let mut err_pipe = child.stderr.take().expect("piped");
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => bail!(
+            "{desc} did not finish within {timeout:?}\nstdout tail:\n{}\nstderr tail:\n{}",
+            tail_lines(&String::from_utf8_lossy(&stdout), 20),
+            tail_lines(&String::from_utf8_lossy(&stderr), 20)
+        ),
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Resident set size of a process in KiB (`VmRSS`), if it is alive.
+pub fn rss_kb_of(pid: u32) -> Option<u64> {
+    proc_status_kb(pid, "VmRSS:")
+}
+
+/// Peak resident set size of a process in KiB (`VmHWM`), if it is alive.
+pub fn peak_rss_kb_of(pid: u32) -> Option<u64> {
+    proc_status_kb(pid, "VmHWM:")
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// NodeBuilder
+
+/// Formats a config argument the way valkey.conf wants it: bare when safe, else double-quoted.
+pub fn conf_quote(value: &str) -> String {
+    let bare = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\' && b != b'#');
+    if bare {
+        value.to_string()
+    } else {
+        let mut s = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+        s
+    }
+}
+
+/// Everything needed to (re)start one node. Clone it to start several similar nodes.
+#[derive(Clone, Debug)]
+pub struct NodeBuilder {
+    /// `(name, raw argument text)` written as `name args` lines after bind/port/dir.
+    directives: Vec<(String, String)>,
+    /// When set, the whole config file: this text with `{port}` and `{dir}` substituted.
+    exact_config: Option<String>,
+    password: Option<String>,
+    extra_args: Vec<OsString>,
+    port: Option<u16>,
+    root: Option<PathBuf>,
+    ready_timeout: Duration,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NodeBuilder {
+    pub fn new() -> Self {
+        Self {
+            directives: Vec::new(),
+            exact_config: None,
+            password: None,
+            extra_args: Vec::new(),
+            port: None,
+            root: None,
+            ready_timeout: READY_TIMEOUT,
+        }
+    }
+
+    /// Adds (or replaces) a config line `name value`; `value` is quoted if needed.
+    pub fn directive(self, name: &str, value: &str) -> Self {
+        self.directive_raw(name, &conf_quote(value))
+    }
+
+    /// Adds (or replaces) a config line `name args` with `args` written verbatim.
+    pub fn directive_raw(mut self, name: &str, args: &str) -> Self {
+        self.directives
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.directives.push((name.to_string(), args.to_string()));
+        self
+    }
+
+    /// `requirepass pw`, and every client the harness makes authenticates with it.
+    pub fn password(self, pw: &str) -> Self {
+        let mut b = self.directive("requirepass", pw);
+        b.password = Some(pw.to_string());
+        b
+    }
+
+    /// Only tells the harness's clients to authenticate (for `exact_config` nodes).
+    pub fn client_password(mut self, pw: &str) -> Self {
+        self.password = Some(pw.to_string());
+        self
+    }
+
+    pub fn appendfsync(self, mode: &str) -> Self {
+        self.directive("appendfsync", mode)
+    }
+
+    /// Uses `text` as the entire config file; `{port}` and `{dir}` are substituted. Directives
+    /// added with [`Self::directive`] are then ignored (pass overrides with [`Self::arg`]).
+    pub fn exact_config(mut self, text: &str) -> Self {
+        self.exact_config = Some(text.to_string());
+        self
+    }
+
+    /// An extra command-line argument after the config file (e.g. `--loglevel`, `debug`);
+    /// `{port}` and `{dir}` in it are substituted.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Several extra command-line arguments; see [`Self::arg`].
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Uses `root` (created if missing) instead of a fresh temp dir; the caller owns it.
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Writes the config and directories, without spawning anything.
+    fn prepare(&self) -> Result<Node> {
+        let (tmp, root) = match &self.root {
+            Some(r) => (None, r.clone()),
+            None => {
+                let t = tempfile::Builder::new().prefix("rockslot-it-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let data_dir = root.join("data");
+        fs::create_dir_all(&data_dir)?;
+        let port = self.port.unwrap_or_else(free_port);
+        let conf_path = root.join("node.conf");
+        let node = Node {
+            port,
+            root,
+            data_dir,
+            conf_path,
+            builder: self.clone(),
+            child: None,
+            tmp,
+        };
+        node.write_config()?;
+        Ok(node)
+    }
+
+    /// Starts the node and waits until it answers PING. If the port was taken in the meantime
+    /// (another process won the race), retries on a new port.
+    pub fn start(self) -> Result<Node> {
+        let mut last_err = None;
+        for _ in 0..3 {
+            let mut node = self.prepare()?;
+            match node.spawn_and_wait() {
+                Ok(_) => return Ok(node),
+                Err(e) => {
+                    let log = node.log().to_ascii_lowercase();
+                    let port_clash = self.port.is_none()
+                        && (log.contains("address already in use") || log.contains("addrinuse"));
+                    if !port_clash {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.expect("loop ran"))
+    }
+
+    /// Spawns the server expecting it to exit by itself (bad config etc.) within `timeout`;
+    /// returns its exit status and everything it printed.
+    pub fn run_to_exit(self, timeout: Duration) -> Result<(ExitStatus, String)> {
+        let mut node = self.prepare()?;
+        node.spawn()?;
+        let child = node.child.as_mut().expect("just spawned");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait()? {
+                node.child = None;
+                return Ok((st, node.log()));
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "rockslot-server still running after {timeout:?} (expected it to exit); log:\n{}",
+                    node.log_tail(30)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node
+
+/// One running (or stopped) `rockslot-server` process with its port, dir and config.
+pub struct Node {
+    port: u16,
+    root: PathBuf,
+    data_dir: PathBuf,
+    conf_path: PathBuf,
+    builder: NodeBuilder,
+    child: Option<Child>,
+    tmp: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::new()
+    }
+
+    /// A node with default settings, started and ready.
+    pub fn start() -> Result<Node> {
+        NodeBuilder::new().start()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cluster bus port (client port + 10000).
+    pub fn bus_port(&self) -> u16 {
+        self.port + 10000
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `127.0.0.1:PORT`, as redis-cli `--cluster` wants it.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The data dir (the `dir` directive).
+    pub fn dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The node's root dir (config, log, data).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn conf_path(&self) -> &Path {
+        &self.conf_path
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.builder.password.as_deref()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Everything the server printed so far (all runs).
+    pub fn log(&self) -> String {
+        fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        tail_lines(&self.log(), n)
+    }
+
+    fn config_text(&self) -> String {
+        let dir = self.data_dir.to_string_lossy();
+        match &self.builder.exact_config {
+            Some(t) => t
+                .replace("{port}", &self.port.to_string())
+                .replace("{dir}", &dir),
+            None => {
+                let mut s = String::from("# generated by tests/it/harness.rs\n");
+                s.push_str("bind 127.0.0.1\n");
+                s.push_str(&format!("port {}\n", self.port));
+                s.push_str(&format!("dir {}\n", conf_quote(&dir)));
+                for (name, args) in &self.builder.directives {
+                    s.push_str(&format!("{name} {args}\n"));
+                }
+                s
+            }
+        }
+    }
+
+    fn write_config(&self) -> Result<()> {
+        fs::write(&self.conf_path, self.config_text())
+            .with_context(|| format!("writing {}", self.conf_path.display()))
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        if self.is_running() {
+            bail!("node on port {} is already running", self.port);
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        writeln!(
+            &log,
+            "===== harness: starting rockslot-server on port {} =====",
+            self.port
+        )?;
+        let mut cmd = Command::new(SERVER_BIN);
+        let port = self.port.to_string();
+        let dir = self.data_dir.to_string_lossy().into_owned();
+        let args = self.builder.extra_args.iter().map(|a| match a.to_str() {
+            Some(s) => OsString::from(s.replace("{port}", &port).replace("{dir}", &dir)),
+            None => a.clone(),
+        });
+        cmd.arg(&self.conf_path)
+            .args(args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .env("RUST_BACKTRACE", "1");
+        let child = spawn_server(cmd).with_context(|| format!("spawning {SERVER_BIN}"))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<Duration> {
+        let t0 = Instant::now();
+        self.spawn()?;
+        self.wait_ready(self.builder.ready_timeout)?;
+        Ok(t0.elapsed())
+    }
+
+    /// Polls until the server answers PING (authenticated if needed) with `+PONG`; fails at
+    /// once, with the log tail, if the process exits.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let port = self.port;
+        let password = self.builder.password.clone();
+        let res = {
+            let child = self
+                .child
+                .as_mut()
+                .ok_or_else(|| anyhow!("node not started"))?;
+            try_wait_until(
+                timeout,
+                &format!("rockslot-server on port {port} to answer PING"),
+                || {
+                    if let Some(st) = child.try_wait()? {
+                        bail!("rockslot-server exited during startup ({st})");
+                    }
+                    Ok(probe_ping(port, password.as_deref()))
+                },
+            )
+        };
+        res.map_err(|e| anyhow!("{e:#}\n--- server log tail ---\n{}", self.log_tail(40)))
+    }
+
+    /// SIGKILL and reap. No-op if not running.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait (up to 30 s) for a graceful exit; returns the exit status. On timeout
+    /// the process is SIGKILLed and an error returned.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.stop_within(STOP_TIMEOUT)
+    }
+
+    pub fn stop_within(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("node on port {} is not running", self.port);
+        };
+        self.signal_pid(child.id(), libc::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "rockslot-server on port {} did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.port,
+                    self.log_tail(30)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again with the same port, dir and config (stopping it gracefully first
+    /// if it still runs) and waits until ready; returns the time from spawn to ready.
+    pub fn restart(&mut self) -> Result<Duration> {
+        if self.is_running() {
+            self.stop()?;
+        }
+        self.child = None;
+        self.write_config()?;
+        self.spawn_and_wait()
+    }
+
+    /// SIGSTOP: the process freezes (no replies, no gossip) but keeps its sockets.
+    pub fn pause(&mut self) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("node not running"))?;
+        self.signal_pid(pid, libc::SIGSTOP)
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&mut self) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("node not running"))?;
+        self.signal_pid(pid, libc::SIGCONT)
+    }
+
+    fn signal_pid(&self, pid: u32, sig: libc::c_int) -> Result<()> {
+        // SAFETY: plain syscall on a child we own and have not reaped.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        if rc != 0 {
+            bail!("kill({pid}, {sig}): {}", io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Current RSS of the server in KiB.
+    pub fn rss_kb(&self) -> Option<u64> {
+        self.pid().and_then(rss_kb_of)
+    }
+
+    /// Peak RSS (VmHWM) of the current server process in KiB.
+    pub fn peak_rss_kb(&self) -> Option<u64> {
+        self.pid().and_then(peak_rss_kb_of)
+    }
+
+    // ----- clients -----
+
+    /// `redis://[:pw@]127.0.0.1:PORT/`
+    pub fn url(&self) -> String {
+        match self.password() {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    pub fn client(&self) -> Result<redis::Client> {
+        Ok(redis::Client::open(self.url())?)
+    }
+
+    /// A sync `redis` crate connection (authenticated if the node has a password), with 30 s
+    /// read/write timeouts so a hung server fails the test instead of hanging it.
+    pub fn conn(&self) -> Result<redis::Connection> {
+        let con = self
+            .client()?
+            .get_connection_with_timeout(Duration::from_secs(10))?;
+        con.set_read_timeout(Some(Duration::from_secs(30)))?;
+        con.set_write_timeout(Some(Duration::from_secs(30)))?;
+        Ok(con)
+    }
+
+    /// A multiplexed async (tokio) connection.
+    pub async fn async_conn(&self) -> Result<redis::aio::MultiplexedConnection> {
+        Ok(self.client()?.get_multiplexed_async_connection().await?)
+    }
+
+    /// A raw TCP connection (no handshake).
+    pub fn raw(&self) -> Result<RawConn> {
+        RawConn::connect(self.addr())
+    }
+
+    /// A raw TCP connection that has sent `AUTH` if the node has a password.
+    pub fn raw_authed(&self) -> Result<RawConn> {
+        let mut c = self.raw()?;
+        if let Some(pw) = self.password() {
+            let reply = c.cmd(&["AUTH", pw])?;
+            if reply != b"+OK\r\n" {
+                bail!("AUTH failed: {}", show(&reply));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Debian's `redis-cli -h 127.0.0.1 -p PORT [-a pw --no-auth-warning] args…` (60 s limit).
+    pub fn redis_cli(&self, args: &[&str]) -> Output {
+        self.redis_cli_with_password(self.password(), args)
+    }
+
+    /// `redis-cli` with an explicit password (or none), whatever the node's is.
+    pub fn redis_cli_with_password(&self, password: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(pw) = password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
+        cmd.args(args);
+        run_with_timeout(&mut cmd, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("redis-cli {args:?}: {e:#}"))
+    }
+
+    /// stdout of [`Self::redis_cli`], asserting exit code 0, trailing newline trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.redis_cli(args);
+        assert!(
+            out.status.success(),
+            "redis-cli {args:?} failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        s.strip_suffix('\n').unwrap_or(&s).to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let panicking = thread::panicking();
+        if panicking {
+            eprintln!(
+                "===== rockslot-server port {} ({}) log tail =====\n{}\n===== end of log tail =====",
+                self.port,
+                self.root.display(),
+                self.log_tail(60)
+            );
+        }
+        let _ = self.kill9();
+        if panicking && std::env::var_os("ROCKSLOT_KEEP_TMP").is_some() {
+            if let Some(t) = self.tmp.take() {
+                eprintln!("keeping {}", t.keep().display());
+            }
+        }
+    }
+}
+
+/// One PING (after AUTH if `password`) over a fresh connection: true iff the reply is +PONG.
+fn probe_ping(port: u16, password: Option<&str>) -> bool {
+    let Ok(mut c) = RawConn::connect_with_timeout(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    ) else {
+        return false;
+    };
+    let _ = c.set_timeout(Duration::from_secs(2));
+    if let Some(pw) = password {
+        match c.cmd(&["AUTH", pw]) {
+            Ok(r) if r == b"+OK\r\n" => {}
+            _ => return false,
+        }
+    }
+    matches!(c.cmd(&["PING"]), Ok(r) if r == b"+PONG\r\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw RESP over TCP
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn encode_cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Printable form of raw protocol bytes (for assertion messages); long data is elided.
+pub fn show(bytes: &[u8]) -> String {
+    let s: String = bytes.escape_ascii().to_string();
+    if s.len() > 400 {
+        format!("{}…({} bytes)", &s[..400], bytes.len())
+    } else {
+        s
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
+}
+
+/// Length of the first complete RESP2/RESP3 frame in `buf`, `None` if incomplete. Fails on a
+/// byte that cannot start a frame.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>> {
+    frame_end(buf, 0)
+}
+
+fn frame_end(buf: &[u8], pos: usize) -> Result<Option<usize>> {
+    let Some(&t) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let Some(le) = find_crlf(buf, pos + 1) else {
+        return Ok(None);
+    };
+    let after = le + 2;
+    let num = || -> Result<i64> {
+        let s = std::str::from_utf8(&buf[pos + 1..le])?;
+        s.parse::<i64>()
+            .with_context(|| format!("bad length {s:?} in reply"))
+    };
+    let elems = |n: i64| -> Result<Option<usize>> {
+        let mut p = after;
+        for _ in 0..n.max(0) {
+            match frame_end(buf, p)? {
+                Some(e) => p = e,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(p))
+    };
+    match t {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(after)),
+        b'$' | b'=' | b'!' => {
+            let n = num()?;
+            if n < 0 {
+                return Ok(Some(after));
+            }
+            let end = after + n as usize + 2;
+            Ok((buf.len() >= end).then_some(end))
+        }
+        b'*' | b'~' | b'>' => elems(num()?),
+        b'%' => elems(num()? * 2),
+        b'|' => {
+            // attribute map, then the actual reply
+            match elems(num()? * 2)? {
+                Some(p) => frame_end(buf, p),
+                None => Ok(None),
+            }
+        }
+        other => bail!(
+            "byte {:?} cannot start a RESP frame: {}",
+            other as char,
+            show(&buf[pos..])
+        ),
+    }
+}
+
+/// How a read-to-end finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server closed the connection (EOF).
+    Closed,
+    /// The connection was reset (the server closed with unread input: also a close).
+    Reset,
+    /// Still open when the time was up.
+    Open,
+}
+
+impl End {
+    pub fn is_closed(self) -> bool {
+        matches!(self, End::Closed | End::Reset)
+    }
+}
+
+/// A raw client socket with a reply buffer.
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub fn connect(addr: SocketAddr) -> Result<Self> {
+        Self::connect_with_timeout(addr, Duration::from_secs(5))
+    }
+
+    pub fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        let c = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        c.set_timeout(Duration::from_secs(30))?;
+        Ok(c)
+    }
+
+    pub fn set_timeout(&self, t: Duration) -> Result<()> {
+        self.stream.set_read_timeout(Some(t))?;
+        self.stream.set_write_timeout(Some(t))?;
+        Ok(())
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Sends one command as a RESP array and returns its raw reply frame.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Vec<u8>> {
+        self.send(&encode_cmd(args))?;
+        self.read_frame()
+    }
+
+    /// Reads one complete reply frame (raw bytes including the trailing CRLF).
+    pub fn read_frame(&mut self) -> Result<Vec<u8>> {
+        loop {
+            if let Some(n) = frame_len(&self.buf)? {
+                return Ok(self.buf.drain(..n).collect());
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk).context("reading a reply")?;
+            if n == 0 {
+                bail!(
+                    "connection closed by server; partial data: {}",
+                    show(&self.buf)
+                );
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub fn read_frames(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
+        (0..n).map(|_| self.read_frame()).collect()
+    }
+
+    /// Reads everything until the server closes the connection or `timeout` passes.
+    pub fn read_to_end(&mut self, timeout: Duration) -> Result<(Vec<u8>, End)> {
+        let deadline = Instant::now() + timeout;
+        let mut out = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok((out, End::Open));
+            }
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok((out, End::Closed)),
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Ok((out, End::Reset))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Asserts that the server replies exactly `expected` and then closes the connection.
+    pub fn expect_reply_then_close(&mut self, expected: &[u8]) -> Result<()> {
+        let (data, end) = self.read_to_end(Duration::from_secs(10))?;
+        if data != expected {
+            bail!(
+                "expected reply {} but got {} ({end:?})",
+                show(expected),
+                show(&data)
+            );
+        }
+        if !end.is_closed() {
+            bail!(
+                "server replied {} but did not close the connection",
+                show(&data)
+            );
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-tests of the helpers that need no server.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_len_handles_resp2_and_resp3() {
+        assert_eq!(frame_len(b"+OK\r\n").unwrap(), Some(5));
+        assert_eq!(frame_len(b"+OK\r").unwrap(), None);
+        assert_eq!(frame_len(b"$3\r\nabc\r\n+X").unwrap(), Some(9));
+        assert_eq!(frame_len(b"$3\r\nab").unwrap(), None);
+        assert_eq!(frame_len(b"$-1\r\n").unwrap(), Some(5));
+        assert_eq!(frame_len(b"*2\r\n:1\r\n$1\r\na\r\n").unwrap(), Some(15));
+        assert_eq!(frame_len(b"*2\r\n:1\r\n").unwrap(), None);
+        assert_eq!(frame_len(b"%1\r\n+a\r\n:1\r\n").unwrap(), Some(12));
+        assert_eq!(frame_len(b"_\r\n").unwrap(), Some(3));
+        assert!(frame_len(b"xyz\r\n").is_err());
+    }
+
+    #[test]
+    fn conf_quote_quotes_only_when_needed() {
+        assert_eq!(conf_quote("/tmp/a"), "/tmp/a");
+        assert_eq!(conf_quote(""), "\"\"");
+        assert_eq!(conf_quote("a b"), "\"a b\"");
+        assert_eq!(conf_quote("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let a = free_port();
+        let b = free_port();
+        assert_ne!(a, b);
+        assert!(port_is_free(a + 10000));
+    }
+}
