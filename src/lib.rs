@@ -1,18 +1,14 @@
 //! rockslot: a RocksDB-backed, sharded and replicated key-value store that behaves like a
 //! Valkey cluster. See DESIGN.md-derived docs in `docs/` for the storage layout.
 
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod glob;
 pub mod keyspace;
 pub mod resp;
+pub mod rpc;
 pub mod server;
 pub mod storage;
 
-pub mod rpc {
-    //! gRPC services on the cluster port. Generated types stay in this module.
-    pub mod pb {
-        tonic::include_proto!("rockslot.cluster");
-    }
-}
 pub mod cli;

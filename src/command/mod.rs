@@ -8,6 +8,7 @@
 //! [`crate::server::ClientState::after`].
 
 mod args;
+mod cluster_cmds;
 mod error;
 mod info;
 mod introspect;

@@ -116,7 +116,11 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .resp
             .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
-    let cluster = ctx.shared.config.snapshot().cluster_enabled;
+    let cluster = ctx.shared.cluster.is_some();
+    let role = match &ctx.shared.cluster {
+        Some(c) if c.view().role_replica_of.is_some() => "replica",
+        _ => "master",
+    };
     let s = |v: &str| Reply::bulk_str(v);
     Ok(Reply::Map(vec![
         (s("server"), s("redis")),
@@ -131,7 +135,7 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ),
         (s("id"), Reply::Int(ctx.client.id() as i64)),
         (s("mode"), s(if cluster { "cluster" } else { "standalone" })),
-        (s("role"), s("master")),
+        (s("role"), s(role)),
         (s("modules"), Reply::Array(vec![])),
     ]))
 }
@@ -457,4 +461,11 @@ impl From<crate::storage::StorageError> for CmdError {
     fn from(e: crate::storage::StorageError) -> Self {
         CmdError::Keyspace(e.into())
     }
+}
+
+/// MULTI/EXEC/DISCARD reach a handler only when the connection's transaction logic did not
+/// take them: EXEC or DISCARD without MULTI.
+pub fn multi_outside(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let name = text(&args[0]).to_ascii_uppercase();
+    Err(CmdError::err(format!("{name} without MULTI")))
 }

@@ -1,6 +1,6 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
-use super::{info, introspect, keys, server_cmds as srv, strings, CommandSpec};
+use super::{cluster_cmds as cl, info, introspect, keys, server_cmds as srv, strings, CommandSpec};
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:literal, $first:expr, $last:expr, $step:expr,
@@ -137,4 +137,47 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("freq", 3, "readonly", 2, 2, 1, "@keyspace @read @slow", "generic", "4.0.0", "Returns the logarithmic access frequency counter of an object.", keys::object),
         cmd!("help", 2, "loading stale", 0, 0, 0, "@keyspace @slow", "generic", "6.2.0", "Returns helpful text about the different subcommands.", keys::object),
     ]),
+    // cluster
+    container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
+        cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),
+        cmd!("addslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTSRANGE", cl::cluster),
+        cmd!("bumpepoch", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER BUMPEPOCH", cl::cluster),
+        cmd!("count-failure-reports", 3, "admin stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNT-FAILURE-REPORTS", cl::cluster),
+        cmd!("countkeysinslot", 3, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNTKEYSINSLOT", cl::cluster),
+        cmd!("delslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTS", cl::cluster),
+        cmd!("delslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTSRANGE", cl::cluster),
+        cmd!("flushslots", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FLUSHSLOTS", cl::cluster),
+        cmd!("forget", 3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FORGET", cl::cluster),
+        cmd!("getkeysinslot", 4, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER GETKEYSINSLOT", cl::cluster),
+        cmd!("info", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER INFO", cl::cluster),
+        cmd!("keyslot", 3, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER KEYSLOT", cl::cluster),
+        cmd!("links", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER LINKS", cl::cluster),
+        cmd!("meet", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER MEET", cl::cluster),
+        cmd!("myid", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER MYID", cl::cluster),
+        cmd!("myshardid", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER MYSHARDID", cl::cluster),
+        cmd!("nodes", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER NODES", cl::cluster),
+        cmd!("replicas", 3, "admin stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER REPLICAS", cl::cluster),
+        cmd!("replicate", 3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER REPLICATE", cl::cluster),
+        cmd!("reset", -2, "admin stale noscript", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER RESET", cl::cluster),
+        cmd!("set-config-epoch", 3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER SET-CONFIG-EPOCH", cl::cluster),
+        cmd!("setslot", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER SETSLOT", cl::cluster),
+        cmd!("shards", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER SHARDS", cl::cluster),
+        cmd!("slaves", 3, "admin stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER SLAVES", cl::cluster),
+        cmd!("slots", 2, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER SLOTS", cl::cluster),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER HELP", cl::cluster),
+    ]),
+    cmd!("readonly", 1, "loading stale fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", cl::readonly),
+    cmd!("readwrite", 1, "loading stale fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", cl::readwrite),
+    cmd!("asking", 1, "fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", cl::asking),
+    container!("function", "", "@slow @scripting", "scripting", "7.0.0", "A container for function commands.", cl::function, [
+        cmd!("list", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION LIST", cl::function),
+        cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION DUMP", cl::function),
+        cmd!("restore", -3, "write denyoom noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION RESTORE", cl::function),
+        cmd!("flush", -2, "write noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION FLUSH", cl::function),
+        cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION STATS", cl::function),
+    ]),
+    // transactions (queueing is the connection's; these rows give names, arity and flags)
+    cmd!("multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "1.2.0", "Starts a transaction.", srv::multi_outside),
+    cmd!("exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, "@slow @transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", srv::multi_outside),
+    cmd!("discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "2.0.0", "Discards a transaction.", srv::multi_outside),
 ];

@@ -29,6 +29,14 @@ pub struct ClientState {
     /// Set by a successful write command; the connection waits for WAL durability before
     /// replying when `appendfsync always`.
     pub wrote: bool,
+    /// ASKING was sent: the next command may touch an importing slot.
+    pub asking: bool,
+    /// READONLY was sent: reads may be served by a replica.
+    pub readonly: bool,
+    /// Commands queued since MULTI.
+    pub multi: Option<Vec<Vec<bytes::Bytes>>>,
+    /// A queued command was refused: EXEC aborts.
+    pub multi_failed: bool,
 }
 
 impl ClientState {

@@ -10,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{After, ClientState, Shared};
+use crate::cluster::route;
 use crate::command::{self, CmdError, Ctx};
+use crate::keyspace::key_slot;
 use crate::resp::{encode, Decoder, Protocol, Reply};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -33,6 +35,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         authenticated: shared.requirepass().is_none(),
         after: None,
         wrote: false,
+        asking: false,
+        readonly: false,
+        multi: None,
+        multi_failed: false,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
@@ -146,7 +152,8 @@ async fn flush(
 }
 
 /// Resolves, checks and runs one command: the order of checks follows Valkey's
-/// `processCommand` (existence, arity, authentication, then execution).
+/// `processCommand` (existence, arity, authentication, transaction queueing, cluster
+/// redirection, then execution).
 fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Reply {
     shared
         .stats
@@ -154,12 +161,45 @@ fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Rep
         .fetch_add(1, Ordering::Relaxed);
     let spec = match command::resolve(args) {
         Ok(s) => s,
-        Err(e) => return error_reply(shared, e),
+        Err(e) => {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return error_reply(shared, e);
+        }
     };
     client.handle.touch(spec.name);
     if !client.authenticated && !spec.has_flag("no_auth") {
         return error_reply(shared, CmdError::NoAuth);
     }
+    match spec.name {
+        "multi" | "exec" | "discard" => return transaction(shared, client, spec.name),
+        _ => {}
+    }
+    let asking = std::mem::take(&mut client.asking);
+    if let Some(e) = redirect(shared, client, spec, args, asking) {
+        if client.multi.is_some() {
+            client.multi_failed = true;
+        }
+        return error_reply(shared, CmdError::Line(e));
+    }
+    if let Some(q) = client.multi.as_mut() {
+        if matches!(spec.name, "watch" | "quit" | "reset") {
+            // Not queued, as in Valkey.
+        } else {
+            q.push(args.to_vec());
+            return Reply::Status("QUEUED");
+        }
+    }
+    execute(shared, client, spec, args)
+}
+
+fn execute(
+    shared: &Shared,
+    client: &mut ClientState,
+    spec: &'static command::CommandSpec,
+    args: &[Bytes],
+) -> Reply {
     let mut ctx = Ctx { shared, client };
     let reply = command::execute(spec, &mut ctx, args);
     if reply.is_error() {
@@ -169,6 +209,80 @@ fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Rep
         shared.wal.note_write();
     }
     reply
+}
+
+/// MULTI/EXEC/DISCARD. Queued commands run one after another at EXEC.
+fn transaction(shared: &Shared, client: &mut ClientState, name: &str) -> Reply {
+    match name {
+        "multi" => {
+            if client.multi.is_some() {
+                return error_reply(shared, CmdError::err("MULTI calls can not be nested"));
+            }
+            client.multi = Some(Vec::new());
+            client.multi_failed = false;
+            Reply::OK
+        }
+        "discard" => match client.multi.take() {
+            Some(_) => Reply::OK,
+            None => error_reply(shared, CmdError::err("DISCARD without MULTI")),
+        },
+        _ => {
+            let Some(queued) = client.multi.take() else {
+                return error_reply(shared, CmdError::err("EXEC without MULTI"));
+            };
+            if std::mem::take(&mut client.multi_failed) {
+                return error_reply(
+                    shared,
+                    CmdError::Line(
+                        "EXECABORT Transaction discarded because of previous errors.".into(),
+                    ),
+                );
+            }
+            let mut out = Vec::with_capacity(queued.len());
+            for args in queued {
+                let reply = match command::resolve(&args) {
+                    Ok(spec) => execute(shared, client, spec, &args),
+                    Err(e) => error_reply(shared, e),
+                };
+                out.push(reply);
+            }
+            Reply::Array(out)
+        }
+    }
+}
+
+/// The cluster redirection for a command with keys, if it must not run here.
+fn redirect(
+    shared: &Shared,
+    client: &ClientState,
+    spec: &'static command::CommandSpec,
+    args: &[Bytes],
+    asking: bool,
+) -> Option<String> {
+    let cluster = shared.cluster.as_ref()?;
+    let pos = spec.key_positions(args);
+    if pos.is_empty() {
+        return None;
+    }
+    let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
+    let view = cluster.view();
+    let missing = || {
+        let absent = pos
+            .iter()
+            .filter(|&&p| !matches!(shared.keyspace.peek(&args[p]), Ok(Some(_))))
+            .count();
+        (absent, pos.len())
+    };
+    let asking = asking || spec.has_flag("asking");
+    route(
+        &view,
+        &slots,
+        spec.is_write(),
+        asking,
+        client.readonly,
+        missing,
+    )
+    .error()
 }
 
 fn error_reply(shared: &Shared, e: CmdError) -> Reply {

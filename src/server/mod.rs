@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 pub use clients::{After, ClientHandle, ClientRegistry, ClientState};
 
+use crate::cluster::Cluster;
 use crate::config::{AppendFsync, Config, LiveConfig};
 use crate::keyspace::Keyspace;
 use crate::resp::Limits;
@@ -49,7 +50,10 @@ pub struct Shared {
     pub tcp_port: u16,
     pub executable: PathBuf,
     pub active_expire: AtomicBool,
+    /// Cluster membership, when `cluster-enabled yes`.
+    pub cluster: Option<Arc<Cluster>>,
     shutdown: Notify,
+    bus_shutdown: Arc<Notify>,
     shutting_down: AtomicBool,
 }
 
@@ -83,6 +87,7 @@ impl Shared {
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
         self.shutdown.notify_waiters();
+        self.bus_shutdown.notify_waiters();
         self.clients.kill_all();
     }
 
@@ -126,6 +131,11 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         engine.families().len()
     );
     let wal = WalSync::start(Arc::clone(&engine), sync_mode(c.appendfsync));
+    let cluster = if c.cluster_enabled {
+        Some(Cluster::open(&c)?)
+    } else {
+        None
+    };
     Ok(Arc::new(Shared {
         keyspace,
         engine,
@@ -137,7 +147,9 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         tcp_port: c.port,
         executable: std::env::current_exe().unwrap_or_default(),
         active_expire: AtomicBool::new(true),
+        cluster,
         shutdown: Notify::new(),
+        bus_shutdown: Arc::new(Notify::new()),
         shutting_down: AtomicBool::new(false),
         config,
     }))
@@ -152,6 +164,24 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {addr}:{}", c.port))?;
         listeners.push(l);
+    }
+    if let Some(cl) = &shared.cluster {
+        let cport = c.cluster_bus_port();
+        let addr = c
+            .bind
+            .first()
+            .map(|b| b.trim_start_matches('-').to_string())
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let bus = TcpListener::bind((addr.as_str(), cport))
+            .await
+            .with_context(|| format!("binding the cluster bus on {addr}:{cport}"))?;
+        crate::cluster::spawn_bus(
+            Arc::clone(cl),
+            bus,
+            crate::cluster::bus_digest(&c),
+            Arc::clone(&shared.bus_shutdown),
+        );
+        tracing::info!("Cluster bus listening on {addr}:{cport}");
     }
     tracing::info!("Ready to accept connections tcp on port {}", c.port);
     for l in listeners {

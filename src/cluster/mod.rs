@@ -1,0 +1,208 @@
+//! Cluster mode: slot map, node table, gossip over the gRPC bus, failure detection, epochs,
+//! nodes.conf, and the routing decision (local / MOVED / ASK / CROSSSLOT / TRYAGAIN /
+//! CLUSTERDOWN).
+//!
+//! Owns: [`Cluster`] (the running node's cluster state behind one lock, mutated only through
+//! the pure [`ClusterState`] methods), immutable [`View`]s published for routing, the bus task.
+//! Must not: touch the keyspace (callers pass key counts in) or see protobuf types (`rpc` does).
+
+mod bus_task;
+pub mod nodes_conf;
+mod routing;
+pub mod state;
+pub mod types;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+pub use routing::{route, Route};
+pub use state::{ClusterError, ClusterState, Outgoing, SetSlot};
+pub use types::{NodeId, Role};
+
+use crate::config::Config;
+use crate::rpc::BusClient;
+use view::BusStats;
+
+pub fn now_ms() -> u64 {
+    crate::keyspace::now_ms().max(0) as u64
+}
+
+/// What routing needs, rebuilt after every change: cheap to read from every connection.
+#[derive(Debug, Default)]
+pub struct View {
+    pub myself: Option<NodeId>,
+    pub role_replica_of: Option<NodeId>,
+    pub ok: bool,
+    /// Slot → index into `nodes`.
+    pub slots: Vec<Option<u16>>,
+    pub nodes: Vec<(NodeId, String)>,
+    pub migrating: HashMap<u16, u16>,
+    pub importing: HashMap<u16, u16>,
+    pub allow_reads_when_down: bool,
+}
+
+impl View {
+    fn build(st: &ClusterState, allow_reads_when_down: bool) -> View {
+        let mut idx: HashMap<NodeId, u16> = HashMap::new();
+        let mut nodes = Vec::new();
+        for n in st.nodes.values() {
+            idx.insert(n.id, nodes.len() as u16);
+            nodes.push((n.id, format!("{}:{}", n.ip, n.port)));
+        }
+        let me = st.me();
+        View {
+            myself: Some(st.myself),
+            role_replica_of: if me.role == Role::Replica {
+                me.primary
+            } else {
+                None
+            },
+            ok: st.ok,
+            slots: st
+                .slots
+                .iter()
+                .map(|o| o.and_then(|id| idx.get(&id).copied()))
+                .collect(),
+            nodes,
+            migrating: st
+                .migrating
+                .iter()
+                .filter_map(|(s, id)| Some((*s, *idx.get(id)?)))
+                .collect(),
+            importing: st
+                .importing
+                .iter()
+                .filter_map(|(s, id)| Some((*s, *idx.get(id)?)))
+                .collect(),
+            allow_reads_when_down,
+        }
+    }
+}
+
+/// The running node's cluster membership.
+pub struct Cluster {
+    state: Mutex<ClusterState>,
+    view: RwLock<Arc<View>>,
+    conf_path: PathBuf,
+    pub(crate) stats: Mutex<BusStats>,
+    pub(crate) client: BusClient,
+    pub(crate) wake: Notify,
+    allow_reads_when_down: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterOpenError {
+    #[error(transparent)]
+    NodesConf(#[from] nodes_conf::NodesConfError),
+}
+
+fn announced_ip(c: &Config) -> String {
+    if let Some(ip) = &c.cluster_announce_ip {
+        return ip.clone();
+    }
+    c.bind
+        .iter()
+        .map(|b| b.trim_start_matches('-'))
+        .find(|b| !matches!(*b, "*" | "0.0.0.0" | "::" | "::*"))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The digest of the bus secret peers must present: `cluster-bus-secret`, else `masterauth`,
+/// else `requirepass`; none means an open bus (as Valkey's).
+pub fn bus_digest(c: &Config) -> Option<String> {
+    [&c.cluster_bus_secret, &c.masterauth, &c.requirepass]
+        .into_iter()
+        .flatten()
+        .find(|s| !s.is_empty())
+        .map(|s| crate::rpc::secret_digest(s))
+}
+
+impl Cluster {
+    /// Loads nodes.conf (or starts a new node with a fresh id) and saves it back.
+    pub fn open(c: &Config) -> Result<Arc<Cluster>, ClusterOpenError> {
+        let now = now_ms();
+        let path = c.cluster_config_path();
+        let ip = announced_ip(c);
+        let mut st = match nodes_conf::load(&path, now, c.cluster_node_timeout_ms)? {
+            Some(mut st) => {
+                let me = st.myself;
+                if let Some(n) = st.nodes.get_mut(&me) {
+                    if !ip.is_empty() {
+                        n.ip = ip.clone();
+                    }
+                    n.port = c.port;
+                    n.cport = c.cluster_bus_port();
+                }
+                st
+            }
+            None => ClusterState::new(NodeId::random(), ip, c.port, c.cluster_bus_port(), now),
+        };
+        st.node_timeout = c.cluster_node_timeout_ms;
+        st.require_full_coverage = c.cluster_require_full_coverage;
+        st.update_health();
+        nodes_conf::save(&st, &path)?;
+        st.dirty = false;
+        let view = View::build(&st, c.cluster_allow_reads_when_down);
+        let digest = bus_digest(c);
+        let timeout = Duration::from_millis(c.cluster_node_timeout_ms.clamp(500, 5000));
+        tracing::info!(
+            "cluster node id {} ({} known nodes)",
+            st.myself,
+            st.nodes.len()
+        );
+        Ok(Arc::new(Cluster {
+            state: Mutex::new(st),
+            view: RwLock::new(Arc::new(view)),
+            conf_path: path,
+            stats: Mutex::new(BusStats::default()),
+            client: BusClient::new(digest, timeout),
+            wake: Notify::new(),
+            allow_reads_when_down: c.cluster_allow_reads_when_down,
+        }))
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view.read())
+    }
+
+    /// Runs `f` on the state, then publishes a new view and saves nodes.conf if needed.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+        let mut st = self.state.lock();
+        let r = f(&mut st);
+        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
+        if st.dirty {
+            match nodes_conf::save(&st, &self.conf_path) {
+                Ok(()) => st.dirty = false,
+                Err(e) => tracing::error!("saving cluster config: {e}"),
+            }
+        }
+        r
+    }
+
+    /// Read-only access for renderings.
+    pub fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        f(&self.state.lock())
+    }
+
+    pub fn stats(&self) -> BusStats {
+        *self.stats.lock()
+    }
+
+    pub fn set_node_timeout(&self, ms: u64) {
+        self.with_state(|st| st.node_timeout = ms);
+    }
+
+    /// Wakes the bus task (after MEET, so the handshake starts at once).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub use bus_task::spawn_bus;

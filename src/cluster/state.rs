@@ -1,0 +1,848 @@
+//! The cluster state machine: slot ownership, node table, epochs, handshakes, failure
+//! detection. Pure: every method takes the current time and returns what to send; nothing here
+//! does I/O, so the rules of the Valkey cluster specification get plain unit tests.
+
+use std::collections::BTreeMap;
+
+use super::types::{flag, Gossip, Header, Message, MessageKind, NodeId, NodeRecord, Role, SlotSet};
+use crate::storage::SLOTS;
+
+/// How long a FORGET keeps a node from being re-added by gossip (Valkey: 60 s).
+pub const FORGET_BAN_MS: u64 = 60_000;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("ERR Invalid or out of range slot")]
+    InvalidSlot,
+    #[error("ERR Slot {0} is already busy")]
+    SlotBusy(u16),
+    #[error("ERR Slot {0} is already unassigned")]
+    SlotUnassigned(u16),
+    #[error("ERR Slot {0} specified multiple times")]
+    SlotRepeated(u16),
+    #[error("ERR Unknown node {0}")]
+    UnknownNode(String),
+    #[error("ERR I don't know about node {0}")]
+    DontKnowNode(String),
+    #[error("ERR Can't replicate myself")]
+    ReplicateSelf,
+    #[error("ERR I can only replicate a master, not a replica.")]
+    ReplicateReplica,
+    #[error("ERR To set a master the node must be empty and without assigned slots.")]
+    NotEmpty,
+    #[error("ERR I tried hard but I can't forget myself...")]
+    ForgetSelf,
+    #[error("ERR Can't forget my master!")]
+    ForgetPrimary,
+    #[error(
+        "ERR The user can assign a config epoch only when the node does not know any other node."
+    )]
+    EpochKnowsOthers,
+    #[error("ERR Node config epoch is already non-zero")]
+    EpochNonZero,
+    #[error("ERR Please use SETSLOT only with masters.")]
+    SetSlotOnReplica,
+    #[error("ERR I'm not the owner of hash slot {0}")]
+    NotOwner(u16),
+    #[error("ERR I'm already the owner of hash slot {0}")]
+    AlreadyOwner(u16),
+    #[error("ERR Target node is not a master")]
+    TargetNotPrimary,
+    #[error("ERR Can't assign hashslot {0} to a different node while I still hold keys for this hash slot.")]
+    SlotHasKeys(u16),
+    #[error("ERR Invalid node address specified: {0}")]
+    InvalidAddress(String),
+}
+
+/// A message the bus must send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Ping(NodeId),
+    Meet(NodeId),
+    Fail { to: NodeId, failing: NodeId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SetSlot {
+    Migrating(NodeId),
+    Importing(NodeId),
+    Stable,
+    Node(NodeId),
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterState {
+    pub myself: NodeId,
+    pub current_epoch: u64,
+    pub last_vote_epoch: u64,
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub slots: Vec<Option<NodeId>>,
+    pub migrating: BTreeMap<u16, NodeId>,
+    pub importing: BTreeMap<u16, NodeId>,
+    pub forgotten: BTreeMap<NodeId, u64>,
+    /// failing node → reporting primary → unix ms of the report.
+    pub fail_reports: BTreeMap<NodeId, BTreeMap<NodeId, u64>>,
+    pub node_timeout: u64,
+    pub require_full_coverage: bool,
+    pub ok: bool,
+    /// Set when something that nodes.conf records changed.
+    pub dirty: bool,
+}
+
+impl ClusterState {
+    pub fn new(myself: NodeId, ip: String, port: u16, cport: u16, now: u64) -> ClusterState {
+        let mut nodes = BTreeMap::new();
+        let mut me = NodeRecord::new(myself, ip, port, cport, now);
+        me.link_up = true;
+        nodes.insert(myself, me);
+        ClusterState {
+            myself,
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            nodes,
+            slots: vec![None; SLOTS],
+            migrating: BTreeMap::new(),
+            importing: BTreeMap::new(),
+            forgotten: BTreeMap::new(),
+            fail_reports: BTreeMap::new(),
+            node_timeout: 15_000,
+            require_full_coverage: true,
+            ok: false,
+            dirty: true,
+        }
+    }
+
+    pub fn me(&self) -> &NodeRecord {
+        &self.nodes[&self.myself]
+    }
+
+    fn me_mut(&mut self) -> &mut NodeRecord {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("myself is always in the node table")
+    }
+
+    /// Slots owned by `id`.
+    pub fn slots_of(&self, id: &NodeId) -> SlotSet {
+        let mut s = SlotSet::default();
+        for (i, o) in self.slots.iter().enumerate() {
+            if o.as_ref() == Some(id) {
+                s.insert(i as u16);
+            }
+        }
+        s
+    }
+
+    /// A node's config epoch as shown to clients: a replica shows its primary's.
+    pub fn shown_epoch(&self, n: &NodeRecord) -> u64 {
+        match (n.role, n.primary.and_then(|p| self.nodes.get(&p))) {
+            (Role::Replica, Some(p)) => p.config_epoch,
+            _ => n.config_epoch,
+        }
+    }
+
+    /// Finds a node by id (exact, case-insensitive).
+    pub fn lookup(&self, id: &[u8]) -> Option<NodeId> {
+        NodeId::parse(id).filter(|n| self.nodes.contains_key(n))
+    }
+
+    // ---- client commands ----------------------------------------------------------------
+
+    pub fn add_slots(&mut self, slots: &[u16]) -> Result<(), ClusterError> {
+        check_unique(slots)?;
+        if let Some(&s) = slots.iter().find(|&&s| self.slots[s as usize].is_some()) {
+            return Err(ClusterError::SlotBusy(s));
+        }
+        for &s in slots {
+            self.slots[s as usize] = Some(self.myself);
+            self.importing.remove(&s);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    pub fn del_slots(&mut self, slots: &[u16]) -> Result<(), ClusterError> {
+        check_unique(slots)?;
+        if let Some(&s) = slots.iter().find(|&&s| self.slots[s as usize].is_none()) {
+            return Err(ClusterError::SlotUnassigned(s));
+        }
+        for &s in slots {
+            self.slots[s as usize] = None;
+            self.migrating.remove(&s);
+            self.importing.remove(&s);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// Unassigns every slot this node owns (FLUSHSLOTS).
+    pub fn flush_slots(&mut self) {
+        let me = self.myself;
+        for s in self.slots.iter_mut().filter(|o| **o == Some(me)) {
+            *s = None;
+        }
+        self.changed();
+    }
+
+    /// Starts a handshake with `ip:port` (bus port `cport`).
+    pub fn meet(&mut self, ip: &str, port: u16, cport: u16, now: u64) -> Result<(), ClusterError> {
+        if ip.parse::<std::net::IpAddr>().is_err() || port == 0 || cport == 0 {
+            return Err(ClusterError::InvalidAddress(format!("{ip}:{port}")));
+        }
+        let already = self
+            .nodes
+            .values()
+            .any(|n| n.handshake && n.ip == ip && n.cport == cport);
+        if !already {
+            let id = NodeId::random();
+            let mut n = NodeRecord::new(id, ip.to_string(), port, cport, now);
+            n.handshake = true;
+            self.nodes.insert(id, n);
+        }
+        Ok(())
+    }
+
+    pub fn set_config_epoch(&mut self, epoch: u64) -> Result<(), ClusterError> {
+        if self.nodes.len() > 1 {
+            return Err(ClusterError::EpochKnowsOthers);
+        }
+        if self.me().config_epoch != 0 {
+            return Err(ClusterError::EpochNonZero);
+        }
+        self.me_mut().config_epoch = epoch;
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.changed();
+        Ok(())
+    }
+
+    fn max_epoch(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0)
+            .max(self.current_epoch)
+    }
+
+    /// CLUSTER BUMPEPOCH: a new config epoch without agreement, unless ours is already the
+    /// unique greatest. Returns (bumped, epoch).
+    pub fn bump_epoch(&mut self) -> (bool, u64) {
+        let max = self.max_epoch();
+        let mine = self.me().config_epoch;
+        let unique_max = mine == max
+            && self
+                .nodes
+                .values()
+                .filter(|n| n.config_epoch == max)
+                .count()
+                == 1;
+        if mine == 0 || !unique_max {
+            self.current_epoch = max + 1;
+            let e = self.current_epoch;
+            self.me_mut().config_epoch = e;
+            self.changed();
+            (true, e)
+        } else {
+            (false, mine)
+        }
+    }
+
+    pub fn replicate(&mut self, id: &[u8], has_keys: bool) -> Result<(), ClusterError> {
+        let Some(target) = self.lookup(id) else {
+            return Err(ClusterError::UnknownNode(
+                String::from_utf8_lossy(id).into_owned(),
+            ));
+        };
+        if target == self.myself {
+            return Err(ClusterError::ReplicateSelf);
+        }
+        if !self.nodes[&target].is_primary() {
+            return Err(ClusterError::ReplicateReplica);
+        }
+        let me = self.myself;
+        if self.me().is_primary() && (self.slots.iter().any(|o| *o == Some(me)) || has_keys) {
+            return Err(ClusterError::NotEmpty);
+        }
+        let n = self.me_mut();
+        n.role = Role::Replica;
+        n.primary = Some(target);
+        self.migrating.clear();
+        self.importing.clear();
+        self.changed();
+        Ok(())
+    }
+
+    pub fn forget(&mut self, id: &[u8], now: u64) -> Result<(), ClusterError> {
+        let Some(target) = self.lookup(id) else {
+            return Err(ClusterError::UnknownNode(
+                String::from_utf8_lossy(id).into_owned(),
+            ));
+        };
+        if target == self.myself {
+            return Err(ClusterError::ForgetSelf);
+        }
+        if self.me().primary == Some(target) {
+            return Err(ClusterError::ForgetPrimary);
+        }
+        self.forgotten.insert(target, now + FORGET_BAN_MS);
+        self.remove_node(target);
+        Ok(())
+    }
+
+    fn remove_node(&mut self, id: NodeId) {
+        self.nodes.remove(&id);
+        for s in self.slots.iter_mut().filter(|o| **o == Some(id)) {
+            *s = None;
+        }
+        self.migrating.retain(|_, n| *n != id);
+        self.importing.retain(|_, n| *n != id);
+        self.fail_reports.remove(&id);
+        for r in self.fail_reports.values_mut() {
+            r.remove(&id);
+        }
+        self.changed();
+    }
+
+    /// CLUSTER RESET: forget every other node and all slots; HARD also resets epochs and the
+    /// node id. The caller checks that a primary holds no keys.
+    pub fn reset(&mut self, hard: bool, now: u64) {
+        let me = self.me().clone();
+        let id = if hard { NodeId::random() } else { me.id };
+        let mut fresh = ClusterState::new(id, me.ip.clone(), me.port, me.cport, now);
+        fresh.node_timeout = self.node_timeout;
+        fresh.require_full_coverage = self.require_full_coverage;
+        if !hard {
+            fresh.current_epoch = self.current_epoch;
+            fresh.last_vote_epoch = self.last_vote_epoch;
+            fresh.me_mut().config_epoch = me.config_epoch;
+        }
+        *self = fresh;
+    }
+
+    /// CLUSTER SETSLOT. `keys_in_slot` is the number of keys this node holds in `slot`.
+    pub fn set_slot(
+        &mut self,
+        slot: u16,
+        action: SetSlot,
+        keys_in_slot: i64,
+    ) -> Result<(), ClusterError> {
+        if !self.me().is_primary() {
+            return Err(ClusterError::SetSlotOnReplica);
+        }
+        let owner = self.slots[slot as usize];
+        fn known(s: &ClusterState, id: NodeId) -> Result<&NodeRecord, ClusterError> {
+            s.nodes
+                .get(&id)
+                .ok_or_else(|| ClusterError::DontKnowNode(id.to_string()))
+        }
+        match action {
+            SetSlot::Migrating(id) => {
+                if owner != Some(self.myself) {
+                    return Err(ClusterError::NotOwner(slot));
+                }
+                if !known(self, id)?.is_primary() {
+                    return Err(ClusterError::TargetNotPrimary);
+                }
+                self.migrating.insert(slot, id);
+            }
+            SetSlot::Importing(id) => {
+                if owner == Some(self.myself) {
+                    return Err(ClusterError::AlreadyOwner(slot));
+                }
+                if !known(self, id)?.is_primary() {
+                    return Err(ClusterError::TargetNotPrimary);
+                }
+                self.importing.insert(slot, id);
+            }
+            SetSlot::Stable => {
+                self.migrating.remove(&slot);
+                self.importing.remove(&slot);
+            }
+            SetSlot::Node(id) => {
+                let target = self
+                    .nodes
+                    .get(&id)
+                    .ok_or_else(|| ClusterError::UnknownNode(id.to_string()))?;
+                if !target.is_primary() {
+                    return Err(ClusterError::TargetNotPrimary);
+                }
+                if owner == Some(self.myself) && id != self.myself && keys_in_slot > 0 {
+                    return Err(ClusterError::SlotHasKeys(slot));
+                }
+                if keys_in_slot == 0 {
+                    self.migrating.remove(&slot);
+                }
+                let was_importing = self.importing.remove(&slot).is_some();
+                self.slots[slot as usize] = Some(id);
+                // Taking a slot we imported needs an epoch that wins over the old owner's.
+                if id == self.myself && was_importing {
+                    self.bump_epoch();
+                }
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.update_health();
+    }
+
+    // ---- bus ----------------------------------------------------------------------------
+
+    /// The header describing this node.
+    pub fn header(&self) -> Header {
+        let me = self.me();
+        let mut flags = if me.is_primary() {
+            flag::PRIMARY
+        } else {
+            flag::REPLICA
+        };
+        if me.nofailover {
+            flags |= flag::NOFAILOVER;
+        }
+        let slots = match (me.role, me.primary) {
+            (Role::Replica, Some(p)) => self.slots_of(&p),
+            _ => self.slots_of(&self.myself),
+        };
+        Header {
+            sender: self.myself,
+            current_epoch: self.current_epoch,
+            config_epoch: me.config_epoch,
+            role: me.role,
+            primary: me.primary,
+            slots,
+            ip: me.ip.clone(),
+            port: me.port,
+            cport: me.cport,
+            repl_offset: me.repl_offset,
+            flags,
+        }
+    }
+
+    /// A message of `kind` for `to`, with gossip about the other nodes.
+    pub fn message(&self, kind: MessageKind, to: &NodeId) -> Message {
+        let target_ip = self.nodes.get(to).map(|n| n.ip.clone()).unwrap_or_default();
+        let gossip = self
+            .nodes
+            .values()
+            .filter(|n| n.id != self.myself && n.id != *to && !n.handshake && !n.noaddr)
+            .map(|n| Gossip {
+                id: n.id,
+                ip: n.ip.clone(),
+                port: n.port,
+                cport: n.cport,
+                flags: node_flags(n),
+                pong_recv: n.pong_recv,
+            })
+            .collect();
+        Message {
+            kind,
+            header: self.header(),
+            gossip,
+            target_ip,
+        }
+    }
+
+    /// Handles a PING or MEET; the caller replies with `message(Pong, sender)`.
+    /// `observed_ip` is the peer address the request came from.
+    pub fn on_request(&mut self, msg: &Message, observed_ip: &str, now: u64) {
+        if self.me().ip.is_empty() && !msg.target_ip.is_empty() {
+            self.me_mut().ip = msg.target_ip.clone();
+            self.dirty = true;
+        }
+        let sender = msg.header.sender;
+        if !self.nodes.contains_key(&sender) {
+            if msg.kind != MessageKind::Meet || sender == self.myself {
+                return;
+            }
+            let ip = if msg.header.ip.is_empty() {
+                observed_ip.to_string()
+            } else {
+                msg.header.ip.clone()
+            };
+            let n = NodeRecord::new(sender, ip, msg.header.port, msg.header.cport, now);
+            self.nodes.insert(sender, n);
+            self.forgotten.remove(&sender);
+            self.dirty = true;
+        }
+        self.process(msg, observed_ip, now);
+    }
+
+    /// Handles the PONG answering our PING/MEET to `target` (possibly a handshake id).
+    pub fn on_reply(&mut self, target: NodeId, msg: &Message, now: u64) {
+        let sender = msg.header.sender;
+        if sender == self.myself {
+            // We met ourselves through another address.
+            self.nodes.remove(&target);
+            return;
+        }
+        let Some(t) = self.nodes.get(&target).cloned() else {
+            return;
+        };
+        if t.handshake {
+            self.nodes.remove(&target);
+            if self.forgotten.contains_key(&sender) {
+                return;
+            }
+            if !self.nodes.contains_key(&sender) {
+                let mut n =
+                    NodeRecord::new(sender, t.ip.clone(), msg.header.port, msg.header.cport, now);
+                n.created = t.created;
+                self.nodes.insert(sender, n);
+            }
+            self.dirty = true;
+        } else if target != sender {
+            // The address now answers with another id: the node was replaced.
+            if let Some(n) = self.nodes.get_mut(&target) {
+                n.noaddr = true;
+                n.link_up = false;
+            }
+            return;
+        }
+        let ip = self
+            .nodes
+            .get(&sender)
+            .map(|n| n.ip.clone())
+            .unwrap_or_default();
+        self.process(msg, &ip, now);
+    }
+
+    /// Records that a message to `target` could not be delivered.
+    pub fn on_link_error(&mut self, target: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&target) {
+            n.link_up = false;
+        }
+    }
+
+    /// Handles a FAIL broadcast from a known node.
+    pub fn on_fail(&mut self, sender: NodeId, failing: NodeId, now: u64) {
+        if !self.nodes.contains_key(&sender) || failing == self.myself {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&failing) {
+            if !n.fail {
+                n.fail = true;
+                n.fail_time = now;
+                self.changed();
+            }
+        }
+    }
+
+    fn process(&mut self, msg: &Message, observed_ip: &str, now: u64) {
+        let h = &msg.header;
+        let sender = h.sender;
+        if h.current_epoch > self.current_epoch {
+            self.current_epoch = h.current_epoch;
+            self.dirty = true;
+        }
+        let node_timeout = self.node_timeout;
+        {
+            let Some(n) = self.nodes.get_mut(&sender) else {
+                return;
+            };
+            n.pong_recv = now;
+            n.ping_sent = 0;
+            n.link_up = true;
+            n.noaddr = false;
+            if n.pfail {
+                n.pfail = false;
+            }
+            let ip = if h.ip.is_empty() { observed_ip } else { &h.ip };
+            if !ip.is_empty() && (n.ip != ip || n.port != h.port || n.cport != h.cport) {
+                n.ip = ip.to_string();
+                n.port = h.port;
+                n.cport = h.cport;
+                self.dirty = true;
+            }
+            if n.role != h.role || n.primary != h.primary {
+                n.role = h.role;
+                n.primary = h.primary;
+                self.dirty = true;
+            }
+            n.nofailover = h.flags & flag::NOFAILOVER != 0;
+            n.repl_offset = h.repl_offset;
+            if n.config_epoch != h.config_epoch {
+                n.config_epoch = h.config_epoch;
+                self.dirty = true;
+            }
+            // A failed node that answers again is cleared when it serves no slots, or when
+            // enough time passed without its slots being taken over.
+            if n.fail
+                && (h.role == Role::Replica
+                    || h.slots.is_empty()
+                    || now.saturating_sub(n.fail_time) > 2 * node_timeout)
+            {
+                n.fail = false;
+                self.dirty = true;
+            }
+        }
+        if h.role == Role::Primary {
+            self.claim_slots(sender, h);
+        }
+        self.resolve_epoch_collision(sender, h);
+        if self.nodes.get(&sender).is_some_and(|n| !n.handshake) {
+            self.process_gossip(sender, &msg.gossip, now);
+        }
+        self.update_health();
+    }
+
+    /// Applies a primary's slot claims: a claim wins over no owner or an owner with a smaller
+    /// config epoch.
+    fn claim_slots(&mut self, sender: NodeId, h: &Header) {
+        let mut changed = false;
+        let mut lost_mine = false;
+        for s in h.slots.iter() {
+            let cur = self.slots[s as usize];
+            if cur == Some(sender) || self.importing.contains_key(&s) {
+                continue;
+            }
+            let wins = match cur {
+                None => true,
+                Some(o) => self
+                    .nodes
+                    .get(&o)
+                    .is_none_or(|o| o.config_epoch < h.config_epoch),
+            };
+            if wins {
+                if cur == Some(self.myself) {
+                    lost_mine = true;
+                    self.migrating.remove(&s);
+                }
+                self.slots[s as usize] = Some(sender);
+                changed = true;
+            }
+        }
+        // A primary that lost its last slot to another primary follows it (it was failed over).
+        if lost_mine && !self.slots.iter().any(|o| *o == Some(self.myself)) {
+            let me = self.me_mut();
+            me.role = Role::Replica;
+            me.primary = Some(sender);
+        }
+        if changed {
+            self.dirty = true;
+        }
+    }
+
+    /// Two primaries with one config epoch: the one with the smaller id takes a new epoch.
+    fn resolve_epoch_collision(&mut self, sender: NodeId, h: &Header) {
+        let me = self.me();
+        if h.role != Role::Primary || !me.is_primary() || h.config_epoch != me.config_epoch {
+            return;
+        }
+        if sender <= self.myself {
+            return;
+        }
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.me_mut().config_epoch = e;
+        self.dirty = true;
+    }
+
+    fn process_gossip(&mut self, sender: NodeId, gossip: &[Gossip], now: u64) {
+        let sender_is_primary = self.nodes.get(&sender).is_some_and(|n| n.is_primary());
+        for g in gossip {
+            if g.id == self.myself {
+                continue;
+            }
+            if self.nodes.contains_key(&g.id) {
+                if sender_is_primary {
+                    let reports = self.fail_reports.entry(g.id).or_default();
+                    if g.flags & (flag::PFAIL | flag::FAIL) != 0 {
+                        reports.insert(sender, now);
+                    } else {
+                        reports.remove(&sender);
+                    }
+                }
+                self.check_fail(g.id, now);
+            } else if !self.forgotten.contains_key(&g.id)
+                && g.flags & (flag::NOADDR | flag::HANDSHAKE) == 0
+                && !g.ip.is_empty()
+            {
+                let _ = self.meet(&g.ip, g.port, g.cport, now);
+            }
+        }
+    }
+
+    /// Primaries that serve at least one slot.
+    fn serving_primaries(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self.slots.iter().flatten().copied().collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn quorum(&self) -> usize {
+        self.serving_primaries().len() / 2 + 1
+    }
+
+    /// PFAIL → FAIL when a majority of serving primaries (this one included) report it.
+    fn check_fail(&mut self, id: NodeId, now: u64) {
+        let Some(n) = self.nodes.get(&id) else { return };
+        if !n.pfail || n.fail {
+            return;
+        }
+        let validity = self.node_timeout * 2;
+        let mut reports = self
+            .fail_reports
+            .get(&id)
+            .map(|r| {
+                r.values()
+                    .filter(|t| now.saturating_sub(**t) <= validity)
+                    .count()
+            })
+            .unwrap_or(0);
+        if self.me().is_primary() {
+            reports += 1;
+        }
+        if reports >= self.quorum() {
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.fail = true;
+                n.fail_time = now;
+            }
+            self.changed();
+        }
+    }
+
+    /// Periodic work: who to ping, PFAIL timeouts, handshake expiry, FAIL broadcasts.
+    pub fn tick(&mut self, now: u64) -> Vec<Outgoing> {
+        let interval = (self.node_timeout / 4).clamp(100, 1000);
+        let handshake_timeout = self.node_timeout.max(1000);
+        self.forgotten.retain(|_, until| *until > now);
+        let expired: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.handshake && now.saturating_sub(n.created) > handshake_timeout)
+            .map(|n| n.id)
+            .collect();
+        for id in expired {
+            self.nodes.remove(&id);
+        }
+        let mut out = Vec::new();
+        let mut newly_pfail = Vec::new();
+        for n in self.nodes.values_mut() {
+            if n.id == self.myself {
+                continue;
+            }
+            let waiting = if n.ping_sent != 0 {
+                now.saturating_sub(n.ping_sent)
+            } else {
+                0
+            };
+            let silent = now.saturating_sub(n.pong_recv.max(n.created));
+            if !n.handshake
+                && !n.pfail
+                && (waiting > self.node_timeout || silent > self.node_timeout)
+            {
+                n.pfail = true;
+                newly_pfail.push(n.id);
+            }
+            if n.ping_sent == 0 && now.saturating_sub(n.pong_recv) >= interval {
+                n.ping_sent = now;
+                out.push(if n.handshake {
+                    Outgoing::Meet(n.id)
+                } else {
+                    Outgoing::Ping(n.id)
+                });
+            } else if n.ping_sent != 0 && waiting > self.node_timeout.max(interval * 2) {
+                // The reply never came: try again rather than wait forever.
+                n.ping_sent = now;
+                out.push(if n.handshake {
+                    Outgoing::Meet(n.id)
+                } else {
+                    Outgoing::Ping(n.id)
+                });
+            }
+        }
+        let was_failed: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.fail)
+            .map(|n| n.id)
+            .collect();
+        for id in newly_pfail {
+            self.check_fail(id, now);
+        }
+        for failing in self
+            .nodes
+            .values()
+            .filter(|n| n.fail && !was_failed.contains(&n.id))
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+        {
+            for to in self
+                .nodes
+                .keys()
+                .filter(|k| **k != self.myself && **k != failing)
+            {
+                out.push(Outgoing::Fail { to: *to, failing });
+            }
+        }
+        self.update_health();
+        out
+    }
+
+    /// Recomputes `ok`: every slot served (when full coverage is required) by a primary not
+    /// FAILed, and this node not cut off from the majority of serving primaries.
+    pub fn update_health(&mut self) {
+        let mut ok = true;
+        if self.require_full_coverage {
+            ok = self
+                .slots
+                .iter()
+                .all(|o| o.is_some_and(|id| self.nodes.get(&id).is_some_and(|n| !n.fail)));
+        }
+        let serving = self.serving_primaries();
+        if ok && !serving.is_empty() {
+            let reachable = serving
+                .iter()
+                .filter(|id| {
+                    **id == self.myself || self.nodes.get(id).is_some_and(|n| !n.pfail && !n.fail)
+                })
+                .count();
+            if reachable < serving.len() / 2 + 1 {
+                ok = false;
+            }
+        }
+        self.ok = ok;
+    }
+}
+
+fn check_unique(slots: &[u16]) -> Result<(), ClusterError> {
+    let mut seen = SlotSet::default();
+    for &s in slots {
+        if seen.contains(s) {
+            return Err(ClusterError::SlotRepeated(s));
+        }
+        seen.insert(s);
+    }
+    Ok(())
+}
+
+pub fn node_flags(n: &NodeRecord) -> u32 {
+    let mut f = if n.is_primary() {
+        flag::PRIMARY
+    } else {
+        flag::REPLICA
+    };
+    if n.pfail {
+        f |= flag::PFAIL;
+    }
+    if n.fail {
+        f |= flag::FAIL;
+    }
+    if n.handshake {
+        f |= flag::HANDSHAKE;
+    }
+    if n.noaddr {
+        f |= flag::NOADDR;
+    }
+    if n.nofailover {
+        f |= flag::NOFAILOVER;
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests;
