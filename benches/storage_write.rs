@@ -15,6 +15,7 @@ fn bench(c: &mut Criterion) {
         block_cache_bytes: 64 << 20,
         write_buffer_bytes: 64 << 20,
         slots_per_family: 128,
+        serving: (0..16384).collect(),
     })
     .expect("open");
     let ks = Keyspace::open(Arc::new(engine)).expect("keyspace");

@@ -159,6 +159,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let slots = slot_list(&args[2..])?;
         if is(sub, "addslots") {
             c.with_state(|st| st.add_slots(&slots))?;
+            ctx.shared.engine.ensure_slots(&slots)?;
         } else {
             c.with_state(|st| st.del_slots(&slots))?;
         }
@@ -168,6 +169,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let slots = slot_ranges(&args[2..], &text(sub).to_ascii_lowercase())?;
         if is(sub, "addslotsrange") {
             c.with_state(|st| st.add_slots(&slots))?;
+            ctx.shared.engine.ensure_slots(&slots)?;
         } else {
             c.with_state(|st| st.del_slots(&slots))?;
         }
@@ -314,6 +316,11 @@ fn setslot(ctx: &mut Ctx, c: &Cluster, args: &[Bytes]) -> CmdResult {
     };
     let keys = ctx.shared.keyspace.count_in_slot(slot);
     c.with_state(|st| st.set_slot(slot, act, keys))?;
+    if matches!(act, SetSlot::Importing(_))
+        || c.read(|st| st.slots[slot as usize] == Some(st.myself))
+    {
+        ctx.shared.engine.ensure_slots(&[slot])?;
+    }
     Ok(Reply::OK)
 }
 

@@ -13,6 +13,7 @@ fn open(dir: &std::path::Path) -> Keyspace {
         block_cache_bytes: 8 << 20,
         write_buffer_bytes: 8 << 20,
         slots_per_family: 128,
+        serving: (0..16384).collect(),
     })
     .unwrap();
     Keyspace::open(Arc::new(engine)).unwrap()

@@ -32,6 +32,10 @@ impl Default for Limits {
 pub enum DecodeError {
     #[error("Protocol error: invalid multibulk length")]
     InvalidMultibulkLength,
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     #[error("Protocol error: invalid bulk length")]
     InvalidBulkLength,
     #[error("Protocol error: expected '$', got '{0}'")]
@@ -139,7 +143,7 @@ impl Decoder {
                     _ => return Err(DecodeError::InvalidMultibulkLength),
                 };
                 if n > UNAUTH_MAX_ARGS && !authenticated {
-                    return Err(DecodeError::InvalidMultibulkLength);
+                    return Err(DecodeError::UnauthenticatedMultibulkLength);
                 }
                 buf.advance(cr + 2);
                 if n <= 0 {
@@ -171,15 +175,14 @@ impl Decoder {
                             return self.need_more(buf);
                         }
                         let len = match parse_i64(&buf[1..cr]) {
-                            Some(l)
-                                if l >= 0
-                                    && (l as u64) <= self.limits.max_bulk_len
-                                    && (authenticated || l <= UNAUTH_MAX_BULK) =>
-                            {
+                            Some(l) if l >= 0 && (l as u64) <= self.limits.max_bulk_len => {
                                 l as usize
                             }
                             _ => return Err(DecodeError::InvalidBulkLength),
                         };
+                        if !authenticated && len as i64 > UNAUTH_MAX_BULK {
+                            return Err(DecodeError::UnauthenticatedBulkLength);
+                        }
                         buf.advance(cr + 2);
                         self.consumed_in_request += (cr + 2) as u64;
                         self.bulk_len = Some(len);
@@ -234,6 +237,11 @@ fn hex_val(c: u8) -> Option<u8> {
 /// quotes with C escapes (`\xHH` too), single quotes with only `\'`. A closing quote must be
 /// followed by whitespace or the end. `None` on unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Valkey parses the line as a C string: a NUL ends it.
+    let line = match line.iter().position(|&c| c == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut out = Vec::new();
     let mut i = 0;
     let n = line.len();
@@ -300,7 +308,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => inq = true,
                     b'\'' => insq = true,
                     c => cur.push(c),
@@ -357,6 +365,12 @@ mod tests {
         assert_eq!(r[1], vec![Bytes::from("PING")]);
         assert_eq!(dec(b"\"foo\r\n"), Err(DecodeError::UnbalancedQuotes));
         assert_eq!(dec(b"'a'b\r\n"), Err(DecodeError::UnbalancedQuotes));
+        // A NUL ends the line (no endless loop on it).
+        assert_eq!(
+            dec(b"PING\x00junk\n").unwrap(),
+            vec![vec![Bytes::from("PING")]]
+        );
+        assert!(dec(b"\x00\n").unwrap().is_empty());
     }
 
     #[test]

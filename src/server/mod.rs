@@ -114,12 +114,29 @@ fn new_run_id() -> String {
 pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
     let c: Arc<Config> = config.snapshot();
     let started = Instant::now();
+    let cluster = if c.cluster_enabled {
+        Some(Cluster::open(&c)?)
+    } else {
+        None
+    };
+    // A standalone node serves every slot; a cluster node what nodes.conf gives it.
+    let serving: Vec<u16> = match &cluster {
+        Some(cl) => cl.read(|st| {
+            let me = st.myself;
+            let shard = st.me().primary.unwrap_or(me);
+            (0..crate::storage::SLOTS as u16)
+                .filter(|s| st.slots[*s as usize] == Some(shard) || st.importing.contains_key(s))
+                .collect()
+        }),
+        None => (0..crate::storage::SLOTS as u16).collect(),
+    };
     let engine = Arc::new(
         Engine::open(&EngineOptions {
             dir: c.dir.clone(),
             block_cache_bytes: c.storage_block_cache_size as usize,
             write_buffer_bytes: c.storage_write_buffer_size as usize,
             slots_per_family: c.storage_slots_per_family as usize,
+            serving,
         })
         .with_context(|| format!("opening storage in {}", c.dir.display()))?,
     );

@@ -27,6 +27,9 @@ pub struct EngineOptions {
     pub block_cache_bytes: usize,
     pub write_buffer_bytes: usize,
     pub slots_per_family: usize,
+    /// Slots this node serves at start: their families are created at open, in one go, so
+    /// no client write waits for a family to be created.
+    pub serving: Vec<u16>,
 }
 
 /// A set of writes applied atomically.
@@ -166,6 +169,12 @@ impl Engine {
             existing.push(META_FAMILY.into());
         }
         let names: Vec<String> = (0..SLOTS / spf).map(|f| family_name(f, spf)).collect();
+        for &slot in &opts.serving {
+            let n = &names[slot as usize / spf];
+            if !existing.contains(n) {
+                existing.push(n.clone());
+            }
+        }
         for n in &existing {
             if n.starts_with("slots-") && !names.contains(n) {
                 return Err(StorageError::Format(format!(
@@ -240,6 +249,14 @@ impl Engine {
         }
         self.family(slot)?
             .ok_or_else(|| StorageError::Engine(format!("family {} vanished", self.names[idx])))
+    }
+
+    /// Creates the families of `slots` that do not exist yet (a node gained slots).
+    pub fn ensure_slots(&self, slots: &[u16]) -> Result<()> {
+        for &s in slots {
+            self.family_for_write(s)?;
+        }
+        Ok(())
     }
 
     fn family(&self, slot: u16) -> Result<Option<Arc<rocksdb::BoundColumnFamily<'_>>>> {

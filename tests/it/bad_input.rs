@@ -240,6 +240,31 @@ fn clients_vanishing_mid_command_do_no_harm() -> Result<()> {
     Ok(())
 }
 
+/// Valkey's inline parser stops at a NUL (C strings) and waits for more input; any sane reply
+/// or a close is fine, but the server must stay responsive and its memory must not move.
+#[test]
+fn nul_byte_in_inline_command_is_harmless() -> Result<()> {
+    let node = Node::start()?;
+    let mut w = Witness::new(&node)?;
+    let before = node.rss_kb().unwrap_or(0);
+    for input in [&b"PING\x00\n"[..], b"\x00\n", b"GET a\x00b\r\n"] {
+        let mut c = node.raw()?;
+        c.send(input)?;
+        let (reply, end) = c.read_to_end(Duration::from_millis(300))?;
+        println!("{} -> {} ({end:?})", show(input), show(&reply));
+        w.check(&node, &format!("inline {}", show(input)))?;
+        let now = node.rss_kb().unwrap_or(0);
+        assert!(
+            now < before + 100 * 1024,
+            "RSS grew from {} to {} MiB after inline {}",
+            before / 1024,
+            now / 1024,
+            show(input)
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn big_keys_and_values_work() -> Result<()> {
     let node = Node::start()?;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::harness::{encode_cmd, run_with_timeout, show, wait_until, Node};
 
@@ -347,7 +347,7 @@ fn rust_redis_sync_client() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_redis_async_client() -> Result<()> {
     let node = Node::start()?;
-    let con = node.async_conn().await?;
+    let con = node.async_conn().await.context("connecting")?;
 
     // 200 concurrent tasks over one multiplexed connection.
     let mut tasks = Vec::new();
@@ -369,7 +369,9 @@ async fn rust_redis_async_client() -> Result<()> {
         }));
     }
     for (t, task) in tasks.into_iter().enumerate() {
-        let (v, _) = task.await??;
+        let (v, _) = task.await?.with_context(|| {
+            format!("concurrent task {t} (redis-rs default response timeout: 500 ms)")
+        })?;
         assert_eq!(v, t as i64);
     }
     let mut con = con;
@@ -386,12 +388,16 @@ async fn rust_redis_async_client() -> Result<()> {
     p.cmd("SET").arg("ax").arg("1").arg("PX").arg(100).ignore();
     p.cmd("SET").arg("ay").arg("2").arg("EX").arg(100).ignore();
     p.cmd("PTTL").arg("ax").cmd("TTL").arg("ay");
-    let (pttl, ttl): (i64, i64) = p.query_async(&mut con).await?;
+    let (pttl, ttl): (i64, i64) = p.query_async(&mut con).await.context("pipeline")?;
     assert!((1..=100).contains(&pttl), "PTTL {pttl}");
     assert!((99..=100).contains(&ttl), "TTL {ttl}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let exists: i64 = redis::cmd("EXISTS").arg("ax").query_async(&mut con).await?;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg("ax")
+            .query_async(&mut con)
+            .await
+            .context("EXISTS ax")?;
         if exists == 0 {
             break;
         }

@@ -1,240 +1,20 @@
-//! The one test harness: spawns the real `rockslot-server` binary on free loopback ports, each
-//! node with its own temp dir, and gives tests clients (the `redis` crate, Debian's `redis-cli`,
-//! raw TCP) plus fault injection (SIGKILL, SIGTERM, restart, SIGSTOP/SIGCONT).
-//!
-//! Layout of a node's root dir: `node.conf` (generated config), `server.log` (stdout+stderr of
-//! every run, appended), `data/` (the `dir` directive).
-//!
-//! Rules: never sleep to wait for something, poll with [`wait_until`]; never leak a process
-//! ([`Node`]'s `Drop` SIGKILLs it, and every server gets `PR_SET_PDEATHSIG` so it dies with the
-//! test binary); print the server log tail when a test panics. A future `Cluster` is a vector
-//! of [`Node`]s built from one cloned [`NodeBuilder`] template; faults belong here, not in tests.
-//!
-//! Environment: `ROCKSLOT_KEEP_TMP=1` keeps the temp dirs of nodes dropped during a panic.
+//! `NodeBuilder` (config, password, args) and `Node` (one server process: start, stop,
+//! SIGKILL, restart, pause, clients, RSS).
 
 #![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-/// The server binary cargo built for this test run.
-pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_rockslot-server");
-/// The CLI binary cargo built for this test run.
-pub const CLI_BIN: &str = env!("CARGO_BIN_EXE_rockslot-cli");
-
-/// Default time a node gets to become ready (start or restart).
-pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default time a node gets to exit after SIGTERM.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------
-// Polling helpers
-
-/// Polls `cond` every 20 ms until it returns true; fails after `timeout` naming `what`.
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
-    try_wait_until(timeout, what, || Ok(cond()))
-}
-
-/// Like [`wait_until`], but an `Err` from `cond` aborts the wait at once.
-pub fn try_wait_until(
-    timeout: Duration,
-    what: &str,
-    mut cond: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond()? {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls `f` until it yields `Some(value)`; fails after `timeout` naming `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
-    let mut out = None;
-    wait_until(timeout, what, || {
-        out = f();
-        out.is_some()
-    })?;
-    Ok(out.expect("set when the wait succeeded"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ports
-
-const PORT_BASE: u16 = 20000;
-/// Client ports 20000..22700, cluster bus ports (+10000) 30000..32700: both below Linux's
-/// ephemeral range (32768..), so outgoing connections never take them.
-const PORT_SPAN: u16 = 2700;
-static NEXT_PORT: AtomicU16 = AtomicU16::new(u16::MAX);
-
-fn port_is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// A loopback port `p` such that both `p` and `p + 10000` (cluster bus) are free right now.
-/// Ports are handed out once per test binary (global counter from a random start), so tests
-/// running in parallel never get the same port.
-pub fn free_port() -> u16 {
-    if NEXT_PORT.load(Ordering::SeqCst) == u16::MAX {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let start = ((std::process::id().wrapping_mul(7919) ^ nanos) % u32::from(PORT_SPAN)) as u16;
-        let _ = NEXT_PORT.compare_exchange(u16::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
-    }
-    for _ in 0..PORT_SPAN {
-        let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % PORT_SPAN;
-        let port = PORT_BASE + n;
-        if port_is_free(port) && port_is_free(port + 10000) {
-            return port;
-        }
-    }
-    panic!(
-        "no free loopback port pair in {PORT_BASE}..{}",
-        PORT_BASE + PORT_SPAN
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Process spawning
-
-type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
-
-/// Servers are spawned from one long-lived thread with `PR_SET_PDEATHSIG = SIGKILL`: the
-/// signal fires when the *spawning thread* exits, so spawning from short-lived test threads
-/// would kill servers early; this thread lives as long as the test binary.
-fn spawn_server(cmd: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        thread::Builder::new()
-            .name("rockslot-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawn the process-spawner thread");
-        Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    let mut cmd = cmd;
-    {
-        use std::os::unix::process::CommandExt;
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl/getppid/_exit are async-signal-safe; nothing is allocated.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-    }
-    tx.lock()
-        .map_err(|_| io::Error::other("spawner lock poisoned"))?
-        .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("spawner thread gone"))?;
-    reply_rx
-        .recv()
-        .map_err(|_| io::Error::other("spawner thread gone"))?
-}
-
-/// Runs a command to completion with captured output; kills it and fails after `timeout`.
-pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
-    let desc = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawning {desc}"))?;
-    let mut out_pipe = child.stdout.take().expect("piped");
-    let mut err_pipe = child.stderr.take().expect("piped");
-    let out_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
-    match status {
-        Some(status) => Ok(Output {
-            status,
-            stdout,
-            stderr,
-        }),
-        None => bail!(
-            "{desc} did not finish within {timeout:?}\nstdout tail:\n{}\nstderr tail:\n{}",
-            tail_lines(&String::from_utf8_lossy(&stdout), 20),
-            tail_lines(&String::from_utf8_lossy(&stderr), 20)
-        ),
-    }
-}
-
-/// The last `n` lines of `text`.
-pub fn tail_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Resident set size of a process in KiB (`VmRSS`), if it is alive.
-pub fn rss_kb_of(pid: u32) -> Option<u64> {
-    proc_status_kb(pid, "VmRSS:")
-}
-
-/// Peak resident set size of a process in KiB (`VmHWM`), if it is alive.
-pub fn peak_rss_kb_of(pid: u32) -> Option<u64> {
-    proc_status_kb(pid, "VmHWM:")
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // NodeBuilder
@@ -576,6 +356,13 @@ impl Node {
             .stderr(log)
             .env("RUST_BACKTRACE", "1");
         let child = spawn_server(cmd).with_context(|| format!("spawning {SERVER_BIN}"))?;
+        if let Ok(mut list) = watchdog().lock() {
+            list.push(Watched {
+                pid: child.id(),
+                conf: self.conf_path.to_string_lossy().into_owned(),
+                log: self.log_path(),
+            });
+        }
         self.child = Some(child);
         Ok(())
     }
@@ -773,7 +560,18 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let panicking = thread::panicking();
-        if panicking {
+        // A server that died by itself (crash, watchdog) is always worth its log tail.
+        let died = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => Some(status),
+            _ => None,
+        };
+        if let Some(status) = died {
+            eprintln!(
+                "===== rockslot-server port {} died unexpectedly: {status} =====",
+                self.port
+            );
+        }
+        if panicking || died.is_some() {
             eprintln!(
                 "===== rockslot-server port {} ({}) log tail =====\n{}\n===== end of log tail =====",
                 self.port,
@@ -806,256 +604,4 @@ fn probe_ping(port: u16, password: Option<&str>) -> bool {
         }
     }
     matches!(c.cmd(&["PING"]), Ok(r) if r == b"+PONG\r\n")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw RESP over TCP
-
-/// Encodes a command as a RESP array of bulk strings.
-pub fn encode_cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        let a = a.as_ref();
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Printable form of raw protocol bytes (for assertion messages); long data is elided.
-pub fn show(bytes: &[u8]) -> String {
-    let s: String = bytes.escape_ascii().to_string();
-    if s.len() > 400 {
-        format!("{}…({} bytes)", &s[..400], bytes.len())
-    } else {
-        s
-    }
-}
-
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| from + p)
-}
-
-/// Length of the first complete RESP2/RESP3 frame in `buf`, `None` if incomplete. Fails on a
-/// byte that cannot start a frame.
-pub fn frame_len(buf: &[u8]) -> Result<Option<usize>> {
-    frame_end(buf, 0)
-}
-
-fn frame_end(buf: &[u8], pos: usize) -> Result<Option<usize>> {
-    let Some(&t) = buf.get(pos) else {
-        return Ok(None);
-    };
-    let Some(le) = find_crlf(buf, pos + 1) else {
-        return Ok(None);
-    };
-    let after = le + 2;
-    let num = || -> Result<i64> {
-        let s = std::str::from_utf8(&buf[pos + 1..le])?;
-        s.parse::<i64>()
-            .with_context(|| format!("bad length {s:?} in reply"))
-    };
-    let elems = |n: i64| -> Result<Option<usize>> {
-        let mut p = after;
-        for _ in 0..n.max(0) {
-            match frame_end(buf, p)? {
-                Some(e) => p = e,
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(p))
-    };
-    match t {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(after)),
-        b'$' | b'=' | b'!' => {
-            let n = num()?;
-            if n < 0 {
-                return Ok(Some(after));
-            }
-            let end = after + n as usize + 2;
-            Ok((buf.len() >= end).then_some(end))
-        }
-        b'*' | b'~' | b'>' => elems(num()?),
-        b'%' => elems(num()? * 2),
-        b'|' => {
-            // attribute map, then the actual reply
-            match elems(num()? * 2)? {
-                Some(p) => frame_end(buf, p),
-                None => Ok(None),
-            }
-        }
-        other => bail!(
-            "byte {:?} cannot start a RESP frame: {}",
-            other as char,
-            show(&buf[pos..])
-        ),
-    }
-}
-
-/// How a read-to-end finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The server closed the connection (EOF).
-    Closed,
-    /// The connection was reset (the server closed with unread input: also a close).
-    Reset,
-    /// Still open when the time was up.
-    Open,
-}
-
-impl End {
-    pub fn is_closed(self) -> bool {
-        matches!(self, End::Closed | End::Reset)
-    }
-}
-
-/// A raw client socket with a reply buffer.
-pub struct RawConn {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawConn {
-    pub fn connect(addr: SocketAddr) -> Result<Self> {
-        Self::connect_with_timeout(addr, Duration::from_secs(5))
-    }
-
-    pub fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_nodelay(true)?;
-        let c = Self {
-            stream,
-            buf: Vec::new(),
-        };
-        c.set_timeout(Duration::from_secs(30))?;
-        Ok(c)
-    }
-
-    pub fn set_timeout(&self, t: Duration) -> Result<()> {
-        self.stream.set_read_timeout(Some(t))?;
-        self.stream.set_write_timeout(Some(t))?;
-        Ok(())
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes)?;
-        Ok(())
-    }
-
-    /// Sends one command as a RESP array and returns its raw reply frame.
-    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Vec<u8>> {
-        self.send(&encode_cmd(args))?;
-        self.read_frame()
-    }
-
-    /// Reads one complete reply frame (raw bytes including the trailing CRLF).
-    pub fn read_frame(&mut self) -> Result<Vec<u8>> {
-        loop {
-            if let Some(n) = frame_len(&self.buf)? {
-                return Ok(self.buf.drain(..n).collect());
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk).context("reading a reply")?;
-            if n == 0 {
-                bail!(
-                    "connection closed by server; partial data: {}",
-                    show(&self.buf)
-                );
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    pub fn read_frames(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
-        (0..n).map(|_| self.read_frame()).collect()
-    }
-
-    /// Reads everything until the server closes the connection or `timeout` passes.
-    pub fn read_to_end(&mut self, timeout: Duration) -> Result<(Vec<u8>, End)> {
-        let deadline = Instant::now() + timeout;
-        let mut out = std::mem::take(&mut self.buf);
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok((out, End::Open));
-            }
-            self.stream
-                .set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Ok((out, End::Closed)),
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Ok((out, End::Reset))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Asserts that the server replies exactly `expected` and then closes the connection.
-    pub fn expect_reply_then_close(&mut self, expected: &[u8]) -> Result<()> {
-        let (data, end) = self.read_to_end(Duration::from_secs(10))?;
-        if data != expected {
-            bail!(
-                "expected reply {} but got {} ({end:?})",
-                show(expected),
-                show(&data)
-            );
-        }
-        if !end.is_closed() {
-            bail!(
-                "server replied {} but did not close the connection",
-                show(&data)
-            );
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Self-tests of the helpers that need no server.
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_len_handles_resp2_and_resp3() {
-        assert_eq!(frame_len(b"+OK\r\n").unwrap(), Some(5));
-        assert_eq!(frame_len(b"+OK\r").unwrap(), None);
-        assert_eq!(frame_len(b"$3\r\nabc\r\n+X").unwrap(), Some(9));
-        assert_eq!(frame_len(b"$3\r\nab").unwrap(), None);
-        assert_eq!(frame_len(b"$-1\r\n").unwrap(), Some(5));
-        assert_eq!(frame_len(b"*2\r\n:1\r\n$1\r\na\r\n").unwrap(), Some(15));
-        assert_eq!(frame_len(b"*2\r\n:1\r\n").unwrap(), None);
-        assert_eq!(frame_len(b"%1\r\n+a\r\n:1\r\n").unwrap(), Some(12));
-        assert_eq!(frame_len(b"_\r\n").unwrap(), Some(3));
-        assert!(frame_len(b"xyz\r\n").is_err());
-    }
-
-    #[test]
-    fn conf_quote_quotes_only_when_needed() {
-        assert_eq!(conf_quote("/tmp/a"), "/tmp/a");
-        assert_eq!(conf_quote(""), "\"\"");
-        assert_eq!(conf_quote("a b"), "\"a b\"");
-        assert_eq!(conf_quote("a\"b"), "\"a\\\"b\"");
-    }
-
-    #[test]
-    fn free_ports_are_distinct() {
-        let a = free_port();
-        let b = free_port();
-        assert_ne!(a, b);
-        assert!(port_is_free(a + 10000));
-    }
 }
