@@ -1,9 +1,11 @@
 //! `rockslot-cli`: a RESP client in the manner of valkey-cli: one-shot commands, an interactive
 //! prompt, and (with `-c`) following MOVED/ASK redirects.
 //!
-//! Owns: argument parsing for the CLI, a blocking RESP connection, reply printing.
+//! Owns: argument parsing for the CLI, a blocking RESP connection, reply printing, and the
+//! `--cluster` manager verbs (`cluster`).
 //! Must not: link the server's storage or command modules; it talks to nodes over TCP only.
 
+pub mod cluster;
 mod conn;
 mod print;
 
@@ -35,6 +37,10 @@ pub struct Args {
     /// Do not warn about passwords on the command line.
     #[arg(long = "no-auth-warning")]
     pub no_auth_warning: bool,
+    /// Cluster manager: `--cluster <verb> [args...] [--cluster-<option> ...]`
+    /// (create, check, info, add-node, del-node, call, help).
+    #[arg(long = "cluster", value_name = "VERB")]
+    pub cluster: Option<String>,
     /// Print help.
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -47,6 +53,9 @@ pub struct Args {
 pub fn main_with(args: Args) -> anyhow::Result<i32> {
     if args.pass.is_some() && !args.no_auth_warning {
         eprintln!("Warning: Using a password with '-a' or '-u' option on the command line interface may not be safe.");
+    }
+    if let Some(verb) = &args.cluster {
+        return cluster::run(&args, verb);
     }
     let tty = std::io::stdout().is_terminal();
     let mut session = Session::connect(&args)?;

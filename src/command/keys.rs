@@ -15,7 +15,7 @@ fn key_refs(args: &[Bytes]) -> Vec<&[u8]> {
 pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = key_refs(&args[1..]);
     let mut seen: Vec<&[u8]> = Vec::new();
-    let n = ctx.shared.keyspace.update_many(&keys, |old| {
+    let n = ctx.ks.update_many(&keys, |old| {
         let mut n = 0;
         let ups = old
             .iter()
@@ -36,7 +36,7 @@ pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &args[1..] {
-        if ctx.shared.keyspace.peek(k)?.is_some() {
+        if ctx.ks.peek(k)?.is_some() {
             n += 1;
         }
     }
@@ -44,7 +44,7 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.shared.keyspace.lookup(&args[1])? {
+    Ok(match ctx.ks.lookup(&args[1])? {
         Some(e) => Reply::Status(e.value.type_name()),
         None => Reply::Status("none"),
     })
@@ -104,7 +104,7 @@ fn expire_generic(
         ms.checked_add(now_ms()).ok_or_else(invalid)?
     };
 
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let Some(e) = old else {
             return (Update::Keep, Ok(Reply::Int(0)));
         };
@@ -146,7 +146,7 @@ pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], f: impl Fn(i64) -> i64) -> CmdResult {
-    Ok(Reply::Int(match ctx.shared.keyspace.peek(key)? {
+    Ok(Reply::Int(match ctx.ks.peek(key)? {
         None => -2,
         Some((_, None)) => -1,
         Some((_, Some(at))) => f(at),
@@ -167,7 +167,7 @@ pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ctx.shared.keyspace.update(&args[1], |old| match old {
+    ctx.ks.update(&args[1], |old| match old {
         Some(e) if e.expire_at.is_some() => (
             Update::Put(Entry {
                 expire_at: None,
@@ -181,7 +181,7 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1][..], &args[2][..]);
-    ctx.shared.keyspace.update_many(&[src, dst], |old| {
+    ctx.ks.update_many(&[src, dst], |old| {
         let keep = vec![Update::Keep, Update::Keep];
         let Some(e) = old[0].clone() else {
             return (keep, Err(CmdError::NoSuchKey));
@@ -265,7 +265,7 @@ pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.shared.keyspace.lookup(&args[1])? {
+    Ok(match ctx.ks.lookup(&args[1])? {
         Some(e) => Reply::Bulk(Bytes::from(crate::keyspace::dump::serialize(&e.value))),
         None => Reply::Nil,
     })
@@ -306,7 +306,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (t, true) => Some(t),
         (t, false) => Some(now_ms().saturating_add(t)),
     };
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         if old.is_some() && !replace {
             return (
                 Update::Keep,
@@ -353,7 +353,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             text(sub)
         )));
     }
-    let Some(e) = ctx.shared.keyspace.lookup(&args[2])? else {
+    let Some(e) = ctx.ks.lookup(&args[2])? else {
         return Ok(Reply::Nil);
     };
     if is(sub, "encoding") {

@@ -25,13 +25,16 @@ use bytes::Bytes;
 pub use error::{CmdError, CmdResult};
 pub use table::TABLE;
 
+use crate::keyspace::Pending;
 use crate::resp::Reply;
 use crate::server::{ClientState, Shared};
 
-/// Handler context: the node's shared state and the calling client.
-pub struct Ctx<'a> {
+/// Handler context: the node's shared state, the calling client, and its write scope (key
+/// reads and writes go through `ks` so a pipeline sees its own staged writes).
+pub struct Ctx<'a, 'k> {
     pub shared: &'a Shared,
     pub client: &'a mut ClientState,
+    pub ks: &'a mut Pending<'k>,
 }
 
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> CmdResult;

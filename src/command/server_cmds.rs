@@ -416,7 +416,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if is(sub, "digest-value") {
         let mut out = Vec::new();
         for k in &args[2..] {
-            let digest = match ctx.shared.keyspace.lookup(k)? {
+            let digest = match ctx.ks.lookup(k)? {
                 Some(e) => sha1_smol::Sha1::from(crate::keyspace::dump::serialize(&e.value))
                     .digest()
                     .to_string(),
@@ -435,7 +435,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .store(int(&args[2])? != 0, Ordering::Relaxed);
         Ok(Reply::OK)
     } else if is(sub, "object") && args.len() == 3 {
-        let Some(e) = ctx.shared.keyspace.lookup(&args[2])? else {
+        let Some(e) = ctx.ks.lookup(&args[2])? else {
             return Err(CmdError::NoSuchKey);
         };
         let len = crate::keyspace::dump::serialize(&e.value).len();

@@ -72,7 +72,7 @@ fn parse_expiry_opt(args: &[Bytes], i: usize, cmd: &str) -> Result<Option<(i64, 
 }
 
 pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    match ctx.shared.keyspace.lookup(&args[1])? {
+    match ctx.ks.lookup(&args[1])? {
         Some(e) => Ok(Reply::Bulk(as_str(&e)?.clone())),
         None => Ok(Reply::Nil),
     }
@@ -107,7 +107,7 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let value = args[2].clone();
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let old_val = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => Some(b.clone()),
@@ -147,7 +147,7 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let v = args[2].clone();
-    ctx.shared.keyspace.update(&args[1], |old| match old {
+    ctx.ks.update(&args[1], |old| match old {
         Some(_) => (Update::Keep, Ok(Reply::Int(0))),
         None => (Update::Put(Entry::string(v)), Ok(Reply::Int(1))),
     })?
@@ -156,7 +156,7 @@ pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn setex_common(ctx: &mut Ctx, args: &[Bytes], unit: i64, cmd: &str) -> CmdResult {
     let at = expire_at(&args[2], unit, false, cmd)?;
     let v = args[3].clone();
-    ctx.shared.keyspace.update(&args[1], |_| {
+    ctx.ks.update(&args[1], |_| {
         (
             Update::Put(Entry {
                 value: Value::Str(v),
@@ -179,7 +179,7 @@ pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(args.len() - 1);
     for k in &args[1..] {
-        out.push(match ctx.shared.keyspace.lookup(k)? {
+        out.push(match ctx.ks.lookup(k)? {
             Some(Entry {
                 value: Value::Str(b),
                 ..
@@ -201,7 +201,7 @@ fn mset_pairs<'a>(args: &'a [Bytes], cmd: &str) -> Result<Vec<&'a [u8]>, CmdErro
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = mset_pairs(args, "mset")?;
     let vals: Vec<Bytes> = args[2..].iter().step_by(2).cloned().collect();
-    ctx.shared.keyspace.update_many(&keys, |_| {
+    ctx.ks.update_many(&keys, |_| {
         (
             vals.into_iter()
                 .map(|v| Update::Put(Entry::string(v)))
@@ -215,7 +215,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = mset_pairs(args, "msetnx")?;
     let vals: Vec<Bytes> = args[2..].iter().step_by(2).cloned().collect();
-    Ok(ctx.shared.keyspace.update_many(&keys, |old| {
+    Ok(ctx.ks.update_many(&keys, |old| {
         if old.iter().any(|e| e.is_some()) {
             return (old.iter().map(|_| Update::Keep).collect(), Reply::Int(0));
         }
@@ -229,7 +229,7 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn incr_by(ctx: &mut Ctx, key: &Bytes, delta: i64) -> CmdResult {
-    ctx.shared.keyspace.update(key, |old| {
+    ctx.ks.update(key, |old| {
         let (cur, expire_at) = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => match parse_i64(b) {
@@ -276,7 +276,7 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let delta = float(&args[2])?;
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let (cur, expire_at) = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => match super::args::parse_f64(b) {
@@ -308,7 +308,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max = max_len(ctx);
     let add = args[2].clone();
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let (mut buf, expire_at) = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => (BytesMut::from(&b[..]), e.expire_at),
@@ -332,7 +332,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    match ctx.shared.keyspace.lookup(&args[1])? {
+    match ctx.ks.lookup(&args[1])? {
         Some(e) => Ok(Reply::Int(as_str(&e)?.len() as i64)),
         None => Ok(Reply::Int(0)),
     }
@@ -359,7 +359,7 @@ pub(super) fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, us
 
 pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, end) = (int(&args[2])?, int(&args[3])?);
-    let Some(e) = ctx.shared.keyspace.lookup(&args[1])? else {
+    let Some(e) = ctx.ks.lookup(&args[1])? else {
         return Ok(Reply::bulk_str(""));
     };
     let b = as_str(&e)?;
@@ -377,7 +377,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let offset = offset as usize;
     let patch = args[3].clone();
     let max = max_len(ctx);
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let (cur, expire_at) = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => (b.clone(), e.expire_at),
@@ -408,7 +408,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ctx.shared.keyspace.update(&args[1], |old| match old {
+    ctx.ks.update(&args[1], |old| match old {
         None => (Update::Keep, Ok(Reply::Nil)),
         Some(e) => match as_str(&e) {
             Ok(b) => (Update::Delete, Ok(Reply::Bulk(b.clone()))),
@@ -419,7 +419,7 @@ pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let v = args[2].clone();
-    ctx.shared.keyspace.update(&args[1], |old| match old {
+    ctx.ks.update(&args[1], |old| match old {
         None => (Update::Put(Entry::string(v)), Ok(Reply::Nil)),
         Some(e) => match as_str(&e) {
             Ok(b) => (Update::Put(Entry::string(v)), Ok(Reply::Bulk(b.clone()))),
@@ -447,7 +447,7 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    ctx.shared.keyspace.update(&args[1], |old| {
+    ctx.ks.update(&args[1], |old| {
         let Some(e) = old else {
             return (Update::Keep, Ok(Reply::Nil));
         };

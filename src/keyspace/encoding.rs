@@ -44,6 +44,12 @@ pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
     Some((at, &k[11..]))
 }
 
+pub fn type_tag(v: &Value) -> u8 {
+    match v {
+        Value::Str(_) => TYPE_STRING,
+    }
+}
+
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let (tag, payload): (u8, &[u8]) = match &e.value {
         Value::Str(b) => (TYPE_STRING, b),

@@ -24,23 +24,18 @@ impl LockTable {
         }
     }
 
-    fn stripe(&self, key: &[u8]) -> usize {
+    pub fn stripe(&self, key: &[u8]) -> usize {
         let mut h = self.hasher.build_hasher();
         h.write(key);
         h.finish() as usize % STRIPES
     }
 
-    pub fn lock_one(&self, key: &[u8]) -> MutexGuard<'_, ()> {
-        self.stripes[self.stripe(key)].lock()
+    pub fn try_lock(&self, stripe: usize) -> Option<MutexGuard<'_, ()>> {
+        self.stripes[stripe].try_lock()
     }
 
-    pub fn lock_many(&self, keys: &[&[u8]]) -> Guards<'_> {
-        let mut idx: Vec<usize> = keys.iter().map(|k| self.stripe(k)).collect();
-        idx.sort_unstable();
-        idx.dedup();
-        Guards {
-            _held: idx.into_iter().map(|i| self.stripes[i].lock()).collect(),
-        }
+    pub fn lock(&self, stripe: usize) -> MutexGuard<'_, ()> {
+        self.stripes[stripe].lock()
     }
 
     /// Every stripe: for operations that replace the whole keyspace.

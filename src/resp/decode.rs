@@ -390,16 +390,12 @@ mod tests {
     fn unauthenticated_limits() {
         let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert_eq!(
-            d.decode(&mut buf, false),
-            Err(DecodeError::InvalidMultibulkLength)
-        );
+        let r = d.decode(&mut buf, false);
+        assert_eq!(r, Err(DecodeError::UnauthenticatedMultibulkLength));
         let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::from(&b"*1\r\n$20000\r\n"[..]);
-        assert_eq!(
-            d.decode(&mut buf, false),
-            Err(DecodeError::InvalidBulkLength)
-        );
+        let r = d.decode(&mut buf, false);
+        assert_eq!(r, Err(DecodeError::UnauthenticatedBulkLength));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use super::{After, ClientState, Shared};
 use crate::cluster::route;
 use crate::command::{self, CmdError, Ctx};
-use crate::keyspace::key_slot;
+use crate::keyspace::{key_slot, Pending};
 use crate::resp::{encode, Decoder, Protocol, Reply};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -46,6 +46,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     shared.clients.unregister(id);
 }
 
+/// What the connection does once a run of ready requests has been processed.
+enum Step {
+    /// Flush replies, then read more.
+    Read,
+    /// Flush replies, then process what is still buffered (output reached [`FLUSH_AT`]).
+    More,
+    Close,
+    Sleep(std::time::Duration),
+    Shutdown,
+}
+
 async fn serve_inner(
     shared: &Arc<Shared>,
     mut stream: TcpStream,
@@ -56,76 +67,112 @@ async fn serve_inner(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let handle = Arc::clone(&client.handle);
+    let mut read_more = true;
     loop {
-        if let Some(need) = decoder.pending_bulk() {
-            // A large value is arriving: grow once instead of doubling repeatedly.
-            rbuf.reserve((need + 2).saturating_sub(rbuf.len()).min(64 << 20));
-        } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => r?,
-            _ = handle.killed() => return Ok(()),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        shared
-            .stats
-            .net_input_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        let v = shared.config.version();
-        if v != config_version {
-            config_version = v;
-            decoder.set_limits(shared.limits());
-        }
-        loop {
-            let args = match decoder.decode(&mut rbuf, client.authenticated) {
-                Ok(Some(args)) => args,
-                Ok(None) => break,
-                Err(e) => {
-                    if let Some(line) = e.reply() {
-                        encode(&Reply::Error(line), client.protocol, &mut wbuf);
-                    } else {
-                        tracing::warn!(
-                            "closing client {} that reached max query buffer length",
-                            client.id()
-                        );
-                    }
-                    flush(shared, &mut stream, client, &mut wbuf).await?;
-                    return Ok(());
-                }
+        if read_more {
+            if let Some(need) = decoder.pending_bulk() {
+                // A large value is arriving: grow once instead of doubling repeatedly.
+                rbuf.reserve((need + 2).saturating_sub(rbuf.len()).min(64 << 20));
+            } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK);
+            }
+            let n = tokio::select! {
+                r = stream.read_buf(&mut rbuf) => r?,
+                _ = handle.killed() => return Ok(()),
             };
-            let reply = run_command(shared, client, &args);
-            encode(&reply, client.protocol, &mut wbuf);
-            match client.after.take() {
-                None => {}
-                Some(After::Close) => {
-                    flush(shared, &mut stream, client, &mut wbuf).await?;
-                    return Ok(());
-                }
-                Some(After::Sleep(d)) => {
-                    flush(shared, &mut stream, client, &mut wbuf).await?;
-                    tokio::time::sleep(d).await;
-                }
-                Some(After::Shutdown) => {
-                    shared.request_shutdown();
-                    return Ok(());
-                }
+            if n == 0 {
+                return Ok(());
             }
-            if wbuf.len() >= FLUSH_AT {
-                flush(shared, &mut stream, client, &mut wbuf).await?;
+            shared
+                .stats
+                .net_input_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let v = shared.config.version();
+            if v != config_version {
+                config_version = v;
+                decoder.set_limits(shared.limits());
             }
         }
+        let step = match process_ready(shared, client, &mut decoder, &mut rbuf, &mut wbuf) {
+            Ok(step) => step,
+            Err(e) => {
+                // The staged writes did not reach storage: their replies must not go out.
+                tracing::error!(
+                    "client {}: storage write failed, closing the connection: {e}",
+                    client.id()
+                );
+                return Ok(());
+            }
+        };
         client
             .handle
             .qbuf
             .store(rbuf.len() as i64, Ordering::Relaxed);
+        read_more = true;
+        match step {
+            Step::Read => {}
+            Step::More => read_more = false,
+            Step::Close => {
+                flush(shared, &mut stream, client, &mut wbuf).await?;
+                return Ok(());
+            }
+            Step::Sleep(d) => {
+                flush(shared, &mut stream, client, &mut wbuf).await?;
+                tokio::time::sleep(d).await;
+                read_more = rbuf.is_empty();
+            }
+            Step::Shutdown => {
+                shared.request_shutdown();
+                return Ok(());
+            }
+        }
         flush(shared, &mut stream, client, &mut wbuf).await?;
         if handle.is_killed() {
             return Ok(());
         }
     }
+}
+
+/// Decodes and runs every complete request in `rbuf` inside one write scope, committing the
+/// scope before returning so the replies in `wbuf` only acknowledge stored writes.
+fn process_ready(
+    shared: &Shared,
+    client: &mut ClientState,
+    decoder: &mut Decoder,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> Result<Step, crate::keyspace::KeyspaceError> {
+    let mut ks = shared.keyspace.pending();
+    let step = loop {
+        let args = match decoder.decode(rbuf, client.authenticated) {
+            Ok(Some(args)) => args,
+            Ok(None) => break Step::Read,
+            Err(e) => {
+                if let Some(line) = e.reply() {
+                    encode(&Reply::Error(line), client.protocol, wbuf);
+                } else {
+                    tracing::warn!(
+                        "closing client {} that reached max query buffer length",
+                        client.id()
+                    );
+                }
+                break Step::Close;
+            }
+        };
+        let reply = run_command(shared, client, &mut ks, &args)?;
+        encode(&reply, client.protocol, wbuf);
+        match client.after.take() {
+            None => {}
+            Some(After::Close) => break Step::Close,
+            Some(After::Sleep(d)) => break Step::Sleep(d),
+            Some(After::Shutdown) => break Step::Shutdown,
+        }
+        if wbuf.len() >= FLUSH_AT {
+            break Step::More;
+        }
+    };
+    ks.commit()?;
+    Ok(step)
 }
 
 /// Writes pending replies, first making the writes they acknowledge durable when required.
@@ -154,7 +201,12 @@ async fn flush(
 /// Resolves, checks and runs one command: the order of checks follows Valkey's
 /// `processCommand` (existence, arity, authentication, transaction queueing, cluster
 /// redirection, then execution).
-fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Reply {
+fn run_command(
+    shared: &Shared,
+    client: &mut ClientState,
+    ks: &mut Pending,
+    args: &[Bytes],
+) -> Result<Reply, crate::keyspace::KeyspaceError> {
     shared
         .stats
         .commands_processed
@@ -165,42 +217,48 @@ fn run_command(shared: &Shared, client: &mut ClientState, args: &[Bytes]) -> Rep
             if client.multi.is_some() {
                 client.multi_failed = true;
             }
-            return error_reply(shared, e);
+            return Ok(error_reply(shared, e));
         }
     };
     client.handle.touch(spec.name);
     if !client.authenticated && !spec.has_flag("no_auth") {
-        return error_reply(shared, CmdError::NoAuth);
+        return Ok(error_reply(shared, CmdError::NoAuth));
     }
     match spec.name {
-        "multi" | "exec" | "discard" => return transaction(shared, client, spec.name),
+        "multi" | "exec" | "discard" => return transaction(shared, client, ks, spec.name),
         _ => {}
     }
     let asking = std::mem::take(&mut client.asking);
-    if let Some(e) = redirect(shared, client, spec, args, asking) {
+    if let Some(e) = redirect(shared, client, ks, spec, args, asking) {
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return error_reply(shared, CmdError::Line(e));
+        return Ok(error_reply(shared, CmdError::Line(e)));
     }
     if let Some(q) = client.multi.as_mut() {
         if matches!(spec.name, "watch" | "quit" | "reset") {
             // Not queued, as in Valkey.
         } else {
             q.push(args.to_vec());
-            return Reply::Status("QUEUED");
+            return Ok(Reply::Status("QUEUED"));
         }
     }
-    execute(shared, client, spec, args)
+    // Commands without keys (DBSIZE, SCAN, FLUSHALL, CLUSTER ...) see the keyspace as a
+    // whole, so the scope's staged writes are published first.
+    if spec.first_key <= 0 {
+        ks.commit()?;
+    }
+    Ok(execute(shared, client, ks, spec, args))
 }
 
 fn execute(
     shared: &Shared,
     client: &mut ClientState,
+    ks: &mut Pending,
     spec: &'static command::CommandSpec,
     args: &[Bytes],
 ) -> Reply {
-    let mut ctx = Ctx { shared, client };
+    let mut ctx = Ctx { shared, client, ks };
     let reply = command::execute(spec, &mut ctx, args);
     if reply.is_error() {
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -212,41 +270,50 @@ fn execute(
 }
 
 /// MULTI/EXEC/DISCARD. Queued commands run one after another at EXEC.
-fn transaction(shared: &Shared, client: &mut ClientState, name: &str) -> Reply {
+fn transaction(
+    shared: &Shared,
+    client: &mut ClientState,
+    ks: &mut Pending,
+    name: &str,
+) -> Result<Reply, crate::keyspace::KeyspaceError> {
     match name {
         "multi" => {
             if client.multi.is_some() {
-                return error_reply(shared, CmdError::err("MULTI calls can not be nested"));
+                return Ok(error_reply(
+                    shared,
+                    CmdError::err("MULTI calls can not be nested"),
+                ));
             }
             client.multi = Some(Vec::new());
             client.multi_failed = false;
-            Reply::OK
+            Ok(Reply::OK)
         }
-        "discard" => match client.multi.take() {
+        "discard" => Ok(match client.multi.take() {
             Some(_) => Reply::OK,
             None => error_reply(shared, CmdError::err("DISCARD without MULTI")),
-        },
+        }),
         _ => {
             let Some(queued) = client.multi.take() else {
-                return error_reply(shared, CmdError::err("EXEC without MULTI"));
+                return Ok(error_reply(shared, CmdError::err("EXEC without MULTI")));
             };
             if std::mem::take(&mut client.multi_failed) {
-                return error_reply(
-                    shared,
-                    CmdError::Line(
-                        "EXECABORT Transaction discarded because of previous errors.".into(),
-                    ),
-                );
+                let abort = "EXECABORT Transaction discarded because of previous errors.";
+                return Ok(error_reply(shared, CmdError::Line(abort.into())));
             }
             let mut out = Vec::with_capacity(queued.len());
             for args in queued {
                 let reply = match command::resolve(&args) {
-                    Ok(spec) => execute(shared, client, spec, &args),
+                    Ok(spec) => {
+                        if spec.first_key <= 0 {
+                            ks.commit()?;
+                        }
+                        execute(shared, client, ks, spec, &args)
+                    }
                     Err(e) => error_reply(shared, e),
                 };
                 out.push(reply);
             }
-            Reply::Array(out)
+            Ok(Reply::Array(out))
         }
     }
 }
@@ -255,6 +322,7 @@ fn transaction(shared: &Shared, client: &mut ClientState, name: &str) -> Reply {
 fn redirect(
     shared: &Shared,
     client: &ClientState,
+    ks: &Pending,
     spec: &'static command::CommandSpec,
     args: &[Bytes],
     asking: bool,
@@ -269,7 +337,7 @@ fn redirect(
     let missing = || {
         let absent = pos
             .iter()
-            .filter(|&&p| !matches!(shared.keyspace.peek(&args[p]), Ok(Some(_))))
+            .filter(|&&p| !matches!(ks.peek(&args[p]), Ok(Some(_))))
             .count();
         (absent, pos.len())
     };

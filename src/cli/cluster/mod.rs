@@ -255,7 +255,7 @@ pub fn log(level: Level, msg: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     if COLOR.load(Ordering::Relaxed) {
         let code = match level {
-            Level::Info => "1",
+            Level::Info => "29;1",
             Level::Ok => "32;1",
             Level::Warn => "33;1",
             Level::Err => "31;1",

@@ -91,16 +91,15 @@ impl std::error::Error for ParseError {}
 /// right, as valkey-cli does, so IPv6 addresses and a trailing hostname both work.
 pub fn parse_address(addr: &str) -> Option<(String, u16, u16)> {
     let (rest, bus) = match addr.rfind('@') {
-        Some(at) => (&addr[..at], atoi(addr[at + 1..].split(',').next().unwrap_or(""))),
+        Some(at) => (
+            &addr[..at],
+            atoi(addr[at + 1..].split(',').next().unwrap_or("")),
+        ),
         None => (addr, 0),
     };
     let colon = rest.rfind(':')?;
     let port = atoi(&rest[colon + 1..]);
-    Some((
-        rest[..colon].to_string(),
-        clamp_port(port),
-        clamp_port(bus),
-    ))
+    Some((rest[..colon].to_string(), clamp_port(port), clamp_port(bus)))
 }
 
 fn clamp_port(p: i64) -> u16 {
@@ -302,7 +301,10 @@ mod tests {
         let me = &nodes[0];
         assert!(me.is_myself());
         assert!(!me.is_replica());
-        assert_eq!((me.ip.as_str(), me.port, me.bus_port), ("127.0.0.1", 7001, 17001));
+        assert_eq!(
+            (me.ip.as_str(), me.port, me.bus_port),
+            ("127.0.0.1", 7001, 17001)
+        );
         assert_eq!(me.slots, vec![(0, 5460), (7000, 7000)]);
         assert_eq!(me.slot_count(), 5462);
         assert_eq!(me.importing, vec![(5461, B.to_string())]);
@@ -340,7 +342,10 @@ mod tests {
             Some(("::1".into(), 7000, 17000))
         );
         assert_eq!(parse_address(":7000@17000"), Some(("".into(), 7000, 17000)));
-        assert_eq!(parse_address("10.0.0.1:7000"), Some(("10.0.0.1".into(), 7000, 0)));
+        assert_eq!(
+            parse_address("10.0.0.1:7000"),
+            Some(("10.0.0.1".into(), 7000, 0))
+        );
         assert_eq!(parse_address("nocolon"), None);
     }
 
@@ -355,7 +360,9 @@ mod tests {
         assert_eq!(config_signature(&other).unwrap(), s);
         // No slot owners at all → no signature.
         assert_eq!(
-            config_signature(&format!("{A} 127.0.0.1:7001@17001 myself,master - 0 0 0 connected\n")),
+            config_signature(&format!(
+                "{A} 127.0.0.1:7001@17001 myself,master - 0 0 0 connected\n"
+            )),
             None
         );
     }

@@ -1,0 +1,255 @@
+//! A connection's write scope: the writes of one pipeline are staged into one storage batch and
+//! committed together before any reply leaves, which turns N RocksDB writes (each a WAL append
+//! and a write-group handoff between threads) into one.
+//!
+//! Key stripes written in the scope stay locked until the commit, so other connections never see
+//! or overwrite a staged change. The scope never waits for a lock while holding one: if a stripe
+//! is busy it commits first, then waits, so two scopes cannot deadlock.
+
+use std::collections::HashMap;
+
+use parking_lot::MutexGuard;
+
+use super::encoding::{decode_entry, expiry_key, meta_key, peek_entry};
+use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Update};
+use crate::storage::Batch;
+
+/// Staged operations after which a scope commits on its own, bounding memory and lock time.
+const MAX_STAGED: usize = 1024;
+
+pub struct Pending<'a> {
+    ks: &'a Keyspace,
+    batch: Batch,
+    staged: usize,
+    /// Stored (physical) state of keys written in this scope; `None` = deleted.
+    overlay: HashMap<Vec<u8>, Option<Entry>>,
+    held: Vec<(usize, MutexGuard<'a, ()>)>,
+}
+
+impl<'a> Pending<'a> {
+    pub(super) fn new(ks: &'a Keyspace) -> Pending<'a> {
+        Pending {
+            ks,
+            batch: Batch::new(),
+            staged: 0,
+            overlay: HashMap::new(),
+            held: Vec::new(),
+        }
+    }
+
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    /// Locks the stripes of `keys` not yet held.
+    fn acquire(&mut self, keys: &[&[u8]]) -> Result<()> {
+        let mut want: Vec<usize> = keys.iter().map(|k| self.ks.locks.stripe(k)).collect();
+        want.sort_unstable();
+        want.dedup();
+        want.retain(|i| !self.held.iter().any(|(h, _)| h == i));
+        if want.is_empty() {
+            return Ok(());
+        }
+        let mut got = Vec::with_capacity(want.len());
+        for &i in &want {
+            match self.ks.locks.try_lock(i) {
+                Some(g) => got.push((i, g)),
+                None => break,
+            }
+        }
+        if got.len() == want.len() {
+            self.held.extend(got);
+            return Ok(());
+        }
+        drop(got);
+        // Busy: publish what we staged (releasing every stripe), then wait in stripe order.
+        self.commit()?;
+        let mut all: Vec<usize> = keys.iter().map(|k| self.ks.locks.stripe(k)).collect();
+        all.sort_unstable();
+        all.dedup();
+        for i in all {
+            let g = self.ks.locks.lock(i);
+            self.held.push((i, g));
+        }
+        Ok(())
+    }
+
+    fn read_physical(&self, key: &[u8]) -> Result<Option<Entry>> {
+        if let Some(e) = self.overlay.get(key) {
+            return Ok(e.clone());
+        }
+        let mk = meta_key(key_slot(key), key);
+        Ok(self
+            .ks
+            .engine
+            .get_with(&mk, |v| v.map(decode_entry).transpose())??)
+    }
+
+    /// The live entry at `key`, seeing this scope's staged writes. An expired entry found here
+    /// is deleted, as Valkey's lazy expiry does.
+    pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Entry>> {
+        let now = now_ms();
+        let e = match self.read_physical(key)? {
+            Some(e) if is_live(&e, now) => Some(e),
+            Some(_) => {
+                self.expire_now(key)?;
+                None
+            }
+            None => None,
+        };
+        let stats = &self.ks.stats;
+        let c = if e.is_some() {
+            &stats.keyspace_hits
+        } else {
+            &stats.keyspace_misses
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(e)
+    }
+
+    /// Type tag and expiry of a live key without copying its value.
+    pub fn peek(&self, key: &[u8]) -> Result<Option<(u8, Option<i64>)>> {
+        let now = now_ms();
+        let p = match self.overlay.get(key) {
+            Some(Some(e)) => Some((super::encoding::type_tag(&e.value), e.expire_at)),
+            Some(None) => None,
+            None => {
+                let mk = meta_key(key_slot(key), key);
+                self.ks
+                    .engine
+                    .get_with(&mk, |v| v.map(peek_entry).transpose())??
+            }
+        };
+        Ok(p.filter(|(_, at)| at.is_none_or(|at| at > now)))
+    }
+
+    fn expire_now(&mut self, key: &[u8]) -> Result<()> {
+        let expired = self.update(key, |live| match live {
+            None => (Update::Delete, true),
+            Some(_) => (Update::Keep, false),
+        })?;
+        if expired {
+            self.ks
+                .stats
+                .expired_keys
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the live entry at `key` under the key's lock and stages its decision.
+    pub fn update<R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(Option<Entry>) -> (Update, R),
+    ) -> Result<R> {
+        self.acquire(&[key])?;
+        let physical = self.read_physical(key)?;
+        let live = physical.clone().filter(|e| is_live(e, now_ms()));
+        let (u, r) = f(live);
+        self.stage(key, physical, u);
+        self.maybe_commit()?;
+        Ok(r)
+    }
+
+    /// Like [`update`](Self::update) over several keys atomically. `f` gets the live entries in
+    /// the order of `keys` and returns one decision per key; a key listed twice sees the state
+    /// its earlier decision left.
+    pub fn update_many<R>(
+        &mut self,
+        keys: &[&[u8]],
+        f: impl FnOnce(Vec<Option<Entry>>) -> (Vec<Update>, R),
+    ) -> Result<R> {
+        self.acquire(keys)?;
+        let now = now_ms();
+        let mut physical = Vec::with_capacity(keys.len());
+        for k in keys {
+            physical.push(self.read_physical(k)?);
+        }
+        let live = physical
+            .iter()
+            .map(|p| p.clone().filter(|e| is_live(e, now)))
+            .collect();
+        let (updates, r) = f(live);
+        for (k, u) in keys.iter().zip(updates) {
+            let cur = self.read_physical(k)?;
+            self.stage(k, cur, u);
+        }
+        self.maybe_commit()?;
+        Ok(r)
+    }
+
+    /// Adds the writes for decision `u` on `key` (stored entry `old`) to the batch.
+    fn stage(&mut self, key: &[u8], old: Option<Entry>, u: Update) {
+        let slot = key_slot(key);
+        let old_at = old.as_ref().and_then(|e| e.expire_at);
+        let after = match u {
+            Update::Keep => return,
+            Update::Delete => {
+                let Some(old) = old else { return };
+                self.batch.delete(meta_key(slot, key));
+                if let Some(at) = old.expire_at {
+                    self.batch.delete(expiry_key(slot, at, key));
+                }
+                self.batch.count(slot, -1);
+                None
+            }
+            Update::Put(e) => {
+                self.batch
+                    .put(meta_key(slot, key), super::encoding::encode_entry(&e));
+                if old_at != e.expire_at {
+                    if let Some(at) = old_at {
+                        self.batch.delete(expiry_key(slot, at, key));
+                    }
+                    if let Some(at) = e.expire_at {
+                        self.batch.put(expiry_key(slot, at, key), Vec::new());
+                        self.ks.expiring.mark(slot);
+                    }
+                }
+                if old.is_none() {
+                    self.batch.count(slot, 1);
+                }
+                Some(e)
+            }
+        };
+        self.staged += 1;
+        self.overlay.insert(key.to_vec(), after);
+    }
+
+    fn maybe_commit(&mut self) -> Result<()> {
+        if self.staged >= MAX_STAGED {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything is staged.
+    pub fn is_dirty(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
+    /// Writes everything staged as one batch and releases the key locks.
+    pub fn commit(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            self.ks.commit(batch)
+        };
+        self.staged = 0;
+        self.overlay.clear();
+        self.held.clear();
+        result
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            // Every caller commits explicitly; this only guards against a missed path.
+            if let Err(e) = self.commit() {
+                tracing::error!("committing staged writes on drop failed: {e}");
+            }
+        }
+    }
+}
