@@ -94,7 +94,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("lazyfree-lazy-server-del", Bool, "yes"),
     ne("lazyfree-lazy-user-del", Bool, "yes"),
     ne("lazyfree-lazy-user-flush", Bool, "yes"),
-    ne("io-threads", Int, "1"),
     ne("maxmemory", Mem, "0"),
     ne("maxmemory-policy", Str, "noeviction"),
     ne("maxmemory-samples", Int, "5"),
@@ -239,7 +238,7 @@ pub(crate) const NO_EFFECT_FAMILIES: &[&str] = &[
     "active-defrag-*",
     "replica-announce*",
     "slave-announce*",
-    "io-threads*",
+    "io-threads-*",
     "latency-*",
 ];
 

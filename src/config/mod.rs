@@ -142,6 +142,9 @@ pub struct Config {
     /// `logfile`; empty means standard output.
     pub logfile: String,
     pub pidfile: Option<PathBuf>,
+    /// `io-threads`: threads serving clients; 0 (default) means one less than the number of
+    /// cores (at least one), leaving a core to storage background work.
+    pub io_threads: u32,
     /// `hz`, clamped to 1..=500 like Valkey.
     pub hz: u32,
     pub min_replicas_to_write: u32,
@@ -191,6 +194,7 @@ impl Default for Config {
             loglevel: LogLevel::Notice,
             logfile: String::new(),
             pidfile: None,
+            io_threads: 0,
             hz: 10,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
@@ -212,6 +216,18 @@ impl Config {
             self.cluster_port
         } else {
             self.port.saturating_add(10_000)
+        }
+    }
+
+    /// Threads serving clients (`io-threads`, or cores - 1 when 0).
+    pub fn worker_threads(&self) -> usize {
+        match self.io_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .saturating_sub(1)
+                .max(1),
+            n => n as usize,
         }
     }
 

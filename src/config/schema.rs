@@ -322,6 +322,17 @@ pub(crate) static SPECS: &[Spec] = &[
         },
     },
     Spec {
+        name: "io-threads",
+        aliases: &[],
+        mutable: false,
+        apply: |c, a| {
+            c.io_threads = parse_bounded(one(a)?, false, 0, 128)? as u32;
+            Ok(())
+        },
+        get: |c| c.io_threads.to_string(),
+        rewrite: |c| vec![c.io_threads.to_string()],
+    },
+    Spec {
         name: "hz",
         aliases: &[],
         mutable: true,

@@ -285,19 +285,41 @@ impl Engine {
     /// Applies `batch` atomically. Durability is the caller's: see [`super::WalSync`].
     pub fn write(&self, batch: Batch) -> Result<()> {
         let mut wb = rocksdb::WriteBatch::default();
+        // A pipeline usually writes into few families: resolve each handle once.
+        let mut handles: Vec<(usize, Arc<rocksdb::BoundColumnFamily<'_>>)> = Vec::new();
+        let mut cf =
+            |slot: u16, create: bool| -> Result<Option<Arc<rocksdb::BoundColumnFamily<'_>>>> {
+                let idx = self.family_index(slot);
+                if let Some((_, h)) = handles.iter().find(|(i, _)| *i == idx) {
+                    return Ok(Some(Arc::clone(h)));
+                }
+                let h = if create {
+                    Some(self.family_for_write(slot)?)
+                } else {
+                    self.family(slot)?
+                };
+                if let Some(h) = &h {
+                    handles.push((idx, Arc::clone(h)));
+                }
+                Ok(h)
+            };
         for op in batch.ops {
             match op {
-                Op::Put(k, v) => wb.put_cf(&self.family_for_write(slot_of(&k)?)?, k, v),
-                Op::Delete(k) => {
-                    if let Some(cf) = self.family(slot_of(&k)?)? {
-                        wb.delete_cf(&cf, k)
+                Op::Put(k, v) => {
+                    if let Some(h) = cf(slot_of(&k)?, true)? {
+                        wb.put_cf(&h, k, v)
                     }
                 }
-                Op::Count(slot, d) => wb.merge_cf(
-                    &self.family_for_write(slot)?,
-                    counter_key(slot),
-                    d.to_le_bytes(),
-                ),
+                Op::Delete(k) => {
+                    if let Some(h) = cf(slot_of(&k)?, false)? {
+                        wb.delete_cf(&h, k)
+                    }
+                }
+                Op::Count(slot, d) => {
+                    if let Some(h) = cf(slot, true)? {
+                        wb.merge_cf(&h, counter_key(slot), d.to_le_bytes())
+                    }
+                }
             }
         }
         self.db.write_opt(wb, &self.write_opts)?;

@@ -75,7 +75,8 @@ pub fn run(o: &ClusterOpts) -> anyhow::Result<bool> {
     if !confirm_with_yes("Can I set the above configuration?", o.yes, false) {
         return Ok(false);
     }
-    for n in &mut m.nodes {
+    // Nodes the plan left without a role (more leftovers than masters) just join empty.
+    for n in m.nodes.iter_mut().filter(|n| n.dirty) {
         if let Err(e) = flush_node_config(n) {
             // Replicas may not know their master yet: they are retried after the join.
             if n.replicate.is_none() {
@@ -299,11 +300,11 @@ fn allocate(
             while assigned < replicas && available > 0 {
                 let mut found = None;
                 let mut first_same = None;
-                for j in lo..rest.len() {
-                    let Some(ni) = rest[j] else { continue };
+                for (j, slot) in rest.iter_mut().enumerate().skip(lo) {
+                    let Some(ni) = *slot else { continue };
                     if nodes[ni].ip != nodes[mi].ip {
                         found = Some(ni);
-                        rest[j] = None;
+                        *slot = None;
                         break;
                     }
                     first_same.get_or_insert(j);
@@ -498,6 +499,18 @@ mod tests {
                 .unwrap();
             assert_ne!(m.ip, r.ip);
         }
+    }
+
+    #[test]
+    fn leftover_nodes_get_no_role() {
+        // 7 nodes, 3 replicas each: 1 master, 3 replicas, 1 extra, 2 left without a role
+        // (valkey-cli lets them join as empty masters).
+        let addrs: Vec<(&str, u16)> = (7000..7007).map(|p| ("127.0.0.1", p)).collect();
+        let mut ns = nodes(&addrs);
+        let groups = ip_groups(&ns);
+        allocate(&mut ns, &groups, 1, 3);
+        assert_eq!(ns.iter().filter(|n| n.replicate.is_some()).count(), 4);
+        assert_eq!(ns.iter().filter(|n| !n.dirty).count(), 2);
     }
 
     #[test]
