@@ -524,6 +524,7 @@ impl ClusterState {
         if let Some(n) = self.nodes.get_mut(&failing) {
             if !n.fail {
                 n.fail = true;
+                n.pfail = false;
                 n.fail_time = now;
                 self.changed();
             }
@@ -699,6 +700,7 @@ impl ClusterState {
         if reports >= self.quorum() {
             if let Some(n) = self.nodes.get_mut(&id) {
                 n.fail = true;
+                n.pfail = false;
                 n.fail_time = now;
             }
             self.changed();

@@ -9,6 +9,7 @@
 
 mod args;
 mod cluster_cmds;
+mod decimal;
 mod error;
 mod info;
 mod introspect;

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::args::{float, int, is, parse_i64};
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{now_ms, Entry, Update, Value};
-use crate::resp::encode::format_double;
+use crate::resp::encode::format_human;
 use crate::resp::Reply;
 
 pub(super) fn as_str(e: &Entry) -> Result<&Bytes, CmdError> {
@@ -276,16 +276,17 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let delta = float(&args[2])?;
+    let incr = args[2].clone();
     ctx.ks.update(&args[1], |old| {
-        let (cur, expire_at) = match &old {
+        let (cur, text, expire_at) = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => match super::args::parse_f64(b) {
-                    Some(v) => (v, e.expire_at),
+                    Some(v) => (v, b.clone(), e.expire_at),
                     None => return (Update::Keep, Err(CmdError::NotFloat)),
                 },
                 Err(err) => return (Update::Keep, Err(err)),
             },
-            None => (0.0, None),
+            None => (0.0, Bytes::from_static(b"0"), None),
         };
         let n = cur + delta;
         if !n.is_finite() {
@@ -294,7 +295,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Err(CmdError::err("increment would produce NaN or Infinity")),
             );
         }
-        let s = Bytes::from(format_double(n));
+        let s = Bytes::from(super::decimal::add(&text, &incr).unwrap_or_else(|| format_human(n)));
         (
             Update::Put(Entry {
                 value: Value::Str(s.clone()),

@@ -17,6 +17,48 @@ fn put_bulk(out: &mut BytesMut, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Formats a number the way Valkey's INCRBYFLOAT does (`LD_STR_HUMAN`): plain decimal, no
+/// exponent, trailing zeros trimmed. Valkey computes in long double; 15 significant digits in
+/// f64 give the same text for the sums people make (0.1 + 0.2 = "0.3").
+pub fn format_human(d: f64) -> String {
+    if d == d.trunc() && d.abs() < 1e17 {
+        return format!("{}", d as i64);
+    }
+    let sci = format!("{:.14e}", d);
+    let Some((mant, exp)) = sci.split_once('e') else {
+        return sci;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let point = exp + 1;
+    let mut out = String::new();
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    if out.contains('.') {
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.pop();
+        }
+    }
+    if neg {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// Formats a double the way Valkey does for RESP2 bulk and RESP3 double replies
 /// (`%.17g`-like shortest round-trip, `inf`/`-inf`/`nan`).
 pub fn format_double(d: f64) -> String {
@@ -161,5 +203,10 @@ mod tests {
         assert_eq!(format_double(1.5), "1.5");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(10.5), "10.5");
+        assert_eq!(format_human(0.1 + 0.2), "0.3");
+        assert_eq!(format_human(10.5), "10.5");
+        assert_eq!(format_human(-0.0025), "-0.0025");
+        assert_eq!(format_human(5.0e3), "5000");
+        assert_eq!(format_human(1.5e20), "150000000000000000000");
     }
 }

@@ -5,6 +5,11 @@ mod harness;
 
 mod bad_input;
 mod clients;
+mod cluster_bad_input;
+mod cluster_clients;
+mod cluster_create;
+mod cluster_restart;
+mod commands;
 mod durability;
 mod memory;
 mod node_auth;

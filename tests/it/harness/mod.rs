@@ -7,23 +7,33 @@
 //!
 //! Rules: never sleep to wait for something, poll with [`wait_until`]; never leak a process
 //! ([`Node`]'s `Drop` SIGKILLs it, and every server gets `PR_SET_PDEATHSIG` so it dies with the
-//! test binary); print the server log tail when a test panics. A future `Cluster` is a vector
-//! of [`Node`]s built from one cloned [`NodeBuilder`] template; faults belong here, not in tests.
+//! test binary); print the server log tail when a test panics. A [`Cluster`] is a vector of
+//! [`Node`]s built from one cloned [`NodeBuilder`] template; faults belong here, not in tests.
 //!
 //! Environment: `ROCKSLOT_KEEP_TMP=1` keeps the temp dirs of nodes dropped during a panic.
 //!
 //! Files: `process` (polling, ports, spawning, RSS watchdog), `node` (`NodeBuilder`, `Node`),
-//! `raw` (raw RESP over TCP).
+//! `raw` (raw RESP over TCP), `cluster` (`Cluster`: forming with the real tools, convergence
+//! waits, cluster faults), `cluster_view` (key slots, CLUSTER NODES/INFO parsing), `tools`
+//! (external tool runs, an interactive CLI on a pty).
 
 #![allow(dead_code)]
 
+mod cluster;
+mod cluster_view;
 mod node;
 mod process;
 mod raw;
+mod reference;
+mod tools;
 
+pub use cluster::*;
+pub use cluster_view::*;
 pub use node::*;
 pub use process::*;
 pub use raw::*;
+pub use reference::*;
+pub use tools::*;
 
 use std::time::Duration;
 

@@ -1,0 +1,279 @@
+//! Differential tests: seeded random sequences of string and key commands run against rockslot
+//! and Debian's redis-server; every reply must be identical (TTLs compared by class, since the
+//! two servers see slightly different clocks).
+
+use anyhow::Result;
+use redis::Value;
+
+use crate::harness::{Node, RedisServer};
+
+/// A small deterministic generator (xorshift), so a failure names a reproducible seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const KEYS: &[&str] = &["a", "b", "c", "n", "f", "{t}x", "{t}y", "long"];
+const VALUES: &[&str] = &[
+    "",
+    "1",
+    "-7",
+    "10",
+    "3.5",
+    "hello",
+    "x y",
+    "9223372036854775807",
+    "0.1",
+    "abc",
+];
+
+fn random_command(r: &mut Rng) -> Vec<String> {
+    let k = r.pick(KEYS).to_string();
+    let v = r.pick(VALUES).to_string();
+    let k2 = r.pick(KEYS).to_string();
+    fn r_int(r: &mut Rng) -> i64 {
+        r.below(40) as i64 - 20
+    }
+    let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match r.below(34) {
+        0 => s(&["SET", &k, &v]),
+        1 => s(&["SET", &k, &v, r.pick(&["NX", "XX", "GET", "KEEPTTL"])]),
+        2 => s(&["SET", &k, &v, "EX", &(1000 + r.below(1000)).to_string()]),
+        3 => s(&["GET", &k]),
+        4 => s(&["INCR", &k]),
+        5 => s(&["DECRBY", &k, &r_int(r).to_string()]),
+        6 => s(&[
+            "INCRBYFLOAT",
+            &k,
+            r.pick(&["0.1", "1.5", "-2", "abc", "1e3"]),
+        ]),
+        7 => s(&["APPEND", &k, &v]),
+        8 => s(&["STRLEN", &k]),
+        9 => s(&["GETRANGE", &k, &r_int(r).to_string(), &r_int(r).to_string()]),
+        10 => s(&["SETRANGE", &k, &r.below(12).to_string(), &v]),
+        11 => s(&["GETDEL", &k]),
+        12 => s(&["GETSET", &k, &v]),
+        13 => s(&["MSET", &k, &v, &k2, "z"]),
+        14 => s(&["MGET", &k, &k2, "missing"]),
+        15 => s(&["MSETNX", &k, &v, &k2, "q"]),
+        16 => s(&["SETNX", &k, &v]),
+        17 => s(&["DEL", &k, &k2]),
+        18 => s(&["EXISTS", &k, &k2, &k]),
+        19 => s(&[
+            "EXPIRE",
+            &k,
+            &(1000 + r.below(1000)).to_string(),
+            r.pick(&["NX", "XX", "GT", "LT"]),
+        ]),
+        20 => s(&["PERSIST", &k]),
+        21 => s(&["TTL", &k]),
+        22 => s(&["RENAME", &k, &k2]),
+        23 => s(&["RENAMENX", &k, &k2]),
+        24 => s(&["TYPE", &k]),
+        25 => s(&[
+            "INCRBY",
+            &k,
+            r.pick(&["5", "-5", "x", "9223372036854775807"]),
+        ]),
+        26 => s(&["GETEX", &k, r.pick(&["PERSIST", "EX", "PX"]), "100000"]),
+        27 => s(&["SET", &k, &v, "XX", "GET"]),
+        28 => s(&["EXPIRE", &k, r.pick(&["-1", "0", "abc"])]),
+        29 => s(&["SET", &k, &v, "PX", r.pick(&["0", "-5", "x"])]),
+        30 => s(&["DECR", &k]),
+        31 => s(&["PEXPIRETIME", &k]),
+        32 => s(&["TOUCH", &k, &k2]),
+        _ => s(&["DBSIZE"]),
+    }
+}
+
+/// Normalises what legitimately differs: remaining TTLs and absolute expiry times.
+fn normalise(cmd: &[String], v: Value) -> Value {
+    let name = cmd[0].as_str();
+    match (name, v) {
+        ("TTL" | "PEXPIRETIME", Value::Int(n)) if n > 0 => Value::Int(1),
+        (_, Value::ServerError(e)) => Value::SimpleString(format!(
+            "error {:?} {}",
+            e.code(),
+            e.details().unwrap_or("")
+        )),
+        (_, v) => v,
+    }
+}
+
+fn run(conn: &mut redis::Connection, cmd: &[String]) -> Value {
+    let mut c = redis::cmd(&cmd[0]);
+    for a in &cmd[1..] {
+        c.arg(a);
+    }
+    match c.query::<Value>(conn) {
+        Ok(v) => v,
+        Err(e) => Value::SimpleString(format!("client error: {e}")),
+    }
+}
+
+#[test]
+fn string_and_key_commands_match_redis_server() -> Result<()> {
+    let node = Node::start()?;
+    let reference = RedisServer::start()?;
+    let mut ours = node.conn()?;
+    let mut theirs = reference.conn()?;
+    let mut total = 0;
+    for seed in [1u64, 7, 42, 1234, 99991] {
+        redis::cmd("FLUSHALL").exec(&mut ours)?;
+        redis::cmd("FLUSHALL").exec(&mut theirs)?;
+        let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
+        for step in 0..600 {
+            let cmd = random_command(&mut r);
+            let a = normalise(&cmd, run(&mut ours, &cmd));
+            let b = normalise(&cmd, run(&mut theirs, &cmd));
+            assert_eq!(a, b, "seed {seed} step {step}: {cmd:?}");
+            total += 1;
+        }
+    }
+    println!("differential commands compared: {total}");
+    Ok(())
+}
+
+#[test]
+fn dump_restore_roundtrip_and_corrupt_payload() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.conn()?;
+    redis::cmd("SET").arg("k").arg("value").exec(&mut c)?;
+    redis::cmd("PEXPIRE").arg("k").arg(100_000).exec(&mut c)?;
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c)?;
+    let busy = redis::cmd("RESTORE")
+        .arg("k")
+        .arg(0)
+        .arg(&payload)
+        .exec(&mut c)
+        .unwrap_err();
+    assert_eq!(busy.code(), Some("BUSYKEY"));
+    redis::cmd("RESTORE")
+        .arg("k2")
+        .arg(5000)
+        .arg(&payload)
+        .exec(&mut c)?;
+    let v: String = redis::cmd("GET").arg("k2").query(&mut c)?;
+    assert_eq!(v, "value");
+    let ttl: i64 = redis::cmd("PTTL").arg("k2").query(&mut c)?;
+    assert!(ttl > 0 && ttl <= 5000);
+    let mut bad = payload.clone();
+    bad[4] ^= 0xff;
+    let e = redis::cmd("RESTORE")
+        .arg("k3")
+        .arg(0)
+        .arg(&bad)
+        .exec(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("DUMP payload version or checksum are wrong"),
+        "{e}"
+    );
+    let exists: i64 = redis::cmd("EXISTS").arg("k3").query(&mut c)?;
+    assert_eq!(exists, 0, "a refused payload creates nothing");
+    let e = redis::cmd("RESTORE")
+        .arg("k4")
+        .arg(-1)
+        .arg(&payload)
+        .exec(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("Invalid TTL value"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn expired_keys_are_never_returned_and_are_reclaimed() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.conn()?;
+    for i in 0..200 {
+        redis::cmd("SET")
+            .arg(format!("t{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(50)
+            .exec(&mut c)?;
+    }
+    redis::cmd("SET").arg("keep").arg("v").exec(&mut c)?;
+    crate::harness::wait_until(
+        std::time::Duration::from_secs(20),
+        "active expiry to reclaim keys",
+        || {
+            redis::cmd("DBSIZE")
+                .query::<i64>(&mut c)
+                .map(|n| n == 1)
+                .unwrap_or(false)
+        },
+    )?;
+    let v: Option<String> = redis::cmd("GET").arg("t1").query(&mut c)?;
+    assert_eq!(v, None);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c)?;
+    assert_eq!(keys, vec!["keep".to_string()]);
+    Ok(())
+}
+
+#[test]
+fn config_set_get_rewrite_and_introspection() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.conn()?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("always")
+        .exec(&mut c)?;
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query(&mut c)?;
+    assert_eq!(v, vec!["appendfsync", "always"]);
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("port")
+        .arg("1")
+        .exec(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("can't set immutable config"), "{e}");
+    redis::cmd("CONFIG").arg("REWRITE").exec(&mut c)?;
+    let conf = std::fs::read_to_string(node.conf_path())?;
+    assert!(conf.contains("appendfsync always"), "{conf}");
+    let n: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c)?;
+    assert!(n > 50);
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query(&mut c)?;
+    assert_eq!(keys, vec!["a", "b"]);
+    let digest: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg("nokey")
+        .query(&mut c)?;
+    assert_eq!(digest, vec!["0".repeat(40)]);
+    redis::cmd("SET").arg("k").arg("12").exec(&mut c)?;
+    let enc: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("k")
+        .query(&mut c)?;
+    assert_eq!(enc, "int");
+    let info: String = redis::cmd("INFO").query(&mut c)?;
+    assert!(info.contains("\r\n# Keyspace\r\ndb0:keys=1,"), "{info}");
+    redis::cmd("FLUSHALL").exec(&mut c)?;
+    let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c)?;
+    assert!(!info.contains("db0:"), "no db0 line when empty: {info}");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Debian's real redis-server as a reference for differential tests: same commands, replies
+//! must be identical. Started on a free loopback port with its own temp dir, no persistence.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{free_port, spawn_server, wait_until};
+
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Result<RedisServer> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child =
+            spawn_server(cmd).context("spawning redis-server (scripts/setup.sh installs it)")?;
+        let me = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let url = format!("redis://127.0.0.1:{port}/");
+        wait_until(
+            Duration::from_secs(20),
+            "redis-server to answer PING",
+            || {
+                redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                    .is_ok()
+            },
+        )?;
+        Ok(me)
+    }
+
+    pub fn conn(&self) -> Result<redis::Connection> {
+        Ok(redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()?)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
