@@ -14,6 +14,10 @@ pub(crate) mod pb {
     tonic::include_proto!("rockslot.cluster");
 }
 
+pub(crate) mod repl_pb {
+    tonic::include_proto!("rockslot.replication");
+}
+
 /// Metadata key carrying the digest of the shared bus secret.
 pub const AUTH_METADATA: &str = "rockslot-bus-auth";
 
