@@ -4,10 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::types::{Message, MessageKind, NodeId};
+use super::types::{AuthReply, AuthRequest, Message, MessageKind, NodeId};
 use super::{now_ms, Cluster, Outgoing};
-use crate::rpc::{BusServer, BusService};
+use crate::rpc::BusService;
 
+/// How long a primary starting a manual failover waits before reporting its offset: writes
+/// that passed the pause check just before the pause began are still being committed, and
+/// the replica must wait for them too.
+const MF_SETTLE: Duration = Duration::from_millis(100);
+
+#[tonic::async_trait]
 impl BusService for Cluster {
     fn on_exchange(&self, msg: Message, observed_ip: String) -> Message {
         {
@@ -28,24 +34,34 @@ impl BusService for Cluster {
         self.stats.lock().fail_received += 1;
         self.with_state(|st| st.on_fail(sender, failing, now_ms()));
     }
+
+    fn on_auth_request(&self, req: AuthRequest) -> AuthReply {
+        self.stats.lock().auth_req_received += 1;
+        // with_state saves nodes.conf (lastVoteEpoch) before the vote leaves this node.
+        let reply = self.with_state(|st| AuthReply {
+            voter: st.myself,
+            granted: st.on_auth_request(&req, now_ms()),
+            epoch: st.current_epoch,
+        });
+        if reply.granted {
+            self.stats.lock().auth_ack_sent += 1;
+        }
+        reply
+    }
+
+    async fn on_manual_failover(&self, replica: NodeId) -> Option<u64> {
+        self.stats.lock().mfstart_received += 1;
+        if !self.with_state(|st| st.on_manual_failover_request(replica, now_ms())) {
+            return None;
+        }
+        tokio::time::sleep(MF_SETTLE).await;
+        Some(self.read(|st| st.me().repl_offset))
+    }
 }
 
-/// Starts the bus server on `listener` and the periodic task; both stop with `shutdown`.
-pub fn spawn_bus(
-    cluster: Arc<Cluster>,
-    listener: tokio::net::TcpListener,
-    digest: Option<String>,
-    shutdown: Arc<tokio::sync::Notify>,
-) {
-    let svc: Arc<dyn BusService> = Arc::clone(&cluster) as Arc<dyn BusService>;
-    let sd = Arc::clone(&shutdown);
-    tokio::spawn(async move {
-        if let Err(e) =
-            BusServer::serve(listener, svc, digest, async move { sd.notified().await }).await
-        {
-            tracing::error!("cluster bus server failed: {e}");
-        }
-    });
+/// Starts the periodic bus task (the server side is [`crate::rpc::serve`]); stops with
+/// `shutdown`.
+pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: Arc<tokio::sync::Notify>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -62,7 +78,8 @@ pub fn spawn_bus(
     });
 }
 
-fn send(cluster: &Arc<Cluster>, o: Outgoing) {
+/// Sends one message in the background, feeding any reply back into the state.
+pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
     let c = Arc::clone(cluster);
     match o {
         Outgoing::Ping(id) | Outgoing::Meet(id) => {
@@ -112,6 +129,49 @@ fn send(cluster: &Arc<Cluster>, o: Outgoing) {
             tokio::spawn(async move {
                 if let Err(e) = c.client.fail(&ip, cport, me, failing).await {
                     tracing::debug!("FAIL notice to {ip}:{cport} failed: {e}");
+                }
+            });
+        }
+        Outgoing::AuthRequest { to, req } => {
+            let Some((ip, cport)) = c.read(|st| st.nodes.get(&to).map(|n| (n.ip.clone(), n.cport)))
+            else {
+                return;
+            };
+            c.stats.lock().auth_req_sent += 1;
+            tokio::spawn(async move {
+                match c.client.auth_request(&ip, cport, &req).await {
+                    // A vote counts only from the node it was asked of.
+                    Ok(r) if r.granted && r.voter == to => {
+                        c.stats.lock().auth_ack_received += 1;
+                        let out = c.with_state(|st| st.on_auth_ack(to, r.epoch, now_ms()));
+                        for o in out {
+                            send(&c, o);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("failover auth request to {ip}:{cport} failed: {e}"),
+                }
+            });
+        }
+        Outgoing::ManualFailoverStart { to } => {
+            let Some((ip, cport, me)) = c.read(|st| {
+                st.nodes
+                    .get(&to)
+                    .map(|n| (n.ip.clone(), n.cport, st.myself))
+            }) else {
+                return;
+            };
+            c.stats.lock().mfstart_sent += 1;
+            tokio::spawn(async move {
+                match c.client.manual_failover(&ip, cport, me).await {
+                    Ok(Some(offset)) => {
+                        c.with_state(|st| st.on_manual_failover_offset(to, offset));
+                        c.poke();
+                    }
+                    Ok(None) => tracing::warn!(
+                        "manual failover: primary {ip}:{cport} refused to pause; it will time out"
+                    ),
+                    Err(e) => tracing::warn!("manual failover request to {ip}:{cport} failed: {e}"),
                 }
             });
         }

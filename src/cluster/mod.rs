@@ -1,12 +1,13 @@
-//! Cluster mode: slot map, node table, gossip over the gRPC bus, failure detection, epochs,
-//! nodes.conf, and the routing decision (local / MOVED / ASK / CROSSSLOT / TRYAGAIN /
-//! CLUSTERDOWN).
+//! Cluster mode: slot map, node table, gossip over the gRPC bus, failure detection, failover
+//! (elections, manual failover, replica migration), epochs, nodes.conf, and the routing
+//! decision (local / MOVED / ASK / CROSSSLOT / TRYAGAIN / CLUSTERDOWN).
 //!
 //! Owns: [`Cluster`] (the running node's cluster state behind one lock, mutated only through
 //! the pure [`ClusterState`] methods), immutable [`View`]s published for routing, the bus task.
 //! Must not: touch the keyspace (callers pass key counts in) or see protobuf types (`rpc` does).
 
 mod bus_task;
+pub mod failover;
 pub mod nodes_conf;
 mod routing;
 pub mod state;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+pub use failover::FailoverMode;
 pub use routing::{route, Route};
 pub use state::{ClusterError, ClusterState, Outgoing, SetSlot};
 pub use types::{NodeId, Role};
@@ -45,10 +47,12 @@ pub struct View {
     pub migrating: HashMap<u16, u16>,
     pub importing: HashMap<u16, u16>,
     pub allow_reads_when_down: bool,
+    /// Unix ms until which a manual failover pauses client writes on this primary; 0 = none.
+    pub writes_paused_until: u64,
 }
 
 impl View {
-    fn build(st: &ClusterState, allow_reads_when_down: bool) -> View {
+    pub(crate) fn build(st: &ClusterState, allow_reads_when_down: bool) -> View {
         let mut idx: HashMap<NodeId, u16> = HashMap::new();
         let mut nodes = Vec::new();
         for n in st.nodes.values() {
@@ -81,6 +85,11 @@ impl View {
                 .filter_map(|(s, id)| Some((*s, *idx.get(id)?)))
                 .collect(),
             allow_reads_when_down,
+            writes_paused_until: if me.is_primary() {
+                st.failover.paused_until
+            } else {
+                0
+            },
         }
     }
 }
@@ -144,8 +153,8 @@ impl Cluster {
             }
             None => ClusterState::new(NodeId::random(), ip, c.port, c.cluster_bus_port(), now),
         };
-        st.node_timeout = c.cluster_node_timeout_ms;
-        st.require_full_coverage = c.cluster_require_full_coverage;
+        apply_config(&mut st, c);
+        st.writable_after = now + state::WRITABLE_DELAY_MS;
         st.update_health();
         nodes_conf::save(&st, &path)?;
         st.dirty = false;
@@ -199,10 +208,42 @@ impl Cluster {
         self.with_state(|st| st.node_timeout = ms);
     }
 
+    /// Applies the cluster directives CONFIG SET may change (node timeout, failover and
+    /// replica migration settings).
+    pub fn apply_config(&self, c: &Config) {
+        self.with_state(|st| apply_config(st, c));
+    }
+
+    /// Reports this node's replication offset (the replication module calls this: on a
+    /// replica after applying a batch, on a primary as its stream advances). Cheap: no view
+    /// rebuild, no nodes.conf write.
+    pub fn set_repl_offset(&self, offset: u64) {
+        self.state.lock().set_repl_offset(offset, now_ms());
+    }
+
+    /// CLUSTER FAILOVER [FORCE|TAKEOVER]: starts it and sends what it needs at once.
+    pub fn failover(self: &Arc<Self>, mode: FailoverMode) -> Result<(), ClusterError> {
+        let out = self.with_state(|st| st.manual_failover(mode, now_ms()))?;
+        for o in out {
+            bus_task::send(self, o);
+        }
+        self.poke();
+        Ok(())
+    }
+
     /// Wakes the bus task (after MEET, so the handshake starts at once).
     pub fn poke(&self) {
         self.wake.notify_one();
     }
+}
+
+fn apply_config(st: &mut ClusterState, c: &Config) {
+    st.node_timeout = c.cluster_node_timeout_ms;
+    st.require_full_coverage = c.cluster_require_full_coverage;
+    st.replica_validity_factor = c.cluster_replica_validity_factor as u64;
+    st.replica_no_failover = c.cluster_replica_no_failover;
+    st.migration_barrier = c.cluster_migration_barrier;
+    st.allow_replica_migration = c.cluster_allow_replica_migration;
 }
 
 pub use bus_task::spawn_bus;

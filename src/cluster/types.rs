@@ -239,4 +239,41 @@ pub struct Message {
     pub gossip: Vec<Gossip>,
     /// The address the sender used to reach the receiver (how a node learns its own IP).
     pub target_ip: String,
+    /// Newer owners of slots the receiver still claims (Valkey's UPDATE message, carried in
+    /// the next message to a node seen with stale claims).
+    pub updates: Vec<SlotUpdate>,
+}
+
+/// A primary's current slot ownership, sent to a node that claims some of them with an older
+/// config epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotUpdate {
+    pub id: NodeId,
+    pub config_epoch: u64,
+    pub slots: SlotSet,
+}
+
+/// A replica's request for a failover vote (Valkey's FAILOVER_AUTH_REQUEST).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthRequest {
+    pub sender: NodeId,
+    /// The election epoch: the sender's current epoch when it asked.
+    pub epoch: u64,
+    /// The primary being replaced.
+    pub primary: NodeId,
+    /// That primary's config epoch as the sender knows it.
+    pub config_epoch: u64,
+    /// The slots the sender will claim (its primary's).
+    pub slots: SlotSet,
+    /// A manual failover (CLUSTER FAILOVER): voters grant although the primary is not FAIL.
+    pub manual: bool,
+}
+
+/// A primary's answer to an [`AuthRequest`] (a granted one is Valkey's FAILOVER_AUTH_ACK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthReply {
+    pub voter: NodeId,
+    pub granted: bool,
+    /// The voter's current epoch after handling the request.
+    pub epoch: u64,
 }

@@ -111,10 +111,16 @@ pub struct BusStats {
     pub pong_sent: u64,
     pub meet_sent: u64,
     pub fail_sent: u64,
+    pub auth_req_sent: u64,
+    pub auth_ack_sent: u64,
+    pub mfstart_sent: u64,
     pub ping_received: u64,
     pub pong_received: u64,
     pub meet_received: u64,
     pub fail_received: u64,
+    pub auth_req_received: u64,
+    pub auth_ack_received: u64,
+    pub mfstart_received: u64,
 }
 
 pub fn info(st: &ClusterState, stats: &BusStats) -> String {
@@ -152,6 +158,9 @@ pub fn info(st: &ClusterState, stats: &BusStats) -> String {
         ("pong", stats.pong_sent),
         ("meet", stats.meet_sent),
         ("fail", stats.fail_sent),
+        ("auth-req", stats.auth_req_sent),
+        ("auth-ack", stats.auth_ack_sent),
+        ("mfstart", stats.mfstart_sent),
     ];
     for (k, v) in sent.iter().filter(|(_, v)| *v > 0) {
         l(&format!("cluster_stats_messages_{k}_sent"), v.to_string());
@@ -165,6 +174,9 @@ pub fn info(st: &ClusterState, stats: &BusStats) -> String {
         ("pong", stats.pong_received),
         ("meet", stats.meet_received),
         ("fail", stats.fail_received),
+        ("auth-req", stats.auth_req_received),
+        ("auth-ack", stats.auth_ack_received),
+        ("mfstart", stats.mfstart_received),
     ];
     for (k, v) in recv.iter().filter(|(_, v)| *v > 0) {
         l(

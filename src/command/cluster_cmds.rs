@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::{int, is, text};
 use super::server_cmds::help;
 use super::{CmdError, CmdResult, Ctx};
-use crate::cluster::{view, Cluster, ClusterError, NodeId, SetSlot};
+use crate::cluster::{view, Cluster, ClusterError, FailoverMode, NodeId, SetSlot};
 use crate::keyspace::key_slot;
 use crate::resp::Reply;
 use crate::storage::SLOTS;
@@ -67,6 +67,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "COUNTKEYSINSLOT <slot>",
             "DELSLOTS <slot> [<slot> ...]",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+            "FAILOVER [FORCE|TAKEOVER]",
             "FLUSHSLOTS",
             "FORGET <node-id>",
             "GETKEYSINSLOT <slot> <count>",
@@ -230,6 +231,22 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .collect();
             Ok(Reply::Array(lines))
         });
+    }
+    if is(sub, "failover") {
+        let mode = match args.get(2) {
+            _ if args.len() > 3 => {
+                return Err(CmdError::err(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+                    text(sub)
+                )))
+            }
+            None => FailoverMode::Default,
+            Some(a) if is(a, "force") => FailoverMode::Force,
+            Some(a) if is(a, "takeover") => FailoverMode::Takeover,
+            Some(_) => return Err(CmdError::Syntax),
+        };
+        c.failover(mode)?;
+        return Ok(Reply::OK);
     }
     if is(sub, "forget") {
         c.with_state(|st| st.forget(&args[2], crate::cluster::now_ms()))?;

@@ -209,21 +209,8 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "total_error_replies:{}", r(&s.error_replies));
         }
         "replication" => {
-            line!(out, "# Replication");
-            line!(out, "role:master");
-            line!(out, "connected_slaves:0");
-            line!(out, "master_failover_state:no-failover");
-            line!(out, "master_replid:{}", sh.run_id);
-            line!(
-                out,
-                "master_replid2:0000000000000000000000000000000000000000"
-            );
-            line!(out, "master_repl_offset:0");
-            line!(out, "second_repl_offset:-1");
-            line!(out, "repl_backlog_active:0");
-            line!(out, "repl_backlog_size:0");
-            line!(out, "repl_backlog_first_byte_offset:0");
-            line!(out, "repl_backlog_histlen:0");
+            let r = sh.replication.info(sh.replica_of());
+            out.push_str(&r);
         }
         "cpu" => {
             let (sys, user) = cpu_times();

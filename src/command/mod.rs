@@ -14,6 +14,7 @@ mod error;
 mod info;
 mod introspect;
 mod keys;
+mod replication_cmds;
 mod server_cmds;
 mod strings;
 mod table;

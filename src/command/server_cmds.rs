@@ -117,9 +117,10 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
     let cluster = ctx.shared.cluster.is_some();
-    let role = match &ctx.shared.cluster {
-        Some(c) if c.view().role_replica_of.is_some() => "replica",
-        _ => "master",
+    let role = if ctx.shared.replica_of().is_some() {
+        "replica"
+    } else {
+        "master"
     };
     let s = |v: &str| Reply::bulk_str(v);
     Ok(Reply::Map(vec![

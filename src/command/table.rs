@@ -1,6 +1,9 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
-use super::{cluster_cmds as cl, info, introspect, keys, server_cmds as srv, strings, CommandSpec};
+use super::{
+    cluster_cmds as cl, info, introspect, keys, replication_cmds as repl, server_cmds as srv,
+    strings, CommandSpec,
+};
 
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:literal, $first:expr, $last:expr, $step:expr,
@@ -25,9 +28,13 @@ macro_rules! cmd {
 macro_rules! container {
     ($name:literal, $flags:literal, $acl:literal, $group:literal, $since:literal, $summary:literal,
      $h:expr, [$($sub:expr),* $(,)?]) => {
+        container!(-2; $name, $flags, $acl, $group, $since, $summary, $h, [$($sub),*])
+    };
+    ($arity:expr; $name:literal, $flags:literal, $acl:literal, $group:literal, $since:literal, $summary:literal,
+     $h:expr, [$($sub:expr),* $(,)?]) => {
         CommandSpec {
             name: $name,
-            arity: -2,
+            arity: $arity,
             flags: $flags,
             first_key: 0,
             last_key: 0,
@@ -64,7 +71,8 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("help", 2, "loading stale", 0, 0, 0, "@slow @connection", "connection", "5.0.0", "Returns helpful text about the different subcommands.", srv::client),
     ]),
     // server
-    container!("command", "loading stale", "@slow @connection", "server", "2.8.13", "Returns detailed information about all commands.", introspect::command, [
+    // COMMAND alone lists the table (arity -1), unlike the other containers.
+    container!(-1; "command", "loading stale", "@slow @connection", "server", "2.8.13", "Returns detailed information about all commands.", introspect::command, [
         cmd!("count", 2, "loading stale", 0, 0, 0, "@slow @connection", "server", "2.8.13", "Returns a count of commands.", introspect::command),
         cmd!("docs", -2, "loading stale", 0, 0, 0, "@slow @connection", "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", introspect::command),
         cmd!("getkeys", -3, "loading stale", 0, 0, 0, "@slow @connection", "server", "2.8.13", "Extracts the key names from an arbitrary command.", introspect::command),
@@ -146,6 +154,7 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("countkeysinslot", 3, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNTKEYSINSLOT", cl::cluster),
         cmd!("delslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTS", cl::cluster),
         cmd!("delslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTSRANGE", cl::cluster),
+        cmd!("failover", -2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FAILOVER", cl::cluster),
         cmd!("flushslots", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FLUSHSLOTS", cl::cluster),
         cmd!("forget", 3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FORGET", cl::cluster),
         cmd!("getkeysinslot", 4, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER GETKEYSINSLOT", cl::cluster),
@@ -176,6 +185,12 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("flush", -2, "write noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION FLUSH", cl::function),
         cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION STATS", cl::function),
     ]),
+    // replication
+    cmd!("role", 1, "noscript loading stale fast", 0, 0, 0, "@admin @fast @dangerous", "server", "2.8.12", "Returns the replication role.", repl::role),
+    cmd!("wait", 3, "", 0, 0, 0, "@slow @connection", "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", repl::wait),
+    cmd!("waitaof", 4, "noscript", 0, 0, 0, "@slow @connection", "generic", "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.", repl::waitaof),
+    cmd!("replicaof", 3, "admin noscript stale no_async_loading", 0, 0, 0, "@admin @slow @dangerous", "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", repl::replicaof),
+    cmd!("slaveof", 3, "admin noscript stale no_async_loading", 0, 0, 0, "@admin @slow @dangerous", "server", "1.0.0", "Sets a server as a replica of another, or promotes it to being a master.", repl::replicaof),
     // transactions (queueing is the connection's; these rows give names, arity and flags)
     cmd!("multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "1.2.0", "Starts a transaction.", srv::multi_outside),
     cmd!("exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, "@slow @transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", srv::multi_outside),

@@ -35,6 +35,11 @@ pub fn expiry_key(slot: u16, at_ms: i64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The slot of an expiry index key, if `k` is one.
+pub fn expiry_slot(k: &[u8]) -> Option<u16> {
+    (k.len() >= 11 && k[2] == KIND_EXPIRY).then(|| u16::from_be_bytes([k[0], k[1]]))
+}
+
 /// `(expire_at_ms, user_key)` of an expiry index key.
 pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
     if k.len() < 11 || k[2] != KIND_EXPIRY {

@@ -76,6 +76,9 @@ impl Keyspace {
     /// One bounded pass of active expiry: visits marked slots from where the last pass stopped
     /// and deletes at most `budget` due keys. Returns the number deleted.
     pub fn active_expire_cycle(&self, budget: usize) -> Result<usize> {
+        if self.is_read_only() {
+            return Ok(0);
+        }
         let now = now_ms();
         let mut deleted = 0;
         let start = self.expiring.cursor.load(Ordering::Relaxed);

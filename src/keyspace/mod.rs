@@ -99,6 +99,19 @@ pub struct Keyspace {
     expiring: expiry::ExpiringSlots,
     cursors: scan::CursorTable,
     pub stats: KeyspaceStats,
+    commit_lock: parking_lot::Mutex<()>,
+    log: std::sync::OnceLock<Arc<dyn WriteLog>>,
+    read_only: std::sync::atomic::AtomicBool,
+}
+
+/// Where committed batches go, in commit order (the replication backlog).
+pub trait WriteLog: Send + Sync {
+    /// Records an encoded batch; returns the offset after it.
+    fn append(&self, frame: Vec<u8>) -> u64;
+    /// The offset after the last recorded batch.
+    fn offset(&self) -> u64;
+    /// Whether batches are recorded at all (a primary records once a replica has connected).
+    fn active(&self) -> bool;
 }
 
 impl Keyspace {
@@ -116,6 +129,9 @@ impl Keyspace {
             expiring: expiry::ExpiringSlots::new(),
             cursors: scan::CursorTable::new(),
             stats: KeyspaceStats::default(),
+            commit_lock: parking_lot::Mutex::new(()),
+            log: std::sync::OnceLock::new(),
+            read_only: std::sync::atomic::AtomicBool::new(false),
         };
         ks.expiring.load(&ks)?;
         Ok(ks)
@@ -163,13 +179,96 @@ impl Keyspace {
         Ok(r)
     }
 
+    /// Applies a batch and mirrors its counter changes; commits are ordered by one lock so the
+    /// write log (replication) sees them in storage order.
     fn commit(&self, batch: Batch) -> Result<()> {
+        let _order = self.commit_lock.lock();
+        let frame = self
+            .log
+            .get()
+            .filter(|l| l.active())
+            .map(|_| batch.encode());
+        self.write_and_mirror(batch)?;
+        if let (Some(log), Some(frame)) = (self.log.get(), frame) {
+            log.append(frame);
+        }
+        Ok(())
+    }
+
+    fn write_and_mirror(&self, batch: Batch) -> Result<()> {
         let deltas = batch.count_deltas();
+        let cleared = batch.cleared_slots();
+        for k in batch.put_keys() {
+            if let Some(slot) = encoding::expiry_slot(k) {
+                self.expiring.mark(slot);
+            }
+        }
         self.engine.write(batch)?;
+        for (a, b) in cleared {
+            for s in a..=b {
+                self.counts[s as usize].store(0, Ordering::Relaxed);
+            }
+        }
         for (slot, d) in deltas {
             self.counts[slot as usize].fetch_add(d, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Sets where committed batches are recorded (the replication backlog).
+    pub fn set_write_log(&self, log: Arc<dyn WriteLog>) {
+        let _ = self.log.set(log);
+    }
+
+    /// Replica mode: expired keys are hidden but not deleted here (the primary's deletes
+    /// arrive through replication), and active expiry pauses.
+    pub fn set_read_only(&self, on: bool) {
+        self.read_only.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// Applies a batch received from the primary, recording `(meta_key, meta_value)` (the
+    /// replication id and offset) in the same atomic write.
+    pub fn apply_replicated(
+        &self,
+        frame: &[u8],
+        meta_key: &[u8],
+        meta_value: Vec<u8>,
+    ) -> Result<()> {
+        let mut batch = Batch::decode(frame)?;
+        batch.put_meta(meta_key.to_vec(), meta_value);
+        let _g = self.locks.lock_all();
+        let _order = self.commit_lock.lock();
+        self.write_and_mirror(batch)
+    }
+
+    /// Runs `f` on a snapshot taken between two commits, with the write log's offset at that
+    /// point (so a full sync starts exactly where the stream continues).
+    pub fn snapshot_at_offset<R>(
+        &self,
+        f: impl FnOnce(crate::storage::Snapshot<'_>, u64) -> R,
+    ) -> R {
+        let (snap, offset) = {
+            let _order = self.commit_lock.lock();
+            (
+                self.engine.snapshot(),
+                self.log.get().map(|l| l.offset()).unwrap_or(0),
+            )
+        };
+        f(snap, offset)
+    }
+
+    /// Reloads per-slot counts and TTL marks after the data was replaced underneath (full sync).
+    pub fn reload(&self) -> Result<()> {
+        let counts = self.engine.slot_counters()?;
+        for (c, n) in self.counts.iter().zip(counts) {
+            c.store(n, Ordering::Relaxed);
+        }
+        self.cursors.clear();
+        self.expiring.load(self)
     }
 
     /// Number of keys (including expired ones not yet reclaimed, as Valkey's DBSIZE).
@@ -188,11 +287,7 @@ impl Keyspace {
 
     /// Deletes every key.
     pub fn flush_all(&self) -> Result<()> {
-        let _g = self.locks.lock_all();
-        self.engine.delete_slots(0, (SLOTS - 1) as u16)?;
-        for c in &self.counts {
-            c.store(0, Ordering::Relaxed);
-        }
+        self.flush_slots(0, (SLOTS - 1) as u16)?;
         self.cursors.clear();
         Ok(())
     }
@@ -200,11 +295,9 @@ impl Keyspace {
     /// Deletes every key of the slots in `[first, last]`.
     pub fn flush_slots(&self, first: u16, last: u16) -> Result<()> {
         let _g = self.locks.lock_all();
-        self.engine.delete_slots(first, last)?;
-        for s in first..=last {
-            self.counts[s as usize].store(0, Ordering::Relaxed);
-        }
-        Ok(())
+        let mut batch = Batch::new();
+        batch.delete_slots(first, last);
+        self.commit(batch)
     }
 }
 

@@ -92,7 +92,9 @@ impl<'a> Pending<'a> {
         let e = match self.read_physical(key)? {
             Some(e) if is_live(&e, now) => Some(e),
             Some(_) => {
-                self.expire_now(key)?;
+                if !self.ks.is_read_only() {
+                    self.expire_now(key)?;
+                }
                 None
             }
             None => None,
@@ -203,7 +205,6 @@ impl<'a> Pending<'a> {
                     }
                     if let Some(at) = e.expire_at {
                         self.batch.put(expiry_key(slot, at, key), Vec::new());
-                        self.ks.expiring.mark(slot);
                     }
                 }
                 if old.is_none() {

@@ -1,7 +1,6 @@
 //! The ClusterBus gRPC server and client.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,25 +8,34 @@ use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use super::convert::{fail_from_pb, message_from_pb, message_to_pb};
+use super::convert::{
+    auth_reply_from_pb, auth_reply_to_pb, auth_request_from_pb, auth_request_to_pb, fail_from_pb,
+    manual_failover_from_pb, message_from_pb, message_to_pb,
+};
 use super::pb::cluster_bus_client::ClusterBusClient;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
 use super::{pb, AUTH_METADATA};
-use crate::cluster::types::{Message, NodeId};
+use crate::cluster::types::{AuthReply, AuthRequest, Message, NodeId};
 
 /// What the bus server hands validated messages to.
+#[tonic::async_trait]
 pub trait BusService: Send + Sync + 'static {
     /// Handles a PING/MEET and returns the PONG.
     fn on_exchange(&self, msg: Message, observed_ip: String) -> Message;
     fn on_fail(&self, sender: NodeId, failing: NodeId);
+    /// Decides a failover vote.
+    fn on_auth_request(&self, req: AuthRequest) -> AuthReply;
+    /// Starts a manual failover's write pause for `replica`; returns the offset to catch up
+    /// with, or `None` when refused.
+    async fn on_manual_failover(&self, replica: NodeId) -> Option<u64>;
 }
 
-struct Server {
+pub struct BusServer {
     svc: Arc<dyn BusService>,
     digest: Option<String>,
 }
 
-impl Server {
+impl BusServer {
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
         let Some(want) = &self.digest else {
             return Ok(());
@@ -48,7 +56,7 @@ impl Server {
 }
 
 #[tonic::async_trait]
-impl ClusterBus for Server {
+impl ClusterBus for BusServer {
     async fn exchange(
         &self,
         req: Request<pb::BusMessage>,
@@ -73,24 +81,45 @@ impl ClusterBus for Server {
         self.svc.on_fail(sender, failing);
         Ok(Response::new(pb::Ack {}))
     }
+
+    async fn auth_request(
+        &self,
+        req: Request<pb::FailoverAuthRequest>,
+    ) -> Result<Response<pb::FailoverAuthReply>, Status> {
+        self.authenticate(&req)?;
+        let r = auth_request_from_pb(req.get_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply = self.svc.on_auth_request(r);
+        Ok(Response::new(auth_reply_to_pb(&reply)))
+    }
+
+    async fn manual_failover(
+        &self,
+        req: Request<pb::ManualFailoverRequest>,
+    ) -> Result<Response<pb::ManualFailoverReply>, Status> {
+        self.authenticate(&req)?;
+        let replica = manual_failover_from_pb(req.get_ref())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let reply = match self.svc.on_manual_failover(replica).await {
+            Some(offset) => pb::ManualFailoverReply {
+                accepted: true,
+                offset,
+            },
+            None => pb::ManualFailoverReply {
+                accepted: false,
+                offset: 0,
+            },
+        };
+        Ok(Response::new(reply))
+    }
 }
 
-pub struct BusServer;
-
-impl BusServer {
-    /// Serves the bus on `listener` until `shutdown` resolves.
-    pub async fn serve(
-        listener: tokio::net::TcpListener,
-        svc: Arc<dyn BusService>,
-        digest: Option<String>,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), tonic::transport::Error> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tonic::transport::Server::builder()
-            .add_service(ClusterBusServer::new(Server { svc, digest }))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-    }
+/// The ClusterBus service for the cluster-port server ([`super::serve`]).
+pub fn bus_service(
+    svc: Arc<dyn BusService>,
+    digest: Option<String>,
+) -> ClusterBusServer<BusServer> {
+    ClusterBusServer::new(BusServer { svc, digest })
 }
 
 /// Outgoing bus calls, with one lazily connected channel per peer address.
@@ -187,5 +216,38 @@ impl BusClient {
         }))
         .await?;
         Ok(())
+    }
+}
+
+impl BusClient {
+    /// Asks a primary for its failover vote.
+    pub async fn auth_request(
+        &self,
+        ip: &str,
+        cport: u16,
+        req: &AuthRequest,
+    ) -> Result<AuthReply, BusCallError> {
+        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let reply = c
+            .auth_request(self.request(auth_request_to_pb(req)))
+            .await?;
+        Ok(auth_reply_from_pb(reply.get_ref())?)
+    }
+
+    /// Asks our primary to pause writes for a manual failover; `None` when it refused.
+    pub async fn manual_failover(
+        &self,
+        ip: &str,
+        cport: u16,
+        replica: NodeId,
+    ) -> Result<Option<u64>, BusCallError> {
+        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let reply = c
+            .manual_failover(self.request(pb::ManualFailoverRequest {
+                replica: replica.to_string(),
+            }))
+            .await?;
+        let r = reply.get_ref();
+        Ok(r.accepted.then_some(r.offset))
     }
 }

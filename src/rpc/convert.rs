@@ -1,7 +1,9 @@
 //! Protobuf ↔ domain conversions with validation.
 
 use super::pb;
-use crate::cluster::types::{Gossip, Header, Message, MessageKind, NodeId, Role, SlotSet};
+use crate::cluster::types::{
+    AuthReply, AuthRequest, Gossip, Header, Message, MessageKind, NodeId, Role, SlotSet, SlotUpdate,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid bus message: {0}")]
@@ -77,6 +79,15 @@ pub fn message_to_pb(m: &Message) -> pb::BusMessage {
             })
             .collect(),
         target_ip: m.target_ip.clone(),
+        updates: m
+            .updates
+            .iter()
+            .map(|u| pb::SlotUpdate {
+                id: u.id.to_string(),
+                config_epoch: u.config_epoch,
+                slots: u.slots.to_bytes(),
+            })
+            .collect(),
     }
 }
 
@@ -99,14 +110,66 @@ pub fn message_from_pb(m: &pb::BusMessage) -> Result<Message, InvalidMessage> {
             pong_recv: g.pong_recv,
         });
     }
+    let mut updates = Vec::with_capacity(m.updates.len().min(64));
+    for u in m.updates.iter().take(64) {
+        updates.push(SlotUpdate {
+            id: id(&u.id, "update id")?,
+            config_epoch: u.config_epoch,
+            slots: SlotSet::from_bytes(&u.slots)
+                .ok_or(InvalidMessage("update slot bitmap size"))?,
+        });
+    }
     Ok(Message {
         kind,
         header,
         gossip,
         target_ip: m.target_ip.clone(),
+        updates,
     })
 }
 
 pub fn fail_from_pb(f: &pb::FailNotice) -> Result<(NodeId, NodeId), InvalidMessage> {
     Ok((id(&f.sender, "sender id")?, id(&f.failing, "failing id")?))
+}
+
+pub fn auth_request_to_pb(r: &AuthRequest) -> pb::FailoverAuthRequest {
+    pb::FailoverAuthRequest {
+        sender: r.sender.to_string(),
+        epoch: r.epoch,
+        primary_id: r.primary.to_string(),
+        config_epoch: r.config_epoch,
+        slots: r.slots.to_bytes(),
+        manual: r.manual,
+    }
+}
+
+pub fn auth_request_from_pb(r: &pb::FailoverAuthRequest) -> Result<AuthRequest, InvalidMessage> {
+    Ok(AuthRequest {
+        sender: id(&r.sender, "sender id")?,
+        epoch: r.epoch,
+        primary: id(&r.primary_id, "primary id")?,
+        config_epoch: r.config_epoch,
+        slots: SlotSet::from_bytes(&r.slots).ok_or(InvalidMessage("slot bitmap size"))?,
+        manual: r.manual,
+    })
+}
+
+pub fn auth_reply_to_pb(r: &AuthReply) -> pb::FailoverAuthReply {
+    pb::FailoverAuthReply {
+        voter: r.voter.to_string(),
+        granted: r.granted,
+        epoch: r.epoch,
+    }
+}
+
+pub fn auth_reply_from_pb(r: &pb::FailoverAuthReply) -> Result<AuthReply, InvalidMessage> {
+    Ok(AuthReply {
+        voter: id(&r.voter, "voter id")?,
+        granted: r.granted,
+        epoch: r.epoch,
+    })
+}
+
+pub fn manual_failover_from_pb(r: &pb::ManualFailoverRequest) -> Result<NodeId, InvalidMessage> {
+    id(&r.replica, "replica id")
 }

@@ -6,9 +6,11 @@
 
 mod bus;
 mod convert;
+mod replication;
 
-pub use bus::{BusClient, BusServer, BusService};
+pub use bus::{bus_service, BusClient, BusServer, BusService};
 pub use convert::InvalidMessage;
+pub use replication::{repl_service, ReplLink, ReplService, ReplSource, REPL_AUTH_METADATA};
 
 pub(crate) mod pb {
     tonic::include_proto!("rockslot.cluster");
@@ -26,4 +28,20 @@ pub fn secret_digest(secret: &str) -> String {
     sha1_smol::Sha1::from(format!("rockslot-bus:{secret}"))
         .digest()
         .to_string()
+}
+
+/// Serves the cluster port: the ClusterBus (cluster mode) and Replication services, until
+/// `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    bus: Option<pb::cluster_bus_server::ClusterBusServer<BusServer>>,
+    repl: repl_pb::replication_server::ReplicationServer<ReplService>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_optional_service(bus)
+        .add_service(repl)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }

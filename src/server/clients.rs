@@ -18,6 +18,13 @@ pub enum After {
     Close,
     Sleep(Duration),
     Shutdown,
+    /// WAIT/WAITAOF: reply once `replicas` acknowledged `offset` or the timeout passed.
+    Wait {
+        replicas: usize,
+        offset: u64,
+        timeout: Option<Duration>,
+        aof: Option<i64>,
+    },
 }
 
 /// State of one connection, owned by its task and lent to handlers.

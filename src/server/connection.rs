@@ -55,6 +55,12 @@ enum Step {
     Close,
     Sleep(std::time::Duration),
     Shutdown,
+    Wait {
+        replicas: usize,
+        offset: u64,
+        timeout: Option<std::time::Duration>,
+        aof: Option<i64>,
+    },
 }
 
 async fn serve_inner(
@@ -125,6 +131,24 @@ async fn serve_inner(
                 shared.request_shutdown();
                 return Ok(());
             }
+            Step::Wait {
+                replicas,
+                offset,
+                timeout,
+                aof,
+            } => {
+                flush(shared, &mut stream, client, &mut wbuf).await?;
+                let acked = tokio::select! {
+                    n = shared.replication.wait_acked(replicas, offset, timeout) => n as i64,
+                    _ = handle.killed() => return Ok(()),
+                };
+                let reply = match aof {
+                    Some(local) => Reply::Array(vec![Reply::Int(local), Reply::Int(acked)]),
+                    None => Reply::Int(acked),
+                };
+                encode(&reply, client.protocol, &mut wbuf);
+                read_more = rbuf.is_empty();
+            }
         }
         flush(shared, &mut stream, client, &mut wbuf).await?;
         if handle.is_killed() {
@@ -166,6 +190,19 @@ fn process_ready(
             Some(After::Close) => break Step::Close,
             Some(After::Sleep(d)) => break Step::Sleep(d),
             Some(After::Shutdown) => break Step::Shutdown,
+            Some(After::Wait {
+                replicas,
+                offset,
+                timeout,
+                aof,
+            }) => {
+                break Step::Wait {
+                    replicas,
+                    offset,
+                    timeout,
+                    aof,
+                };
+            }
         }
         if wbuf.len() >= FLUSH_AT {
             break Step::More;
@@ -185,6 +222,27 @@ async fn flush(
     if client.wrote {
         client.wrote = false;
         shared.wal.wait_durable().await;
+        let c = shared.config.snapshot();
+        if c.replica_ack_before_reply && !shared.keyspace.is_read_only() {
+            // Synchronous mode: these replies acknowledge writes only once a replica has them,
+            // so a failover cannot lose them. No ack in time: close without replying, leaving
+            // the outcome unknown to the client rather than wrongly confirmed.
+            let need = (c.min_replicas_to_write as usize).max(1);
+            let offset = shared.replication.backlog.position().offset;
+            let timeout = std::time::Duration::from_millis(c.cluster_node_timeout_ms.max(1000));
+            if shared
+                .replication
+                .wait_acked(need, offset, Some(timeout))
+                .await
+                < need
+            {
+                tracing::warn!(
+                    "client {}: no replica acknowledged offset {offset} in time; closing",
+                    client.id()
+                );
+                return Err(std::io::Error::other("replica acknowledgement timed out"));
+            }
+        }
     }
     if wbuf.is_empty() {
         return Ok(());
@@ -234,6 +292,24 @@ fn run_command(
             client.multi_failed = true;
         }
         return Ok(error_reply(shared, CmdError::Line(e)));
+    }
+    if spec.is_write() && !shared.keyspace.is_read_only() {
+        let c = shared.config.snapshot();
+        if c.min_replicas_to_write > 0 {
+            let lag = std::time::Duration::from_secs(c.min_replicas_max_lag as u64);
+            if shared.replication.good_replicas(lag) < c.min_replicas_to_write as usize {
+                return Ok(error_reply(
+                    shared,
+                    CmdError::Line("NOREPLICAS Not enough good replicas to write.".into()),
+                ));
+            }
+        }
+    }
+    if spec.is_write() && shared.keyspace.is_read_only() {
+        return Ok(error_reply(
+            shared,
+            CmdError::Line("READONLY You can't write against a read only replica.".into()),
+        ));
     }
     if let Some(q) = client.multi.as_mut() {
         if matches!(spec.name, "watch" | "quit" | "reset") {
@@ -300,6 +376,18 @@ fn transaction(
                 let abort = "EXECABORT Transaction discarded because of previous errors.";
                 return Ok(error_reply(shared, CmdError::Line(abort.into())));
             }
+            // Writes queued before a manual failover's pause must not run during it.
+            if let Some(cl) = &shared.cluster {
+                let view = cl.view();
+                let paused = queued.iter().find_map(|a| {
+                    command::resolve(a)
+                        .ok()
+                        .and_then(|spec| write_paused(&view, spec))
+                });
+                if let Some(e) = paused {
+                    return Ok(error_reply(shared, CmdError::Line(e)));
+                }
+            }
             let mut out = Vec::with_capacity(queued.len());
             for args in queued {
                 let reply = match command::resolve(&args) {
@@ -330,7 +418,10 @@ fn redirect(
     let cluster = shared.cluster.as_ref()?;
     let pos = spec.key_positions(args);
     if pos.is_empty() {
-        return None;
+        if !spec.is_write() {
+            return None;
+        }
+        return write_paused(&cluster.view(), spec);
     }
     let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
     let view = cluster.view();
@@ -351,6 +442,15 @@ fn redirect(
         missing,
     )
     .error()
+    .or_else(|| write_paused(&view, spec))
+}
+
+/// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its
+/// replica has taken over, after which the slots answer MOVED: no write lands on the old
+/// primary after the offset the replica catches up with.
+fn write_paused(view: &crate::cluster::View, spec: &command::CommandSpec) -> Option<String> {
+    (spec.is_write() && view.writes_paused_until > crate::cluster::now_ms())
+        .then(|| "TRYAGAIN manual failover in progress".to_string())
 }
 
 fn error_reply(shared: &Shared, e: CmdError) -> Reply {

@@ -52,6 +52,7 @@ pub struct Shared {
     pub active_expire: AtomicBool,
     /// Cluster membership, when `cluster-enabled yes`.
     pub cluster: Option<Arc<Cluster>>,
+    pub replication: crate::replication::Replication,
     shutdown: Notify,
     bus_shutdown: Arc<Notify>,
     shutting_down: AtomicBool,
@@ -95,10 +96,22 @@ impl Shared {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// `(host, port)` of this node's primary when it is a replica (cluster state or REPLICAOF).
+    pub fn replica_of(&self) -> Option<(String, u16)> {
+        if let Some(cl) = &self.cluster {
+            let p = cl.view().role_replica_of?;
+            return cl.read(|st| st.nodes.get(&p).map(|n| (n.ip.clone(), n.port)));
+        }
+        self.config.snapshot().replicaof.clone()
+    }
+
     /// Applies configuration changes that live outside the config store.
     pub fn config_changed(&self) {
         self.wal
             .set_mode(sync_mode(self.config.snapshot().appendfsync));
+        if let Some(cl) = &self.cluster {
+            cl.apply_config(&self.config.snapshot());
+        }
     }
 }
 
@@ -148,11 +161,12 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         engine.families().len()
     );
     let wal = WalSync::start(Arc::clone(&engine), sync_mode(c.appendfsync));
-    let cluster = if c.cluster_enabled {
-        Some(Cluster::open(&c)?)
-    } else {
-        None
-    };
+    let persisted = engine
+        .get_meta(crate::replication::STATE_KEY)
+        .context("reading the replication state")?
+        .and_then(|v| crate::replication::decode_state(&v));
+    let replication = crate::replication::Replication::new(persisted, c.repl_backlog_size);
+    keyspace.set_write_log(Arc::clone(&replication.backlog) as Arc<dyn crate::keyspace::WriteLog>);
     Ok(Arc::new(Shared {
         keyspace,
         engine,
@@ -165,6 +179,7 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         executable: std::env::current_exe().unwrap_or_default(),
         active_expire: AtomicBool::new(true),
         cluster,
+        replication,
         shutdown: Notify::new(),
         bus_shutdown: Arc::new(Notify::new()),
         shutting_down: AtomicBool::new(false),
@@ -182,24 +197,58 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}:{}", c.port))?;
         listeners.push(l);
     }
-    if let Some(cl) = &shared.cluster {
-        let cport = c.cluster_bus_port();
-        let addr = c
-            .bind
-            .first()
-            .map(|b| b.trim_start_matches('-').to_string())
-            .unwrap_or_else(|| "0.0.0.0".into());
-        let bus = TcpListener::bind((addr.as_str(), cport))
-            .await
-            .with_context(|| format!("binding the cluster bus on {addr}:{cport}"))?;
-        crate::cluster::spawn_bus(
-            Arc::clone(cl),
-            bus,
+    // The cluster port serves the bus (cluster mode) and replication (always).
+    let cport = c.cluster_bus_port();
+    let addr = c
+        .bind
+        .first()
+        .map(|b| b.trim_start_matches('-').to_string())
+        .unwrap_or_else(|| "0.0.0.0".into());
+    let rpc_listener = TcpListener::bind((addr.as_str(), cport))
+        .await
+        .with_context(|| format!("binding the cluster port on {addr}:{cport}"))?;
+    let bus = shared.cluster.as_ref().map(|cl| {
+        crate::rpc::bus_service(
+            Arc::clone(cl) as Arc<dyn crate::rpc::BusService>,
             crate::cluster::bus_digest(&c),
-            Arc::clone(&shared.bus_shutdown),
-        );
-        tracing::info!("Cluster bus listening on {addr}:{cport}");
+        )
+    });
+    let repl_digest = c
+        .requirepass
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(crate::rpc::secret_digest);
+    let repl = crate::rpc::repl_service(
+        Arc::new(crate::replication::PrimarySide::new(Arc::clone(&shared))),
+        repl_digest,
+    );
+    let sd = Arc::clone(&shared.bus_shutdown);
+    tokio::spawn(async move {
+        if let Err(e) =
+            crate::rpc::serve(rpc_listener, bus, repl, async move { sd.notified().await }).await
+        {
+            tracing::error!("cluster port server failed: {e}");
+        }
+    });
+    if let Some(cl) = &shared.cluster {
+        crate::cluster::spawn_bus(Arc::clone(cl), Arc::clone(&shared.bus_shutdown));
     }
+    crate::replication::spawn_replica_task(Arc::clone(&shared));
+    if let Some(cl) = &shared.cluster {
+        // The cluster state ranks replicas and runs manual failover on replication offsets.
+        let cl = Arc::clone(cl);
+        let mut offsets = shared.replication.backlog.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let o = *offsets.borrow_and_update();
+                cl.set_repl_offset(o);
+                if offsets.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    tracing::info!("Cluster port (bus, replication) listening on {addr}:{cport}");
     tracing::info!("Ready to accept connections tcp on port {}", c.port);
     for l in listeners {
         tokio::spawn(accept_loop(Arc::clone(&shared), l));

@@ -10,9 +10,10 @@ use rocksdb::{
     MergeOperands, MultiThreaded, Options, ReadOptions, WriteBufferManager, WriteOptions,
 };
 
-use super::{family_name, Result, StorageError, SLOTS};
+use super::batch::Op;
+use super::{family_name, Batch, Result, StorageError, SLOTS};
 
-type Db = DBWithThreadMode<MultiThreaded>;
+pub(super) type Db = DBWithThreadMode<MultiThreaded>;
 
 const META_FAMILY: &str = "meta";
 /// Every family key starting with `[slot][COUNTER_KIND]` is the slot's counter; user-level
@@ -32,51 +33,7 @@ pub struct EngineOptions {
     pub serving: Vec<u16>,
 }
 
-/// A set of writes applied atomically.
-#[derive(Default)]
-pub struct Batch {
-    ops: Vec<Op>,
-}
-
-enum Op {
-    Put(Vec<u8>, Vec<u8>),
-    Delete(Vec<u8>),
-    Count(u16, i64),
-}
-
-impl Batch {
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-    /// `key` must start with its slot (u16 big-endian).
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(Op::Put(key, value));
-    }
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.ops.push(Op::Delete(key));
-    }
-    /// Adds `delta` to the slot's persistent counter.
-    pub fn count(&mut self, slot: u16, delta: i64) {
-        if delta != 0 {
-            self.ops.push(Op::Count(slot, delta));
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-    /// The counter changes this batch carries, for callers mirroring counters in memory.
-    pub fn count_deltas(&self) -> Vec<(u16, i64)> {
-        self.ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Count(s, d) => Some((*s, *d)),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn slot_of(key: &[u8]) -> Result<u16> {
+pub(super) fn slot_of(key: &[u8]) -> Result<u16> {
     match key {
         [a, b, ..] => Ok(u16::from_be_bytes([*a, *b]) & (SLOTS as u16 - 1)),
         _ => Err(StorageError::Format(
@@ -85,7 +42,7 @@ fn slot_of(key: &[u8]) -> Result<u16> {
     }
 }
 
-fn counter_key(slot: u16) -> [u8; 3] {
+pub(super) fn counter_key(slot: u16) -> [u8; 3] {
     let s = slot.to_be_bytes();
     [s[0], s[1], COUNTER_KIND]
 }
@@ -101,11 +58,11 @@ fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
 
 /// The node's RocksDB with its slot-range families.
 pub struct Engine {
-    db: Db,
-    family_opts: Options,
-    slots_per_family: usize,
-    names: Vec<String>,
-    exists: Vec<AtomicBool>,
+    pub(super) db: Db,
+    pub(super) family_opts: Options,
+    pub(super) slots_per_family: usize,
+    pub(super) names: Vec<String>,
+    pub(super) exists: Vec<AtomicBool>,
     create_lock: Mutex<()>,
     write_opts: WriteOptions,
     cache: Cache,
@@ -114,8 +71,8 @@ pub struct Engine {
 
 /// A consistent read view.
 pub struct Snapshot<'a> {
-    engine: &'a Engine,
-    snap: rocksdb::SnapshotWithThreadMode<'a, Db>,
+    pub(super) engine: &'a Engine,
+    pub(super) snap: rocksdb::SnapshotWithThreadMode<'a, Db>,
 }
 
 impl Engine {
@@ -223,7 +180,7 @@ impl Engine {
         }
     }
 
-    fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+    pub(super) fn meta_cf(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
         self.db
             .cf_handle(META_FAMILY)
             .ok_or_else(|| StorageError::Format("meta family missing".into()))
@@ -238,7 +195,10 @@ impl Engine {
     }
 
     /// The family of `slot`, created on first use.
-    fn family_for_write(&self, slot: u16) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+    pub(super) fn family_for_write(
+        &self,
+        slot: u16,
+    ) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
         let idx = self.family_index(slot);
         if !self.exists[idx].load(Ordering::Acquire) {
             let _g = self.create_lock.lock();
@@ -259,7 +219,7 @@ impl Engine {
         Ok(())
     }
 
-    fn family(&self, slot: u16) -> Result<Option<Arc<rocksdb::BoundColumnFamily<'_>>>> {
+    pub(super) fn family(&self, slot: u16) -> Result<Option<Arc<rocksdb::BoundColumnFamily<'_>>>> {
         if !self.family_exists(slot) {
             return Ok(None);
         }
@@ -320,6 +280,8 @@ impl Engine {
                         wb.merge_cf(&h, counter_key(slot), d.to_le_bytes())
                     }
                 }
+                Op::DeleteSlots(first, last) => self.stage_delete_slots(&mut wb, first, last)?,
+                Op::PutMeta(k, v) => wb.put_cf(&self.meta_cf()?, k, v),
             }
         }
         self.db.write_opt(wb, &self.write_opts)?;
@@ -369,9 +331,12 @@ impl Engine {
         visit(it, from, f)
     }
 
-    /// Deletes every key of the slots in `[first, last]` (counters included).
-    pub fn delete_slots(&self, first: u16, last: u16) -> Result<()> {
-        let mut wb = rocksdb::WriteBatch::default();
+    fn stage_delete_slots(
+        &self,
+        wb: &mut rocksdb::WriteBatch,
+        first: u16,
+        last: u16,
+    ) -> Result<()> {
         let mut slot = first as usize;
         while slot <= last as usize {
             let fam_end = (self.family_index(slot as u16) + 1) * self.slots_per_family;
@@ -387,8 +352,15 @@ impl Engine {
             }
             slot = end;
         }
-        self.db.write_opt(wb, &self.write_opts)?;
         Ok(())
+    }
+
+    /// A node-local record from the `meta` family.
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db
+            .get_pinned_cf(&self.meta_cf()?, key)?
+            .map(|v| v.to_vec()))
     }
 
     pub fn snapshot(&self) -> Snapshot<'_> {

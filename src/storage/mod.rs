@@ -7,10 +7,14 @@
 //! Must not: know Redis types, commands or encodings beyond "every data key starts with its
 //! slot as u16 big-endian"; callers above see only this interface.
 
+mod batch;
 mod engine;
+mod transfer;
 mod wal_sync;
 
-pub use engine::{Batch, Engine, EngineOptions, Snapshot};
+pub use batch::Batch;
+pub use engine::{Engine, EngineOptions, Snapshot};
+pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};
 
 /// Number of hash slots, as in Valkey.

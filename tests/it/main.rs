@@ -13,3 +13,4 @@ mod commands;
 mod durability;
 mod memory;
 mod node_auth;
+mod replication;

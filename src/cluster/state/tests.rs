@@ -40,7 +40,7 @@ fn converge(nodes: &mut [ClusterState], mut now: u64) -> u64 {
                 let (target, kind) = match o {
                     Outgoing::Ping(t) => (t, MessageKind::Ping),
                     Outgoing::Meet(t) => (t, MessageKind::Meet),
-                    Outgoing::Fail { .. } => continue,
+                    _ => continue,
                 };
                 let port = nodes[i].nodes[&target].port;
                 let Some(j) = nodes.iter().position(|n| n.me().port == port) else {

@@ -447,6 +447,37 @@ impl Node {
         self.spawn_and_wait()
     }
 
+    /// Starts the stopped node again (same port, dir, config) expecting it to exit by itself
+    /// within `timeout` (e.g. refusing a corrupt file); returns its exit status and what this
+    /// run printed.
+    pub fn start_expecting_exit(&mut self, timeout: Duration) -> Result<(ExitStatus, String)> {
+        if self.is_running() {
+            bail!("node on port {} is still running", self.port);
+        }
+        self.child = None;
+        let before = self.log().len();
+        self.write_config()?;
+        self.spawn()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("just spawned");
+            if let Some(st) = child.try_wait()? {
+                self.child = None;
+                let log = self.log();
+                return Ok((st, log.get(before..).unwrap_or(&log).to_string()));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.kill9();
+                bail!(
+                    "rockslot-server on port {} still running after {timeout:?} (expected it to exit); log:\n{}",
+                    self.port,
+                    self.log_tail(30)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGSTOP: the process freezes (no replies, no gossip) but keeps its sockets.
     pub fn pause(&mut self) -> Result<()> {
         let pid = self.pid().ok_or_else(|| anyhow!("node not running"))?;

@@ -27,6 +27,17 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 pub fn try_wait_until(
     timeout: Duration,
     what: &str,
+    cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    try_wait_until_every(timeout, Duration::from_millis(20), what, cond)
+}
+
+/// Like [`try_wait_until`], polling every `every` (for conditions that are costly to check,
+/// such as asking every node of a cluster).
+pub fn try_wait_until_every(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
     mut cond: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
@@ -37,7 +48,30 @@ pub fn try_wait_until(
         if Instant::now() >= deadline {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(every);
+    }
+}
+
+/// The opposite of a wait: polls `cond` every `every` for the whole of `period` and fails as
+/// soon as it is false (something that must *not* happen, e.g. a refused peer joining).
+pub fn hold_for(
+    period: Duration,
+    every: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + period;
+    loop {
+        if !cond()? {
+            bail!(
+                "{what} stopped holding after {:?}",
+                period.saturating_sub(deadline.saturating_duration_since(Instant::now()))
+            );
+        }
+        if Instant::now() >= deadline {
+            return Ok(());
+        }
+        thread::sleep(every);
     }
 }
 

@@ -1,0 +1,217 @@
+//! The replication backlog: the most recent committed batches with their offsets, so a
+//! reconnecting replica continues from its offset instead of a full sync. Bounded by
+//! `repl-backlog-size`; a replica further behind than that gets a full sync.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::keyspace::WriteLog;
+
+pub fn new_replid() -> String {
+    crate::cluster::NodeId::random().to_string()
+}
+
+struct Inner {
+    replid: String,
+    replid2: String,
+    /// First offset not covered by `replid2` (Valkey's second_repl_offset), -1 if none.
+    second_offset: i64,
+    offset: u64,
+    /// Offset of the first byte still held.
+    start: u64,
+    frames: VecDeque<(u64, Arc<Vec<u8>>)>,
+    bytes: u64,
+    limit: u64,
+}
+
+pub struct Backlog {
+    inner: Mutex<Inner>,
+    /// Set when the first replica connects (or this node follows a primary), as Valkey creates
+    /// its backlog then: until then commits pay nothing for replication.
+    active: std::sync::atomic::AtomicBool,
+    tx: watch::Sender<u64>,
+}
+
+/// The replication identity and position, as INFO shows them.
+#[derive(Debug, Clone)]
+pub struct Position {
+    pub replid: String,
+    pub replid2: String,
+    pub second_offset: i64,
+    pub offset: u64,
+    pub start: u64,
+    pub histlen: u64,
+    pub limit: u64,
+}
+
+impl Backlog {
+    pub fn new(replid: String, offset: u64, limit: u64) -> Backlog {
+        let (tx, _) = watch::channel(offset);
+        Backlog {
+            inner: Mutex::new(Inner {
+                replid,
+                replid2: "0".repeat(40),
+                second_offset: -1,
+                offset,
+                start: offset,
+                frames: VecDeque::new(),
+                bytes: 0,
+                limit: limit.max(1 << 20),
+            }),
+            active: std::sync::atomic::AtomicBool::new(false),
+            tx,
+        }
+    }
+
+    pub fn activate(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    pub fn position(&self) -> Position {
+        let i = self.inner.lock();
+        Position {
+            replid: i.replid.clone(),
+            replid2: i.replid2.clone(),
+            second_offset: i.second_offset,
+            offset: i.offset,
+            start: i.start,
+            histlen: i.offset - i.start,
+            limit: i.limit,
+        }
+    }
+
+    fn push(i: &mut Inner, end: u64, frame: Arc<Vec<u8>>) {
+        i.bytes += frame.len() as u64;
+        i.frames.push_back((end, frame));
+        i.offset = end;
+        while i.bytes > i.limit {
+            let Some((e, f)) = i.frames.pop_front() else {
+                break;
+            };
+            i.bytes -= f.len() as u64;
+            i.start = e;
+        }
+    }
+
+    /// Records a batch received from our primary, which ends at `end` (a replica mirrors the
+    /// stream so it can serve its own replicas after a failover).
+    pub fn append_at(&self, end: u64, frame: Vec<u8>) {
+        let mut i = self.inner.lock();
+        if end <= i.offset {
+            return;
+        }
+        Self::push(&mut i, end, Arc::new(frame));
+        drop(i);
+        self.tx.send_replace(end);
+    }
+
+    /// Starts over at `offset` under `replid` (after a full sync).
+    pub fn reset(&self, replid: String, offset: u64) {
+        let mut i = self.inner.lock();
+        i.replid = replid;
+        i.offset = offset;
+        i.start = offset;
+        i.frames.clear();
+        i.bytes = 0;
+        drop(i);
+        self.tx.send_replace(offset);
+    }
+
+    /// A new history begins (this node became a primary): the old id stays valid up to here.
+    pub fn promote(&self) {
+        let mut i = self.inner.lock();
+        i.replid2 = std::mem::replace(&mut i.replid, new_replid());
+        i.second_offset = i.offset as i64 + 1;
+    }
+
+    /// Whether a replica at `(replid, offset)` can continue from the backlog.
+    pub fn can_continue(&self, replid: &str, offset: u64) -> bool {
+        let i = self.inner.lock();
+        let same =
+            replid == i.replid || (replid == i.replid2 && offset as i64 <= i.second_offset - 1);
+        same && offset >= i.start && offset <= i.offset && Self::at_boundary(&i, offset)
+    }
+
+    fn at_boundary(i: &Inner, offset: u64) -> bool {
+        offset == i.start || offset == i.offset || i.frames.iter().any(|(e, _)| *e == offset)
+    }
+
+    /// The batches after `offset`, or `None` if they are no longer held.
+    pub fn frames_after(&self, offset: u64) -> Option<Vec<(u64, Arc<Vec<u8>>)>> {
+        let i = self.inner.lock();
+        if offset < i.start || offset > i.offset || !Self::at_boundary(&i, offset) {
+            return None;
+        }
+        Some(
+            i.frames
+                .iter()
+                .filter(|(e, _)| *e > offset)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl WriteLog for Backlog {
+    fn append(&self, frame: Vec<u8>) -> u64 {
+        let mut i = self.inner.lock();
+        let end = i.offset + frame.len() as u64;
+        Self::push(&mut i, end, Arc::new(frame));
+        drop(i);
+        self.tx.send_replace(end);
+        end
+    }
+
+    fn offset(&self) -> u64 {
+        self.inner.lock().offset
+    }
+
+    fn active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_within_history_only() {
+        let b = Backlog::new("a".repeat(40), 0, 1 << 20);
+        let o1 = b.append(vec![0; 10]);
+        let o2 = b.append(vec![0; 20]);
+        assert_eq!((o1, o2), (10, 30));
+        assert_eq!(b.frames_after(10).unwrap().len(), 1);
+        assert!(b.frames_after(5).is_none(), "not a batch boundary");
+        assert!(b.can_continue(&"a".repeat(40), 10));
+        assert!(!b.can_continue(&"b".repeat(40), 10));
+        assert!(
+            !b.can_continue(&"a".repeat(40), 31),
+            "an offset from the future"
+        );
+        b.promote();
+        assert!(
+            b.can_continue(&"a".repeat(40), 30),
+            "the old id stays valid after a failover"
+        );
+    }
+
+    #[test]
+    fn trims_to_limit() {
+        let b = Backlog::new("a".repeat(40), 0, 1 << 20);
+        for _ in 0..5 {
+            b.append(vec![0; 400 << 10]);
+        }
+        let p = b.position();
+        assert!(p.histlen <= 1 << 20);
+        assert!(b.frames_after(0).is_none());
+    }
+}

@@ -1,0 +1,228 @@
+//! Replication: the primary streams effects (committed write batches) tagged with a monotonic
+//! offset; a new or far-behind replica first gets a full sync (SST files of a consistent
+//! snapshot), a reconnecting one continues from its persisted offset.
+//!
+//! Owns: [`Replication`] (backlog, connected replicas and their acknowledged offsets, the
+//! upstream link status), the primary side of the stream (`primary`), the replica task
+//! (`replica`), INFO replication / ROLE / WAIT support.
+//! Must not: decide roles (cluster mode: the cluster state does; standalone: REPLICAOF).
+
+pub mod backlog;
+mod primary;
+mod replica;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+pub use backlog::Backlog;
+pub use primary::PrimarySide;
+pub use replica::spawn_replica_task;
+
+/// Meta record holding the replica's `replid(40) | offset:u64le`, written with every applied
+/// batch so a restarted replica resumes where it stopped.
+pub const STATE_KEY: &[u8] = b"repl-state";
+
+pub fn encode_state(replid: &str, offset: u64) -> Vec<u8> {
+    let mut v = replid.as_bytes().to_vec();
+    v.extend_from_slice(&offset.to_le_bytes());
+    v
+}
+
+pub fn decode_state(v: &[u8]) -> Option<(String, u64)> {
+    if v.len() != 48 {
+        return None;
+    }
+    let id = std::str::from_utf8(&v[..40]).ok()?.to_string();
+    Some((id, u64::from_le_bytes(v[40..].try_into().ok()?)))
+}
+
+/// A replica connected to this node.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub ip: String,
+    pub port: u16,
+    pub node_id: String,
+    pub ack: u64,
+    pub last_ack: Instant,
+    pub online: bool,
+}
+
+/// This node's view of its own primary (when it is a replica).
+#[derive(Debug, Clone, Default)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub link_up: bool,
+    pub syncing: bool,
+    pub last_io: Option<Instant>,
+    pub full_syncs: u64,
+    pub partial_syncs: u64,
+}
+
+pub struct Replication {
+    pub backlog: Arc<Backlog>,
+    links: Mutex<BTreeMap<u64, Link>>,
+    next_link: AtomicU64,
+    acks: watch::Sender<u64>,
+    pub upstream: Mutex<Option<Upstream>>,
+    pub full_syncs_served: AtomicU64,
+    pub partial_syncs_served: AtomicU64,
+}
+
+impl Replication {
+    /// `persisted` is the replica state found on disk, if any: the node continues that stream.
+    pub fn new(persisted: Option<(String, u64)>, backlog_size: u64) -> Replication {
+        let (replid, offset) = persisted.unwrap_or_else(|| (backlog::new_replid(), 0));
+        let (acks, _) = watch::channel(0);
+        Replication {
+            backlog: Arc::new(Backlog::new(replid, offset, backlog_size)),
+            links: Mutex::new(BTreeMap::new()),
+            next_link: AtomicU64::new(1),
+            acks,
+            upstream: Mutex::new(None),
+            full_syncs_served: AtomicU64::new(0),
+            partial_syncs_served: AtomicU64::new(0),
+        }
+    }
+
+    fn add_link(&self, l: Link) -> u64 {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        self.links.lock().insert(id, l);
+        id
+    }
+
+    fn set_online(&self, id: u64) {
+        if let Some(l) = self.links.lock().get_mut(&id) {
+            l.online = true;
+        }
+    }
+
+    pub fn ack(&self, id: u64, offset: u64) {
+        if let Some(l) = self.links.lock().get_mut(&id) {
+            l.ack = l.ack.max(offset);
+            l.last_ack = Instant::now();
+        }
+        self.acks.send_modify(|n| *n += 1);
+    }
+
+    pub fn remove_link(&self, id: u64) {
+        self.links.lock().remove(&id);
+        self.acks.send_modify(|n| *n += 1);
+    }
+
+    pub fn links(&self) -> Vec<Link> {
+        self.links.lock().values().cloned().collect()
+    }
+
+    /// Replicas that acknowledged at least `offset`.
+    pub fn acked(&self, offset: u64) -> usize {
+        self.links
+            .lock()
+            .values()
+            .filter(|l| l.online && l.ack >= offset)
+            .count()
+    }
+
+    /// Replicas that acknowledged within `max_lag` (min-replicas-to-write).
+    pub fn good_replicas(&self, max_lag: Duration) -> usize {
+        self.links
+            .lock()
+            .values()
+            .filter(|l| l.online && l.last_ack.elapsed() <= max_lag)
+            .count()
+    }
+
+    /// WAIT: until `n` replicas acknowledged `offset` or `timeout` (None = forever, bounded by
+    /// the caller's connection) passes. Returns how many did.
+    pub async fn wait_acked(&self, n: usize, offset: u64, timeout: Option<Duration>) -> usize {
+        let mut rx = self.acks.subscribe();
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let got = self.acked(offset);
+            if got >= n {
+                return got;
+            }
+            let changed = rx.changed();
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, changed).await.is_err() {
+                        return self.acked(offset);
+                    }
+                }
+                None => {
+                    if changed.await.is_err() {
+                        return self.acked(offset);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `# Replication` section of INFO.
+    pub fn info(&self, replica_of: Option<(String, u16)>) -> String {
+        let p = self.backlog.position();
+        let mut out = String::new();
+        let mut l = |s: String| {
+            out.push_str(&s);
+            out.push_str("\r\n");
+        };
+        l("# Replication".into());
+        match replica_of {
+            Some((host, port)) => {
+                let up = self.upstream.lock().clone().unwrap_or_default();
+                l("role:slave".into());
+                l(format!("master_host:{host}"));
+                l(format!("master_port:{port}"));
+                l(format!(
+                    "master_link_status:{}",
+                    if up.link_up { "up" } else { "down" }
+                ));
+                l(format!(
+                    "master_last_io_seconds_ago:{}",
+                    up.last_io
+                        .map(|t| t.elapsed().as_secs() as i64)
+                        .unwrap_or(-1)
+                ));
+                l(format!("master_sync_in_progress:{}", u8::from(up.syncing)));
+                l(format!("slave_read_repl_offset:{}", p.offset));
+                l(format!("slave_repl_offset:{}", p.offset));
+                l("slave_priority:100".into());
+                l("slave_read_only:1".into());
+                l("replica_announced:1".into());
+            }
+            None => l("role:master".into()),
+        }
+        let links = self.links();
+        l(format!(
+            "connected_slaves:{}",
+            links.iter().filter(|x| x.online).count()
+        ));
+        for (i, x) in links.iter().filter(|x| x.online).enumerate() {
+            l(format!(
+                "slave{i}:ip={},port={},state=online,offset={},lag={}",
+                x.ip,
+                x.port,
+                x.ack,
+                x.last_ack.elapsed().as_secs()
+            ));
+        }
+        l("master_failover_state:no-failover".into());
+        l(format!("master_replid:{}", p.replid));
+        l(format!("master_replid2:{}", p.replid2));
+        l(format!("master_repl_offset:{}", p.offset));
+        l(format!("second_repl_offset:{}", p.second_offset));
+        l("repl_backlog_active:1".into());
+        l(format!("repl_backlog_size:{}", p.limit));
+        l(format!("repl_backlog_first_byte_offset:{}", p.start + 1));
+        l(format!("repl_backlog_histlen:{}", p.histlen));
+        let _ = write!(out, "");
+        out
+    }
+}

@@ -1,0 +1,235 @@
+//! The replica side: follows whichever primary the cluster state (or REPLICAOF) names, applies
+//! its batches in order with the offset persisted in the same write, and acknowledges offsets.
+//! When the node stops being a replica it takes over the stream as a primary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio_stream::StreamExt;
+
+use super::wire::{Hello, PrimaryMsg};
+use super::{encode_state, Upstream, STATE_KEY};
+use crate::rpc::ReplLink;
+use crate::server::Shared;
+use crate::storage::Batch;
+
+/// How this node reaches its primary: `(ip, client port, rpc port)`.
+fn upstream_target(shared: &Shared) -> Option<(String, u16, u16)> {
+    if let Some(cl) = &shared.cluster {
+        let primary = cl.view().role_replica_of?;
+        return cl.read(|st| {
+            st.nodes
+                .get(&primary)
+                .map(|n| (n.ip.clone(), n.port, n.cport))
+        });
+    }
+    let c = shared.config.snapshot();
+    let (host, port) = c.replicaof.clone()?;
+    Some((host, port, port.checked_add(10000)?))
+}
+
+pub fn spawn_replica_task(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        let mut was_replica = shared.keyspace.is_read_only();
+        loop {
+            if shared.is_shutting_down() {
+                return;
+            }
+            match upstream_target(&shared) {
+                None => {
+                    if was_replica {
+                        // Promoted (failover or REPLICAOF NO ONE): continue the history as a
+                        // primary, keeping the old id valid for our former peers.
+                        shared.replication.backlog.promote();
+                        shared.keyspace.set_read_only(false);
+                        *shared.replication.upstream.lock() = None;
+                        tracing::info!("this node is now a primary");
+                        was_replica = false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Some((ip, port, rpc_port)) => {
+                    was_replica = true;
+                    shared.keyspace.set_read_only(true);
+                    // A replica mirrors the stream so it can serve partial syncs once promoted.
+                    shared.replication.backlog.activate();
+                    {
+                        let mut up = shared.replication.upstream.lock();
+                        let u = up.get_or_insert_with(Upstream::default);
+                        if u.host != ip || u.port != port {
+                            *u = Upstream {
+                                host: ip.clone(),
+                                port,
+                                ..Default::default()
+                            };
+                        }
+                    }
+                    if let Err(e) = follow(&shared, &ip, rpc_port).await {
+                        tracing::warn!("replication from {ip}:{port}: {e}");
+                    }
+                    if let Some(u) = shared.replication.upstream.lock().as_mut() {
+                        u.link_up = false;
+                        u.syncing = false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    });
+}
+
+fn still_following(shared: &Shared, ip: &str, rpc_port: u16) -> bool {
+    matches!(upstream_target(shared), Some((i, _, r)) if i == ip && r == rpc_port)
+}
+
+/// One connection to the primary, until it breaks or the primary changes.
+async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), String> {
+    let c = shared.config.snapshot();
+    let digest = c
+        .masterauth
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(crate::rpc::secret_digest);
+    let pos = shared.replication.backlog.position();
+    let node_id = shared
+        .cluster
+        .as_ref()
+        .map(|cl| cl.read(|st| st.myself.to_string()))
+        .unwrap_or_default();
+    let my_ip = c.bind.first().cloned().unwrap_or_default();
+    let hello = Hello {
+        replid: pos.replid.clone(),
+        offset: pos.offset,
+        ip: my_ip,
+        port: c.port,
+        node_id,
+    };
+    let mut link = ReplLink::open(ip, rpc_port, digest.as_deref(), hello).await?;
+    let mut replid = pos.replid;
+    let mut applied = pos.offset;
+    let mut incoming: Vec<(String, PathBuf)> = Vec::new();
+    let mut file: Option<(tokio::fs::File, String, PathBuf)> = None;
+    let sync_dir = c.dir.join("replsync-in");
+    let silence = Duration::from_millis(c.cluster_node_timeout_ms.max(5000) * 2);
+    set_link(shared, true, None);
+    loop {
+        if !still_following(shared, ip, rpc_port) || shared.is_shutting_down() {
+            return Ok(());
+        }
+        let msg = match tokio::time::timeout(silence, link.inbound.next()).await {
+            Err(_) => return Err("primary silent for too long".into()),
+            Ok(None) => return Err("primary closed the stream".into()),
+            Ok(Some(m)) => m?,
+        };
+        if let Some(u) = shared.replication.upstream.lock().as_mut() {
+            u.last_io = Some(Instant::now());
+        }
+        match msg {
+            PrimaryMsg::FullBegin {
+                replid: id,
+                offset,
+                files,
+            } => {
+                tracing::info!("full sync from {ip}: {files} files at offset {offset}");
+                set_link(shared, true, Some(true));
+                let _ = tokio::fs::remove_dir_all(&sync_dir).await;
+                tokio::fs::create_dir_all(&sync_dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                incoming.clear();
+                replid = id;
+                applied = offset;
+            }
+            PrimaryMsg::Chunk {
+                family,
+                name,
+                data,
+                last,
+                crc32,
+            } => {
+                if crc32fast::hash(&data) != crc32 {
+                    return Err(format!("checksum mismatch in {name}"));
+                }
+                if name.contains(['/', '\\']) || !name.ends_with(".sst") || name.starts_with('.') {
+                    return Err(format!("refusing file name {name:?} from primary"));
+                }
+                if file.as_ref().is_none_or(|(_, n, _)| *n != name) {
+                    let path = sync_dir.join(&name);
+                    let f = tokio::fs::File::create(&path)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    file = Some((f, name.clone(), path));
+                }
+                if let Some((f, _, _)) = file.as_mut() {
+                    f.write_all(&data).await.map_err(|e| e.to_string())?;
+                }
+                if last {
+                    if let Some((f, _, path)) = file.take() {
+                        f.sync_all().await.map_err(|e| e.to_string())?;
+                        incoming.push((family, path));
+                    }
+                }
+            }
+            PrimaryMsg::FullEnd { offset, keys } => {
+                let sh = Arc::clone(shared);
+                let files = std::mem::take(&mut incoming);
+                let id = replid.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    sh.engine.replace_all(&files).map_err(|e| e.to_string())?;
+                    sh.keyspace.reload().map_err(|e| e.to_string())?;
+                    sh.keyspace
+                        .apply_replicated(
+                            &Batch::new().encode(),
+                            STATE_KEY,
+                            encode_state(&id, offset),
+                        )
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+                let _ = tokio::fs::remove_dir_all(&sync_dir).await;
+                shared.replication.backlog.reset(replid.clone(), offset);
+                applied = offset;
+                if let Some(u) = shared.replication.upstream.lock().as_mut() {
+                    u.full_syncs += 1;
+                }
+                set_link(shared, true, Some(false));
+                tracing::info!("full sync done: {keys} records, offset {offset}");
+                link.ack(applied).await?;
+            }
+            PrimaryMsg::Continue { replid: id, offset } => {
+                if id != replid {
+                    replid = id;
+                    shared.replication.backlog.reset(replid.clone(), offset);
+                }
+                applied = offset;
+                if let Some(u) = shared.replication.upstream.lock().as_mut() {
+                    u.partial_syncs += 1;
+                }
+                link.ack(applied).await?;
+            }
+            PrimaryMsg::Batch { offset, ops } => {
+                shared
+                    .keyspace
+                    .apply_replicated(&ops, STATE_KEY, encode_state(&replid, offset))
+                    .map_err(|e| format!("applying batch at {offset}: {e}"))?;
+                shared.replication.backlog.append_at(offset, ops.to_vec());
+                applied = offset;
+                // Acknowledged at once: WAIT and the synchronous mode wait on it.
+                link.ack(applied).await?;
+            }
+            PrimaryMsg::Heartbeat { .. } => link.ack(applied).await?,
+        }
+    }
+}
+
+fn set_link(shared: &Shared, up: bool, syncing: Option<bool>) {
+    if let Some(u) = shared.replication.upstream.lock().as_mut() {
+        u.link_up = up;
+        if let Some(s) = syncing {
+            u.syncing = s;
+        }
+    }
+}
