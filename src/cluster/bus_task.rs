@@ -15,6 +15,10 @@ const MF_SETTLE: Duration = Duration::from_millis(100);
 
 #[tonic::async_trait]
 impl BusService for Cluster {
+    fn isolated(&self) -> bool {
+        self.isolated.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn on_exchange(&self, msg: Message, observed_ip: String) -> Message {
         {
             let mut s = self.stats.lock();
@@ -81,6 +85,12 @@ pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: Arc<tokio::sync::Notify>) {
 /// Sends one message in the background, feeding any reply back into the state.
 pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
     let c = Arc::clone(cluster);
+    if c.isolated.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Outgoing::Ping(id) | Outgoing::Meet(id) = o {
+            c.with_state(|st| st.on_link_error(id));
+        }
+        return;
+    }
     match o {
         Outgoing::Ping(id) | Outgoing::Meet(id) => {
             let kind = if matches!(o, Outgoing::Meet(_)) {

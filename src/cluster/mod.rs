@@ -102,6 +102,8 @@ pub struct Cluster {
     pub(crate) stats: Mutex<BusStats>,
     pub(crate) client: BusClient,
     pub(crate) wake: Notify,
+    /// Fault injection (DEBUG CLUSTER-ISOLATE): drop all bus traffic both ways.
+    pub isolated: std::sync::atomic::AtomicBool,
     allow_reads_when_down: bool,
 }
 
@@ -173,6 +175,7 @@ impl Cluster {
             stats: Mutex::new(BusStats::default()),
             client: BusClient::new(digest, timeout),
             wake: Notify::new(),
+            isolated: std::sync::atomic::AtomicBool::new(false),
             allow_reads_when_down: c.cluster_allow_reads_when_down,
         }))
     }

@@ -430,6 +430,14 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         // Data lives on disk already; syncing the WAL is what a reload would guarantee.
         ctx.shared.engine.sync_wal()?;
         Ok(Reply::OK)
+    } else if is(sub, "cluster-isolate") && args.len() == 3 {
+        // Fault injection for partition tests: the node stops exchanging bus messages.
+        let Some(cl) = &ctx.shared.cluster else {
+            return Err(CmdError::err("This instance has cluster support disabled"));
+        };
+        let on = is(&args[2], "yes");
+        cl.isolated.store(on, Ordering::Relaxed);
+        Ok(Reply::OK)
     } else if is(sub, "set-active-expire") && args.len() == 3 {
         ctx.shared
             .active_expire

@@ -28,6 +28,10 @@ pub trait BusService: Send + Sync + 'static {
     /// Starts a manual failover's write pause for `replica`; returns the offset to catch up
     /// with, or `None` when refused.
     async fn on_manual_failover(&self, replica: NodeId) -> Option<u64>;
+    /// Fault injection: an isolated node answers no bus message (as if partitioned away).
+    fn isolated(&self) -> bool {
+        false
+    }
 }
 
 pub struct BusServer {
@@ -62,6 +66,9 @@ impl ClusterBus for BusServer {
         req: Request<pb::BusMessage>,
     ) -> Result<Response<pb::BusMessage>, Status> {
         self.authenticate(&req)?;
+        if self.svc.isolated() {
+            return Err(Status::unavailable("isolated"));
+        }
         let observed = req
             .remote_addr()
             .map(|a| a.ip().to_string())
@@ -76,6 +83,9 @@ impl ClusterBus for BusServer {
 
     async fn fail(&self, req: Request<pb::FailNotice>) -> Result<Response<pb::Ack>, Status> {
         self.authenticate(&req)?;
+        if self.svc.isolated() {
+            return Err(Status::unavailable("isolated"));
+        }
         let (sender, failing) =
             fail_from_pb(req.get_ref()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.svc.on_fail(sender, failing);
@@ -87,6 +97,9 @@ impl ClusterBus for BusServer {
         req: Request<pb::FailoverAuthRequest>,
     ) -> Result<Response<pb::FailoverAuthReply>, Status> {
         self.authenticate(&req)?;
+        if self.svc.isolated() {
+            return Err(Status::unavailable("isolated"));
+        }
         let r = auth_request_from_pb(req.get_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply = self.svc.on_auth_request(r);
@@ -98,6 +111,9 @@ impl ClusterBus for BusServer {
         req: Request<pb::ManualFailoverRequest>,
     ) -> Result<Response<pb::ManualFailoverReply>, Status> {
         self.authenticate(&req)?;
+        if self.svc.isolated() {
+            return Err(Status::unavailable("isolated"));
+        }
         let replica = manual_failover_from_pb(req.get_ref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply = match self.svc.on_manual_failover(replica).await {
