@@ -4,6 +4,7 @@
 # lives outside the clone so clones and CI runs share it.
 #   CARGO_TARGET_DIR      default $HOME/.cache/rockslot-target
 #   ROCKSLOT_MEMTEST_GB   data loaded by the memory test (default 3)
+#   ROCKSLOT_FULLSYNC_GB  data fully synced to a new replica by the failover tests (default 2)
 #   extra arguments are passed to the test binaries (e.g. a test name filter)
 set -euo pipefail
 cd "$(dirname "$0")/.."

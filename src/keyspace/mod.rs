@@ -240,7 +240,7 @@ impl Keyspace {
     ) -> Result<()> {
         let mut batch = Batch::decode(frame)?;
         batch.put_meta(meta_key.to_vec(), meta_value);
-        let _g = self.locks.lock_all();
+        // No key locks: on a read-only replica the replication task is the only writer.
         let _order = self.commit_lock.lock();
         self.write_and_mirror(batch)
     }

@@ -33,7 +33,10 @@ impl ReplSource for PrimarySide {
         hello: Hello,
         peer_ip: String,
     ) -> Result<(u64, mpsc::Receiver<PrimaryMsg>), String> {
-        if self.shared.keyspace.is_read_only() {
+        if self.shared.isolated() {
+            return Err("isolated".into());
+        }
+        if self.shared.is_replica() {
             return Err("this node is a replica; replicate from its primary".into());
         }
         let repl = &self.shared.replication;
@@ -125,6 +128,9 @@ async fn feed(
         for (end, ops) in frames {
             send(&tx, PrimaryMsg::Batch { offset: end, ops }).await?;
             pos = end;
+        }
+        if shared.isolated() {
+            return Err("node isolated (fault injection)".into());
         }
         tokio::select! {
             r = changed.changed() => if r.is_err() { return Ok(()) },

@@ -66,6 +66,12 @@ pub fn spawn_replica_task(shared: Arc<Shared>) {
                             };
                         }
                     }
+                    if shared.isolated() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    let sh = Arc::clone(&shared);
+                    let _ = tokio::task::spawn_blocking(move || prepare_families(&sh)).await;
                     if let Err(e) = follow(&shared, &ip, rpc_port).await {
                         tracing::warn!("replication from {ip}:{port}: {e}");
                     }
@@ -73,7 +79,7 @@ pub fn spawn_replica_task(shared: Arc<Shared>) {
                         u.link_up = false;
                         u.syncing = false;
                     }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
@@ -81,7 +87,26 @@ pub fn spawn_replica_task(shared: Arc<Shared>) {
 }
 
 fn still_following(shared: &Shared, ip: &str, rpc_port: u16) -> bool {
-    matches!(upstream_target(shared), Some((i, _, r)) if i == ip && r == rpc_port)
+    !shared.isolated()
+        && matches!(upstream_target(shared), Some((i, _, r)) if i == ip && r == rpc_port)
+}
+
+/// Creates the storage families of the primary's slots before any data arrives, so applying
+/// the stream never waits for a family to be created (each creation rewrites RocksDB's
+/// options file).
+fn prepare_families(shared: &Shared) {
+    let Some(cl) = &shared.cluster else { return };
+    let Some(primary) = cl.view().role_replica_of else {
+        return;
+    };
+    let slots: Vec<u16> = cl.read(|st| {
+        (0..crate::storage::SLOTS as u16)
+            .filter(|s| st.slots[*s as usize] == Some(primary))
+            .collect()
+    });
+    if let Err(e) = shared.engine.ensure_slots(&slots) {
+        tracing::warn!("preparing storage for the primary's slots: {e}");
+    }
 }
 
 /// One connection to the primary, until it breaks or the primary changes.

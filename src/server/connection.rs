@@ -119,11 +119,11 @@ async fn serve_inner(
             Step::Read => {}
             Step::More => read_more = false,
             Step::Close => {
-                flush(shared, &mut stream, client, &mut wbuf).await?;
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 return Ok(());
             }
             Step::Sleep(d) => {
-                flush(shared, &mut stream, client, &mut wbuf).await?;
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 tokio::time::sleep(d).await;
                 read_more = rbuf.is_empty();
             }
@@ -137,7 +137,7 @@ async fn serve_inner(
                 timeout,
                 aof,
             } => {
-                flush(shared, &mut stream, client, &mut wbuf).await?;
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 let acked = tokio::select! {
                     n = shared.replication.wait_acked(replicas, offset, timeout) => n as i64,
                     _ = handle.killed() => return Ok(()),
@@ -150,7 +150,7 @@ async fn serve_inner(
                 read_more = rbuf.is_empty();
             }
         }
-        flush(shared, &mut stream, client, &mut wbuf).await?;
+        flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
         if handle.is_killed() {
             return Ok(());
         }
@@ -212,18 +212,54 @@ fn process_ready(
     Ok(step)
 }
 
+/// Writes `wbuf` while still reading requests into `rbuf`: a client that sends a long pipeline
+/// before reading any reply would otherwise deadlock with us once both socket buffers fill
+/// (Valkey reads on while its output buffer grows). Reading stops at the query buffer limit.
+async fn write_while_reading(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    wbuf: &[u8],
+    rbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    let limit = shared.limits().max_query_buffer as usize;
+    let (mut rd, mut wr) = stream.split();
+    let mut off = 0;
+    let mut eof = false;
+    while off < wbuf.len() {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            n = wr.write(&wbuf[off..]) => {
+                let n = n?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                off += n;
+            }
+            n = rd.read_buf(rbuf), if !eof && rbuf.len() < limit => {
+                let n = n?;
+                eof = n == 0;
+                shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes pending replies, first making the writes they acknowledge durable when required.
 async fn flush(
     shared: &Shared,
     stream: &mut TcpStream,
     client: &mut ClientState,
     wbuf: &mut BytesMut,
+    rbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     if client.wrote {
         client.wrote = false;
         shared.wal.wait_durable().await;
         let c = shared.config.snapshot();
-        if c.replica_ack_before_reply && !shared.keyspace.is_read_only() {
+        if c.replica_ack_before_reply && !shared.is_replica() {
             // Synchronous mode: these replies acknowledge writes only once a replica has them,
             // so a failover cannot lose them. No ack in time: close without replying, leaving
             // the outcome unknown to the client rather than wrongly confirmed.
@@ -247,7 +283,7 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
-    stream.write_all(wbuf).await?;
+    write_while_reading(shared, stream, wbuf, rbuf).await?;
     shared
         .stats
         .net_output_bytes
@@ -293,7 +329,7 @@ fn run_command(
         }
         return Ok(error_reply(shared, CmdError::Line(e)));
     }
-    if spec.is_write() && !shared.keyspace.is_read_only() {
+    if spec.is_write() && !shared.is_replica() {
         let c = shared.config.snapshot();
         if c.min_replicas_to_write > 0 {
             let lag = std::time::Duration::from_secs(c.min_replicas_max_lag as u64);
@@ -305,7 +341,7 @@ fn run_command(
             }
         }
     }
-    if spec.is_write() && shared.keyspace.is_read_only() {
+    if spec.is_write() && shared.is_replica() {
         return Ok(error_reply(
             shared,
             CmdError::Line("READONLY You can't write against a read only replica.".into()),

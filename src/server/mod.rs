@@ -105,6 +105,22 @@ impl Shared {
         self.config.snapshot().replicaof.clone()
     }
 
+    /// Whether this node is a replica now, from the published cluster view (or REPLICAOF), so a
+    /// promotion takes effect for clients the moment the cluster state changes.
+    pub fn is_replica(&self) -> bool {
+        match &self.cluster {
+            Some(cl) => cl.view().role_replica_of.is_some(),
+            None => self.config.snapshot().replicaof.is_some(),
+        }
+    }
+
+    /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
+    pub fn isolated(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+    }
+
     /// Applies configuration changes that live outside the config store.
     pub fn config_changed(&self) {
         self.wal

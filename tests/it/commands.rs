@@ -277,3 +277,41 @@ fn config_set_get_rewrite_and_introspection() -> Result<()> {
     assert!(!info.contains("db0:"), "no db0 line when empty: {info}");
     Ok(())
 }
+
+/// A client that writes a whole pipeline before reading any reply must not deadlock with the
+/// server once both socket buffers are full (the server keeps reading while it writes).
+#[test]
+fn huge_pipeline_written_before_reading_any_reply() -> Result<()> {
+    use std::io::{Read, Write};
+    let node = Node::start()?;
+    let n = 200_000;
+    let mut req = Vec::with_capacity(n * 40);
+    for i in 0..n {
+        let k = format!("k{i}");
+        req.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$5\r\nvalue\r\n", k.len()).as_bytes(),
+        );
+    }
+    let mut s = std::net::TcpStream::connect(node.addr())?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let mut w = s.try_clone()?;
+    let writer = std::thread::spawn(move || w.write_all(&req));
+    let want = n * 5;
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while got < want {
+        let r = s.read(&mut buf)?;
+        anyhow::ensure!(
+            r > 0,
+            "server closed the connection after {got} reply bytes"
+        );
+        got += r;
+    }
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    let mut c = node.conn()?;
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c)?;
+    assert_eq!(size, n as i64);
+    Ok(())
+}

@@ -14,13 +14,15 @@
 //!
 //! Files: `process` (polling, ports, spawning, RSS watchdog), `node` (`NodeBuilder`, `Node`),
 //! `raw` (raw RESP over TCP), `cluster` (`Cluster`: forming with the real tools, convergence
-//! waits, cluster faults), `cluster_view` (key slots, CLUSTER NODES/INFO parsing), `tools`
-//! (external tool runs, an interactive CLI on a pty).
+//! waits, cluster faults), `cluster_view` (key slots, CLUSTER NODES/INFO parsing), `failover`
+//! (INFO replication, slot-owner and replica waits, bus partitions, the acknowledged-write
+//! recorder [`AckWriter`]), `tools` (external tool runs, an interactive CLI on a pty).
 
 #![allow(dead_code)]
 
 mod cluster;
 mod cluster_view;
+mod failover;
 mod node;
 mod process;
 mod raw;
@@ -29,6 +31,7 @@ mod tools;
 
 pub use cluster::*;
 pub use cluster_view::*;
+pub use failover::*;
 pub use node::*;
 pub use process::*;
 pub use raw::*;
