@@ -150,7 +150,12 @@ async fn serve_inner(
                 read_more = rbuf.is_empty();
             }
         }
+        let buffered = rbuf.len();
         flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+        if rbuf.len() > buffered {
+            // Requests arrived while replies were written: run them before waiting for more.
+            read_more = false;
+        }
         if handle.is_killed() {
             return Ok(());
         }

@@ -90,7 +90,9 @@ impl Engine {
         // Memtables are charged to the block cache so one figure bounds both.
         let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(
             opts.write_buffer_bytes,
-            true,
+            // No stalls: with many families a stalled writer can wait on flushes that never
+            // bring the total under the budget. The budget still triggers flushes.
+            false,
             cache.clone(),
         );
         let mut table = BlockBasedOptions::default();
@@ -106,6 +108,9 @@ impl Engine {
         family_opts.set_merge_operator_associative("rockslot-add-i64", add_merge);
         family_opts.set_compression_type(DBCompressionType::Lz4);
         family_opts.set_write_buffer_size((opts.write_buffer_bytes / 4).clamp(4 << 20, 64 << 20));
+        // Every family's memtable allocates an arena block on its first write; RocksDB's
+        // default (write_buffer_size / 8) times 128 families would exceed the whole budget.
+        family_opts.set_arena_block_size(256 << 10);
         family_opts.set_level_compaction_dynamic_level_bytes(true);
 
         let mut db_opts = family_opts.clone();
