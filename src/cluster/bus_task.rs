@@ -83,6 +83,11 @@ pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: Arc<tokio::sync::Notify>) {
 }
 
 /// Sends one message in the background, feeding any reply back into the state.
+/// The bus address of node `to` and our own id, if `to` is still known.
+fn peer(c: &Cluster, to: &NodeId) -> Option<(String, u16, NodeId)> {
+    c.read(|st| st.nodes.get(to).map(|n| (n.ip.clone(), n.cport, st.myself)))
+}
+
 pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
     let c = Arc::clone(cluster);
     if c.isolated.load(std::sync::atomic::Ordering::Relaxed) {
@@ -128,11 +133,7 @@ pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
             });
         }
         Outgoing::Fail { to, failing } => {
-            let Some((ip, cport, me)) = c.read(|st| {
-                st.nodes
-                    .get(&to)
-                    .map(|n| (n.ip.clone(), n.cport, st.myself))
-            }) else {
+            let Some((ip, cport, me)) = peer(&c, &to) else {
                 return;
             };
             c.stats.lock().fail_sent += 1;
@@ -143,8 +144,7 @@ pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
             });
         }
         Outgoing::AuthRequest { to, req } => {
-            let Some((ip, cport)) = c.read(|st| st.nodes.get(&to).map(|n| (n.ip.clone(), n.cport)))
-            else {
+            let Some((ip, cport, _)) = peer(&c, &to) else {
                 return;
             };
             c.stats.lock().auth_req_sent += 1;
@@ -164,11 +164,7 @@ pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
             });
         }
         Outgoing::ManualFailoverStart { to } => {
-            let Some((ip, cport, me)) = c.read(|st| {
-                st.nodes
-                    .get(&to)
-                    .map(|n| (n.ip.clone(), n.cport, st.myself))
-            }) else {
+            let Some((ip, cport, me)) = peer(&c, &to) else {
                 return;
             };
             c.stats.lock().mfstart_sent += 1;
