@@ -14,6 +14,7 @@ mod error;
 mod info;
 mod introspect;
 mod keys;
+mod migrate;
 mod replication_cmds;
 mod server_cmds;
 mod strings;
@@ -25,6 +26,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 pub use error::{CmdError, CmdResult};
+pub use migrate::MigrateRequest;
 pub use table::TABLE;
 
 use crate::keyspace::Pending;
@@ -76,6 +78,9 @@ impl CommandSpec {
     }
     /// Key argument positions for `args` (argv including the name).
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        if self.name == "migrate" {
+            return migrate::key_positions(args);
+        }
         if self.first_key <= 0 {
             return Vec::new();
         }

@@ -137,6 +137,8 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("keys", 2, "readonly", 0, 0, 0, "@keyspace @read @slow @dangerous", "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     cmd!("randomkey", 1, "readonly", 0, 0, 0, "@keyspace @read @slow", "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("dump", 2, "readonly", 1, 1, 1, "@keyspace @read @slow", "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", keys::dump),
+    cmd!("migrate", -6, "write movablekeys", 3, 3, 1, "@keyspace @write @slow @dangerous", "generic", "2.6.0", "Atomically transfers a key from one instance to another.", super::migrate::migrate),
+    cmd!("restore-asking", -4, "write denyoom asking", 1, 1, 1, "@keyspace @write @slow @dangerous", "server", "3.0.0", "An internal command for migrating keys in a cluster.", keys::restore),
     cmd!("restore", -4, "write denyoom", 1, 1, 1, "@keyspace @write @slow @dangerous", "generic", "2.6.0", "Creates a key from the serialized representation of a value.", keys::restore),
     container!("object", "", "@slow", "generic", "2.2.3", "A container for object introspection commands.", keys::object, [
         cmd!("encoding", 3, "readonly", 2, 2, 1, "@keyspace @read @slow", "generic", "2.2.3", "Returns the internal encoding of an object.", keys::object),

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::resp::Protocol;
 
 /// What the connection does after writing the current reply.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum After {
     Close,
     Sleep(Duration),
@@ -25,6 +25,8 @@ pub enum After {
         timeout: Option<Duration>,
         aof: Option<i64>,
     },
+    /// MIGRATE: the connection moves the keys, then replies.
+    Migrate(Box<crate::command::MigrateRequest>),
 }
 
 /// State of one connection, owned by its task and lent to handlers.

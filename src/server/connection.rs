@@ -61,6 +61,7 @@ enum Step {
         timeout: Option<std::time::Duration>,
         aof: Option<i64>,
     },
+    Migrate(Box<crate::command::MigrateRequest>),
 }
 
 async fn serve_inner(
@@ -149,6 +150,15 @@ async fn serve_inner(
                 encode(&reply, client.protocol, &mut wbuf);
                 read_more = rbuf.is_empty();
             }
+            Step::Migrate(req) => {
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+                let reply = tokio::select! {
+                    r = super::migrate::run(shared, &req) => r,
+                    _ = handle.killed() => return Ok(()),
+                };
+                encode(&reply, client.protocol, &mut wbuf);
+                read_more = rbuf.is_empty();
+            }
         }
         let buffered = rbuf.len();
         flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
@@ -195,6 +205,7 @@ fn process_ready(
             Some(After::Close) => break Step::Close,
             Some(After::Sleep(d)) => break Step::Sleep(d),
             Some(After::Shutdown) => break Step::Shutdown,
+            Some(After::Migrate(req)) => break Step::Migrate(req),
             Some(After::Wait {
                 replicas,
                 offset,
@@ -474,6 +485,14 @@ fn redirect(
         (absent, pos.len())
     };
     let asking = asking || spec.has_flag("asking");
+    // MIGRATE runs where the keys are while a slot is open, whoever the owner is (Valkey).
+    if spec.name == "migrate"
+        && slots
+            .iter()
+            .all(|s| view.migrating.contains_key(s) || view.importing.contains_key(s))
+    {
+        return None;
+    }
     route(
         &view,
         &slots,

@@ -6,6 +6,7 @@
 
 mod clients;
 mod connection;
+mod migrate;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +54,7 @@ pub struct Shared {
     /// Cluster membership, when `cluster-enabled yes`.
     pub cluster: Option<Arc<Cluster>>,
     pub replication: crate::replication::Replication,
+    pub migrate_links: migrate::MigrateLinks,
     shutdown: Notify,
     bus_shutdown: Arc<Notify>,
     shutting_down: AtomicBool,
@@ -196,6 +198,7 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         active_expire: AtomicBool::new(true),
         cluster,
         replication,
+        migrate_links: Default::default(),
         shutdown: Notify::new(),
         bus_shutdown: Arc::new(Notify::new()),
         shutting_down: AtomicBool::new(false),

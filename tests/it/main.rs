@@ -17,3 +17,4 @@ mod failover_loss;
 mod memory;
 mod node_auth;
 mod replication;
+mod reshard;

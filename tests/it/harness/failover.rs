@@ -509,6 +509,18 @@ pub struct AckWriter {
 
 impl AckWriter {
     pub fn start(cluster: &Cluster, prefix: &str, threads: usize) -> Result<AckWriter> {
+        Self::start_cycling(cluster, prefix, threads, u64::MAX)
+    }
+
+    /// Like [`AckWriter::start`], but each thread overwrites its keys `prefix:thread:(seq % cycle)`
+    /// again and again: the last acknowledged value of each key is what must survive
+    /// (see [`last_acked`]).
+    pub fn start_cycling(
+        cluster: &Cluster,
+        prefix: &str,
+        threads: usize,
+        cycle: u64,
+    ) -> Result<AckWriter> {
         let urls: Vec<String> = cluster
             .live()
             .iter()
@@ -538,7 +550,7 @@ impl AckWriter {
                     .spawn(move || {
                         let mut seq: u64 = 0;
                         while !sh.stop.load(Ordering::Relaxed) {
-                            let key = format!("{prefix}:{t}:{seq}");
+                            let key = format!("{prefix}:{t}:{}", seq % cycle);
                             let value = format!("v{t}.{seq}.{}", unix_ms());
                             seq += 1;
                             let r: redis::RedisResult<redis::Value> =
@@ -653,6 +665,16 @@ impl Drop for AckWriter {
         // A failing test must not leave threads hammering dead ports.
         self.shared.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The last acknowledgement of every key (one thread writes a key, so its acknowledgements
+/// are in write order).
+pub fn last_acked(acked: &[Ack]) -> Vec<Ack> {
+    let mut last: BTreeMap<&str, &Ack> = BTreeMap::new();
+    for a in acked {
+        last.insert(&a.key, a);
+    }
+    last.into_values().cloned().collect()
 }
 
 /// A deterministic, incompressible value of `len` bytes for index `i` (xorshift64*), so a

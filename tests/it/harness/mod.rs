@@ -27,6 +27,7 @@ mod node;
 mod process;
 mod raw;
 mod reference;
+mod reshard;
 mod tools;
 
 pub use cluster::*;

@@ -1,0 +1,244 @@
+//! MIGRATE's network side: sends `RESTORE-ASKING` (or `RESTORE` outside cluster mode) for each
+//! key to the target over a cached connection, then deletes the keys here unless COPY.
+//!
+//! A key is deleted only if it still holds the value that was sent; a key written meanwhile is
+//! sent again with REPLACE, so a write acknowledged during the move is never lost.
+//! Must not: run on a handler (it awaits the network); it is called by the connection.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::Shared;
+use crate::command::MigrateRequest;
+use crate::keyspace::{dump, now_ms, Entry, Update};
+use crate::resp::Reply;
+
+/// Idle cached connections are closed after this long (Valkey's MIGRATE_SOCKET_CACHE_TTL).
+const LINK_TTL: Duration = Duration::from_secs(10);
+/// Attempts to move a key that keeps changing under the move.
+const MAX_ROUNDS: usize = 8;
+
+struct Link {
+    stream: BufReader<TcpStream>,
+    db: Option<i64>,
+    used: Instant,
+}
+
+/// Connections to MIGRATE targets, reused across calls (one per `host:port`).
+#[derive(Default)]
+pub struct MigrateLinks {
+    links: Mutex<HashMap<String, Link>>,
+}
+
+enum Failure {
+    Connect,
+    Write,
+    Read,
+    Target(String),
+}
+
+impl Failure {
+    fn reply(self) -> Reply {
+        Reply::Error(match self {
+            Failure::Connect => "IOERR error or timeout connecting to the client".into(),
+            Failure::Write => "IOERR error or timeout writing to target instance".into(),
+            Failure::Read => "IOERR error or timeout reading to target instance".into(),
+            Failure::Target(e) => format!("ERR Target instance replied with error: {e}"),
+        })
+    }
+}
+
+impl MigrateLinks {
+    fn take(&self, name: &str) -> Option<Link> {
+        let mut links = self.links.lock();
+        links.retain(|_, l| l.used.elapsed() < LINK_TTL);
+        links.remove(name)
+    }
+
+    fn put(&self, name: String, mut link: Link) {
+        link.used = Instant::now();
+        self.links.lock().insert(name, link);
+    }
+}
+
+/// Runs a MIGRATE and returns its reply.
+pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
+    let mut pending: Vec<Bytes> = req.keys.clone();
+    let mut replace = req.replace;
+    let mut first_error = None;
+    for _ in 0..MAX_ROUNDS {
+        let mut sent = Vec::new();
+        for k in pending.drain(..) {
+            match shared.keyspace.lookup(&k) {
+                Ok(Some(e)) => sent.push((k, e)),
+                Ok(None) => {}
+                Err(e) => return Reply::Error(format!("ERR {e}")),
+            }
+        }
+        if sent.is_empty() {
+            break;
+        }
+        let results = match send(shared, req, &sent, replace).await {
+            Ok(r) => r,
+            Err(f) => return f.reply(),
+        };
+        for ((key, entry), result) in sent.into_iter().zip(results) {
+            match result {
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+                Ok(()) if req.copy => {}
+                Ok(()) => match delete_if_unchanged(shared, &key, &entry) {
+                    Ok(true) => {}
+                    Ok(false) => pending.push(key),
+                    Err(e) => return Reply::Error(format!("ERR {e}")),
+                },
+            }
+        }
+        if pending.is_empty() || first_error.is_some() {
+            break;
+        }
+        // The target holds the older value now: the next round replaces it.
+        replace = true;
+    }
+    if let Some(e) = first_error {
+        return Failure::Target(e).reply();
+    }
+    if !pending.is_empty() {
+        return Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into());
+    }
+    Reply::OK
+}
+
+fn delete_if_unchanged(shared: &Shared, key: &[u8], sent: &Entry) -> crate::keyspace::Result<bool> {
+    shared.keyspace.update(key, |cur| match cur {
+        Some(c) if &c == sent => (Update::Delete, true),
+        None => (Update::Keep, true),
+        Some(_) => (Update::Keep, false),
+    })
+}
+
+/// Sends one round of keys; a cached connection that fails is retried once on a fresh one.
+async fn send(
+    shared: &Shared,
+    req: &MigrateRequest,
+    keys: &[(Bytes, Entry)],
+    replace: bool,
+) -> Result<Vec<Result<(), String>>, Failure> {
+    let name = format!("{}:{}", req.host, req.port);
+    let cluster = shared.cluster.is_some();
+    for attempt in 0..2 {
+        let (mut link, cached) = match shared.migrate_links.take(&name) {
+            Some(l) => (l, true),
+            None => (connect(req).await?, false),
+        };
+        match exchange(&mut link, req, keys, replace, cluster).await {
+            Ok(r) => {
+                shared.migrate_links.put(name, link);
+                return Ok(r);
+            }
+            Err(Failure::Target(e)) => return Err(Failure::Target(e)),
+            Err(f) if !cached || attempt == 1 => return Err(f),
+            Err(_) => continue,
+        }
+    }
+    Err(Failure::Connect)
+}
+
+async fn connect(req: &MigrateRequest) -> Result<Link, Failure> {
+    let addr = (req.host.as_str(), req.port);
+    match tokio::time::timeout(req.timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(Link {
+                stream: BufReader::new(s),
+                db: None,
+                used: Instant::now(),
+            })
+        }
+        _ => Err(Failure::Connect),
+    }
+}
+
+fn push_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+async fn exchange(
+    link: &mut Link,
+    req: &MigrateRequest,
+    keys: &[(Bytes, Entry)],
+    replace: bool,
+    cluster: bool,
+) -> Result<Vec<Result<(), String>>, Failure> {
+    let mut out = Vec::new();
+    let mut preamble = 0;
+    if let Some(auth) = &req.auth {
+        let mut a: Vec<&[u8]> = vec![b"AUTH"];
+        a.extend(auth.iter().map(|x| &x[..]));
+        push_command(&mut out, &a);
+        preamble += 1;
+    }
+    let select = link.db != Some(req.db);
+    if select {
+        push_command(&mut out, &[b"SELECT", req.db.to_string().as_bytes()]);
+        preamble += 1;
+    }
+    let restore: &[u8] = if cluster { b"RESTORE-ASKING" } else { b"RESTORE" };
+    let now = now_ms();
+    for (key, e) in keys {
+        // Valkey sends the remaining time, at least 1 ms for a key about to expire.
+        let ttl = e.expire_at.map_or(0, |at| (at - now).max(1));
+        let payload = dump::serialize(&e.value);
+        let ttl = ttl.to_string();
+        let mut a: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), &payload];
+        if replace {
+            a.push(b"REPLACE");
+        }
+        push_command(&mut out, &a);
+    }
+    let io = async {
+        link.stream
+            .get_mut()
+            .write_all(&out)
+            .await
+            .map_err(|_| Failure::Write)?;
+        let mut replies = Vec::with_capacity(preamble + keys.len());
+        let mut line = String::new();
+        for _ in 0..preamble + keys.len() {
+            line.clear();
+            match link.stream.read_line(&mut line).await {
+                Ok(n) if n > 0 => {}
+                _ => return Err(Failure::Read),
+            }
+            let l = line.trim_end_matches(['\r', '\n']);
+            replies.push(match l.strip_prefix('-') {
+                Some(e) => Err(e.to_string()),
+                None if l.starts_with('+') => Ok(()),
+                None => return Err(Failure::Read),
+            });
+        }
+        Ok(replies)
+    };
+    let replies = tokio::time::timeout(req.timeout, io)
+        .await
+        .map_err(|_| Failure::Read)??;
+    let (pre, per_key) = replies.split_at(preamble);
+    if let Some(Err(e)) = pre.iter().find(|r| r.is_err()) {
+        return Err(Failure::Target(e.clone()));
+    }
+    if select {
+        link.db = Some(req.db);
+    }
+    Ok(per_key.to_vec())
+}

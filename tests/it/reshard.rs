@@ -1,0 +1,84 @@
+//! Resharding a loaded cluster while writers run: Debian's `redis-cli --cluster reshard`
+//! (legacy path: SETSLOT IMPORTING/MIGRATING, GETKEYSINSLOT, MIGRATE … KEYS, RESTORE-ASKING,
+//! SETSLOT NODE). Every loaded key and every acknowledged write must be readable afterwards
+//! with its last value, and the replicas must follow.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+
+use crate::failover::seed_cluster;
+use crate::harness::{last_acked, AckWriter};
+
+const LOADED: usize = 200_000;
+const SETTLE: Duration = Duration::from_secs(60);
+
+#[test]
+fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
+    let mut c = seed_cluster(&[])?;
+    let t = Instant::now();
+    let loaded = c.load_keys(0, "seed", LOADED, 32)?;
+    println!("reshard: loaded {LOADED} keys in {:?}", t.elapsed());
+    let (new, new_id) = c.add_primary(SETTLE)?;
+
+    // Overwriting writers: the last acknowledged value of each key must survive the move.
+    let w = AckWriter::start_cycling(&c, "hot", 4, 2000)?;
+    w.wait_acked_after(t, 500, SETTLE, "writer warm-up", |_| true)?;
+    let seed = format!("127.0.0.1:{}", c.node(0).port());
+    let run = c
+        .redis_cli_cluster(&[
+            "reshard",
+            &seed,
+            "--cluster-from",
+            "all",
+            "--cluster-to",
+            &new_id,
+            "--cluster-slots",
+            "1000",
+            "--cluster-yes",
+        ])?
+        .ensure_success()?;
+    let moved = run.stdout.matches('.').count();
+    println!(
+        "reshard: redis-cli moved 1000 slots in {:?} (about {moved} keys and dots)",
+        run.elapsed
+    );
+    let report = w.stop(Duration::from_secs(30))?;
+    println!(
+        "reshard: writers: {} acknowledged, {} errors {:?}",
+        report.acked.len(),
+        report.errors,
+        report.error_samples
+    );
+
+    c.wait_converged(SETTLE)?;
+    let ranges = c.own_ranges(new)?;
+    let owned: usize = ranges.iter().map(|(a, b)| (b - a + 1) as usize).sum();
+    ensure!(
+        owned == 1000 && ranges.len() == 3,
+        "new node owns {ranges:?}"
+    );
+    c.check_clean(false)?;
+    c.check_clean(true)?;
+
+    let wrong = c.wrong_values(0, &loaded)?;
+    ensure!(wrong.is_empty(), "{} loaded keys wrong after reshard, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+    let last = last_acked(&report.acked);
+    let missing = c.missing_acked(0, &last)?;
+    ensure!(
+        missing.is_empty(),
+        "{} of {} acknowledged keys lost their last value, e.g. {:?}",
+        missing.len(),
+        last.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // The replicas of the sources dropped the moved keys with their primaries.
+    for m in c.masters(0)? {
+        if m == new {
+            continue;
+        }
+        let r = c.replica_of(0, m)?;
+        c.wait_same_dbsize(m, r, SETTLE)?;
+    }
+    Ok(())
+}
