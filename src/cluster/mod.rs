@@ -198,6 +198,16 @@ impl Cluster {
         r
     }
 
+    /// Like [`Cluster::with_state`], but fails unless nodes.conf was written: for changes
+    /// that are a commit point (a slot migration taking its slots).
+    pub fn with_state_saved<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> Result<R, String> {
+        let r = self.with_state(f);
+        if self.read(|st| st.dirty) {
+            return Err("could not save the cluster configuration".into());
+        }
+        Ok(r)
+    }
+
     /// Read-only access for renderings.
     pub fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
         f(&self.state.lock())

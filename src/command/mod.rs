@@ -15,6 +15,7 @@ mod info;
 mod introspect;
 mod keys;
 mod migrate;
+mod migration_cmds;
 mod replication_cmds;
 mod server_cmds;
 mod strings;

@@ -438,6 +438,14 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let on = is(&args[2], "yes");
         cl.isolated.store(on, Ordering::Relaxed);
         Ok(Reply::OK)
+    } else if is(sub, "slot-migration-delay") && args.len() == 3 {
+        // Test hook: slows a slot migration's snapshot stream so a test can crash it midway.
+        let ms = int(&args[2])?.max(0) as u64;
+        ctx.shared
+            .migrations
+            .chunk_delay_ms
+            .store(ms, Ordering::Relaxed);
+        Ok(Reply::OK)
     } else if is(sub, "set-active-expire") && args.len() == 3 {
         ctx.shared
             .active_expire

@@ -151,6 +151,9 @@ pub static TABLE: &[CommandSpec] = &[
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),
         cmd!("addslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTSRANGE", cl::cluster),
+        cmd!("cancelslotmigrations", -2, "admin stale no_async_loading", 0, 0, 0, "@admin @slow @dangerous", "cluster", "9.0.0", "Cancel all in progress slot migrations (or the named one).", super::migration_cmds::cancel),
+        cmd!("getslotmigrations", 2, "admin stale", 0, 0, 0, "@admin @slow @dangerous", "cluster", "9.0.0", "Get information about in progress and recent slot migrations.", super::migration_cmds::list),
+        cmd!("migrateslots", -6, "admin stale no_async_loading", 0, 0, 0, "@admin @slow @dangerous", "cluster", "9.0.0", "Migrate the given slot ranges to the given nodes atomically.", super::migration_cmds::migrateslots),
         cmd!("bumpepoch", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER BUMPEPOCH", cl::cluster),
         cmd!("count-failure-reports", 3, "admin stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNT-FAILURE-REPORTS", cl::cluster),
         cmd!("countkeysinslot", 3, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNTKEYSINSLOT", cl::cluster),

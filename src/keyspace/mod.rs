@@ -10,6 +10,7 @@ pub mod dump;
 mod encoding;
 mod expiry;
 mod locks;
+mod moving;
 mod pending;
 mod scan;
 mod slot;
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::CorruptRecord;
 use locks::LockTable;
+pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
 pub use scan::ScanFilter;
 pub use slot::key_slot;
@@ -102,6 +104,7 @@ pub struct Keyspace {
     commit_lock: parking_lot::Mutex<()>,
     log: std::sync::OnceLock<Arc<dyn WriteLog>>,
     read_only: std::sync::atomic::AtomicBool,
+    moving: moving::Moving,
 }
 
 /// Where committed batches go, in commit order (the replication backlog).
@@ -132,6 +135,7 @@ impl Keyspace {
             commit_lock: parking_lot::Mutex::new(()),
             log: std::sync::OnceLock::new(),
             read_only: std::sync::atomic::AtomicBool::new(false),
+            moving: moving::Moving::new(),
         };
         ks.expiring.load(&ks)?;
         Ok(ks)
@@ -188,7 +192,9 @@ impl Keyspace {
             .get()
             .filter(|l| l.active())
             .map(|_| batch.encode());
+        let tapped = self.moving.split_for_taps(&batch);
         self.write_and_mirror(batch)?;
+        self.moving.deliver(tapped);
         if let (Some(log), Some(frame)) = (self.log.get(), frame) {
             log.append(frame);
         }
@@ -204,13 +210,16 @@ impl Keyspace {
             }
         }
         self.engine.write(batch)?;
+        // Slots being imported stay at 0 until revealed (their counts are read back then).
         for (a, b) in cleared {
             for s in a..=b {
                 self.counts[s as usize].store(0, Ordering::Relaxed);
             }
         }
         for (slot, d) in deltas {
-            self.counts[slot as usize].fetch_add(d, Ordering::Relaxed);
+            if !self.moving.is_hidden(slot) {
+                self.counts[slot as usize].fetch_add(d, Ordering::Relaxed);
+            }
         }
         Ok(())
     }

@@ -185,7 +185,7 @@ impl Keyspace {
     /// Up to `n` keys of `slot` (CLUSTER GETKEYSINSLOT), expired ones included as Valkey does.
     pub fn keys_in_slot(&self, slot: u16, n: usize) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        if n == 0 {
+        if n == 0 || self.is_hidden(slot) {
             return Ok(out);
         }
         let (start, end) = meta_range(slot);

@@ -138,6 +138,9 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
     let mut file: Option<(tokio::fs::File, String, PathBuf)> = None;
     let sync_dir = c.dir.join("replsync-in");
     let silence = Duration::from_millis(c.cluster_node_timeout_ms.max(5000) * 2);
+    // Slots fetched from the primary after a slot migration, with the primary's offset of
+    // that fetch: batches up to it are already contained for those slots.
+    let mut fetched: Vec<(Vec<(u16, u16)>, u64)> = Vec::new();
     set_link(shared, true, None);
     loop {
         if !still_following(shared, ip, rpc_port) || shared.is_shutting_down() {
@@ -236,10 +239,25 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
                 link.ack(applied).await?;
             }
             PrimaryMsg::Batch { offset, ops } => {
-                shared
-                    .keyspace
-                    .apply_replicated(&ops, STATE_KEY, encode_state(&replid, offset))
-                    .map_err(|e| format!("applying batch at {offset}: {e}"))?;
+                fetched.retain(|(_, until)| offset <= *until);
+                let skip: Vec<(u16, u16)> =
+                    fetched.iter().flat_map(|(r, _)| r.iter().copied()).collect();
+                let state = encode_state(&replid, offset);
+                if skip.is_empty() {
+                    shared.keyspace.apply_replicated(&ops, STATE_KEY, state)
+                } else {
+                    shared
+                        .keyspace
+                        .apply_replicated_except(&ops, &skip, STATE_KEY, state)
+                }
+                .map_err(|e| format!("applying batch at {offset}: {e}"))?;
+                let imported = Batch::decode(&ops)
+                    .map(|b| b.imported_slots())
+                    .unwrap_or_default();
+                if !imported.is_empty() {
+                    let until = fetch_imported(shared, ip, rpc_port, &imported).await?;
+                    fetched.push((imported, until));
+                }
                 shared.replication.backlog.append_at(offset, ops.to_vec());
                 applied = offset;
                 // Acknowledged at once: WAIT and the synchronous mode wait on it.
@@ -248,6 +266,71 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
             PrimaryMsg::Heartbeat { .. } => link.ack(applied).await?,
         }
     }
+}
+
+/// The primary ingested migrated slots: fetch them from it (its current state, whose write-log
+/// offset is returned so later batches for those slots up to it are skipped).
+async fn fetch_imported(
+    shared: &Arc<Shared>,
+    ip: &str,
+    rpc_port: u16,
+    ranges: &[(u16, u16)],
+) -> Result<u64, String> {
+    let t0 = Instant::now();
+    let digest = crate::cluster::bus_digest(&shared.config.snapshot());
+    let mut peer = crate::rpc::MigrationPeer::connect(ip, rpc_port, digest).await?;
+    let mut chunks = peer.export(ranges).await?;
+    let dir = shared
+        .config
+        .snapshot()
+        .dir
+        .join("migration")
+        .join("replica-fetch");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Vec<u8>)>>(4);
+    let sh = Arc::clone(shared);
+    let r = ranges.to_vec();
+    let writer = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        sh.keyspace.drop_slots(&r).map_err(|e| e.to_string())?;
+        let mut loader =
+            crate::storage::SlotLoader::new(&sh.engine, &dir).map_err(|e| e.to_string())?;
+        while let Ok(entries) = rx.recv() {
+            for (k, v) in &entries {
+                loader.put(k, v).map_err(|e| e.to_string())?;
+            }
+        }
+        let n = loader.ingest().map_err(|e| e.to_string())?;
+        sh.keyspace.reload_slots(&r).map_err(|e| e.to_string())?;
+        Ok(n)
+    });
+    let mut offset = None;
+    let mut failure = None;
+    while let Some(c) = chunks.next().await {
+        match c {
+            Ok(c) => {
+                // The last chunk carries the snapshot's offset.
+                offset = Some(c.offset);
+                if tx.send(c.entries).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let n = writer.await.map_err(|e| e.to_string())??;
+    if let Some(e) = failure {
+        return Err(format!("fetching imported slots: {e}"));
+    }
+    let offset = offset.ok_or("imported slots fetched without an offset")?;
+    tracing::info!(
+        "fetched {n} entries of imported slots {} from the primary in {:?}",
+        crate::migration::ranges_text(ranges),
+        t0.elapsed()
+    );
+    Ok(offset)
 }
 
 fn set_link(shared: &Shared, up: bool, syncing: Option<bool>) {

@@ -1,15 +1,17 @@
 //! gRPC services on the cluster port. Generated protobuf types stay in this module: they are
 //! validated into domain types at the edge, and nothing outside sees them.
 //!
-//! Owns: the ClusterBus server and client, peer authentication.
+//! Owns: the ClusterBus, Replication and Migration servers and clients, peer authentication.
 //! Must not: decide cluster state; it hands validated messages to `cluster`.
 
 mod bus;
 mod convert;
+mod migration;
 mod replication;
 
 pub use bus::{bus_service, BusClient, BusServer, BusService};
 pub use convert::InvalidMessage;
+pub use migration::{migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService};
 pub use replication::{repl_service, ReplLink, ReplService, ReplSource, REPL_AUTH_METADATA};
 
 pub(crate) mod pb {
@@ -18,6 +20,10 @@ pub(crate) mod pb {
 
 pub(crate) mod repl_pb {
     tonic::include_proto!("rockslot.replication");
+}
+
+pub(crate) mod mig_pb {
+    tonic::include_proto!("rockslot.migration");
 }
 
 /// Metadata key carrying the digest of the shared bus secret.
@@ -36,12 +42,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     bus: Option<pb::cluster_bus_server::ClusterBusServer<BusServer>>,
     repl: repl_pb::replication_server::ReplicationServer<ReplService>,
+    migration: Option<mig_pb::migration_server::MigrationServer<MigrationService>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_optional_service(bus)
         .add_service(repl)
+        .add_optional_service(migration)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -25,6 +25,8 @@ pub enum After {
         timeout: Option<Duration>,
         aof: Option<i64>,
     },
+    /// A write waits for a slot handover (`parked` holds it).
+    Park,
     /// MIGRATE: the connection moves the keys, then replies.
     Migrate(Box<crate::command::MigrateRequest>),
 }
@@ -46,6 +48,10 @@ pub struct ClientState {
     pub multi: Option<Vec<Vec<bytes::Bytes>>>,
     /// A queued command was refused: EXEC aborts.
     pub multi_failed: bool,
+    /// A write waiting for a slot handover, run again before anything else is read.
+    pub parked: Option<(Vec<bytes::Bytes>, std::time::Instant)>,
+    /// When the current parked write first waited.
+    pub parked_since: Option<std::time::Instant>,
 }
 
 impl ClientState {

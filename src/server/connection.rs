@@ -39,6 +39,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         readonly: false,
         multi: None,
         multi_failed: false,
+        parked: None,
+        parked_since: None,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
@@ -62,6 +64,8 @@ enum Step {
         aof: Option<i64>,
     },
     Migrate(Box<crate::command::MigrateRequest>),
+    /// A write to a slot being handed over waits for the handover, then runs again.
+    Park,
 }
 
 async fn serve_inner(
@@ -150,6 +154,15 @@ async fn serve_inner(
                 encode(&reply, client.protocol, &mut wbuf);
                 read_more = rbuf.is_empty();
             }
+            Step::Park => {
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+                tokio::select! {
+                    _ = shared.keyspace.pause_ended() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                    _ = handle.killed() => return Ok(()),
+                }
+                read_more = false;
+            }
             Step::Migrate(req) => {
                 flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 let reply = tokio::select! {
@@ -181,9 +194,16 @@ fn process_ready(
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
 ) -> Result<Step, crate::keyspace::KeyspaceError> {
+    // Held until this batch's writes are committed: a slot-migration pause waits for it.
+    let _gate = shared.keyspace.request_gate();
     let mut ks = shared.keyspace.pending();
     let step = loop {
-        let args = match decoder.decode(rbuf, client.authenticated) {
+        let parked = client.parked.take().map(|(args, _)| args);
+        let decoded = match parked {
+            Some(args) => Ok(Some(args)),
+            None => decoder.decode(rbuf, client.authenticated),
+        };
+        let args = match decoded {
             Ok(Some(args)) => args,
             Ok(None) => break Step::Read,
             Err(e) => {
@@ -206,6 +226,7 @@ fn process_ready(
             Some(After::Sleep(d)) => break Step::Sleep(d),
             Some(After::Shutdown) => break Step::Shutdown,
             Some(After::Migrate(req)) => break Step::Migrate(req),
+            Some(After::Park) => break Step::Park,
             Some(After::Wait {
                 replicas,
                 offset,
@@ -339,12 +360,32 @@ fn run_command(
         _ => {}
     }
     let asking = std::mem::take(&mut client.asking);
-    if let Some(e) = redirect(shared, client, ks, spec, args, asking) {
-        if client.multi.is_some() {
-            client.multi_failed = true;
+    match redirect(shared, client, ks, spec, args, asking) {
+        Ok(()) => {}
+        Err(Redirect::Refuse(e)) => {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return Ok(error_reply(shared, CmdError::Line(e)));
         }
-        return Ok(error_reply(shared, CmdError::Line(e)));
+        Err(Redirect::Park) => {
+            let since = client
+                .parked_since
+                .get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < PARK_LIMIT {
+                client.asking = asking;
+                client.parked = Some((args.to_vec(), *since));
+                client.after = Some(After::Park);
+                return Ok(Reply::Raw(bytes::Bytes::new()));
+            }
+            client.parked_since = None;
+            return Ok(error_reply(
+                shared,
+                CmdError::Line("TRYAGAIN slot migration in progress".into()),
+            ));
+        }
     }
+    client.parked_since = None;
     if spec.is_write() && !shared.is_replica() {
         let c = shared.config.snapshot();
         if c.min_replicas_to_write > 0 {
@@ -432,9 +473,16 @@ fn transaction(
             if let Some(cl) = &shared.cluster {
                 let view = cl.view();
                 let paused = queued.iter().find_map(|a| {
-                    command::resolve(a)
-                        .ok()
-                        .and_then(|spec| write_paused(&view, spec))
+                    command::resolve(a).ok().and_then(|spec| {
+                        write_paused(&view, spec).or_else(|| {
+                            (spec.is_write()
+                                && spec
+                                    .key_positions(a)
+                                    .iter()
+                                    .any(|&p| shared.keyspace.write_paused(key_slot(&a[p]))))
+                            .then(|| "TRYAGAIN slot migration in progress".to_string())
+                        })
+                    })
                 });
                 if let Some(e) = paused {
                     return Ok(error_reply(shared, CmdError::Line(e)));
@@ -458,6 +506,17 @@ fn transaction(
     }
 }
 
+/// Why a command does not run now.
+enum Redirect {
+    /// An error reply (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN, ...).
+    Refuse(String),
+    /// A write to a slot whose handover is in progress: run it again once the pause ends.
+    Park,
+}
+
+/// How long a write waits for a slot handover before it gets TRYAGAIN.
+const PARK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The cluster redirection for a command with keys, if it must not run here.
 fn redirect(
     shared: &Shared,
@@ -466,14 +525,16 @@ fn redirect(
     spec: &'static command::CommandSpec,
     args: &[Bytes],
     asking: bool,
-) -> Option<String> {
-    let cluster = shared.cluster.as_ref()?;
+) -> Result<(), Redirect> {
+    let Some(cluster) = shared.cluster.as_ref() else {
+        return Ok(());
+    };
     let pos = spec.key_positions(args);
     if pos.is_empty() {
         if !spec.is_write() {
-            return None;
+            return Ok(());
         }
-        return write_paused(&cluster.view(), spec);
+        return write_paused(&cluster.view(), spec).map_or(Ok(()), |e| Err(Redirect::Refuse(e)));
     }
     let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
     let view = cluster.view();
@@ -491,9 +552,9 @@ fn redirect(
             .iter()
             .all(|s| view.migrating.contains_key(s) || view.importing.contains_key(s))
     {
-        return None;
+        return Ok(());
     }
-    route(
+    if let Some(e) = route(
         &view,
         &slots,
         spec.is_write(),
@@ -503,6 +564,16 @@ fn redirect(
     )
     .error()
     .or_else(|| write_paused(&view, spec))
+    {
+        return Err(Redirect::Refuse(e));
+    }
+    if spec.is_write() && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
+        if client.multi.is_some() {
+            return Err(Redirect::Refuse("TRYAGAIN slot migration in progress".into()));
+        }
+        return Err(Redirect::Park);
+    }
+    Ok(())
 }
 
 /// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its

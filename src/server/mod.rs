@@ -55,6 +55,8 @@ pub struct Shared {
     pub cluster: Option<Arc<Cluster>>,
     pub replication: crate::replication::Replication,
     pub migrate_links: migrate::MigrateLinks,
+    /// Atomic slot migration jobs (CLUSTER MIGRATESLOTS).
+    pub migrations: crate::migration::Migrations,
     shutdown: Notify,
     bus_shutdown: Arc<Notify>,
     shutting_down: AtomicBool,
@@ -199,6 +201,7 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         cluster,
         replication,
         migrate_links: Default::default(),
+        migrations: Default::default(),
         shutdown: Notify::new(),
         bus_shutdown: Arc::new(Notify::new()),
         shutting_down: AtomicBool::new(false),
@@ -209,6 +212,7 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
 /// Serves clients until SIGTERM/SIGINT or SHUTDOWN, then syncs storage.
 pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
     let c = shared.config.snapshot();
+    crate::migration::recover(&shared).context("recovering interrupted slot migrations")?;
     let mut listeners = Vec::new();
     for addr in &c.bind {
         let l = TcpListener::bind((addr.as_str(), c.port))
@@ -241,10 +245,19 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         Arc::new(crate::replication::PrimarySide::new(Arc::clone(&shared))),
         repl_digest,
     );
+    let migration = shared.cluster.as_ref().map(|_| {
+        crate::migration::spawn_idle_sweeper(Arc::clone(&shared));
+        crate::rpc::migration_service(
+            Arc::new(crate::migration::TargetSide(Arc::clone(&shared))),
+            crate::cluster::bus_digest(&c),
+        )
+    });
     let sd = Arc::clone(&shared.bus_shutdown);
     tokio::spawn(async move {
-        if let Err(e) =
-            crate::rpc::serve(rpc_listener, bus, repl, async move { sd.notified().await }).await
+        if let Err(e) = crate::rpc::serve(rpc_listener, bus, repl, migration, async move {
+            sd.notified().await
+        })
+        .await
         {
             tracing::error!("cluster port server failed: {e}");
         }

@@ -3,7 +3,9 @@
 //!
 //! Encoding (format 1): `1 | op*`, each op `tag:u8` then its fields; byte strings are
 //! `len:u32le bytes`. Tags: 1 put(key, value), 2 delete(key), 3 count(slot:u16le, delta:i64le),
-//! 4 delete-slots(first:u16le, last:u16le), 5 put-meta(key, value).
+//! 4 delete-slots(first:u16le, last:u16le), 5 put-meta(key, value), 6 slots-imported(first:u16le,
+//! last:u16le): no storage effect; it tells a replica that its primary ingested the slots' data
+//! at this point of the stream (slot migration), so the replica fetches them.
 
 use super::{Result, StorageError};
 
@@ -22,6 +24,7 @@ pub(super) enum Op {
     Count(u16, i64),
     DeleteSlots(u16, u16),
     PutMeta(Vec<u8>, Vec<u8>),
+    SlotsImported(u16, u16),
 }
 
 impl Batch {
@@ -48,6 +51,65 @@ impl Batch {
     /// A node-local record in the `meta` family (not replicated by callers).
     pub fn put_meta(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::PutMeta(key, value));
+    }
+    /// Marks slots `first..=last` as ingested by this node at this point of the write log.
+    pub fn slots_imported(&mut self, first: u16, last: u16) {
+        self.ops.push(Op::SlotsImported(first, last));
+    }
+    /// The slot ranges this batch marks as imported.
+    pub fn imported_slots(&self) -> Vec<(u16, u16)> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::SlotsImported(a, b) => Some((*a, *b)),
+                _ => None,
+            })
+            .collect()
+    }
+    /// The part of this batch that touches slots for which `keep` holds (slot-range deletes
+    /// are clipped to those slots; node-local meta records and markers are dropped).
+    pub fn retain_slots(&self, keep: impl Fn(u16) -> bool) -> Batch {
+        let slot = |k: &[u8]| u16::from_be_bytes([k[0], k[1]]) & (super::SLOTS as u16 - 1);
+        let mut out = Batch::new();
+        for op in &self.ops {
+            match op {
+                Op::Put(k, _) | Op::Delete(k) if k.len() >= 2 && keep(slot(k)) => {
+                    out.ops.push(op.clone())
+                }
+                Op::Count(s, _) if keep(*s) => out.ops.push(op.clone()),
+                Op::DeleteSlots(a, b) => {
+                    let mut run: Option<(u16, u16)> = None;
+                    for s in *a..=*b {
+                        match (keep(s), run) {
+                            (true, Some((x, _))) => run = Some((x, s)),
+                            (true, None) => run = Some((s, s)),
+                            (false, Some((x, y))) => {
+                                out.ops.push(Op::DeleteSlots(x, y));
+                                run = None;
+                            }
+                            (false, None) => {}
+                        }
+                    }
+                    if let Some((x, y)) = run {
+                        out.ops.push(Op::DeleteSlots(x, y));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+    /// Whether every key, counter and slot-range delete of this batch is in a slot for which
+    /// `ok` holds, and it carries no meta record (what a migration target accepts).
+    pub fn only_slots(&self, ok: impl Fn(u16) -> bool) -> bool {
+        self.ops.iter().all(|op| match op {
+            Op::Put(k, _) | Op::Delete(k) => {
+                k.len() >= 3 && ok(u16::from_be_bytes([k[0], k[1]]) & (super::SLOTS as u16 - 1))
+            }
+            Op::Count(s, _) => ok(*s),
+            Op::DeleteSlots(a, b) => (*a..=*b).all(&ok),
+            Op::PutMeta(..) | Op::SlotsImported(..) => false,
+        })
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -112,6 +174,11 @@ impl Batch {
                     bytes(&mut out, k);
                     bytes(&mut out, v);
                 }
+                Op::SlotsImported(a, b) => {
+                    out.push(6);
+                    out.extend_from_slice(&a.to_le_bytes());
+                    out.extend_from_slice(&b.to_le_bytes());
+                }
             }
         }
         out
@@ -142,6 +209,10 @@ impl Batch {
                 5 => Op::PutMeta(
                     r.bytes().ok_or_else(|| bad("meta key"))?,
                     r.bytes().ok_or_else(|| bad("meta value"))?,
+                ),
+                6 => Op::SlotsImported(
+                    r.u16().ok_or_else(|| bad("slot range"))?,
+                    r.u16().ok_or_else(|| bad("slot range"))?,
                 ),
                 _ => return Err(bad("unknown op")),
             };

@@ -287,6 +287,7 @@ impl Engine {
                 }
                 Op::DeleteSlots(first, last) => self.stage_delete_slots(&mut wb, first, last)?,
                 Op::PutMeta(k, v) => wb.put_cf(&self.meta_cf()?, k, v),
+                Op::SlotsImported(..) => {}
             }
         }
         self.db.write_opt(wb, &self.write_opts)?;

@@ -9,11 +9,13 @@
 
 mod batch;
 mod engine;
+mod slots_io;
 mod transfer;
 mod wal_sync;
 
 pub use batch::Batch;
 pub use engine::{Engine, EngineOptions, Snapshot};
+pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};
 

@@ -19,6 +19,7 @@ macro_rules! log_err { ($($t:tt)*) => { $crate::cli::cluster::log($crate::cli::c
 mod create;
 pub mod manager;
 pub mod nodes;
+mod reshard;
 mod verbs;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -174,6 +175,8 @@ const VERBS: &[(&str, i32, VerbFn)] = &[
     ("add-node", -2, verbs::add_node),
     ("del-node", 2, verbs::del_node),
     ("call", -2, verbs::call),
+    ("reshard", -1, reshard::reshard),
+    ("rebalance", -1, reshard::rebalance),
     ("help", 0, help),
 ];
 

@@ -256,3 +256,38 @@ fn check_unique(slots: &[u16]) -> Result<(), ClusterError> {
     }
     Ok(())
 }
+
+impl ClusterState {
+    /// Atomic slot migration, target side: takes `slots` with a config epoch that wins over
+    /// the source's (Valkey bumps without consensus for imported slots too). Returns it.
+    pub fn take_imported_slots(&mut self, slots: &[u16]) -> Result<u64, ClusterError> {
+        if !self.me().is_primary() {
+            return Err(ClusterError::SetSlotOnReplica);
+        }
+        let me = self.myself;
+        for &s in slots {
+            self.slots[s as usize] = Some(me);
+            self.migrating.remove(&s);
+            self.importing.remove(&s);
+        }
+        self.bump_epoch();
+        self.changed();
+        Ok(self.me().config_epoch)
+    }
+
+    /// Atomic slot migration, source side: the target took `slots` with `epoch`.
+    pub fn hand_over(&mut self, slots: &[u16], target: NodeId, epoch: u64) {
+        let me = self.myself;
+        for &s in slots {
+            if self.slots[s as usize] == Some(me) {
+                self.slots[s as usize] = Some(target);
+            }
+            self.migrating.remove(&s);
+        }
+        if let Some(n) = self.nodes.get_mut(&target) {
+            n.config_epoch = n.config_epoch.max(epoch);
+        }
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.changed();
+    }
+}

@@ -1,0 +1,394 @@
+//! The source side of a slot migration: one task per job. Snapshot + tap, stream the sorted
+//! data, ship the writes made meanwhile until little is left, pause writes on the slots, ship
+//! the rest with Commit, then hand the slots over and drop them here. Any failure before
+//! Commit rolls back (the target drops its copy); an unknown Commit outcome keeps the slots
+//! paused until the target says what happened.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::records::{self, Record};
+use super::{unix_secs, Request};
+use crate::cluster::NodeId;
+use crate::keyspace::{Ranges, Tap};
+use crate::rpc::{DataChunk, MigrationPeer};
+use crate::server::Shared;
+
+const CHUNK_ENTRIES: usize = 4096;
+const CHUNK_BYTES: usize = 1 << 20;
+/// Catch-up rounds before pausing: stop when less than this is left.
+const CATCH_UP_BYTES: u64 = 256 << 10;
+const CATCH_UP_ROUNDS: usize = 64;
+/// How long a source with an unknown commit outcome keeps asking the target.
+const RESOLVE_FOR: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+enum Failure {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Failed(s)
+    }
+}
+
+/// Undoes the source-side effects of a job that did not commit.
+struct Undo<'a> {
+    shared: &'a Shared,
+    tap: Option<Arc<Tap>>,
+    paused: Option<Ranges>,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.tap.take() {
+            self.shared.keyspace.remove_tap(&t);
+        }
+        if let Some(r) = self.paused.take() {
+            self.shared.keyspace.pause_writes(&r, false);
+        }
+    }
+}
+
+fn peer_addr(shared: &Shared, id: &NodeId) -> Result<(String, u16), String> {
+    let cluster = shared.cluster.as_ref().ok_or("not in cluster mode")?;
+    cluster
+        .read(|st| st.nodes.get(id).map(|n| (n.ip.clone(), n.cport)))
+        .ok_or_else(|| format!("node {id} is not known any more"))
+}
+
+pub(super) async fn connect(shared: &Shared, id: &NodeId) -> Result<MigrationPeer, String> {
+    let (ip, cport) = peer_addr(shared, id)?;
+    let digest = crate::cluster::bus_digest(&shared.config.snapshot());
+    MigrationPeer::connect(&ip, cport, digest).await
+}
+
+pub(super) async fn run(shared: Arc<Shared>, name: String, req: Request, cancel: Arc<AtomicBool>) {
+    let t0 = Instant::now();
+    let r = export(&shared, &name, &req, &cancel).await;
+    let (state, message) = match r {
+        Ok(()) => ("success", String::new()),
+        Err(Failure::Cancelled) => ("cancelled", "cancelled".to_string()),
+        Err(Failure::Failed(m)) => ("failed", m),
+    };
+    match state {
+        "success" => tracing::info!(
+            "slot migration {name}: slots {} moved to {} in {:?}",
+            super::ranges_text(&req.ranges),
+            req.target,
+            t0.elapsed()
+        ),
+        _ => tracing::warn!("slot migration {name}: {state}: {message}"),
+    }
+    shared.migrations.update(&name, |i| {
+        i.state = state;
+        i.message = message;
+    });
+}
+
+async fn export(
+    shared: &Arc<Shared>,
+    name: &str,
+    req: &Request,
+    cancel: &AtomicBool,
+) -> Result<(), Failure> {
+    let cluster = shared.cluster.clone().ok_or("not in cluster mode".to_string())?;
+    let myself = cluster.read(|st| st.myself);
+    let record = |state: &str| Record {
+        name: name.to_string(),
+        peer: req.target,
+        ranges: req.ranges.clone(),
+        state: state.into(),
+    };
+    records::put_out(&shared.engine, record("stream")).map_err(|e| e.to_string())?;
+    let mut peer = connect(shared, &req.target).await?;
+    let mut undo = Undo {
+        shared,
+        tap: None,
+        paused: None,
+    };
+    let outcome = async {
+        peer.begin(name, &myself, &req.ranges).await?;
+        set(shared, name, "snapshot", "");
+        let tap = stream_snapshot(shared, name, &req.ranges, &mut peer, cancel).await?;
+        undo.tap = Some(Arc::clone(&tap));
+        set(shared, name, "catching-up", "");
+        for _ in 0..CATCH_UP_ROUNDS {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Failure::Cancelled);
+            }
+            let frames = tap.drain();
+            if !frames.is_empty() {
+                peer.apply(name, frames).await?;
+            }
+            if tap.pending_bytes() < CATCH_UP_BYTES {
+                break;
+            }
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
+        Ok(tap)
+    }
+    .await;
+    let tap = match outcome {
+        Ok(t) => t,
+        Err(f) => {
+            drop(undo);
+            let _ = peer.abort(name).await;
+            let _ = records::remove_out(&shared.engine, name);
+            return Err(f);
+        }
+    };
+    // From here the target may own the slots once it gets Commit.
+    records::put_out(&shared.engine, record("commit")).map_err(|e| e.to_string())?;
+    set(shared, name, "paused", "");
+    let paused_at = Instant::now();
+    pause(shared, &req.ranges, true).await;
+    undo.paused = Some(req.ranges.clone());
+    let last = tap.drain();
+    let epoch = match peer.commit(name, last).await {
+        Ok(e) => e,
+        Err(Some(refused)) => {
+            drop(undo);
+            let _ = peer.abort(name).await;
+            let _ = records::remove_out(&shared.engine, name);
+            return Err(Failure::Failed(format!("target refused the commit: {refused}")));
+        }
+        Err(None) => match resolve(shared, name, &req.target).await {
+            Some(e) => e,
+            None => {
+                drop(undo);
+                let _ = records::remove_out(&shared.engine, name);
+                return Err(Failure::Failed("the target did not commit".into()));
+            }
+        },
+    };
+    undo.tap = None;
+    shared.keyspace.remove_tap(&tap);
+    hand_over(shared, &req.ranges, req.target, epoch).await?;
+    undo.paused = None;
+    let _ = records::remove_out(&shared.engine, name);
+    tracing::info!(
+        "slot migration {name}: writes paused for {:?} during the handover",
+        paused_at.elapsed()
+    );
+    Ok(())
+}
+
+fn set(shared: &Shared, name: &str, state: &'static str, message: &str) {
+    shared.migrations.update(name, |i| {
+        i.state = state;
+        i.message = message.to_string();
+        i.last_ack_time = unix_secs();
+    });
+}
+
+async fn pause(shared: &Arc<Shared>, ranges: &Ranges, on: bool) {
+    let sh = Arc::clone(shared);
+    let r = ranges.clone();
+    // Taking the request gate waits for in-flight request batches: not on a runtime thread.
+    let _ = tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r, on)).await;
+}
+
+/// Streams the snapshot; returns the tap holding the writes made since.
+async fn stream_snapshot(
+    shared: &Arc<Shared>,
+    name: &str,
+    ranges: &Ranges,
+    peer: &mut MigrationPeer,
+    cancel: &AtomicBool,
+) -> Result<Arc<Tap>, Failure> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<DataChunk>(4);
+    let sh = Arc::clone(shared);
+    let r = ranges.clone();
+    let job = name.to_string();
+    let delay = Duration::from_millis(shared.migrations.chunk_delay_ms.load(Ordering::Relaxed));
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let cancelled2 = Arc::clone(&cancelled);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut chunk = DataChunk {
+            job: job.clone(),
+            ..Default::default()
+        };
+        let (mut size, mut keys, mut bytes) = (0usize, 0u64, 0u64);
+        let mut last_report = Instant::now();
+        let res = sh.keyspace.export_slots(&r, true, |k, v| {
+            chunk.entries.push((k.to_vec(), v.to_vec()));
+            size += k.len() + v.len();
+            keys += crate::keyspace::is_key_entry(k) as u64;
+            bytes += (k.len() + v.len()) as u64;
+            if chunk.entries.len() < CHUNK_ENTRIES && size < CHUNK_BYTES {
+                return true;
+            }
+            size = 0;
+            let full = std::mem::replace(
+                &mut chunk,
+                DataChunk {
+                    job: job.clone(),
+                    ..Default::default()
+                },
+            );
+            if tx.blocking_send(full).is_err() || cancelled2.load(Ordering::Relaxed) {
+                return false;
+            }
+            if last_report.elapsed() > Duration::from_millis(200) {
+                last_report = Instant::now();
+                sh.migrations.update(&job, |i| {
+                    i.keys = keys;
+                    i.bytes = bytes;
+                    i.last_ack_time = unix_secs();
+                });
+            }
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            true
+        });
+        let _ = tx.blocking_send(chunk);
+        sh.migrations.update(&job, |i| {
+            i.keys = keys;
+            i.bytes = bytes;
+        });
+        res.map(|(tap, _)| tap)
+    });
+    let watch_cancel = async {
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                cancelled.store(true, Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let loaded = tokio::select! {
+        r = peer.load(ReceiverStream::new(rx)) => r,
+        _ = watch_cancel => Err("cancelled".into()),
+    };
+    let tap = producer
+        .await
+        .map_err(|e| format!("snapshot reader failed: {e}"))?
+        .map_err(|e| e.to_string())?
+        .ok_or("no tap".to_string())?;
+    if cancelled.load(Ordering::Relaxed) {
+        shared.keyspace.remove_tap(&tap);
+        return Err(Failure::Cancelled);
+    }
+    if let Err(e) = loaded {
+        shared.keyspace.remove_tap(&tap);
+        return Err(Failure::Failed(format!("streaming the slots: {e}")));
+    }
+    Ok(tap)
+}
+
+/// The Commit reply was lost: asks the target until it answers. Some(epoch) if it took the
+/// slots; None if it did not (and never will: an importing job is aborted first).
+async fn resolve(shared: &Shared, name: &str, target: &NodeId) -> Option<u64> {
+    let t0 = Instant::now();
+    while t0.elapsed() < RESOLVE_FOR {
+        // Gossip may already show the target owning the slots with a newer epoch.
+        if let Ok(mut peer) = connect(shared, target).await {
+            match peer.status(name).await {
+                Ok((s, e)) if s == "committed" => return Some(e),
+                Ok((s, _)) if s == "unknown" => return None,
+                Ok(_) => {
+                    if peer.abort(name).await.is_ok() {
+                        if let Ok((s, e)) = peer.status(name).await {
+                            match s.as_str() {
+                                "committed" => return Some(e),
+                                "unknown" => return None,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::error!("slot migration {name}: the target never answered; the slots stay paused");
+    // Keep the record so a restart asks again; never unpause without an answer.
+    std::future::pending::<()>().await;
+    None
+}
+
+/// The target owns the slots: record that, let paused writers go (they get MOVED), and drop
+/// the data here (replicated, so this node's replicas drop it too).
+async fn hand_over(
+    shared: &Arc<Shared>,
+    ranges: &Ranges,
+    target: NodeId,
+    epoch: u64,
+) -> Result<(), String> {
+    let cluster = shared.cluster.clone().ok_or("not in cluster mode")?;
+    let slots: Vec<u16> = ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+    cluster.with_state(|st| st.hand_over(&slots, target, epoch));
+    pause(shared, ranges, false).await;
+    let sh = Arc::clone(shared);
+    let r = ranges.clone();
+    tokio::task::spawn_blocking(move || sh.keyspace.drop_slots(&r))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// After a restart: a job still streaming is aborted at the target; a job that sent Commit
+/// keeps its slots paused until the target says whether it took them.
+pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    for r in records::out_records(&shared.engine)? {
+        let sh = Arc::clone(shared);
+        if r.state == "commit" {
+            shared.keyspace.pause_writes(&r.ranges, true);
+        }
+        tracing::warn!(
+            "slot migration {}: interrupted by a restart in phase {}; resolving with the target",
+            r.name,
+            r.state
+        );
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            loop {
+                let res = async {
+                    let mut peer = connect(&sh, &r.peer).await?;
+                    if r.state == "commit" {
+                        let (s, e) = peer.status(&r.name).await?;
+                        let s = if s == "importing" {
+                            peer.abort(&r.name).await?;
+                            peer.status(&r.name).await?
+                        } else {
+                            (s, e)
+                        };
+                        if s.0 == "committed" {
+                            hand_over(&sh, &r.ranges, r.peer, s.1).await?;
+                            return Ok::<_, String>(());
+                        }
+                    } else {
+                        peer.abort(&r.name).await?;
+                    }
+                    sh.keyspace.pause_writes(&r.ranges, false);
+                    Ok(())
+                }
+                .await;
+                match res {
+                    Ok(()) => {
+                        let _ = records::remove_out(&sh.engine, &r.name);
+                        tracing::info!("slot migration {}: resolved after the restart", r.name);
+                        return;
+                    }
+                    Err(e) if t0.elapsed() > RESOLVE_FOR => {
+                        tracing::error!("slot migration {}: unresolved: {e}", r.name);
+                        return;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        });
+    }
+    Ok(())
+}

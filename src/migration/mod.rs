@@ -1,0 +1,254 @@
+//! Atomic slot migration (`CLUSTER MIGRATESLOTS`): the source streams a snapshot of the slots
+//! to the target, then the writes made meanwhile, pauses writes on those slots briefly and
+//! hands them over; the target ingests the data as SST files into hidden slots and takes
+//! ownership with a config-epoch bump. Clients only ever see MOVED.
+//!
+//! Owns: the job table (GETSLOTMIGRATIONS), the persisted job records that let either side
+//! roll back or finish after a crash, the source driver (`export`) and the target side
+//! (`import`). Must not: touch RocksDB (it goes through `keyspace`) or protobuf (`rpc`).
+
+mod export;
+mod import;
+mod records;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+
+use crate::cluster::NodeId;
+use crate::keyspace::Ranges;
+use crate::server::Shared;
+
+pub use import::{spawn_idle_sweeper, TargetSide};
+
+/// Finished jobs kept for GETSLOTMIGRATIONS (Valkey's cluster-slot-migration-log-max-len).
+const LOG_MAX: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Operation {
+    Export,
+    Import,
+}
+
+/// One job as GETSLOTMIGRATIONS shows it.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    pub name: String,
+    pub operation: Operation,
+    pub ranges: Ranges,
+    pub source: NodeId,
+    pub target: NodeId,
+    pub create_time: u64,
+    pub last_update_time: u64,
+    pub last_ack_time: u64,
+    pub state: &'static str,
+    pub message: String,
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+impl JobInfo {
+    pub fn active(&self) -> bool {
+        !matches!(self.state, "success" | "failed" | "cancelled")
+    }
+}
+
+struct Job {
+    info: JobInfo,
+    cancel: Arc<AtomicBool>,
+}
+
+/// A validated `NODE` block of MIGRATESLOTS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub ranges: Ranges,
+    pub target: NodeId,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MigrateError {
+    #[error("ERR This command is only valid in cluster mode")]
+    NoCluster,
+    #[error("ERR Please use MIGRATESLOTS only with primaries.")]
+    NotPrimary,
+    #[error("ERR I don't know about node {0}")]
+    UnknownNode(String),
+    #[error("ERR Can't migrate slots to myself")]
+    ToMyself,
+    #[error("ERR Target node {0} is not a primary")]
+    TargetNotPrimary(String),
+    #[error("ERR Slot {0} specified multiple times")]
+    Repeated(u16),
+    #[error("ERR I'm not the owner of hash slot {0}")]
+    NotOwner(u16),
+    #[error("ERR Slot {0} is already being migrated")]
+    Busy(u16),
+    #[error("ERR No slot migration job named {0}")]
+    UnknownJob(String),
+}
+
+/// The node's migration jobs.
+#[derive(Default)]
+pub struct Migrations {
+    jobs: Mutex<Vec<Job>>,
+    shared: OnceLock<Weak<Shared>>,
+    /// Test hook (DEBUG SLOT-MIGRATION-DELAY): a pause after each data chunk sent.
+    pub chunk_delay_ms: AtomicU64,
+    pub(crate) imports: import::Imports,
+}
+
+pub fn unix_secs() -> u64 {
+    crate::cluster::now_ms() / 1000
+}
+
+pub fn new_job_name() -> String {
+    NodeId::random().to_string()
+}
+
+pub fn ranges_text(r: &[(u16, u16)]) -> String {
+    r.iter()
+        .map(|(a, b)| format!("{a}-{b}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Migrations {
+    pub fn bind(&self, shared: &Arc<Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.get().and_then(Weak::upgrade)
+    }
+
+    pub fn list(&self) -> Vec<JobInfo> {
+        self.jobs.lock().iter().map(|j| j.info.clone()).collect()
+    }
+
+    /// Slots of active jobs (either direction).
+    pub fn busy(&self, slot: u16) -> bool {
+        self.jobs
+            .lock()
+            .iter()
+            .any(|j| j.info.active() && crate::keyspace::in_ranges(&j.info.ranges, slot))
+    }
+
+    fn add(&self, info: JobInfo) -> Arc<AtomicBool> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut jobs = self.jobs.lock();
+        jobs.push(Job {
+            info,
+            cancel: Arc::clone(&cancel),
+        });
+        while jobs.len() > LOG_MAX {
+            match jobs.iter().position(|j| !j.info.active()) {
+                Some(i) => {
+                    jobs.remove(i);
+                }
+                None => break,
+            }
+        }
+        cancel
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut JobInfo)) {
+        if let Some(j) = self.jobs.lock().iter_mut().find(|j| j.info.name == name) {
+            f(&mut j.info);
+            j.info.last_update_time = unix_secs();
+        }
+    }
+
+    /// Validates every block of a MIGRATESLOTS call, then starts one export job per block;
+    /// nothing starts unless all are valid.
+    pub fn start(&self, reqs: Vec<Request>) -> Result<(), MigrateError> {
+        let shared = self.shared().ok_or(MigrateError::NoCluster)?;
+        let cluster = shared.cluster.clone().ok_or(MigrateError::NoCluster)?;
+        let myself = cluster.read(|st| {
+            if !st.me().is_primary() {
+                return Err(MigrateError::NotPrimary);
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for r in &reqs {
+                let t = st
+                    .nodes
+                    .get(&r.target)
+                    .ok_or_else(|| MigrateError::UnknownNode(r.target.to_string()))?;
+                if r.target == st.myself {
+                    return Err(MigrateError::ToMyself);
+                }
+                if !t.is_primary() {
+                    return Err(MigrateError::TargetNotPrimary(r.target.to_string()));
+                }
+                for &(a, b) in &r.ranges {
+                    for s in a..=b {
+                        if !seen.insert(s) {
+                            return Err(MigrateError::Repeated(s));
+                        }
+                        if st.slots[s as usize] != Some(st.myself) {
+                            return Err(MigrateError::NotOwner(s));
+                        }
+                        if st.migrating.contains_key(&s)
+                            || st.importing.contains_key(&s)
+                            || self.busy(s)
+                        {
+                            return Err(MigrateError::Busy(s));
+                        }
+                    }
+                }
+            }
+            Ok(st.myself)
+        })?;
+        for r in reqs {
+            let now = unix_secs();
+            let name = new_job_name();
+            let cancel = self.add(JobInfo {
+                name: name.clone(),
+                operation: Operation::Export,
+                ranges: r.ranges.clone(),
+                source: myself,
+                target: r.target,
+                create_time: now,
+                last_update_time: now,
+                last_ack_time: now,
+                state: "connecting",
+                message: String::new(),
+                keys: 0,
+                bytes: 0,
+            });
+            tokio::spawn(export::run(Arc::clone(&shared), name, r, cancel));
+        }
+        Ok(())
+    }
+
+    /// Cancels active export jobs started here (all, or the named one). Returns how many.
+    pub fn cancel(&self, name: Option<&str>) -> Result<usize, MigrateError> {
+        let jobs = self.jobs.lock();
+        let mut n = 0;
+        for j in jobs.iter() {
+            if j.info.operation == Operation::Export
+                && j.info.active()
+                && name.is_none_or(|x| x == j.info.name)
+            {
+                j.cancel.store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        if let Some(x) = name {
+            if n == 0 && !jobs.iter().any(|j| j.info.name == x) {
+                return Err(MigrateError::UnknownJob(x.to_string()));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Finishes or rolls back what a crash interrupted; runs before the node serves clients.
+pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    shared.migrations.bind(shared);
+    if shared.cluster.is_none() {
+        return Ok(());
+    }
+    import::recover(shared)?;
+    export::recover(shared)
+}

@@ -1,0 +1,323 @@
+//! The Migration gRPC service (atomic slot migration) and its client. Protobuf messages are
+//! validated into domain types here (slot ranges in bounds, node ids well formed); nothing
+//! outside this module sees them.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::mig_pb as pb;
+use super::mig_pb::migration_client::MigrationClient;
+use super::mig_pb::migration_server::{Migration, MigrationServer};
+use super::AUTH_METADATA;
+use crate::cluster::NodeId;
+use crate::keyspace::Ranges;
+
+/// Sorted storage entries of a slot move.
+#[derive(Debug, Default)]
+pub struct DataChunk {
+    pub job: String,
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Export only: the primary's write-log offset of the snapshot.
+    pub offset: u64,
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<DataChunk, String>> + Send>>;
+
+/// What a node does as a migration target (and as the primary of a replica fetching slots).
+#[tonic::async_trait]
+pub trait ImportSide: Send + Sync + 'static {
+    async fn begin(&self, job: String, source: NodeId, ranges: Ranges) -> Result<u64, String>;
+    async fn load(&self, job: String, chunks: ChunkStream) -> Result<u64, String>;
+    async fn apply(&self, job: String, batches: Vec<Vec<u8>>) -> Result<u64, String>;
+    async fn commit(&self, job: String, batches: Vec<Vec<u8>>) -> Result<u64, String>;
+    async fn abort(&self, job: String) -> Result<(), String>;
+    /// ("importing" | "committed" | "unknown", config epoch when committed).
+    async fn status(&self, job: String) -> (String, u64);
+    async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String>;
+}
+
+pub struct MigrationService {
+    side: Arc<dyn ImportSide>,
+    digest: Option<String>,
+}
+
+pub fn migration_service(
+    side: Arc<dyn ImportSide>,
+    digest: Option<String>,
+) -> MigrationServer<MigrationService> {
+    MigrationServer::new(MigrationService { side, digest })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
+    if r.is_empty() {
+        return Err(Status::invalid_argument("no slot ranges"));
+    }
+    r.iter()
+        .map(|x| {
+            if x.first <= x.last && x.last < crate::storage::SLOTS as u32 {
+                Ok((x.first as u16, x.last as u16))
+            } else {
+                Err(Status::invalid_argument(format!(
+                    "bad slot range {}-{}",
+                    x.first, x.last
+                )))
+            }
+        })
+        .collect()
+}
+
+fn ranges_to_pb(r: &[(u16, u16)]) -> Vec<pb::SlotRange> {
+    r.iter()
+        .map(|(a, b)| pb::SlotRange {
+            first: *a as u32,
+            last: *b as u32,
+        })
+        .collect()
+}
+
+fn chunk_from_pb(c: pb::DataChunk) -> Result<DataChunk, String> {
+    if c.keys.len() != c.values.len() {
+        return Err("data chunk with unequal key and value counts".into());
+    }
+    Ok(DataChunk {
+        job: c.job,
+        entries: c.keys.into_iter().zip(c.values).collect(),
+        offset: c.offset,
+    })
+}
+
+fn chunk_to_pb(c: DataChunk) -> pb::DataChunk {
+    let (keys, values) = c.entries.into_iter().unzip();
+    pb::DataChunk {
+        job: c.job,
+        keys,
+        values,
+        offset: c.offset,
+    }
+}
+
+fn failed(e: String) -> Status {
+    Status::failed_precondition(e)
+}
+
+impl MigrationService {
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(want) = &self.digest else {
+            return Ok(());
+        };
+        let got = req
+            .metadata()
+            .get(AUTH_METADATA)
+            .and_then(|v| v.to_str().ok());
+        if got == Some(want.as_str()) {
+            return Ok(());
+        }
+        tracing::warn!("refused a slot migration request: wrong or missing cluster bus secret");
+        Err(Status::unauthenticated("wrong or missing cluster bus secret"))
+    }
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<pb::DataChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Migration for MigrationService {
+    async fn begin(&self, req: Request<pb::BeginImport>) -> Result<Response<pb::JobReply>, Status> {
+        self.authenticate(&req)?;
+        let b = req.into_inner();
+        let source = NodeId::parse(b.source.as_bytes())
+            .ok_or_else(|| Status::invalid_argument("bad source node id"))?;
+        let ranges = ranges_from_pb(&b.ranges)?;
+        let entries = self.side.begin(b.job, source, ranges).await.map_err(failed)?;
+        Ok(Response::new(pb::JobReply { entries }))
+    }
+
+    async fn load(
+        &self,
+        req: Request<Streaming<pb::DataChunk>>,
+    ) -> Result<Response<pb::JobReply>, Status> {
+        self.authenticate(&req)?;
+        let mut inbound = req.into_inner();
+        let first = match inbound.next().await {
+            Some(Ok(c)) => chunk_from_pb(c).map_err(Status::invalid_argument)?,
+            Some(Err(s)) => return Err(s),
+            None => return Err(Status::invalid_argument("empty load")),
+        };
+        let job = first.job.clone();
+        let rest = inbound.map(|r| r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb));
+        let chunks: ChunkStream = Box::pin(tokio_stream::once(Ok(first)).chain(rest));
+        let entries = self.side.load(job, chunks).await.map_err(failed)?;
+        Ok(Response::new(pb::JobReply { entries }))
+    }
+
+    async fn apply(&self, req: Request<pb::ApplyWrites>) -> Result<Response<pb::JobReply>, Status> {
+        self.authenticate(&req)?;
+        let a = req.into_inner();
+        let entries = self.side.apply(a.job, a.batches).await.map_err(failed)?;
+        Ok(Response::new(pb::JobReply { entries }))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::ApplyWrites>,
+    ) -> Result<Response<pb::CommitReply>, Status> {
+        self.authenticate(&req)?;
+        let a = req.into_inner();
+        let config_epoch = self.side.commit(a.job, a.batches).await.map_err(failed)?;
+        Ok(Response::new(pb::CommitReply { config_epoch }))
+    }
+
+    async fn abort(&self, req: Request<pb::JobRef>) -> Result<Response<pb::JobReply>, Status> {
+        self.authenticate(&req)?;
+        self.side.abort(req.into_inner().job).await.map_err(failed)?;
+        Ok(Response::new(pb::JobReply { entries: 0 }))
+    }
+
+    async fn status(&self, req: Request<pb::JobRef>) -> Result<Response<pb::StatusReply>, Status> {
+        self.authenticate(&req)?;
+        let (state, config_epoch) = self.side.status(req.into_inner().job).await;
+        Ok(Response::new(pb::StatusReply {
+            state,
+            config_epoch,
+        }))
+    }
+
+    type ExportStream = OutStream;
+
+    async fn export(
+        &self,
+        req: Request<pb::ExportRequest>,
+    ) -> Result<Response<OutStream>, Status> {
+        self.authenticate(&req)?;
+        let ranges = ranges_from_pb(&req.into_inner().ranges)?;
+        let chunks = self.side.export(ranges).await.map_err(failed)?;
+        let out = chunks.map(|r| r.map(chunk_to_pb).map_err(Status::internal));
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// A connection to another node's Migration service.
+#[derive(Clone)]
+pub struct MigrationPeer {
+    client: MigrationClient<Channel>,
+    digest: Option<String>,
+}
+
+fn msg(s: Status) -> String {
+    s.message().to_string()
+}
+
+impl MigrationPeer {
+    /// Connects to `ip:cport` (the peer's cluster port).
+    pub async fn connect(ip: &str, cport: u16, digest: Option<String>) -> Result<Self, String> {
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        let ch = Endpoint::from_shared(format!("http://{host}:{cport}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(16 << 20)
+            .connect()
+            .await
+            .map_err(|e| format!("connecting to {ip}:{cport}: {e}"))?;
+        let client = MigrationClient::new(ch)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok(MigrationPeer { client, digest })
+    }
+
+    fn req<T>(&self, m: T) -> Request<T> {
+        let mut r = Request::new(m);
+        if let Some(d) = &self.digest {
+            if let Ok(v) = d.parse() {
+                r.metadata_mut().insert(AUTH_METADATA, v);
+            }
+        }
+        r
+    }
+
+    pub async fn begin(&mut self, job: &str, source: &NodeId, ranges: &[(u16, u16)]) -> Result<(), String> {
+        let m = pb::BeginImport {
+            job: job.into(),
+            source: source.to_string(),
+            ranges: ranges_to_pb(ranges),
+        };
+        self.client.begin(self.req(m)).await.map_err(msg)?;
+        Ok(())
+    }
+
+    /// Streams `chunks` to the target; returns the entries it loaded.
+    pub async fn load(
+        &mut self,
+        chunks: impl Stream<Item = DataChunk> + Send + 'static,
+    ) -> Result<u64, String> {
+        let r = self
+            .client
+            .load(self.req(chunks.map(chunk_to_pb)))
+            .await
+            .map_err(msg)?;
+        Ok(r.into_inner().entries)
+    }
+
+    pub async fn apply(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<(), String> {
+        let m = pb::ApplyWrites {
+            job: job.into(),
+            batches,
+        };
+        self.client.apply(self.req(m)).await.map_err(msg)?;
+        Ok(())
+    }
+
+    /// Err(None): the outcome is unknown (transport failure); Err(Some): refused.
+    pub async fn commit(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<u64, Option<String>> {
+        let m = pb::ApplyWrites {
+            job: job.into(),
+            batches,
+        };
+        match self.client.commit(self.req(m)).await {
+            Ok(r) => Ok(r.into_inner().config_epoch),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => Err(Some(msg(s))),
+            Err(_) => Err(None),
+        }
+    }
+
+    pub async fn abort(&mut self, job: &str) -> Result<(), String> {
+        self.client
+            .abort(self.req(pb::JobRef { job: job.into() }))
+            .await
+            .map_err(msg)?;
+        Ok(())
+    }
+
+    pub async fn status(&mut self, job: &str) -> Result<(String, u64), String> {
+        let r = self
+            .client
+            .status(self.req(pb::JobRef { job: job.into() }))
+            .await
+            .map_err(msg)?
+            .into_inner();
+        Ok((r.state, r.config_epoch))
+    }
+
+    pub async fn export(&mut self, ranges: &[(u16, u16)]) -> Result<ChunkStream, String> {
+        let m = pb::ExportRequest {
+            ranges: ranges_to_pb(ranges),
+        };
+        let s = self.client.export(self.req(m)).await.map_err(msg)?.into_inner();
+        Ok(Box::pin(s.map(|r| {
+            r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb)
+        })))
+    }
+}
