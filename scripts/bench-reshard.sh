@@ -104,7 +104,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------
 # Python helper: key/tag generation, cluster polling, timed moves, verification.
 cat >"$TMP/helper.py" <<'PY'
-import base64, os, random, subprocess, sys, time
+import base64, itertools, os, random, subprocess, sys, time
 import redis
 
 PASS = "valkey"
@@ -139,13 +139,16 @@ def tags():
     """tags()[s] is a short string whose hash slot is s, for s in 0..SLOTS-1."""
     out = {}
     alpha = b"abcdefghijklmnopqrstuvwxyz0123456789"
-    cands = [bytes([a]) for a in alpha]
+    n = 0
     while len(out) < SLOTS:
-        for t in cands:
+        n += 1
+        for t in itertools.product(alpha, repeat=n):
+            t = bytes(t)
             s = crc16(t) % NSLOTS
             if s < SLOTS and s not in out:
                 out[s] = t
-        cands = [t + bytes([a]) for t in cands for a in alpha]
+                if len(out) == SLOTS:
+                    break
     return [out[s] for s in range(SLOTS)]
 
 def key(tg, i):
@@ -319,8 +322,10 @@ def crosscheck(rd_dst, rs_dst, rs_src, n, size, samples=500):
         conn(rs_src).get(ks[0])
         fail(f"rockslot source still serves {ks[0]!r} after the move")
     except redis.ResponseError as e:
-        if not str(e).startswith("MOVED"):
-            fail(f"rockslot source: GET {ks[0]!r} -> {e}")
+        # redis-py raises MovedError for "MOVED <slot> <addr>" and strips the word
+        moved = isinstance(e, redis.exceptions.MovedError) or str(e).startswith("MOVED")
+        if not moved or not str(e).endswith(f":{rs_dst}"):
+            fail(f"rockslot source: GET {ks[0]!r} -> {type(e).__name__} {e}")
     print(len(ks))
 
 cmd, args = sys.argv[1], sys.argv[2:]

@@ -15,6 +15,7 @@ mod failover;
 mod failover_fullsync;
 mod failover_loss;
 mod memory;
+mod migrate_slots;
 mod node_auth;
 mod replication;
 mod reshard;

@@ -37,6 +37,7 @@ pub use node::*;
 pub use process::*;
 pub use raw::*;
 pub use reference::*;
+pub use reshard::*;
 pub use tools::*;
 
 use std::time::Duration;

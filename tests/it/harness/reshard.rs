@@ -112,3 +112,115 @@ impl Cluster {
         Ok(())
     }
 }
+
+/// What direct (non-redirect-following) writers saw while slots moved.
+#[derive(Debug, Default, Clone)]
+pub struct RedirectTally {
+    pub ok: u64,
+    pub moved: u64,
+    pub ask: u64,
+    /// Any other error reply or I/O failure, with a sample.
+    pub other: Vec<String>,
+}
+
+/// One thread per primary (as of `view`) writing keys straight to that primary, never following
+/// redirects, and tallying the replies: during an atomic slot migration only OK and MOVED may
+/// appear.
+pub struct RedirectObserver {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<RedirectTally>>,
+}
+
+impl RedirectObserver {
+    pub fn start(c: &Cluster, view: usize) -> Result<RedirectObserver> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for (t, m) in c.masters(view)?.into_iter().enumerate() {
+            let ranges = c.own_ranges(m)?;
+            let mut con = c.node(m).conn()?;
+            let stop = std::sync::Arc::clone(&stop);
+            // Keys of this primary's slots, found by trying names.
+            let keys: Vec<String> = (0..200_000u64)
+                .map(|i| format!("obs:{t}:{i}"))
+                .filter(|k| {
+                    let s = key_slot(k.as_bytes());
+                    ranges.iter().any(|(a, b)| (*a..=*b).contains(&s))
+                })
+                .take(5000)
+                .collect();
+            handles.push(std::thread::spawn(move || {
+                let mut tally = RedirectTally::default();
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) && !keys.is_empty() {
+                    let k = &keys[i % keys.len()];
+                    i += 1;
+                    match redis::cmd("SET").arg(k).arg(i).query::<redis::Value>(&mut con) {
+                        Ok(_) => tally.ok += 1,
+                        Err(e) if e.code() == Some("MOVED") => tally.moved += 1,
+                        Err(e) if e.code() == Some("ASK") => tally.ask += 1,
+                        Err(e) => {
+                            if tally.other.len() < 5 {
+                                tally.other.push(e.to_string());
+                            } else {
+                                tally.other[4] = e.to_string();
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                tally
+            }));
+        }
+        Ok(RedirectObserver { stop, handles })
+    }
+
+    pub fn stop(self) -> Result<RedirectTally> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = RedirectTally::default();
+        for h in self.handles {
+            let t = h.join().map_err(|_| anyhow!("observer panicked"))?;
+            all.ok += t.ok;
+            all.moved += t.moved;
+            all.ask += t.ask;
+            all.other.extend(t.other);
+        }
+        Ok(all)
+    }
+}
+
+impl Cluster {
+    /// `CLUSTER GETSLOTMIGRATIONS` of node `i` as one field map per job.
+    pub fn slot_migrations(&self, i: usize) -> Result<Vec<BTreeMap<String, String>>> {
+        let mut con = self.node(i).conn()?;
+        let rows: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+            .arg("GETSLOTMIGRATIONS")
+            .query(&mut con)?;
+        rows.into_iter()
+            .map(|kv| {
+                kv.chunks(2)
+                    .map(|p| Ok((value_text(&p[0])?, value_text(&p[1])?)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every slot is owned by exactly one primary and every node agrees (the check passes with
+    /// both tools).
+    pub fn one_owner_per_slot(&self) -> Result<()> {
+        self.wait_converged(Duration::from_secs(60))?;
+        let mut owners = vec![0u8; 16384];
+        for l in self.cluster_nodes(0)? {
+            if l.is_master() {
+                for (a, b) in l.ranges() {
+                    for s in a..=b {
+                        owners[s as usize] += 1;
+                    }
+                }
+            }
+        }
+        ensure!(owners.iter().all(|&n| n == 1), "slots without exactly one owner");
+        self.check_clean(false)?;
+        self.check_clean(true)
+    }
+}
