@@ -278,4 +278,35 @@ mod tests {
         assert!(Batch::decode(&[1, 7]).is_err());
         assert!(Batch::decode(&[1, 2, 1, 0, 0, 0, 5]).is_err());
     }
+
+    #[test]
+    fn slot_filtering_for_taps_and_migrated_batches() {
+        let key = |slot: u16| {
+            let mut k = slot.to_be_bytes().to_vec();
+            k.extend_from_slice(&[1, b'k']);
+            k
+        };
+        let mut b = Batch::new();
+        b.put(key(5), b"a".to_vec());
+        b.delete(key(50));
+        b.count(5, 1);
+        b.count(50, -1);
+        b.delete_slots(3, 8);
+        b.put_meta(b"m".to_vec(), b"x".to_vec());
+        b.slots_imported(0, 9);
+        let inside = |s: u16| (4..=6).contains(&s);
+        let part = b.retain_slots(inside);
+        let mut want = Batch::new();
+        want.put(key(5), b"a".to_vec());
+        want.count(5, 1);
+        want.delete_slots(4, 6);
+        assert_eq!(part, want);
+        assert!(part.only_slots(inside));
+        // Meta records, markers and foreign slots are refused on the import side.
+        assert!(!b.only_slots(|_| true));
+        assert!(!b.retain_slots(|_| true).only_slots(inside));
+        assert_eq!(b.imported_slots(), vec![(0, 9)]);
+        let e = b.encode();
+        assert_eq!(Batch::decode(&e).unwrap(), b);
+    }
 }

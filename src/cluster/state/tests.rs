@@ -270,3 +270,43 @@ fn nodes_conf_roundtrip_and_corruption() {
     std::fs::write(&path, "").unwrap();
     assert!(nodes_conf::load(&path, 0, 5000).unwrap().is_none());
 }
+
+#[test]
+fn imported_slots_win_with_a_new_epoch_and_a_lost_handover_is_repaired_by_gossip() {
+    let mut nodes: Vec<ClusterState> = (0..3).map(|i| node(7100 + i)).collect();
+    nodes[0].add_slots(&[0, 1, 2, 3]).unwrap();
+    nodes[1].add_slots(&[100]).unwrap();
+    nodes[2].add_slots(&[200]).unwrap();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.set_config_epoch(i as u64 + 1).unwrap();
+    }
+    nodes[1].meet("127.0.0.1", 7100, 17100, 1000).unwrap();
+    nodes[2].meet("127.0.0.1", 7100, 17100, 1000).unwrap();
+    let now = converge(&mut nodes, 1000);
+    let (src, dst) = (nodes[0].myself, nodes[1].myself);
+    // The target takes slots 0-1 with an epoch greater than every other one.
+    let epoch = nodes[1].take_imported_slots(&[0, 1]).unwrap();
+    assert!(epoch > 3, "epoch {epoch}");
+    assert_eq!(nodes[1].slots[0], Some(dst));
+    // The source never learned it (its handover was lost): gossip gives the slots to the
+    // target everywhere, and the source keeps the rest.
+    let now = converge(&mut nodes, now);
+    for n in &nodes {
+        assert_eq!((n.slots[0], n.slots[1]), (Some(dst), Some(dst)));
+        assert_eq!((n.slots[2], n.slots[3]), (Some(src), Some(src)));
+    }
+    assert_eq!(nodes[0].me().role, Role::Primary);
+    // The normal path: the source records the handover itself at once.
+    let third = nodes[2].myself;
+    let epoch2 = nodes[2].take_imported_slots(&[2]).unwrap();
+    nodes[0].hand_over(&[2], third, epoch2);
+    assert_eq!(nodes[0].slots[2], Some(third));
+    assert_eq!(nodes[0].nodes[&third].config_epoch, epoch2);
+    assert!(nodes[0].current_epoch >= epoch2);
+    converge(&mut nodes, now);
+    assert_eq!(nodes[1].slots[2], Some(third));
+    // A replica cannot take slots.
+    let mut r = node(7200);
+    r.me_mut().role = Role::Replica;
+    assert!(r.take_imported_slots(&[5]).is_err());
+}
