@@ -283,8 +283,11 @@ def move(src, dst, dst_id, timeout, log, cmd):
                          f"entry: {job!r}")
                 time.sleep(0.05)
             out.write(f"{job!r}\npolls: {polls}\n".encode())
+        done = time.monotonic() - t0
         wait_owned(src, dst, deadline)
         secs = time.monotonic() - t0
+        out.write(f"move reported done after {done:.3f} s, target owns the slots after "
+                  f"{secs:.3f} s\n".encode())
     print(f"{secs:.3f}")
 
 def countkeys(port):
