@@ -531,12 +531,12 @@ RD_SECS="$(helper move "${RD_PORTS[0]}" "${RD_PORTS[1]}" "$RD_DST_ID" "$MOVE_TIM
 say "redis: moved in $RD_SECS s"
 
 if [ "$ROCKSLOT_MOVE" = cli ]; then
-    RS_HOW="rockslot-cli --cluster reshard"
+    RS_HOW="rockslot-cli reshard"
     RS_CMD=("$BIN/rockslot-cli" -a "$PASS" --no-auth-warning --cluster reshard
         "127.0.0.1:${RS_PORTS[0]}" --cluster-from "$RS_SRC_ID" --cluster-to "$RS_DST_ID"
         --cluster-slots "$SLOTS" --cluster-yes)
 else
-    RS_HOW="CLUSTER MIGRATESLOTS"
+    RS_HOW="MIGRATESLOTS"
     RS_CMD=()
 fi
 say "rockslot: $RS_HOW, $SLOTS slots ${RS_PORTS[0]} -> ${RS_PORTS[1]} ..."
@@ -560,30 +560,30 @@ say "verified: $KEYS keys in slots 0-$((SLOTS - 1)) on both targets, 0 on both s
 # Summary.
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 mbps() { awk -v n="$1" -v v="$VALUE_SIZE" -v s="$2" 'BEGIN { printf "%.1f", n * v / 1e6 / s }'; }
-RD_KPS="$(rate "$KEYS" "$RD_SECS")"
-RS_KPS="$(rate "$KEYS" "$RS_SECS")"
 RATIO="$(awk -v a="$RD_SECS" -v b="$RS_SECS" 'BEGIN { printf "%.2f", a / b }')"
 MB="$(awk -v n="$KEYS" -v v="$VALUE_SIZE" 'BEGIN { printf "%.0f", n * v / 1e6 }')"
 RD_VER="$("$REDIS_SERVER" --version | awk '{ sub(/^v=/, "", $3); print $3 }')"
 
+ROW='| %-33s | %9s | %9s | %7s | %7s | %10s |\n'
+row() { # label secs load-secs
+    printf "$ROW" "$1" "$2" "$(rate "$KEYS" "$2")" "$(mbps "$KEYS" "$2")" "$3" "$(mbps "$KEYS" "$3")"
+}
 echo
 echo "Moving $SLOTS slots: $KEYS keys, ${VALUE_SIZE}-byte values ($MB MB of values), appendfsync everysec"
-printf '| %-34s | %12s | %10s | %10s | %8s | %8s |\n' server seconds keys/s "MB/s" "load s" "load MB/s"
-printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------------ -------------- ------------ ------------ ---------- -----------
-printf '| %-34s | %12s | %10s | %10s | %8s | %9s |\n' "redis $RD_VER (redis-cli reshard)" "$RD_SECS" "$RD_KPS" \
-    "$(mbps "$KEYS" "$RD_SECS")" "$RD_LOAD" "$(mbps "$KEYS" "$RD_LOAD")"
-printf '| %-34s | %12s | %10s | %10s | %8s | %9s |\n' "rockslot ($RS_HOW)" "$RS_SECS" "$RS_KPS" \
-    "$(mbps "$KEYS" "$RS_SECS")" "$RS_LOAD" "$(mbps "$KEYS" "$RS_LOAD")"
+printf "$ROW" server seconds keys/s MB/s "load s" "load MB/s"
+printf '|%s|%s|%s|%s|%s|%s|\n' ----------------------------------- ----------- ----------- \
+    --------- --------- ------------
+row "redis $RD_VER (redis-cli reshard)" "$RD_SECS" "$RD_LOAD"
+row "rockslot ($RS_HOW)" "$RS_SECS" "$RS_LOAD"
 echo "speed ratio rockslot / redis: ${RATIO}x"
 echo
-echo "RSS (MiB, VmRSS)      after load   after move"
+echo "RSS (MiB, VmRSS)     after load  after move"
+ROLES=(source target other)
 for i in 0 1 2; do
-    role=(source target other)
     p="${RD_PORTS[$i]}"
-    printf '  redis    %-8s   %10s   %10s\n' "${role[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
+    printf '  redis    %-8s  %10s  %10s\n' "${ROLES[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
 done
 for i in 0 1 2; do
-    role=(source target other)
     p="${RS_PORTS[$i]}"
-    printf '  rockslot %-8s   %10s   %10s\n' "${role[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
+    printf '  rockslot %-8s  %10s  %10s\n' "${ROLES[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
 done

@@ -46,7 +46,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Large flow-control windows: slot migration and full sync stream hundreds of MB, and
+    // HTTP/2's 64 KiB default makes every 64 KiB wait for a window update.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
         .add_optional_service(bus)
         .add_service(repl)
         .add_optional_service(migration)

@@ -201,6 +201,8 @@ impl ReplLink {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(16 << 20)
             .connect()
             .await
             .map_err(|e| format!("connecting to {ip}:{port}: {e}"))?;
