@@ -97,3 +97,47 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
     }
     Ok(())
 }
+
+/// MIGRATE between two standalone nodes (the target protected by a password): single key and
+/// KEYS forms, COPY, REPLACE, TTL carried over, NOKEY, BUSYKEY and wrong-password errors
+/// wrapped as Valkey does, and a dead target as IOERR; the source keeps serving.
+#[test]
+fn migrate_options_and_errors() -> Result<()> {
+    use crate::harness::{Node, NodeBuilder};
+    let src = Node::start()?;
+    let dst = NodeBuilder::new().password("sekret").start()?;
+    let s = |args: &[&str]| src.cli(args);
+    let d = |args: &[&str]| dst.cli(&[&["-a", "sekret", "--no-auth-warning"][..], args].concat());
+    let port = dst.port().to_string();
+    let mig = |rest: &[&str]| {
+        let mut a = vec!["MIGRATE", "127.0.0.1", port.as_str()];
+        a.extend_from_slice(rest);
+        s(&a)
+    };
+    s(&["SET", "a", "1"]);
+    s(&["SET", "b", "2"]);
+    s(&["SET", "t", "3", "PX", "100000"]);
+    s(&["SET", "c", "4"]);
+    ensure!(mig(&["a", "0", "5000", "AUTH", "wrong"]).contains("Target instance replied with error: WRONGPASS"));
+    ensure!(s(&["GET", "a"]) == "1", "a failed MIGRATE deleted the key");
+    ensure!(mig(&["a", "0", "5000", "AUTH", "sekret"]) == "OK");
+    ensure!(s(&["EXISTS", "a"]) == "0" && d(&["GET", "a"]) == "1");
+    ensure!(mig(&["", "0", "5000", "COPY", "AUTH2", "default", "sekret", "KEYS", "b", "t", "nokey"]) == "OK");
+    ensure!(s(&["GET", "b"]) == "2", "COPY deleted the source key");
+    ensure!(d(&["GET", "b"]) == "2" && d(&["GET", "t"]) == "3");
+    let ttl: i64 = d(&["PTTL", "t"]).parse()?;
+    ensure!((1..=100_000).contains(&ttl), "TTL not carried over: {ttl}");
+    s(&["SET", "b", "22"]);
+    ensure!(mig(&["b", "0", "5000", "AUTH", "sekret"]).contains("Target instance replied with error: BUSYKEY"));
+    ensure!(s(&["GET", "b"]) == "22");
+    ensure!(mig(&["b", "0", "5000", "REPLACE", "AUTH", "sekret"]) == "OK");
+    ensure!(d(&["GET", "b"]) == "22" && s(&["EXISTS", "b"]) == "0");
+    ensure!(mig(&["nokey", "0", "5000", "AUTH", "sekret"]) == "NOKEY");
+    ensure!(mig(&["c", "0", "5000", "KEYS", "c"]).contains("key argument must be set to the empty string"));
+    ensure!(mig(&["c", "0", "5000", "BOGUS"]).contains("syntax error"));
+    ensure!(mig(&["c", "x", "5000"]).contains("not an integer"));
+    drop(dst);
+    ensure!(mig(&["c", "0", "500", "AUTH", "sekret"]).starts_with("IOERR"));
+    ensure!(s(&["GET", "c"]) == "4", "the source lost a key to a dead target");
+    Ok(())
+}
