@@ -203,6 +203,7 @@ impl Keyspace {
 
     fn write_and_mirror(&self, batch: Batch) -> Result<()> {
         let deltas = batch.count_deltas();
+        let set = batch.counts_set();
         let cleared = batch.cleared_slots();
         for k in batch.put_keys() {
             if let Some(slot) = encoding::expiry_slot(k) {
@@ -214,6 +215,11 @@ impl Keyspace {
         for (a, b) in cleared {
             for s in a..=b {
                 self.counts[s as usize].store(0, Ordering::Relaxed);
+            }
+        }
+        for (slot, n) in set {
+            if !self.moving.is_hidden(slot) {
+                self.counts[slot as usize].store(n, Ordering::Relaxed);
             }
         }
         for (slot, d) in deltas {

@@ -248,6 +248,24 @@ impl Keyspace {
         self.moving.gate.read()
     }
 
+    /// Counts the keys of `slots` in storage and stores the counts (replicated): after a
+    /// restore ingested files over whatever the slots held.
+    pub fn recount_slots(&self, slots: &[u16]) -> Result<()> {
+        let mut batch = Batch::new();
+        for &s in slots {
+            let (start, end) = super::scan::meta_range_of(s);
+            let mut n = 0i64;
+            self.engine.scan(&start, &end, |_, _| {
+                n += 1;
+                true
+            })?;
+            batch.set_count(s, n);
+        }
+        self.commit(batch)?;
+        self.cursors.clear();
+        self.expiring.load(self)
+    }
+
     /// Replica side: reloads the counts of slots whose data was replaced underneath.
     pub fn reload_slots(&self, ranges: &[(u16, u16)]) -> Result<()> {
         let counts = self.engine.slot_counters()?;

@@ -104,6 +104,10 @@ impl ScanFilter<'_> {
     }
 }
 
+pub(super) fn meta_range_of(slot: u16) -> ([u8; 3], [u8; 3]) {
+    meta_range(slot)
+}
+
 fn meta_range(slot: u16) -> ([u8; 3], [u8; 3]) {
     (
         slot_prefix(slot, KIND_META),

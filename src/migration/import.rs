@@ -319,32 +319,37 @@ impl ImportSide for TargetSide {
     }
 
     async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<DataChunk, String>>(4);
-        let sh = Arc::clone(&self.0);
-        tokio::task::spawn_blocking(move || {
-            let mut chunk = DataChunk::default();
-            let mut size = 0usize;
-            let r = sh.keyspace.export_slots(&ranges, false, |k, v| {
-                chunk.entries.push((k.to_vec(), v.to_vec()));
-                size += k.len() + v.len();
-                if chunk.entries.len() >= CHUNK_ENTRIES || size >= CHUNK_BYTES {
-                    size = 0;
-                    tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_ok()
-                } else {
-                    true
-                }
-            });
-            let last = match r {
-                Ok((_, offset)) => {
-                    chunk.offset = offset;
-                    Ok(chunk)
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = tx.blocking_send(last);
-        });
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        Ok(export_stream(Arc::clone(&self.0), ranges))
     }
+}
+
+/// A snapshot of `ranges` as a stream of chunks; the last chunk carries the write-log offset
+/// of the snapshot.
+pub(super) fn export_stream(shared: Arc<Shared>, ranges: Ranges) -> ChunkStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<DataChunk, String>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = DataChunk::default();
+        let mut size = 0usize;
+        let r = shared.keyspace.export_slots(&ranges, false, |k, v| {
+            chunk.entries.push((k.to_vec(), v.to_vec()));
+            size += k.len() + v.len();
+            if chunk.entries.len() >= CHUNK_ENTRIES || size >= CHUNK_BYTES {
+                size = 0;
+                tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_ok()
+            } else {
+                true
+            }
+        });
+        let last = match r {
+            Ok((_, offset)) => {
+                chunk.offset = offset;
+                Ok(chunk)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = tx.blocking_send(last);
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// After a restart: an import whose slots nodes.conf gives us was committed; any other

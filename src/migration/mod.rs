@@ -7,6 +7,7 @@
 //! roll back or finish after a crash, the source driver (`export`) and the target side
 //! (`import`). Must not: touch RocksDB (it goes through `keyspace`) or protobuf (`rpc`).
 
+mod backup;
 mod export;
 mod import;
 mod records;
@@ -20,6 +21,7 @@ use crate::cluster::NodeId;
 use crate::keyspace::Ranges;
 use crate::server::Shared;
 
+pub use backup::BackupNode;
 pub use import::{spawn_idle_sweeper, TargetSide};
 
 /// Finished jobs kept for GETSLOTMIGRATIONS (Valkey's cluster-slot-migration-log-max-len).
@@ -96,6 +98,7 @@ pub struct Migrations {
     /// Test hook (DEBUG SLOT-MIGRATION-DELAY): a pause after each data chunk sent.
     pub chunk_delay_ms: AtomicU64,
     pub(crate) imports: import::Imports,
+    pub(crate) staged: backup::StagedJobs,
 }
 
 pub fn unix_secs() -> u64 {
@@ -246,6 +249,7 @@ impl Migrations {
 /// Finishes or rolls back what a crash interrupted; runs before the node serves clients.
 pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
     shared.migrations.bind(shared);
+    backup::clear_staging(shared);
     if shared.cluster.is_none() {
         return Ok(());
     }

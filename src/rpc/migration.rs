@@ -56,7 +56,7 @@ pub fn migration_service(
         .max_encoding_message_size(64 << 20)
 }
 
-fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
+pub(super) fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
     if r.is_empty() {
         return Err(Status::invalid_argument("no slot ranges"));
     }
@@ -74,7 +74,7 @@ fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
         .collect()
 }
 
-fn ranges_to_pb(r: &[(u16, u16)]) -> Vec<pb::SlotRange> {
+pub(super) fn ranges_to_pb(r: &[(u16, u16)]) -> Vec<pb::SlotRange> {
     r.iter()
         .map(|(a, b)| pb::SlotRange {
             first: *a as u32,
@@ -83,7 +83,7 @@ fn ranges_to_pb(r: &[(u16, u16)]) -> Vec<pb::SlotRange> {
         .collect()
 }
 
-fn chunk_from_pb(c: pb::DataChunk) -> Result<DataChunk, String> {
+pub(super) fn chunk_from_pb(c: pb::DataChunk) -> Result<DataChunk, String> {
     if c.keys.len() != c.values.len() {
         return Err("data chunk with unequal key and value counts".into());
     }
@@ -94,7 +94,7 @@ fn chunk_from_pb(c: pb::DataChunk) -> Result<DataChunk, String> {
     })
 }
 
-fn chunk_to_pb(c: DataChunk) -> pb::DataChunk {
+pub(super) fn chunk_to_pb(c: DataChunk) -> pb::DataChunk {
     let (keys, values) = c.entries.into_iter().unzip();
     pb::DataChunk {
         job: c.job,

@@ -4,11 +4,13 @@
 //! Owns: the ClusterBus, Replication and Migration servers and clients, peer authentication.
 //! Must not: decide cluster state; it hands validated messages to `cluster`.
 
+mod backup;
 mod bus;
 mod convert;
 mod migration;
 mod replication;
 
+pub use backup::{backup_service, BackupPeer, BackupService, BackupSide, StageReport};
 pub use bus::{bus_service, BusClient, BusServer, BusService};
 pub use convert::InvalidMessage;
 pub use migration::{migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService};
@@ -43,6 +45,7 @@ pub async fn serve(
     bus: Option<pb::cluster_bus_server::ClusterBusServer<BusServer>>,
     repl: repl_pb::replication_server::ReplicationServer<ReplService>,
     migration: Option<mig_pb::migration_server::MigrationServer<MigrationService>>,
+    backup: Option<mig_pb::slot_backup_server::SlotBackupServer<BackupService>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -54,6 +57,7 @@ pub async fn serve(
         .add_optional_service(bus)
         .add_service(repl)
         .add_optional_service(migration)
+        .add_optional_service(backup)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

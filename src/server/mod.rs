@@ -243,7 +243,7 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
         .map(crate::rpc::secret_digest);
     let repl = crate::rpc::repl_service(
         Arc::new(crate::replication::PrimarySide::new(Arc::clone(&shared))),
-        repl_digest,
+        repl_digest.clone(),
     );
     let migration = shared.cluster.as_ref().map(|_| {
         crate::migration::spawn_idle_sweeper(Arc::clone(&shared));
@@ -252,9 +252,15 @@ pub async fn run(shared: Arc<Shared>) -> anyhow::Result<()> {
             crate::cluster::bus_digest(&c),
         )
     });
+    let backup = shared.cluster.as_ref().map(|_| {
+        crate::rpc::backup_service(
+            Arc::new(crate::migration::BackupNode(Arc::clone(&shared))),
+            repl_digest.clone(),
+        )
+    });
     let sd = Arc::clone(&shared.bus_shutdown);
     tokio::spawn(async move {
-        if let Err(e) = crate::rpc::serve(rpc_listener, bus, repl, migration, async move {
+        if let Err(e) = crate::rpc::serve(rpc_listener, bus, repl, migration, backup, async move {
             sd.notified().await
         })
         .await

@@ -5,7 +5,8 @@
 //! `len:u32le bytes`. Tags: 1 put(key, value), 2 delete(key), 3 count(slot:u16le, delta:i64le),
 //! 4 delete-slots(first:u16le, last:u16le), 5 put-meta(key, value), 6 slots-imported(first:u16le,
 //! last:u16le): no storage effect; it tells a replica that its primary ingested the slots' data
-//! at this point of the stream (slot migration), so the replica fetches them.
+//! at this point of the stream (slot migration), so the replica fetches them; 7 set-count(slot:u16le,
+//! count:i64le): the slot's counter set to an absolute value (after a restore recounted it).
 
 use super::{Result, StorageError};
 
@@ -25,6 +26,7 @@ pub(super) enum Op {
     DeleteSlots(u16, u16),
     PutMeta(Vec<u8>, Vec<u8>),
     SlotsImported(u16, u16),
+    SetCount(u16, i64),
 }
 
 impl Batch {
@@ -52,6 +54,20 @@ impl Batch {
     pub fn put_meta(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::PutMeta(key, value));
     }
+    /// Sets the slot's persistent counter to `n`.
+    pub fn set_count(&mut self, slot: u16, n: i64) {
+        self.ops.push(Op::SetCount(slot, n));
+    }
+    /// The absolute counter values this batch sets.
+    pub fn counts_set(&self) -> Vec<(u16, i64)> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::SetCount(s, n) => Some((*s, *n)),
+                _ => None,
+            })
+            .collect()
+    }
     /// Marks slots `first..=last` as ingested by this node at this point of the write log.
     pub fn slots_imported(&mut self, first: u16, last: u16) {
         self.ops.push(Op::SlotsImported(first, last));
@@ -76,7 +92,7 @@ impl Batch {
                 Op::Put(k, _) | Op::Delete(k) if k.len() >= 2 && keep(slot(k)) => {
                     out.ops.push(op.clone())
                 }
-                Op::Count(s, _) if keep(*s) => out.ops.push(op.clone()),
+                Op::Count(s, _) | Op::SetCount(s, _) if keep(*s) => out.ops.push(op.clone()),
                 Op::DeleteSlots(a, b) => {
                     let mut run: Option<(u16, u16)> = None;
                     for s in *a..=*b {
@@ -106,7 +122,7 @@ impl Batch {
             Op::Put(k, _) | Op::Delete(k) => {
                 k.len() >= 3 && ok(u16::from_be_bytes([k[0], k[1]]) & (super::SLOTS as u16 - 1))
             }
-            Op::Count(s, _) => ok(*s),
+            Op::Count(s, _) | Op::SetCount(s, _) => ok(*s),
             Op::DeleteSlots(a, b) => (*a..=*b).all(&ok),
             Op::PutMeta(..) | Op::SlotsImported(..) => false,
         })
@@ -174,6 +190,11 @@ impl Batch {
                     bytes(&mut out, k);
                     bytes(&mut out, v);
                 }
+                Op::SetCount(slot, n) => {
+                    out.push(7);
+                    out.extend_from_slice(&slot.to_le_bytes());
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
                 Op::SlotsImported(a, b) => {
                     out.push(6);
                     out.extend_from_slice(&a.to_le_bytes());
@@ -213,6 +234,10 @@ impl Batch {
                 6 => Op::SlotsImported(
                     r.u16().ok_or_else(|| bad("slot range"))?,
                     r.u16().ok_or_else(|| bad("slot range"))?,
+                ),
+                7 => Op::SetCount(
+                    r.u16().ok_or_else(|| bad("count slot"))?,
+                    r.i64().ok_or_else(|| bad("count value"))?,
                 ),
                 _ => return Err(bad("unknown op")),
             };

@@ -7,6 +7,7 @@
 //! Must not: know Redis types, commands or encodings beyond "every data key starts with its
 //! slot as u16 big-endian"; callers above see only this interface.
 
+mod backup_io;
 mod batch;
 mod engine;
 mod slots_io;
@@ -15,6 +16,7 @@ mod wal_sync;
 
 pub use batch::Batch;
 pub use engine::{Engine, EngineOptions, Snapshot};
+pub use backup_io::{RunFile, RunReader, RunWriter, Staged};
 pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};

@@ -116,6 +116,15 @@ impl<'e> SlotLoader<'e> {
         self.bytes
     }
 
+    /// Closes the files without ingesting them (see [`Engine::ingest_staged`]).
+    pub fn stage(mut self) -> Result<super::backup_io::Staged> {
+        self.close()?;
+        let files = std::mem::take(&mut self.written);
+        // Keep the directory: it now belongs to the staged set.
+        let dir = std::mem::take(&mut self.dir);
+        Ok(super::backup_io::Staged { files, dir })
+    }
+
     /// Ingests every file written (moved into the database, so no copy); returns the number
     /// of entries.
     pub fn ingest(mut self) -> Result<u64> {
@@ -139,6 +148,8 @@ impl Drop for SlotLoader<'_> {
     fn drop(&mut self) {
         // An abandoned load leaves nothing behind.
         self.open = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod backup;
 mod bad_input;
 mod clients;
 mod cluster_bad_input;

@@ -20,6 +20,7 @@ mod create;
 pub mod manager;
 pub mod nodes;
 mod reshard;
+mod backup;
 mod verbs;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -63,6 +64,11 @@ pub struct ClusterOpts {
     pub from_user: Option<String>,
     pub from_pass: Option<String>,
     pub from_askpass: bool,
+    /// backup: `--out DIR`; restore: `--from DIR`.
+    pub out: Option<String>,
+    pub from_dir: Option<String>,
+    /// backup/restore: `--slots a-b,c-d` (repeatable).
+    pub slot_spec: Vec<String>,
 }
 
 impl ClusterOpts {
@@ -93,6 +99,9 @@ impl ClusterOpts {
             from_user: None,
             from_pass: None,
             from_askpass: false,
+            out: None,
+            from_dir: None,
+            slot_spec: Vec::new(),
         }
     }
 
@@ -139,7 +148,10 @@ impl ClusterOpts {
                     o.use_empty_masters = true
                 }
                 "--cluster-simulate" => o.simulate = true,
-                "--cluster-replace" => o.replace = true,
+                "--cluster-replace" | "--replace" => o.replace = true,
+                "--out" => o.out = Some(value()?),
+                "--from" => o.from_dir = Some(value()?),
+                "--slots" => o.slot_spec.push(value()?),
                 "--cluster-copy" => o.copy = true,
                 "--cluster-search-multiple-owners" => o.search_multiple_owners = true,
                 "--cluster-fix-with-unreachable-masters"
@@ -176,6 +188,8 @@ const VERBS: &[(&str, i32, VerbFn)] = &[
     ("del-node", 2, verbs::del_node),
     ("call", -2, verbs::call),
     ("reshard", -1, reshard::reshard),
+    ("backup", -1, backup::backup),
+    ("restore", -1, backup::restore),
     ("rebalance", -1, reshard::rebalance),
     ("help", 0, help),
 ];

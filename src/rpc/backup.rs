@@ -1,0 +1,238 @@
+//! The SlotBackup gRPC service (slot backups and restores) and its client; authenticated with
+//! the client password's digest, since `rockslot-cli` holds that password, not the bus secret.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::mig_pb as pb;
+use super::mig_pb::slot_backup_client::SlotBackupClient;
+use super::mig_pb::slot_backup_server::{SlotBackup, SlotBackupServer};
+use super::migration::{chunk_from_pb, chunk_to_pb, ranges_from_pb, ranges_to_pb};
+use super::{ChunkStream, DataChunk, REPL_AUTH_METADATA};
+use crate::keyspace::Ranges;
+
+/// What a staged restore found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StageReport {
+    pub entries: u64,
+    pub keys: u64,
+    pub collisions: u64,
+    pub example: Vec<u8>,
+}
+
+#[tonic::async_trait]
+pub trait BackupSide: Send + Sync + 'static {
+    async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String>;
+    async fn stage(&self, job: String, chunks: ChunkStream) -> Result<StageReport, String>;
+    async fn commit(&self, job: String) -> Result<StageReport, String>;
+    async fn abort(&self, job: String) -> Result<(), String>;
+}
+
+pub struct BackupService {
+    side: Arc<dyn BackupSide>,
+    digest: Option<String>,
+}
+
+pub fn backup_service(
+    side: Arc<dyn BackupSide>,
+    digest: Option<String>,
+) -> SlotBackupServer<BackupService> {
+    SlotBackupServer::new(BackupService { side, digest })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+fn report_pb(r: StageReport) -> pb::StageReply {
+    pb::StageReply {
+        entries: r.entries,
+        keys: r.keys,
+        collisions: r.collisions,
+        example: r.example,
+    }
+}
+
+impl BackupService {
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let Some(want) = &self.digest else {
+            return Ok(());
+        };
+        let got = req
+            .metadata()
+            .get(REPL_AUTH_METADATA)
+            .and_then(|v| v.to_str().ok());
+        if got == Some(want.as_str()) {
+            return Ok(());
+        }
+        tracing::warn!("refused a slot backup request: wrong or missing password");
+        Err(Status::unauthenticated("wrong or missing password"))
+    }
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<pb::DataChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SlotBackup for BackupService {
+    type ExportStream = OutStream;
+
+    async fn export(
+        &self,
+        req: Request<pb::ExportRequest>,
+    ) -> Result<Response<OutStream>, Status> {
+        self.authenticate(&req)?;
+        let ranges = ranges_from_pb(&req.into_inner().ranges)?;
+        let chunks = self
+            .side
+            .export(ranges)
+            .await
+            .map_err(Status::failed_precondition)?;
+        let out = chunks.map(|r| r.map(chunk_to_pb).map_err(Status::internal));
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn stage(
+        &self,
+        req: Request<Streaming<pb::DataChunk>>,
+    ) -> Result<Response<pb::StageReply>, Status> {
+        self.authenticate(&req)?;
+        let mut inbound = req.into_inner();
+        let first = match inbound.next().await {
+            Some(Ok(c)) => chunk_from_pb(c).map_err(Status::invalid_argument)?,
+            Some(Err(s)) => return Err(s),
+            None => return Err(Status::invalid_argument("empty stage")),
+        };
+        let job = first.job.clone();
+        let rest = inbound.map(|r| r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb));
+        let chunks: ChunkStream = Box::pin(tokio_stream::once(Ok(first)).chain(rest));
+        let r = self
+            .side
+            .stage(job, chunks)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(report_pb(r)))
+    }
+
+    async fn commit(&self, req: Request<pb::JobRef>) -> Result<Response<pb::StageReply>, Status> {
+        self.authenticate(&req)?;
+        let r = self
+            .side
+            .commit(req.into_inner().job)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(report_pb(r)))
+    }
+
+    async fn abort(&self, req: Request<pb::JobRef>) -> Result<Response<pb::StageReply>, Status> {
+        self.authenticate(&req)?;
+        self.side
+            .abort(req.into_inner().job)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(pb::StageReply::default()))
+    }
+}
+
+/// A connection to a node's SlotBackup service.
+#[derive(Clone)]
+pub struct BackupPeer {
+    client: SlotBackupClient<Channel>,
+    digest: Option<String>,
+}
+
+impl BackupPeer {
+    /// Connects to `ip:cport`; `password` is the client password (requirepass).
+    pub async fn connect(ip: &str, cport: u16, password: Option<&str>) -> Result<Self, String> {
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        let ch = Endpoint::from_shared(format!("http://{host}:{cport}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(16 << 20)
+            .connect()
+            .await
+            .map_err(|e| format!("connecting to {ip}:{cport}: {e}"))?;
+        let client = SlotBackupClient::new(ch)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        Ok(BackupPeer {
+            client,
+            digest: password.filter(|p| !p.is_empty()).map(super::secret_digest),
+        })
+    }
+
+    fn req<T>(&self, m: T) -> Request<T> {
+        let mut r = Request::new(m);
+        if let Some(d) = &self.digest {
+            if let Ok(v) = d.parse() {
+                r.metadata_mut().insert(REPL_AUTH_METADATA, v);
+            }
+        }
+        r
+    }
+
+    pub async fn export(&mut self, ranges: &[(u16, u16)]) -> Result<ChunkStream, String> {
+        let m = pb::ExportRequest {
+            ranges: ranges_to_pb(ranges),
+        };
+        let s = self
+            .client
+            .export(self.req(m))
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        Ok(Box::pin(s.map(|r| {
+            r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb)
+        })))
+    }
+
+    pub async fn stage(
+        &mut self,
+        chunks: impl Stream<Item = DataChunk> + Send + 'static,
+    ) -> Result<StageReport, String> {
+        let r = self
+            .client
+            .stage(self.req(chunks.map(chunk_to_pb)))
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        Ok(StageReport {
+            entries: r.entries,
+            keys: r.keys,
+            collisions: r.collisions,
+            example: r.example,
+        })
+    }
+
+    pub async fn commit(&mut self, job: &str) -> Result<StageReport, String> {
+        let r = self
+            .client
+            .commit(self.req(pb::JobRef { job: job.into() }))
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        Ok(StageReport {
+            entries: r.entries,
+            keys: r.keys,
+            collisions: r.collisions,
+            example: r.example,
+        })
+    }
+
+    pub async fn abort(&mut self, job: &str) -> Result<(), String> {
+        self.client
+            .abort(self.req(pb::JobRef { job: job.into() }))
+            .await
+            .map_err(|s| s.message().to_string())?;
+        Ok(())
+    }
+}
