@@ -27,6 +27,9 @@
 #   CARGO_TARGET_DIR  where the release binaries are (default ~/.cache/rockslot-target);
 #                  this script does not build
 #
+# Afterwards the moved slots are backed up from the rockslot target with `rockslot-cli --cluster
+# backup`, the target is emptied and the backup restored (`--cluster restore`): MB/s of both.
+#
 # Quick smoke test:  KEYS=100000 scripts/bench-reshard.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -587,3 +590,26 @@ for i in 0 1 2; do
     p="${RS_PORTS[$i]}"
     printf '  rockslot %-8s  %10s  %10s\n' "${ROLES[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
 done
+
+# ---------------------------------------------------------------------------------------------
+# Slot backup and restore of the moved slots (rockslot only): back up slots 0-(SLOTS-1) from
+# the rockslot target, empty it, restore the backup, and check the keys came back.
+say "rockslot: backup of slots 0-$((SLOTS - 1)) ..."
+BK="$TMP/backup"
+t0="$(date +%s.%N)"
+"$BIN/rockslot-cli" -a "$PASS" --no-auth-warning --cluster backup "127.0.0.1:${RS_PORTS[1]}" \
+    --out "$BK" --slots "0-$((SLOTS - 1))" >"$TMP/backup.log" 2>&1 \
+    || { tail -n 20 "$TMP/backup.log" >&2; die "rockslot: backup failed"; }
+BK_SECS="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')"
+BK_BYTES="$(du -sb "$BK" | awk '{ print $1 }')"
+redis-cli -p "${RS_PORTS[1]}" -a "$PASS" --no-auth-warning FLUSHALL >/dev/null
+t0="$(date +%s.%N)"
+"$BIN/rockslot-cli" -a "$PASS" --no-auth-warning --cluster restore "127.0.0.1:${RS_PORTS[1]}" \
+    --from "$BK" >"$TMP/restore.log" 2>&1 \
+    || { tail -n 20 "$TMP/restore.log" >&2; die "rockslot: restore failed"; }
+RE_SECS="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')"
+helper verify "${RS_PORTS[0]}" "${RS_PORTS[1]}" "$KEYS" >/dev/null || die "rockslot: keys missing after restore"
+echo
+echo "Slot backup / restore (rockslot-cli, $SLOTS slots, $KEYS keys, $MB MB of values, $((BK_BYTES / 1000000)) MB on disk):"
+echo "  backup   $BK_SECS s  $(mbps "$KEYS" "$BK_SECS") MB/s of values"
+echo "  restore  $RE_SECS s  $(mbps "$KEYS" "$RE_SECS") MB/s of values (verify, stage, collision check, ingest)"
