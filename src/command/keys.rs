@@ -181,6 +181,17 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1][..], &args[2][..]);
+    if src != dst
+        && ctx.ks.peek(src)?.is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
+    {
+        // A collection moves with its members: one batch under both keys' locks.
+        ctx.ks.commit()?;
+        return match ctx.shared.keyspace.hash_rename(src, dst, nx)? {
+            crate::keyspace::Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
+            crate::keyspace::Renamed::Exists => Ok(Reply::Int(0)),
+            crate::keyspace::Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
+        };
+    }
     ctx.ks.update_many(&[src, dst], |old| {
         let keep = vec![Update::Keep, Update::Keep];
         let Some(e) = old[0].clone() else {
@@ -266,7 +277,7 @@ pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(match ctx.ks.lookup(&args[1])? {
-        Some(e) => Reply::Bulk(Bytes::from(crate::keyspace::dump::serialize(&e.value))),
+        Some(e) => Reply::Bulk(Bytes::from(ctx.shared.keyspace.dump_payload(&args[1], &e)?)),
         None => Reply::Nil,
     })
 }
@@ -299,12 +310,26 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let value = crate::keyspace::dump::deserialize(&args[3])
+    let restored = crate::keyspace::dump::deserialize(&args[3])
         .map_err(|_| CmdError::err("DUMP payload version or checksum are wrong"))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => None,
         (t, true) => Some(t),
         (t, false) => Some(now_ms().saturating_add(t)),
+    };
+    let value = match restored {
+        crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
+        crate::keyspace::dump::Restored::Hash(fields) => {
+            ctx.ks.commit()?;
+            if !ctx
+                .shared
+                .keyspace
+                .hash_put_all(&args[1], fields, expire_at, !replace)?
+            {
+                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+            }
+            return Ok(Reply::OK);
+        }
     };
     ctx.ks.update(&args[1], |old| {
         if old.is_some() && !replace {
@@ -357,6 +382,9 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     if is(sub, "encoding") {
+        if let Value::Hash(_) = &e.value {
+            return Ok(Reply::bulk_str(super::hashes::encoding(ctx, &args[2])?));
+        }
         let enc = match &e.value {
             Value::Str(b) => {
                 if b.len() <= 20 && super::args::parse_i64(b).is_some() {
@@ -367,6 +395,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     "raw"
                 }
             }
+            Value::Hash(_) => "hashtable",
         };
         Ok(Reply::bulk_str(enc))
     } else if is(sub, "refcount") {

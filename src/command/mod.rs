@@ -11,6 +11,7 @@ mod args;
 mod cluster_cmds;
 mod decimal;
 mod error;
+mod hashes;
 mod info;
 mod introspect;
 mod keys;

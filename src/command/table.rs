@@ -1,7 +1,7 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    cluster_cmds as cl, info, introspect, keys, replication_cmds as repl, server_cmds as srv,
+    cluster_cmds as cl, hashes, info, introspect, keys, replication_cmds as repl, server_cmds as srv,
     strings, CommandSpec,
 };
 
@@ -147,6 +147,23 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("freq", 3, "readonly", 2, 2, 1, "@keyspace @read @slow", "generic", "4.0.0", "Returns the logarithmic access frequency counter of an object.", keys::object),
         cmd!("help", 2, "loading stale", 0, 0, 0, "@keyspace @slow", "generic", "6.2.0", "Returns helpful text about the different subcommands.", keys::object),
     ]),
+    // hashes
+    cmd!("hset", -4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", hashes::hset),
+    cmd!("hsetnx", 4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", hashes::hsetnx),
+    cmd!("hget", 3, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "2.0.0", "Returns the value of a field in a hash.", hashes::hget),
+    cmd!("hmget", -3, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "2.0.0", "Returns the values of all fields in a hash.", hashes::hmget),
+    cmd!("hmset", -4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.0.0", "Sets the values of multiple fields.", hashes::hset),
+    cmd!("hdel", -3, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "2.0.0", "Deletes one or more fields and their values from a hash.", hashes::hdel),
+    cmd!("hexists", 3, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "2.0.0", "Determines whether a field exists in a hash.", hashes::hexists),
+    cmd!("hlen", 2, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "2.0.0", "Returns the number of fields in a hash.", hashes::hlen),
+    cmd!("hstrlen", 3, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "3.2.0", "Returns the length of the value of a field.", hashes::hstrlen),
+    cmd!("hkeys", 2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.0.0", "Returns all fields in a hash.", hashes::hkeys),
+    cmd!("hvals", 2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.0.0", "Returns all values in a hash.", hashes::hvals),
+    cmd!("hgetall", 2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.0.0", "Returns all fields and values in a hash.", hashes::hgetall),
+    cmd!("hincrby", 4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.0.0", "Increments the integer value of a field in a hash by a number.", hashes::hincrby),
+    cmd!("hincrbyfloat", 4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.6.0", "Increments the floating point value of a field by a number.", hashes::hincrbyfloat),
+    cmd!("hrandfield", -2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "6.2.0", "Returns one or more random fields from a hash.", hashes::hrandfield),
+    cmd!("hscan", -3, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.8.0", "Iterates over fields and values of a hash.", hashes::hscan),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

@@ -5,16 +5,63 @@
 
 use bytes::Bytes;
 
-use super::encoding::TYPE_STRING;
-use super::Value;
+use super::encoding::{TYPE_HASH, TYPE_STRING};
+use super::{Entry, Keyspace, Value};
 
 const MAGIC: &[u8; 2] = b"RS";
 const DUMP_FORMAT: u8 = 1;
 
-pub fn serialize(v: &Value) -> Vec<u8> {
-    let (tag, payload): (u8, &[u8]) = match v {
-        Value::Str(b) => (TYPE_STRING, b),
+/// A value read back from a payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restored {
+    Str(Bytes),
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// Hash payload: `count u32 LE` then `len u32 LE | field | len u32 LE | value` per field.
+fn hash_payload(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+    for (f, v) in fields {
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+fn parse_hash(b: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut pos = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = b.get(pos..pos.checked_add(n)?)?;
+        pos += n;
+        Some(s)
     };
+    let u32le = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+    let n = u32le(take(4)?);
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let fl = u32le(take(4)?);
+        let f = take(fl)?.to_vec();
+        let vl = u32le(take(4)?);
+        let v = take(vl)?.to_vec();
+        out.push((f, v));
+    }
+    (pos == b.len()).then_some(out)
+}
+
+impl Keyspace {
+    /// The DUMP payload of `key` holding `e` (a hash's fields are read from storage).
+    pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
+        Ok(match &e.value {
+            Value::Str(b) => frame(TYPE_STRING, b),
+            Value::Hash(_) => frame(TYPE_HASH, &hash_payload(&self.hash_fields(key)?)),
+        })
+    }
+}
+
+fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(MAGIC);
     out.push(DUMP_FORMAT);
@@ -37,7 +84,7 @@ pub enum DumpError {
     Type,
 }
 
-pub fn deserialize(b: &[u8]) -> Result<Value, DumpError> {
+pub fn deserialize(b: &[u8]) -> Result<Restored, DumpError> {
     if b.len() < 8 {
         return Err(DumpError::Short);
     }
@@ -50,7 +97,8 @@ pub fn deserialize(b: &[u8]) -> Result<Value, DumpError> {
         return Err(DumpError::Checksum);
     }
     match body[3] {
-        TYPE_STRING => Ok(Value::Str(Bytes::copy_from_slice(&body[4..]))),
+        TYPE_STRING => Ok(Restored::Str(Bytes::copy_from_slice(&body[4..]))),
+        TYPE_HASH => parse_hash(&body[4..]).map(Restored::Hash).ok_or(DumpError::Type),
         _ => Err(DumpError::Type),
     }
 }
@@ -61,8 +109,14 @@ mod tests {
 
     #[test]
     fn roundtrip_and_corruption() {
-        let p = serialize(&Value::Str(Bytes::from("hello")));
-        assert_eq!(deserialize(&p), Ok(Value::Str(Bytes::from("hello"))));
+        let p = frame(TYPE_STRING, b"hello");
+        assert_eq!(deserialize(&p), Ok(Restored::Str(Bytes::from("hello"))));
+        let fields = vec![(b"f".to_vec(), b"v".to_vec()), (b"".to_vec(), b"x".to_vec())];
+        let h = frame(TYPE_HASH, &hash_payload(&fields));
+        assert_eq!(deserialize(&h), Ok(Restored::Hash(fields)));
+        let mut long = hash_payload(&[]);
+        long.push(0);
+        assert_eq!(deserialize(&frame(TYPE_HASH, &long)), Err(DumpError::Type));
         let mut bad = p.clone();
         bad[5] ^= 1;
         assert_eq!(deserialize(&bad), Err(DumpError::Checksum));

@@ -8,12 +8,47 @@ use super::{Entry, Value};
 /// Record kinds, the byte after the slot. 0 is the storage layer's per-slot counter.
 pub const KIND_META: u8 = 1;
 pub const KIND_EXPIRY: u8 = 2;
+/// One record per member of a collection: `[slot][3][key len u32 BE][key][member]`.
+pub const KIND_MEMBER: u8 = 3;
 /// Format version of meta values; bumped when a value layout changes.
 pub const META_FORMAT: u8 = 1;
 
 /// Type tags inside meta values. Collections (hash, list, set, zset) get their own tags and
 /// keep members in separate records, so they fit without a migration.
 pub const TYPE_STRING: u8 = 0;
+/// A hash: the meta payload is the field count (u64 BE); fields are member records.
+pub const TYPE_HASH: u8 = 1;
+
+/// The prefix every member record of `key` starts with.
+pub fn member_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(7 + key.len());
+    k.extend_from_slice(&slot_prefix(slot, KIND_MEMBER));
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn member_key(slot: u16, key: &[u8], member: &[u8]) -> Vec<u8> {
+    let mut k = member_prefix(slot, key);
+    k.extend_from_slice(member);
+    k
+}
+
+/// `[from, to)` covering every member record of `key` (the prefix's lexicographic successor
+/// bounds it: the key length is part of the prefix, so no other key's members fall inside).
+pub fn member_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = member_prefix(slot, key);
+    let mut to = from.clone();
+    while let Some(last) = to.last_mut() {
+        if *last == 0xff {
+            to.pop();
+        } else {
+            *last += 1;
+            break;
+        }
+    }
+    (from, to)
+}
 
 pub fn slot_prefix(slot: u16, kind: u8) -> [u8; 3] {
     let s = slot.to_be_bytes();
@@ -52,12 +87,19 @@ pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
 pub fn type_tag(v: &Value) -> u8 {
     match v {
         Value::Str(_) => TYPE_STRING,
+        Value::Hash(_) => TYPE_HASH,
     }
 }
 
+
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
+    let len_bytes;
     let (tag, payload): (u8, &[u8]) = match &e.value {
         Value::Str(b) => (TYPE_STRING, b),
+        Value::Hash(n) => {
+            len_bytes = n.to_be_bytes();
+            (TYPE_HASH, &len_bytes)
+        }
     };
     let mut v = Vec::with_capacity(10 + payload.len());
     v.push(META_FORMAT);
@@ -87,6 +129,11 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
     let (tag, expire_at) = peek_entry(v)?;
     let value = match tag {
         TYPE_STRING => Value::Str(Bytes::copy_from_slice(&v[10..])),
+        TYPE_HASH => Value::Hash(u64::from_be_bytes(
+            v[10..]
+                .try_into()
+                .map_err(|_| CorruptRecord("hash length"))?,
+        )),
         _ => return Err(CorruptRecord("unknown type tag")),
     };
     Ok(Entry { value, expire_at })

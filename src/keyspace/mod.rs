@@ -9,6 +9,7 @@
 pub mod dump;
 mod encoding;
 mod expiry;
+mod hash;
 mod locks;
 mod moving;
 mod pending;
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
-pub use encoding::CorruptRecord;
+pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
+pub use hash::{HashTxn, HashView, Renamed, WrongType};
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
@@ -41,13 +43,20 @@ pub type Result<T> = std::result::Result<T, KeyspaceError>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Bytes),
+    /// A hash with this many fields (the fields are member records).
+    Hash(u64),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
         }
+    }
+    /// Whether members live in separate records (they move with the key's meta record).
+    pub fn is_collection(&self) -> bool {
+        !matches!(self, Value::Str(_))
     }
 }
 

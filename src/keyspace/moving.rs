@@ -181,8 +181,10 @@ impl Keyspace {
 
     /// Makes imported slots visible: their key counts are read from storage.
     pub fn reveal_slots(&self, ranges: &[(u16, u16)]) -> Result<()> {
-        let counts = self.engine.slot_counters()?;
+        // Under the commit lock: a write committed between reading the stored counters and
+        // unhiding the slots would otherwise be missing from the in-memory count.
         let _order = self.commit_lock.lock();
+        let counts = self.engine.slot_counters()?;
         for &(a, b) in ranges {
             for s in a..=b {
                 self.counts[s as usize].store(counts[s as usize], Ordering::Relaxed);
@@ -251,6 +253,8 @@ impl Keyspace {
     /// Counts the keys of `slots` in storage and stores the counts (replicated): after a
     /// restore ingested files over whatever the slots held.
     pub fn recount_slots(&self, slots: &[u16]) -> Result<()> {
+        // Every key lock: no write may land between counting and storing the count.
+        let _all = self.locks.lock_all();
         let mut batch = Batch::new();
         for &s in slots {
             let (start, end) = super::scan::meta_range_of(s);

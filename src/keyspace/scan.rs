@@ -116,6 +116,15 @@ fn meta_range(slot: u16) -> ([u8; 3], [u8; 3]) {
 }
 
 impl Keyspace {
+    /// Remembers where a member scan (HSCAN) resumes; the token goes into its cursor.
+    pub fn save_cursor(&self, resume: Vec<u8>) -> u64 {
+        self.cursors.save(resume)
+    }
+
+    pub fn take_cursor(&self, token: u64) -> Option<Vec<u8>> {
+        self.cursors.take(token)
+    }
+
     /// One SCAN step: examines about `count` keys from `cursor`; returns the next cursor
     /// (0 when done) and the matching keys.
     pub fn scan(

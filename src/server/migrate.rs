@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::Shared;
 use crate::command::MigrateRequest;
-use crate::keyspace::{dump, now_ms, Entry, Update};
+use crate::keyspace::{now_ms, Entry, Update};
 use crate::resp::Reply;
 
 /// Idle cached connections are closed after this long (Valkey's MIGRATE_SOCKET_CACHE_TTL).
@@ -137,7 +137,7 @@ async fn send(
             Some(l) => (l, true),
             None => (connect(req).await?, false),
         };
-        match exchange(&mut link, req, keys, replace, cluster).await {
+        match exchange(&shared.keyspace, &mut link, req, keys, replace, cluster).await {
             Ok(r) => {
                 shared.migrate_links.put(name, link);
                 return Ok(r);
@@ -175,6 +175,7 @@ fn push_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 async fn exchange(
+    keyspace: &crate::keyspace::Keyspace,
     link: &mut Link,
     req: &MigrateRequest,
     keys: &[(Bytes, Entry)],
@@ -199,7 +200,10 @@ async fn exchange(
     for (key, e) in keys {
         // Valkey sends the remaining time, at least 1 ms for a key about to expire.
         let ttl = e.expire_at.map_or(0, |at| (at - now).max(1));
-        let payload = dump::serialize(&e.value);
+        let payload = match keyspace.dump_payload(key, e) {
+            Ok(p) => p,
+            Err(err) => return Err(Failure::Target(format!("ERR reading {}: {err}", String::from_utf8_lossy(key)))),
+        };
         let ttl = ttl.to_string();
         let mut a: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), &payload];
         if replace {

@@ -6,7 +6,8 @@
 //! 4 delete-slots(first:u16le, last:u16le), 5 put-meta(key, value), 6 slots-imported(first:u16le,
 //! last:u16le): no storage effect; it tells a replica that its primary ingested the slots' data
 //! at this point of the stream (slot migration), so the replica fetches them; 7 set-count(slot:u16le,
-//! count:i64le): the slot's counter set to an absolute value (after a restore recounted it).
+//! count:i64le): the slot's counter set to an absolute value (after a restore recounted it); 8
+//! delete-range(from, to): every key in `[from, to)` (one slot), e.g. a collection's members.
 
 use super::{Result, StorageError};
 
@@ -27,6 +28,7 @@ pub(super) enum Op {
     PutMeta(Vec<u8>, Vec<u8>),
     SlotsImported(u16, u16),
     SetCount(u16, i64),
+    DeleteRange(Vec<u8>, Vec<u8>),
 }
 
 impl Batch {
@@ -53,6 +55,10 @@ impl Batch {
     /// A node-local record in the `meta` family (not replicated by callers).
     pub fn put_meta(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::PutMeta(key, value));
+    }
+    /// Deletes every key in `[from, to)`; both must be in one slot.
+    pub fn delete_range(&mut self, from: Vec<u8>, to: Vec<u8>) {
+        self.ops.push(Op::DeleteRange(from, to));
     }
     /// Sets the slot's persistent counter to `n`.
     pub fn set_count(&mut self, slot: u16, n: i64) {
@@ -89,7 +95,9 @@ impl Batch {
         let mut out = Batch::new();
         for op in &self.ops {
             match op {
-                Op::Put(k, _) | Op::Delete(k) if k.len() >= 2 && keep(slot(k)) => {
+                Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _)
+                    if k.len() >= 2 && keep(slot(k)) =>
+                {
                     out.ops.push(op.clone())
                 }
                 Op::Count(s, _) | Op::SetCount(s, _) if keep(*s) => out.ops.push(op.clone()),
@@ -119,7 +127,7 @@ impl Batch {
     /// `ok` holds, and it carries no meta record (what a migration target accepts).
     pub fn only_slots(&self, ok: impl Fn(u16) -> bool) -> bool {
         self.ops.iter().all(|op| match op {
-            Op::Put(k, _) | Op::Delete(k) => {
+            Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) => {
                 k.len() >= 3 && ok(u16::from_be_bytes([k[0], k[1]]) & (super::SLOTS as u16 - 1))
             }
             Op::Count(s, _) | Op::SetCount(s, _) => ok(*s),
@@ -190,6 +198,11 @@ impl Batch {
                     bytes(&mut out, k);
                     bytes(&mut out, v);
                 }
+                Op::DeleteRange(a, b) => {
+                    out.push(8);
+                    bytes(&mut out, a);
+                    bytes(&mut out, b);
+                }
                 Op::SetCount(slot, n) => {
                     out.push(7);
                     out.extend_from_slice(&slot.to_le_bytes());
@@ -235,13 +248,17 @@ impl Batch {
                     r.u16().ok_or_else(|| bad("slot range"))?,
                     r.u16().ok_or_else(|| bad("slot range"))?,
                 ),
+                8 => Op::DeleteRange(
+                    r.bytes().ok_or_else(|| bad("range start"))?,
+                    r.bytes().ok_or_else(|| bad("range end"))?,
+                ),
                 7 => Op::SetCount(
                     r.u16().ok_or_else(|| bad("count slot"))?,
                     r.i64().ok_or_else(|| bad("count value"))?,
                 ),
                 _ => return Err(bad("unknown op")),
             };
-            if let Op::Put(k, _) | Op::Delete(k) = &op {
+            if let Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) = &op {
                 if k.len() < 3 {
                     return Err(bad("key shorter than its slot prefix"));
                 }

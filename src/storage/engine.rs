@@ -288,6 +288,11 @@ impl Engine {
                 Op::DeleteSlots(first, last) => self.stage_delete_slots(&mut wb, first, last)?,
                 Op::PutMeta(k, v) => wb.put_cf(&self.meta_cf()?, k, v),
                 Op::SlotsImported(..) => {}
+                Op::DeleteRange(from, to) => {
+                    if let Some(h) = cf(slot_of(&from)?, false)? {
+                        wb.delete_range_cf(&h, from, to)
+                    }
+                }
                 Op::SetCount(slot, n) => {
                     if let Some(h) = cf(slot, true)? {
                         wb.put_cf(&h, counter_key(slot), n.to_le_bytes())

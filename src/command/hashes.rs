@@ -1,0 +1,345 @@
+//! Hash commands. Each runs on the committed state under the key's lock (the connection's
+//! write scope is committed first, so a pipeline still sees its earlier writes) and commits
+//! its own batch: fields are member records, never read whole unless the command returns them.
+
+use bytes::Bytes;
+
+use super::args::{float, int, is, parse_f64, parse_i64};
+use super::{CmdError, CmdResult, Ctx};
+use crate::keyspace::{HashView, WrongType};
+use crate::resp::Reply;
+
+/// Valkey's hash-max-listpack-entries / -value defaults: below them a hash is reported as a
+/// listpack and scanned in one step, as Valkey does.
+const LISTPACK_ENTRIES: u64 = 128;
+const LISTPACK_VALUE: usize = 64;
+
+fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
+    r.map_err(|_| CmdError::WrongType)
+}
+
+fn read<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(Option<&HashView>) -> crate::keyspace::Result<R>,
+) -> Result<R, CmdError> {
+    ctx.ks.commit()?;
+    wt(ctx.shared.keyspace.hash_read(key, f)?)
+}
+
+fn write<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
+) -> Result<R, CmdError> {
+    ctx.ks.commit()?;
+    wt(ctx.shared.keyspace.hash_write(key, f)?)
+}
+
+fn b(v: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(v))
+}
+
+pub fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 1 {
+        return Err(CmdError::WrongArity(super::args::text(&args[0]).to_lowercase()));
+    }
+    let hmset = is(&args[0], "hmset");
+    let added = write(ctx, &args[1], |h| {
+        let mut n = 0;
+        for p in args[2..].chunks(2) {
+            n += h.set(&p[0], p[1].to_vec())? as i64;
+        }
+        Ok(n)
+    })?;
+    Ok(if hmset { Reply::OK } else { Reply::Int(added) })
+}
+
+pub fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    write(ctx, &args[1], |h| {
+        if h.get(&args[2])?.is_some() {
+            return Ok(Reply::Int(0));
+        }
+        h.set(&args[2], args[3].to_vec())?;
+        Ok(Reply::Int(1))
+    })
+}
+
+pub fn hget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |h| {
+        Ok(match h {
+            Some(h) => h.get(&args[2])?.map_or(Reply::Nil, |v| b(&v)),
+            None => Reply::Nil,
+        })
+    })
+}
+
+pub fn hmget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |h| {
+        let mut out = Vec::with_capacity(args.len() - 2);
+        for f in &args[2..] {
+            out.push(match h {
+                Some(h) => h.get(f)?.map_or(Reply::Nil, |v| b(&v)),
+                None => Reply::Nil,
+            });
+        }
+        Ok(Reply::Array(out))
+    })
+}
+
+pub fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    write(ctx, &args[1], |h| {
+        let mut n = 0;
+        for f in &args[2..] {
+            n += h.del(f)? as i64;
+        }
+        Ok(Reply::Int(n))
+    })
+}
+
+pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |h| {
+        Ok(Reply::Int(match h {
+            Some(h) => h.get(&args[2])?.is_some() as i64,
+            None => 0,
+        }))
+    })
+}
+
+pub fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |h| Ok(Reply::Int(h.map_or(0, |h| h.len as i64))))
+}
+
+pub fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |h| {
+        Ok(Reply::Int(match h {
+            Some(h) => h.get(&args[2])?.map_or(0, |v| v.len() as i64),
+            None => 0,
+        }))
+    })
+}
+
+/// HKEYS / HVALS / HGETALL.
+fn all(ctx: &mut Ctx, key: &[u8], fields: bool, values: bool, map: bool) -> CmdResult {
+    read(ctx, key, |h| {
+        let mut out = Vec::new();
+        let mut pairs = Vec::new();
+        if let Some(h) = h {
+            h.scan(|f, v| {
+                if map {
+                    pairs.push((b(f), b(v)));
+                } else {
+                    if fields {
+                        out.push(b(f));
+                    }
+                    if values {
+                        out.push(b(v));
+                    }
+                }
+                true
+            })?;
+        }
+        Ok(if map { Reply::Map(pairs) } else { Reply::Array(out) })
+    })
+}
+
+pub fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    all(ctx, &args[1], true, false, false)
+}
+pub fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    all(ctx, &args[1], false, true, false)
+}
+pub fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    all(ctx, &args[1], true, true, true)
+}
+
+pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let incr = int(&args[3])?;
+    write(ctx, &args[1], |h| {
+        let cur = match h.get(&args[2])? {
+            Some(v) => match parse_i64(&v) {
+                Some(n) => n,
+                None => return Ok(Err(CmdError::err("hash value is not an integer"))),
+            },
+            None => 0,
+        };
+        let Some(n) = cur.checked_add(incr) else {
+            return Ok(Err(CmdError::err("increment or decrement would overflow")));
+        };
+        h.set(&args[2], n.to_string().into_bytes())?;
+        Ok(Ok(Reply::Int(n)))
+    })?
+}
+
+pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let delta = float(&args[3])?;
+    write(ctx, &args[1], |h| {
+        let (cur, text) = match h.get(&args[2])? {
+            Some(v) => match parse_f64(&v) {
+                Some(x) => (x, v),
+                None => return Ok(Err(CmdError::err("hash value is not a float"))),
+            },
+            None => (0.0, b"0".to_vec()),
+        };
+        let n = cur + delta;
+        if !n.is_finite() {
+            return Ok(Err(CmdError::err("increment would produce NaN or Infinity")));
+        }
+        let s = super::decimal::add(&text, &args[3])
+            .unwrap_or_else(|| crate::resp::encode::format_human(n));
+        h.set(&args[2], s.clone().into_bytes())?;
+        Ok(Ok(Reply::Bulk(Bytes::from(s))))
+    })?
+}
+
+/// Whether Valkey would keep this hash as a listpack.
+fn small(h: &HashView) -> crate::keyspace::Result<bool> {
+    if h.len > LISTPACK_ENTRIES {
+        return Ok(false);
+    }
+    let mut ok = true;
+    h.scan(|f, v| {
+        ok = f.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE;
+        ok
+    })?;
+    Ok(ok)
+}
+
+pub fn encoding(ctx: &mut Ctx, key: &[u8]) -> Result<&'static str, CmdError> {
+    read(ctx, key, |h| {
+        Ok(match h {
+            Some(h) if small(h)? => "listpack",
+            _ => "hashtable",
+        })
+    })
+}
+
+pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let (mut count, mut pattern, mut novalues) = (10usize, None, false);
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "novalues") {
+            novalues = true;
+            i += 1;
+            continue;
+        }
+        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if is(&args[i], "match") {
+            pattern = Some(v.clone());
+        } else if is(&args[i], "count") {
+            let c = int(v)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = c.min(1 << 20) as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let ks = &ctx.shared.keyspace;
+    let resume = if cursor == 0 { Some(Vec::new()) } else { ks.take_cursor(cursor) };
+    read(ctx, &args[1], |h| {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        if let (Some(h), Some(from)) = (h, resume) {
+            let all = small(h)?;
+            let mut seen = 0usize;
+            let mut stop_at = None;
+            h.scan_from(&from, |f, v| {
+                if !all && seen >= count {
+                    stop_at = Some(f.to_vec());
+                    return false;
+                }
+                seen += 1;
+                if pattern.as_ref().is_none_or(|p| crate::glob::glob_match(p, f, false)) {
+                    out.push(b(f));
+                    if !novalues {
+                        out.push(b(v));
+                    }
+                }
+                true
+            })?;
+            if let Some(f) = stop_at {
+                next = ks.save_cursor(f);
+            }
+        }
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(out),
+        ]))
+    })
+}
+
+pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    use rand::Rng;
+    let count = match args.get(2) {
+        Some(c) => Some(int(c)?),
+        None => None,
+    };
+    let withvalues = match args.get(3) {
+        Some(a) if is(a, "withvalues") && args.len() == 4 => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    if let Some(c) = count {
+        if c < -(i64::MAX / 2) {
+            return Err(CmdError::err("value is out of range"));
+        }
+    }
+    read(ctx, &args[1], |h| {
+        let Some(h) = h else {
+            return Ok(match count {
+                None => Reply::Nil,
+                Some(_) => Reply::Array(vec![]),
+            });
+        };
+        // Reservoir-free: pick positions, then one ordered walk collects them.
+        let len = h.len as usize;
+        let mut rng = rand::rng();
+        let (n, distinct) = match count {
+            None => (1, true),
+            Some(c) if c >= 0 => ((c as usize).min(len), true),
+            Some(c) => (c.unsigned_abs() as usize, false),
+        };
+        let mut picks: Vec<usize> = if distinct {
+            rand::seq::index::sample(&mut rng, len, n).into_vec()
+        } else {
+            (0..n).map(|_| rng.random_range(0..len)).collect()
+        };
+        let order = picks.clone();
+        picks.sort_unstable();
+        picks.dedup();
+        let mut found: std::collections::HashMap<usize, (Vec<u8>, Vec<u8>)> = Default::default();
+        let mut idx = 0usize;
+        let mut p = 0usize;
+        h.scan(|f, v| {
+            if p < picks.len() && picks[p] == idx {
+                found.insert(idx, (f.to_vec(), v.to_vec()));
+                p += 1;
+            }
+            idx += 1;
+            p < picks.len()
+        })?;
+        if count.is_none() {
+            return Ok(order
+                .first()
+                .and_then(|i| found.get(i))
+                .map_or(Reply::Nil, |(f, _)| b(f)));
+        }
+        let mut out = Vec::new();
+        for i in order {
+            if let Some((f, v)) = found.get(&i) {
+                out.push(b(f));
+                if withvalues {
+                    out.push(b(v));
+                }
+            }
+        }
+        Ok(Reply::Array(out))
+    })
+}
