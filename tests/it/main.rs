@@ -15,6 +15,7 @@ mod durability;
 mod failover;
 mod failover_fullsync;
 mod failover_loss;
+mod hashes;
 mod memory;
 mod migrate_slots;
 mod node_auth;
