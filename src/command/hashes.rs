@@ -229,7 +229,8 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
         if is(&args[i], "match") {
-            pattern = Some(v.clone());
+            // A lone "*" is no filter at all (Valkey skips matching, so "" is returned too).
+            pattern = (&v[..] != b"*").then(|| v.clone());
         } else if is(&args[i], "count") {
             let c = int(v)?;
             if c < 1 {

@@ -186,7 +186,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     {
         // A collection moves with its members: one batch under both keys' locks.
         ctx.ks.commit()?;
-        return match ctx.shared.keyspace.hash_rename(src, dst, nx)? {
+        return match ctx.shared.keyspace.rename_collection(src, dst, nx)? {
             crate::keyspace::Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
             crate::keyspace::Renamed::Exists => Ok(Reply::Int(0)),
             crate::keyspace::Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
@@ -317,14 +317,24 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         (t, true) => Some(t),
         (t, false) => Some(now_ms().saturating_add(t)),
     };
+    let restored_kind = match &restored {
+        crate::keyspace::dump::Restored::Str(_) => 0,
+        crate::keyspace::dump::Restored::Hash(_) => 1,
+        crate::keyspace::dump::Restored::Set(_) => 2,
+    };
     let value = match restored {
         crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
-        crate::keyspace::dump::Restored::Hash(fields) => {
+        crate::keyspace::dump::Restored::Hash(m) | crate::keyspace::dump::Restored::Set(m) => {
+            let kind = if matches!(restored_kind, 1) {
+                crate::keyspace::Kind::Hash
+            } else {
+                crate::keyspace::Kind::Set
+            };
             ctx.ks.commit()?;
             if !ctx
                 .shared
                 .keyspace
-                .hash_put_all(&args[1], fields, expire_at, !replace)?
+                .coll_put_all(&args[1], kind, m, expire_at, !replace)?
             {
                 return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
             }
@@ -385,6 +395,9 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if let Value::Hash(_) = &e.value {
             return Ok(Reply::bulk_str(super::hashes::encoding(ctx, &args[2])?));
         }
+        if let Value::Set(n) = &e.value {
+            return Ok(Reply::bulk_str(super::sets::encoding(ctx, &args[2], *n)?));
+        }
         let enc = match &e.value {
             Value::Str(b) => {
                 if b.len() <= 20 && super::args::parse_i64(b).is_some() {
@@ -395,7 +408,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     "raw"
                 }
             }
-            Value::Hash(_) => "hashtable",
+            Value::Hash(_) | Value::Set(_) => "hashtable",
         };
         Ok(Reply::bulk_str(enc))
     } else if is(sub, "refcount") {

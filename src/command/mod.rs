@@ -19,6 +19,7 @@ mod migrate;
 mod migration_cmds;
 mod replication_cmds;
 mod server_cmds;
+mod sets;
 mod strings;
 mod table;
 
@@ -82,6 +83,10 @@ impl CommandSpec {
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
         if self.name == "migrate" {
             return migrate::key_positions(args);
+        }
+        if self.name == "sintercard" {
+            let n = args.get(1).and_then(|a| args::parse_i64(a)).unwrap_or(0).max(0) as usize;
+            return (2..(2 + n).min(args.len())).collect();
         }
         if self.first_key <= 0 {
             return Vec::new();

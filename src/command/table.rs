@@ -1,7 +1,7 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    cluster_cmds as cl, hashes, info, introspect, keys, replication_cmds as repl, server_cmds as srv,
+    cluster_cmds as cl, hashes, info, sets, introspect, keys, replication_cmds as repl, server_cmds as srv,
     strings, CommandSpec,
 };
 
@@ -164,6 +164,24 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("hincrbyfloat", 4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.6.0", "Increments the floating point value of a field by a number.", hashes::hincrbyfloat),
     cmd!("hrandfield", -2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "6.2.0", "Returns one or more random fields from a hash.", hashes::hrandfield),
     cmd!("hscan", -3, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.8.0", "Iterates over fields and values of a hash.", hashes::hscan),
+    // sets
+    cmd!("sadd", -3, "write denyoom fast", 1, 1, 1, "@write @set @fast", "set", "1.0.0", "Adds one or more members to a set.", sets::sadd),
+    cmd!("srem", -3, "write fast", 1, 1, 1, "@write @set @fast", "set", "1.0.0", "Removes one or more members from a set.", sets::srem),
+    cmd!("sismember", 3, "readonly fast", 1, 1, 1, "@read @set @fast", "set", "1.0.0", "Determines whether a member belongs to a set.", sets::sismember),
+    cmd!("smismember", -3, "readonly fast", 1, 1, 1, "@read @set @fast", "set", "6.2.0", "Determines whether multiple members belong to a set.", sets::smismember),
+    cmd!("smembers", 2, "readonly", 1, 1, 1, "@read @set @slow", "set", "1.0.0", "Returns all members of a set.", sets::smembers),
+    cmd!("scard", 2, "readonly fast", 1, 1, 1, "@read @set @fast", "set", "1.0.0", "Returns the number of members in a set.", sets::scard),
+    cmd!("spop", -2, "write fast", 1, 1, 1, "@write @set @fast", "set", "1.0.0", "Returns one or more random members from a set after removing them.", sets::spop),
+    cmd!("srandmember", -2, "readonly", 1, 1, 1, "@read @set @slow", "set", "1.0.0", "Get one or multiple random members from a set", sets::srandmember),
+    cmd!("smove", 4, "write fast", 1, 2, 1, "@write @set @fast", "set", "1.0.0", "Moves a member from one set to another.", sets::smove),
+    cmd!("sinter", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the intersect of multiple sets.", sets::sinter),
+    cmd!("sintercard", -3, "readonly movablekeys", 2, -1, 1, "@read @set @slow", "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", sets::sintercard),
+    cmd!("sinterstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the intersect of multiple sets in a key.", sets::sinterstore),
+    cmd!("sunion", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the union of multiple sets.", sets::sunion),
+    cmd!("sunionstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the union of multiple sets in a key.", sets::sunionstore),
+    cmd!("sdiff", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the difference of multiple sets.", sets::sdiff),
+    cmd!("sdiffstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the difference of multiple sets in a key.", sets::sdiffstore),
+    cmd!("sscan", -3, "readonly", 1, 1, 1, "@read @set @slow", "set", "2.8.0", "Iterates over members of a set.", sets::sscan),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

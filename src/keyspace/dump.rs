@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 
-use super::encoding::{TYPE_HASH, TYPE_STRING};
-use super::{Entry, Keyspace, Value};
+use super::encoding::{TYPE_HASH, TYPE_SET, TYPE_STRING};
+use super::{Entry, Keyspace, Kind, Value};
 
 const MAGIC: &[u8; 2] = b"RS";
 const DUMP_FORMAT: u8 = 1;
@@ -16,9 +16,11 @@ const DUMP_FORMAT: u8 = 1;
 pub enum Restored {
     Str(Bytes),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Members with empty values.
+    Set(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
-/// Hash payload: `count u32 LE` then `len u32 LE | field | len u32 LE | value` per field.
+/// Hash and set payload: `count u32 LE` then `len u32 LE | field | len u32 LE | value` per field.
 fn hash_payload(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
@@ -56,7 +58,8 @@ impl Keyspace {
     pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
         Ok(match &e.value {
             Value::Str(b) => frame(TYPE_STRING, b),
-            Value::Hash(_) => frame(TYPE_HASH, &hash_payload(&self.hash_fields(key)?)),
+            Value::Hash(_) => frame(TYPE_HASH, &hash_payload(&self.members(key, Kind::Hash)?)),
+            Value::Set(_) => frame(TYPE_SET, &hash_payload(&self.members(key, Kind::Set)?)),
         })
     }
 }
@@ -99,6 +102,10 @@ pub fn deserialize(b: &[u8]) -> Result<Restored, DumpError> {
     match body[3] {
         TYPE_STRING => Ok(Restored::Str(Bytes::copy_from_slice(&body[4..]))),
         TYPE_HASH => parse_hash(&body[4..]).map(Restored::Hash).ok_or(DumpError::Type),
+        TYPE_SET => parse_hash(&body[4..])
+            .filter(|m| m.iter().all(|(_, v)| v.is_empty()))
+            .map(Restored::Set)
+            .ok_or(DumpError::Type),
         _ => Err(DumpError::Type),
     }
 }

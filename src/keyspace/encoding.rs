@@ -18,6 +18,9 @@ pub const META_FORMAT: u8 = 1;
 pub const TYPE_STRING: u8 = 0;
 /// A hash: the meta payload is the field count (u64 BE); fields are member records.
 pub const TYPE_HASH: u8 = 1;
+/// A set: the meta payload is the member count (u64 BE); members are member records with
+/// empty values.
+pub const TYPE_SET: u8 = 2;
 
 /// The prefix every member record of `key` starts with.
 pub fn member_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
@@ -88,6 +91,7 @@ pub fn type_tag(v: &Value) -> u8 {
     match v {
         Value::Str(_) => TYPE_STRING,
         Value::Hash(_) => TYPE_HASH,
+        Value::Set(_) => TYPE_SET,
     }
 }
 
@@ -99,6 +103,10 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
         Value::Hash(n) => {
             len_bytes = n.to_be_bytes();
             (TYPE_HASH, &len_bytes)
+        }
+        Value::Set(n) => {
+            len_bytes = n.to_be_bytes();
+            (TYPE_SET, &len_bytes)
         }
     };
     let mut v = Vec::with_capacity(10 + payload.len());
@@ -133,6 +141,11 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
             v[10..]
                 .try_into()
                 .map_err(|_| CorruptRecord("hash length"))?,
+        )),
+        TYPE_SET => Value::Set(u64::from_be_bytes(
+            v[10..]
+                .try_into()
+                .map_err(|_| CorruptRecord("set length"))?,
         )),
         _ => return Err(CorruptRecord("unknown type tag")),
     };

@@ -1,6 +1,7 @@
-//! Hashes on disk: a meta record (type, expiry, field count) and one member record per field,
-//! so a hash of millions of fields is never read whole. Every hash command reads or writes
-//! under the key's lock and commits its own batch (meta and members together, atomically).
+//! Collections on disk (hashes and sets): a meta record (type, expiry, member count) and one
+//! member record per field or member, so a collection of millions of members is never read
+//! whole. Every command reads or writes under the key's lock and commits its own batch (meta
+//! and members together, atomically).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,29 @@ use crate::storage::Batch;
 /// The key holds another type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WrongType;
+
+/// Which collection a member-record key holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Hash,
+    Set,
+}
+
+impl Kind {
+    fn value(self, n: u64) -> Value {
+        match self {
+            Kind::Hash => Value::Hash(n),
+            Kind::Set => Value::Set(n),
+        }
+    }
+    pub fn of(v: &Value) -> Option<(Kind, u64)> {
+        match v {
+            Value::Hash(n) => Some((Kind::Hash, *n)),
+            Value::Set(n) => Some((Kind::Set, *n)),
+            Value::Str(_) => None,
+        }
+    }
+}
 
 /// A hash as stored (committed state), read-only.
 pub struct HashView<'a> {
@@ -97,19 +121,33 @@ impl Keyspace {
             .get_with(&mk, |v| v.map(decode_entry).transpose())??)
     }
 
-    /// Runs `f` on the live hash at `key` (None when there is none).
     pub fn hash_read<R>(
         &self,
         key: &[u8],
         f: impl FnOnce(Option<&HashView>) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
+        self.coll_read(key, Kind::Hash, f)
+    }
+
+    pub fn hash_write<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut HashTxn) -> Result<R>,
+    ) -> Result<std::result::Result<R, WrongType>> {
+        self.coll_write(key, Kind::Hash, f)
+    }
+
+    /// Runs `f` on the live collection of `kind` at `key` (None when there is none).
+    pub fn coll_read<R>(
+        &self,
+        key: &[u8],
+        kind: Kind,
+        f: impl FnOnce(Option<&HashView>) -> Result<R>,
+    ) -> Result<std::result::Result<R, WrongType>> {
         let e = self.hash_meta(key)?.filter(|e| is_live(e, now_ms()));
-        match e {
+        match e.as_ref().map(|e| (Kind::of(&e.value), e.expire_at)) {
             None => Ok(Ok(f(None)?)),
-            Some(Entry {
-                value: Value::Hash(len),
-                expire_at,
-            }) => {
+            Some((Some((k, len)), expire_at)) if k == kind => {
                 let v = HashView {
                     ks: self,
                     slot: key_slot(key),
@@ -123,11 +161,13 @@ impl Keyspace {
         }
     }
 
-    /// Runs `f` on the hash at `key` (empty when there is none) under the key's lock and
-    /// commits what it changed. The caller holds no key lock (its write scope is committed).
-    pub fn hash_write<R>(
+    /// Runs `f` on the collection of `kind` at `key` (empty when there is none) under the
+    /// key's lock and commits what it changed. The caller holds no key lock (its write scope
+    /// is committed).
+    pub fn coll_write<R>(
         &self,
         key: &[u8],
+        kind: Kind,
         f: impl FnOnce(&mut HashTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
         let _g = self.locks.lock(self.locks.stripe(key));
@@ -149,11 +189,10 @@ impl Keyspace {
                 batch.count(slot, -1);
                 (false, 0, None)
             }
-            Some(Entry {
-                value: Value::Hash(n),
-                expire_at,
-            }) => (true, *n, *expire_at),
-            Some(_) => return Ok(Err(WrongType)),
+            Some(e) => match Kind::of(&e.value) {
+                Some((k, n)) if k == kind => (true, n, e.expire_at),
+                _ => return Ok(Err(WrongType)),
+            },
             None => (false, 0, None),
         };
         let mut txn = HashTxn {
@@ -191,7 +230,7 @@ impl Keyspace {
             }
         } else {
             let e = Entry {
-                value: Value::Hash(txn.len),
+                value: kind.value(txn.len),
                 expire_at,
             };
             batch.put(meta_key(slot, key), encode_entry(&e));
@@ -203,11 +242,11 @@ impl Keyspace {
         Ok(Ok(r))
     }
 
-    /// Every (field, value) of the hash at `key`, for DUMP/MIGRATE/RENAME (whole-value
+    /// Every (member, value) of the collection of `kind` at `key`, for DUMP/MIGRATE (whole-value
     /// operations, as in Valkey).
-    pub fn hash_fields(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn members(&self, key: &[u8], kind: Kind) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
-        let _ = self.hash_read(key, |h| {
+        let _ = self.coll_read(key, kind, |h| {
             if let Some(h) = h {
                 h.scan(|f, v| {
                     out.push((f.to_vec(), v.to_vec()));
@@ -220,7 +259,7 @@ impl Keyspace {
     }
 }
 
-/// What [`Keyspace::hash_rename`] did.
+/// What [`Keyspace::rename_collection`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Renamed {
     NoSuchKey,
@@ -242,11 +281,13 @@ impl Keyspace {
         batch.count(slot, -1);
     }
 
-    fn stage_hash(
+    #[allow(clippy::too_many_arguments)]
+    fn stage_coll(
         &self,
         batch: &mut Batch,
         slot: u16,
         key: &[u8],
+        kind: Kind,
         fields: &BTreeMap<Vec<u8>, Vec<u8>>,
         expire_at: Option<i64>,
     ) {
@@ -254,7 +295,7 @@ impl Keyspace {
             batch.put(member_key(slot, key, f), v.clone());
         }
         let e = Entry {
-            value: Value::Hash(fields.len() as u64),
+            value: kind.value(fields.len() as u64),
             expire_at,
         };
         batch.put(meta_key(slot, key), encode_entry(&e));
@@ -266,9 +307,10 @@ impl Keyspace {
 
     /// Writes a whole hash at `key` (RESTORE): with `only_if_absent`, a live key is left alone
     /// and false returned. An already expired `expire_at` only removes what was there.
-    pub fn hash_put_all(
+    pub fn coll_put_all(
         &self,
         key: &[u8],
+        kind: Kind,
         fields: Vec<(Vec<u8>, Vec<u8>)>,
         expire_at: Option<i64>,
         only_if_absent: bool,
@@ -285,7 +327,7 @@ impl Keyspace {
         }
         let fields: BTreeMap<Vec<u8>, Vec<u8>> = fields.into_iter().collect();
         if !fields.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
-            self.stage_hash(&mut batch, slot, key, &fields, expire_at);
+            self.stage_coll(&mut batch, slot, key, kind, &fields, expire_at);
         }
         if !batch.is_empty() {
             self.commit(batch)?;
@@ -293,13 +335,17 @@ impl Keyspace {
         Ok(true)
     }
 
-    /// RENAME / RENAMENX of a key holding a hash, atomically (both keys locked, one batch).
-    pub fn hash_rename(&self, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed> {
+    /// RENAME / RENAMENX of a key holding a collection, atomically (both keys locked, one
+    /// batch).
+    pub fn rename_collection(&self, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed> {
         let (a, b) = (self.locks.stripe(src), self.locks.stripe(dst));
         let _g1 = self.locks.lock(a.min(b));
         let _g2 = (a != b).then(|| self.locks.lock(a.max(b)));
         let now = now_ms();
         let Some(e) = self.hash_meta(src)?.filter(|e| is_live(e, now)) else {
+            return Ok(Renamed::NoSuchKey);
+        };
+        let Some((kind, _)) = Kind::of(&e.value) else {
             return Ok(Renamed::NoSuchKey);
         };
         let old_dst = self.hash_meta(dst)?;
@@ -324,8 +370,67 @@ impl Keyspace {
             self.stage_delete_any(&mut batch, ds, dst, d);
         }
         self.stage_delete_any(&mut batch, ss, src, &e);
-        self.stage_hash(&mut batch, ds, dst, &fields, e.expire_at);
+        self.stage_coll(&mut batch, ds, dst, kind, &fields, e.expire_at);
         self.commit(batch)?;
         Ok(Renamed::Done)
+    }
+}
+
+impl Keyspace {
+    /// SMOVE: moves `member` from the set at `src` to the set at `dst` in one batch under both
+    /// keys' locks. Ok(false) when `src` has no such member.
+    pub fn set_move(
+        &self,
+        src: &[u8],
+        dst: &[u8],
+        member: &[u8],
+    ) -> Result<std::result::Result<bool, WrongType>> {
+        let (a, b) = (self.locks.stripe(src), self.locks.stripe(dst));
+        let _g1 = self.locks.lock(a.min(b));
+        let _g2 = (a != b).then(|| self.locks.lock(a.max(b)));
+        let now = now_ms();
+        let (s_stored, d_stored) = (self.hash_meta(src)?, self.hash_meta(dst)?);
+        let live = |e: &Option<Entry>| e.clone().filter(|e| is_live(e, now));
+        let (s, d) = (live(&s_stored), live(&d_stored));
+        // Valkey's order: a missing source answers 0 before any type check.
+        let Some(se) = s else { return Ok(Ok(false)) };
+        let is_set = |e: &Option<Entry>| e.as_ref().is_none_or(|e| matches!(e.value, Value::Set(_)));
+        if !is_set(&Some(se.clone())) || !is_set(&d) {
+            return Ok(Err(WrongType));
+        }
+        let (ss, ds) = (key_slot(src), key_slot(dst));
+        if self.engine.get(&member_key(ss, src, member))?.is_none() {
+            return Ok(Ok(false));
+        }
+        if src == dst {
+            return Ok(Ok(true));
+        }
+        let mut batch = Batch::new();
+        let Value::Set(slen) = se.value else { return Ok(Err(WrongType)) };
+        batch.delete(member_key(ss, src, member));
+        if slen <= 1 {
+            self.stage_delete_any(&mut batch, ss, src, &se);
+        } else {
+            batch.put(meta_key(ss, src), encode_entry(&Entry { value: Value::Set(slen - 1), expire_at: se.expire_at }));
+        }
+        match d {
+            Some(de) => {
+                let Value::Set(dlen) = de.value else { return Ok(Err(WrongType)) };
+                if self.engine.get(&member_key(ds, dst, member))?.is_none() {
+                    batch.put(member_key(ds, dst, member), Vec::new());
+                    batch.put(meta_key(ds, dst), encode_entry(&Entry { value: Value::Set(dlen + 1), expire_at: de.expire_at }));
+                }
+            }
+            None => {
+                if let Some(old) = &d_stored {
+                    self.stage_delete_any(&mut batch, ds, dst, old);
+                }
+                let mut m = BTreeMap::new();
+                m.insert(member.to_vec(), Vec::new());
+                self.stage_coll(&mut batch, ds, dst, Kind::Set, &m, None);
+            }
+        }
+        self.commit(batch)?;
+        Ok(Ok(true))
     }
 }

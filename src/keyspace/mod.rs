@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
-pub use hash::{HashTxn, HashView, Renamed, WrongType};
+pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
@@ -45,6 +45,8 @@ pub enum Value {
     Str(Bytes),
     /// A hash with this many fields (the fields are member records).
     Hash(u64),
+    /// A set with this many members (member records with empty values).
+    Set(u64),
 }
 
 impl Value {
@@ -52,6 +54,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
     /// Whether members live in separate records (they move with the key's meta record).

@@ -82,7 +82,8 @@ impl ScanFilter<'_> {
         if at.is_some_and(|at| at <= now) {
             return false;
         }
-        if let Some(p) = self.pattern {
+        // A lone "*" is no filter (Valkey skips matching; an empty key name matches too).
+        if let Some(p) = self.pattern.filter(|p| *p != b"*") {
             if !crate::glob::glob_match(p, key, false) {
                 return false;
             }
