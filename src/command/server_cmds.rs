@@ -480,6 +480,25 @@ impl From<crate::storage::StorageError> for CmdError {
     }
 }
 
+pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::err("WATCH inside MULTI is not allowed"));
+    }
+    // Writes staged earlier in this pipeline happened before the WATCH.
+    ctx.ks.commit()?;
+    for k in &args[1..] {
+        let at = ctx.ks.peek(k)?.and_then(|(_, at)| at);
+        let flag = ctx.shared.keyspace.watch(k);
+        ctx.client.watched.push((flag, at));
+    }
+    Ok(Reply::OK)
+}
+
+pub fn unwatch(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.client.watched.clear();
+    Ok(Reply::OK)
+}
+
 /// MULTI/EXEC/DISCARD reach a handler only when the connection's transaction logic did not
 /// take them: EXEC or DISCARD without MULTI.
 pub fn multi_outside(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

@@ -234,5 +234,7 @@ pub static TABLE: &[CommandSpec] = &[
     // transactions (queueing is the connection's; these rows give names, arity and flags)
     cmd!("multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "1.2.0", "Starts a transaction.", srv::multi_outside),
     cmd!("exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, "@slow @transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", srv::multi_outside),
+    cmd!("watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, "@fast @transaction", "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", srv::watch),
+    cmd!("unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "2.2.0", "Forgets about watched keys of a transaction.", srv::unwatch),
     cmd!("discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "@fast @transaction", "transactions", "2.0.0", "Discards a transaction.", srv::multi_outside),
 ];

@@ -434,3 +434,21 @@ impl Keyspace {
         Ok(Ok(true))
     }
 }
+
+impl Keyspace {
+    /// Deletes `key` if its DUMP payload is still `payload` (MIGRATE of a collection: a member
+    /// changed after the payload was sent keeps the key here). True if gone.
+    pub fn delete_if_dump_equals(&self, key: &[u8], payload: &[u8]) -> Result<bool> {
+        let _g = self.locks.lock(self.locks.stripe(key));
+        let Some(e) = self.hash_meta(key)?.filter(|e| is_live(e, now_ms())) else {
+            return Ok(true);
+        };
+        if self.dump_payload(key, &e)? != payload {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        self.stage_delete_any(&mut batch, key_slot(key), key, &e);
+        self.commit(batch)?;
+        Ok(true)
+    }
+}

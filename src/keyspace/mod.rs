@@ -15,6 +15,7 @@ mod moving;
 mod pending;
 mod scan;
 mod slot;
+mod watch;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
+pub use watch::WatchFlag;
 pub use scan::ScanFilter;
 pub use slot::key_slot;
 
@@ -117,6 +119,7 @@ pub struct Keyspace {
     log: std::sync::OnceLock<Arc<dyn WriteLog>>,
     read_only: std::sync::atomic::AtomicBool,
     moving: moving::Moving,
+    watches: watch::Watches,
 }
 
 /// Where committed batches go, in commit order (the replication backlog).
@@ -148,6 +151,7 @@ impl Keyspace {
             log: std::sync::OnceLock::new(),
             read_only: std::sync::atomic::AtomicBool::new(false),
             moving: moving::Moving::new(),
+            watches: watch::Watches::default(),
         };
         ks.expiring.load(&ks)?;
         Ok(ks)
@@ -214,6 +218,7 @@ impl Keyspace {
     }
 
     fn write_and_mirror(&self, batch: Batch) -> Result<()> {
+        self.watches.touched(&batch);
         let deltas = batch.count_deltas();
         let set = batch.counts_set();
         let cleared = batch.cleared_slots();

@@ -52,6 +52,18 @@ pub struct ClientState {
     pub parked: Option<(Vec<bytes::Bytes>, std::time::Instant)>,
     /// When the current parked write first waited.
     pub parked_since: Option<std::time::Instant>,
+    /// WATCHed keys: the flag set when the key changes, and the expiry it had when watched.
+    pub watched: Vec<(crate::keyspace::WatchFlag, Option<i64>)>,
+}
+
+impl ClientState {
+    /// Whether EXEC must fail: a watched key changed or expired since WATCH.
+    pub fn watch_dirty(&self) -> bool {
+        let now = crate::keyspace::now_ms();
+        self.watched.iter().any(|(f, at)| {
+            f.load(std::sync::atomic::Ordering::Acquire) || at.is_some_and(|at| at <= now)
+        })
+    }
 }
 
 impl ClientState {

@@ -41,6 +41,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         multi_failed: false,
         parked: None,
         parked_since: None,
+        watched: Vec::new(),
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
@@ -458,7 +459,10 @@ fn transaction(
             Ok(Reply::OK)
         }
         "discard" => Ok(match client.multi.take() {
-            Some(_) => Reply::OK,
+            Some(_) => {
+                client.watched.clear();
+                Reply::OK
+            }
             None => error_reply(shared, CmdError::err("DISCARD without MULTI")),
         }),
         _ => {
@@ -466,8 +470,16 @@ fn transaction(
                 return Ok(error_reply(shared, CmdError::err("EXEC without MULTI")));
             };
             if std::mem::take(&mut client.multi_failed) {
+                client.watched.clear();
                 let abort = "EXECABORT Transaction discarded because of previous errors.";
                 return Ok(error_reply(shared, CmdError::Line(abort.into())));
+            }
+            // The staged writes of this connection count too: publish them, then look.
+            ks.commit()?;
+            let dirty = client.watch_dirty();
+            client.watched.clear();
+            if dirty {
+                return Ok(Reply::NilArray);
             }
             // Writes queued before a manual failover's pause must not run during it.
             if let Some(cl) = &shared.cluster {

@@ -75,7 +75,10 @@ pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
         let mut sent = Vec::new();
         for k in pending.drain(..) {
             match shared.keyspace.lookup(&k) {
-                Ok(Some(e)) => sent.push((k, e)),
+                Ok(Some(e)) => match shared.keyspace.dump_payload(&k, &e) {
+                    Ok(p) => sent.push((k, e, p)),
+                    Err(e) => return Reply::Error(format!("ERR {e}")),
+                },
                 Ok(None) => {}
                 Err(e) => return Reply::Error(format!("ERR {e}")),
             }
@@ -87,13 +90,13 @@ pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
             Ok(r) => r,
             Err(f) => return f.reply(),
         };
-        for ((key, entry), result) in sent.into_iter().zip(results) {
+        for ((key, entry, payload), result) in sent.into_iter().zip(results) {
             match result {
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
                 Ok(()) if req.copy => {}
-                Ok(()) => match delete_if_unchanged(shared, &key, &entry) {
+                Ok(()) => match delete_if_unchanged(shared, &key, &entry, &payload) {
                     Ok(true) => {}
                     Ok(false) => pending.push(key),
                     Err(e) => return Reply::Error(format!("ERR {e}")),
@@ -115,7 +118,16 @@ pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
     Reply::OK
 }
 
-fn delete_if_unchanged(shared: &Shared, key: &[u8], sent: &Entry) -> crate::keyspace::Result<bool> {
+fn delete_if_unchanged(
+    shared: &Shared,
+    key: &[u8],
+    sent: &Entry,
+    payload: &[u8],
+) -> crate::keyspace::Result<bool> {
+    if sent.value.is_collection() {
+        // A collection's meta record does not show a changed member: compare whole payloads.
+        return shared.keyspace.delete_if_dump_equals(key, payload);
+    }
     shared.keyspace.update(key, |cur| match cur {
         Some(c) if &c == sent => (Update::Delete, true),
         None => (Update::Keep, true),
@@ -127,7 +139,7 @@ fn delete_if_unchanged(shared: &Shared, key: &[u8], sent: &Entry) -> crate::keys
 async fn send(
     shared: &Shared,
     req: &MigrateRequest,
-    keys: &[(Bytes, Entry)],
+    keys: &[(Bytes, Entry, Vec<u8>)],
     replace: bool,
 ) -> Result<Vec<Result<(), String>>, Failure> {
     let name = format!("{}:{}", req.host, req.port);
@@ -137,7 +149,7 @@ async fn send(
             Some(l) => (l, true),
             None => (connect(req).await?, false),
         };
-        match exchange(&shared.keyspace, &mut link, req, keys, replace, cluster).await {
+        match exchange(&mut link, req, keys, replace, cluster).await {
             Ok(r) => {
                 shared.migrate_links.put(name, link);
                 return Ok(r);
@@ -175,10 +187,9 @@ fn push_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 async fn exchange(
-    keyspace: &crate::keyspace::Keyspace,
     link: &mut Link,
     req: &MigrateRequest,
-    keys: &[(Bytes, Entry)],
+    keys: &[(Bytes, Entry, Vec<u8>)],
     replace: bool,
     cluster: bool,
 ) -> Result<Vec<Result<(), String>>, Failure> {
@@ -197,15 +208,12 @@ async fn exchange(
     }
     let restore: &[u8] = if cluster { b"RESTORE-ASKING" } else { b"RESTORE" };
     let now = now_ms();
-    for (key, e) in keys {
+    for (key, e, payload) in keys {
         // Valkey sends the remaining time, at least 1 ms for a key about to expire.
         let ttl = e.expire_at.map_or(0, |at| (at - now).max(1));
-        let payload = match keyspace.dump_payload(key, e) {
-            Ok(p) => p,
-            Err(err) => return Err(Failure::Target(format!("ERR reading {}: {err}", String::from_utf8_lossy(key)))),
-        };
+
         let ttl = ttl.to_string();
-        let mut a: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), &payload];
+        let mut a: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
         if replace {
             a.push(b"REPLACE");
         }

@@ -158,6 +158,13 @@ impl Batch {
             })
             .collect()
     }
+    /// Keys this batch puts or deletes (data families), and the starts of deleted ranges.
+    pub fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) => Some(&k[..]),
+            _ => None,
+        })
+    }
     /// Keys this batch puts (data families only).
     pub fn put_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.ops.iter().filter_map(|op| match op {

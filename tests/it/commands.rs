@@ -490,3 +490,94 @@ fn set_commands_match_redis_server() -> Result<()> {
     println!("differential set commands compared: {total}");
     Ok(())
 }
+
+/// WATCH/UNWATCH/MULTI/EXEC with two connections: the same script on rockslot and on
+/// redis-server gives the same replies (a watched key touched by anyone, or expired, makes
+/// EXEC return nil).
+#[test]
+fn watch_multi_exec_match_redis_server() -> Result<()> {
+    fn script(c1: &mut redis::Connection, c2: &mut redis::Connection) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut q = |c: &mut redis::Connection, args: &[&str]| {
+            let cmd: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            out.push(run(c, &cmd));
+        };
+        q(c1, &["FLUSHALL"]);
+        // Another client writes a watched key.
+        q(c1, &["WATCH", "k"]);
+        q(c2, &["SET", "k", "1"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["SET", "k", "2"]);
+        q(c1, &["EXEC"]);
+        q(c1, &["GET", "k"]);
+        // Untouched: the transaction runs.
+        q(c1, &["WATCH", "k"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["INCR", "k"]);
+        q(c1, &["EXEC"]);
+        // Same value written again still counts.
+        q(c1, &["WATCH", "k"]);
+        q(c2, &["SET", "k", "2"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["INCR", "k"]);
+        q(c1, &["EXEC"]);
+        // UNWATCH forgets.
+        q(c1, &["WATCH", "k"]);
+        q(c1, &["UNWATCH"]);
+        q(c2, &["SET", "k", "5"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["INCR", "k"]);
+        q(c1, &["EXEC"]);
+        // WATCH inside MULTI is refused and the transaction still runs.
+        q(c1, &["MULTI"]);
+        q(c1, &["WATCH", "x"]);
+        q(c1, &["SET", "x", "1"]);
+        q(c1, &["EXEC"]);
+        // Hash and set members count as the key changing.
+        q(c1, &["HSET", "h", "f", "1"]);
+        q(c1, &["WATCH", "h"]);
+        q(c2, &["HSET", "h", "g", "2"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["HLEN", "h"]);
+        q(c1, &["EXEC"]);
+        q(c1, &["SADD", "s", "a"]);
+        q(c1, &["WATCH", "s"]);
+        q(c2, &["SREM", "s", "a"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["SCARD", "s"]);
+        q(c1, &["EXEC"]);
+        // Deleting a missing key touches nothing.
+        q(c1, &["WATCH", "missing"]);
+        q(c2, &["DEL", "missing"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["SET", "missing", "now"]);
+        q(c1, &["EXEC"]);
+        // DISCARD forgets the watch as well.
+        q(c1, &["WATCH", "k"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["DISCARD"]);
+        q(c2, &["SET", "k", "9"]);
+        q(c1, &["MULTI"]);
+        q(c1, &["GET", "k"]);
+        q(c1, &["EXEC"]);
+        // A watched key that expires before EXEC.
+        q(c1, &["SET", "t", "1", "PX", "100"]);
+        q(c1, &["WATCH", "t"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        q(c1, &["MULTI"]);
+        q(c1, &["SET", "t", "2"]);
+        q(c1, &["EXEC"]);
+        q(c1, &["EXEC"]);
+        q(c1, &["UNWATCH"]);
+        out
+    }
+    let node = Node::start()?;
+    let reference = RedisServer::start()?;
+    let ours = script(&mut node.conn()?, &mut node.conn()?);
+    let theirs = script(&mut reference.conn()?, &mut reference.conn()?);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "step {i}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+    Ok(())
+}
