@@ -321,9 +321,21 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         crate::keyspace::dump::Restored::Str(_) => 0,
         crate::keyspace::dump::Restored::Hash(_) => 1,
         crate::keyspace::dump::Restored::Set(_) => 2,
+        crate::keyspace::dump::Restored::List(_) => 3,
     };
     let value = match restored {
         crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
+        crate::keyspace::dump::Restored::List(elems) => {
+            ctx.ks.commit()?;
+            if !ctx
+                .shared
+                .keyspace
+                .list_put_all(&args[1], elems, expire_at, !replace)?
+            {
+                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+            }
+            return Ok(Reply::OK);
+        }
         crate::keyspace::dump::Restored::Hash(m) | crate::keyspace::dump::Restored::Set(m) => {
             let kind = if matches!(restored_kind, 1) {
                 crate::keyspace::Kind::Hash
@@ -409,6 +421,13 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 }
             }
             Value::Hash(_) | Value::Set(_) => "hashtable",
+            Value::List { len, .. } => {
+                if *len <= 128 {
+                    "listpack"
+                } else {
+                    "quicklist"
+                }
+            }
         };
         Ok(Reply::bulk_str(enc))
     } else if is(sub, "refcount") {

@@ -15,6 +15,7 @@ mod hashes;
 mod info;
 mod introspect;
 mod keys;
+mod lists;
 mod migrate;
 mod migration_cmds;
 mod replication_cmds;
@@ -84,7 +85,7 @@ impl CommandSpec {
         if self.name == "migrate" {
             return migrate::key_positions(args);
         }
-        if self.name == "sintercard" {
+        if self.name == "sintercard" || self.name == "lmpop" {
             let n = args.get(1).and_then(|a| args::parse_i64(a)).unwrap_or(0).max(0) as usize;
             return (2..(2 + n).min(args.len())).collect();
         }

@@ -1,7 +1,7 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    cluster_cmds as cl, hashes, info, sets, introspect, keys, replication_cmds as repl, server_cmds as srv,
+    cluster_cmds as cl, hashes, info, lists, sets, introspect, keys, replication_cmds as repl, server_cmds as srv,
     strings, CommandSpec,
 };
 
@@ -182,6 +182,24 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("sdiff", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the difference of multiple sets.", sets::sdiff),
     cmd!("sdiffstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the difference of multiple sets in a key.", sets::sdiffstore),
     cmd!("sscan", -3, "readonly", 1, 1, 1, "@read @set @slow", "set", "2.8.0", "Iterates over members of a set.", sets::sscan),
+    // lists
+    cmd!("lpush", -3, "write denyoom fast", 1, 1, 1, "@write @list @fast", "list", "1.0.0", "Prepends one or more elements to a list.", lists::lpush),
+    cmd!("rpush", -3, "write denyoom fast", 1, 1, 1, "@write @list @fast", "list", "1.0.0", "Appends one or more elements to a list.", lists::rpush),
+    cmd!("lpushx", -3, "write denyoom fast", 1, 1, 1, "@write @list @fast", "list", "2.2.0", "Prepends one or more elements to a list only when the list exists.", lists::lpushx),
+    cmd!("rpushx", -3, "write denyoom fast", 1, 1, 1, "@write @list @fast", "list", "2.2.0", "Appends an element to a list only when the list exists.", lists::rpushx),
+    cmd!("lpop", -2, "write fast", 1, 1, 1, "@write @list @fast", "list", "1.0.0", "Returns the first elements in a list after removing it.", lists::lpop),
+    cmd!("rpop", -2, "write fast", 1, 1, 1, "@write @list @fast", "list", "1.0.0", "Returns and removes the last elements of a list.", lists::rpop),
+    cmd!("llen", 2, "readonly fast", 1, 1, 1, "@read @list @fast", "list", "1.0.0", "Returns the length of a list.", lists::llen),
+    cmd!("lindex", 3, "readonly", 1, 1, 1, "@read @list @slow", "list", "1.0.0", "Returns an element from a list by its index.", lists::lindex),
+    cmd!("lset", 4, "write denyoom", 1, 1, 1, "@write @list @slow", "list", "1.0.0", "Sets the value of an element in a list by its index.", lists::lset),
+    cmd!("lrange", 4, "readonly", 1, 1, 1, "@read @list @slow", "list", "1.0.0", "Returns a range of elements from a list.", lists::lrange),
+    cmd!("ltrim", 4, "write", 1, 1, 1, "@write @list @slow", "list", "1.0.0", "Removes elements from both ends a list.", lists::ltrim),
+    cmd!("lrem", 4, "write", 1, 1, 1, "@write @list @slow", "list", "1.0.0", "Removes elements from a list.", lists::lrem),
+    cmd!("linsert", 5, "write denyoom", 1, 1, 1, "@write @list @slow", "list", "2.2.0", "Inserts an element before or after another element in a list.", lists::linsert),
+    cmd!("lpos", -3, "readonly", 1, 1, 1, "@read @list @slow", "list", "6.0.6", "Returns the index of matching elements in a list.", lists::lpos),
+    cmd!("lmove", 5, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", lists::lmove),
+    cmd!("rpoplpush", 3, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", lists::rpoplpush),
+    cmd!("lmpop", -4, "write movablekeys", 2, -1, 1, "@write @list @slow", "list", "7.0.0", "Returns multiple elements from a list after removing them.", lists::lmpop),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

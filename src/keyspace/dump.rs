@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::encoding::{TYPE_HASH, TYPE_SET, TYPE_STRING};
+use super::encoding::{TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING};
 use super::{Entry, Keyspace, Kind, Value};
 
 const MAGIC: &[u8; 2] = b"RS";
@@ -18,6 +18,8 @@ pub enum Restored {
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     /// Members with empty values.
     Set(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Elements, head first.
+    List(Vec<Vec<u8>>),
 }
 
 /// Hash and set payload: `count u32 LE` then `len u32 LE | field | len u32 LE | value` per field.
@@ -60,6 +62,14 @@ impl Keyspace {
             Value::Str(b) => frame(TYPE_STRING, b),
             Value::Hash(_) => frame(TYPE_HASH, &hash_payload(&self.members(key, Kind::Hash)?)),
             Value::Set(_) => frame(TYPE_SET, &hash_payload(&self.members(key, Kind::Set)?)),
+            Value::List { .. } => {
+                let elems: Vec<(Vec<u8>, Vec<u8>)> = self
+                    .list_elements(key)?
+                    .into_iter()
+                    .map(|e| (e, Vec::new()))
+                    .collect();
+                frame(TYPE_LIST, &hash_payload(&elems))
+            }
         })
     }
 }
@@ -102,6 +112,10 @@ pub fn deserialize(b: &[u8]) -> Result<Restored, DumpError> {
     match body[3] {
         TYPE_STRING => Ok(Restored::Str(Bytes::copy_from_slice(&body[4..]))),
         TYPE_HASH => parse_hash(&body[4..]).map(Restored::Hash).ok_or(DumpError::Type),
+        TYPE_LIST => parse_hash(&body[4..])
+            .filter(|m| m.iter().all(|(_, v)| v.is_empty()))
+            .map(|m| Restored::List(m.into_iter().map(|(e, _)| e).collect()))
+            .ok_or(DumpError::Type),
         TYPE_SET => parse_hash(&body[4..])
             .filter(|m| m.iter().all(|(_, v)| v.is_empty()))
             .map(Restored::Set)

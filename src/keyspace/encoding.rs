@@ -21,6 +21,14 @@ pub const TYPE_HASH: u8 = 1;
 /// A set: the meta payload is the member count (u64 BE); members are member records with
 /// empty values.
 pub const TYPE_SET: u8 = 2;
+/// A list: the meta payload is its length (u64 BE) and the position of its first element
+/// (i64 BE); element `i` is the member record at position `head + i` (see `list_pos`).
+pub const TYPE_LIST: u8 = 3;
+
+/// Member suffix of a list position: order-preserving for negative positions too.
+pub fn list_pos(pos: i64) -> [u8; 8] {
+    ((pos as u64) ^ (1 << 63)).to_be_bytes()
+}
 
 /// The prefix every member record of `key` starts with.
 pub fn member_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
@@ -92,12 +100,14 @@ pub fn type_tag(v: &Value) -> u8 {
         Value::Str(_) => TYPE_STRING,
         Value::Hash(_) => TYPE_HASH,
         Value::Set(_) => TYPE_SET,
+        Value::List { .. } => TYPE_LIST,
     }
 }
 
 
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let len_bytes;
+    let list_bytes;
     let (tag, payload): (u8, &[u8]) = match &e.value {
         Value::Str(b) => (TYPE_STRING, b),
         Value::Hash(n) => {
@@ -107,6 +117,13 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
         Value::Set(n) => {
             len_bytes = n.to_be_bytes();
             (TYPE_SET, &len_bytes)
+        }
+        Value::List { len, head } => {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&len.to_be_bytes());
+            b[8..].copy_from_slice(&head.to_be_bytes());
+            list_bytes = b;
+            (TYPE_LIST, &list_bytes)
         }
     };
     let mut v = Vec::with_capacity(10 + payload.len());
@@ -142,6 +159,13 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
                 .try_into()
                 .map_err(|_| CorruptRecord("hash length"))?,
         )),
+        TYPE_LIST => {
+            let b: [u8; 16] = v[10..].try_into().map_err(|_| CorruptRecord("list header"))?;
+            Value::List {
+                len: u64::from_be_bytes(b[..8].try_into().map_err(|_| CorruptRecord("list"))?),
+                head: i64::from_be_bytes(b[8..].try_into().map_err(|_| CorruptRecord("list"))?),
+            }
+        }
         TYPE_SET => Value::Set(u64::from_be_bytes(
             v[10..]
                 .try_into()

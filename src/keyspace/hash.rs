@@ -33,7 +33,7 @@ impl Kind {
         match v {
             Value::Hash(n) => Some((Kind::Hash, *n)),
             Value::Set(n) => Some((Kind::Set, *n)),
-            Value::Str(_) => None,
+            Value::Str(_) | Value::List { .. } => None,
         }
     }
 }
@@ -114,7 +114,7 @@ impl HashTxn<'_> {
 }
 
 impl Keyspace {
-    fn hash_meta(&self, key: &[u8]) -> Result<Option<Entry>> {
+    pub(super) fn hash_meta(&self, key: &[u8]) -> Result<Option<Entry>> {
         let mk = meta_key(key_slot(key), key);
         Ok(self
             .engine
@@ -269,7 +269,7 @@ pub enum Renamed {
 }
 
 impl Keyspace {
-    fn stage_delete_any(&self, batch: &mut Batch, slot: u16, key: &[u8], e: &Entry) {
+    pub(super) fn stage_delete_any(&self, batch: &mut Batch, slot: u16, key: &[u8], e: &Entry) {
         batch.delete(meta_key(slot, key));
         if let Some(at) = e.expire_at {
             batch.delete(expiry_key(slot, at, key));
@@ -345,9 +345,7 @@ impl Keyspace {
         let Some(e) = self.hash_meta(src)?.filter(|e| is_live(e, now)) else {
             return Ok(Renamed::NoSuchKey);
         };
-        let Some((kind, _)) = Kind::of(&e.value) else {
-            return Ok(Renamed::NoSuchKey);
-        };
+
         let old_dst = self.hash_meta(dst)?;
         if nx && old_dst.as_ref().is_some_and(|d| is_live(d, now)) {
             return Ok(Renamed::Exists);
@@ -370,7 +368,15 @@ impl Keyspace {
             self.stage_delete_any(&mut batch, ds, dst, d);
         }
         self.stage_delete_any(&mut batch, ss, src, &e);
-        self.stage_coll(&mut batch, ds, dst, kind, &fields, e.expire_at);
+        // Members move verbatim (list positions included), then the meta record as it was.
+        for (m, v) in &fields {
+            batch.put(member_key(ds, dst, m), v.clone());
+        }
+        batch.put(meta_key(ds, dst), encode_entry(&e));
+        if let Some(at) = e.expire_at {
+            batch.put(expiry_key(ds, at, dst), Vec::new());
+        }
+        batch.count(ds, 1);
         self.commit(batch)?;
         Ok(Renamed::Done)
     }

@@ -10,6 +10,7 @@ pub mod dump;
 mod encoding;
 mod expiry;
 mod hash;
+mod list;
 mod locks;
 mod moving;
 mod pending;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
+pub use list::ListTxn;
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
@@ -49,6 +51,8 @@ pub enum Value {
     Hash(u64),
     /// A set with this many members (member records with empty values).
     Set(u64),
+    /// A list of `len` elements at positions `head..head + len`.
+    List { len: u64, head: i64 },
 }
 
 impl Value {
@@ -57,6 +61,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List { .. } => "list",
         }
     }
     /// Whether members live in separate records (they move with the key's meta record).

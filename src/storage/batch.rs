@@ -56,6 +56,10 @@ impl Batch {
     pub fn put_meta(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::PutMeta(key, value));
     }
+    /// Appends another batch's operations.
+    pub fn ops_extend(&mut self, other: Batch) {
+        self.ops.extend(other.ops);
+    }
     /// Deletes every key in `[from, to)`; both must be in one slot.
     pub fn delete_range(&mut self, from: Vec<u8>, to: Vec<u8>) {
         self.ops.push(Op::DeleteRange(from, to));

@@ -581,3 +581,68 @@ fn watch_multi_exec_match_redis_server() -> Result<()> {
     assert_eq!(ours.len(), theirs.len());
     Ok(())
 }
+
+const LKEYS: &[&str] = &["{l}1", "{l}2", "{l}3"];
+const ELEMS: &[&str] = &["a", "b", "c", "1", "", "x y"];
+
+fn random_list_command(r: &mut Rng) -> Vec<String> {
+    let k = r.pick(LKEYS).to_string();
+    let k2 = r.pick(LKEYS).to_string();
+    let e = r.pick(ELEMS).to_string();
+    let e2 = r.pick(ELEMS).to_string();
+    let i = |r: &mut Rng| (r.below(14) as i64 - 7).to_string();
+    let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match r.below(34) {
+        0..=3 => s(&["LPUSH", &k, &e, &e2]),
+        4..=6 => s(&["RPUSH", &k, &e]),
+        7 => s(&["LPUSHX", &k, &e]),
+        8 => s(&["RPUSHX", &k, &e]),
+        9 => s(&["LPOP", &k]),
+        10 => s(&["RPOP", &k, r.pick(&["0", "2", "10", "-1", "x"])]),
+        11 => s(&["LLEN", &k]),
+        12 | 13 => s(&["LRANGE", &k, &i(r), &i(r)]),
+        14 => s(&["LRANGE", &k, "0", "-1"]),
+        15 => s(&["LINDEX", &k, &i(r)]),
+        16 => s(&["LSET", &k, &i(r), &e]),
+        17 => s(&["LTRIM", &k, &i(r), &i(r)]),
+        18 => s(&["LREM", &k, &i(r), &e]),
+        19 => s(&["LINSERT", &k, r.pick(&["BEFORE", "AFTER", "bad"]), &e, &e2]),
+        20 => s(&["LPOS", &k, &e]),
+        21 => s(&["LPOS", &k, &e, "RANK", r.pick(&["1", "-1", "2", "0"]), "COUNT", r.pick(&["0", "1", "2"])]),
+        22 => s(&["LPOS", &k, &e, "MAXLEN", r.pick(&["1", "3", "-1"])]),
+        23 => s(&["LMOVE", &k, &k2, r.pick(&["LEFT", "RIGHT"]), r.pick(&["LEFT", "RIGHT"])]),
+        24 => s(&["RPOPLPUSH", &k, &k2]),
+        25 => s(&["LMPOP", "2", &k, &k2, r.pick(&["LEFT", "RIGHT"]), "COUNT", r.pick(&["1", "3", "0"])]),
+        26 => s(&["TYPE", &k]),
+        27 => s(&["DEL", &k]),
+        28 => s(&["SET", &k, "str"]),
+        29 => s(&["RENAME", &k, &k2]),
+        30 => s(&["EXPIRE", &k, "1000"]),
+        31 => s(&["SADD", &k, "m"]),
+        32 => s(&["LMPOP", r.pick(&["0", "9"]), &k, "LEFT"]),
+        _ => s(&["EXISTS", &k, &k2]),
+    }
+}
+
+#[test]
+fn list_commands_match_redis_server() -> Result<()> {
+    let node = Node::start()?;
+    let reference = RedisServer::start()?;
+    let mut ours = node.conn()?;
+    let mut theirs = reference.conn()?;
+    let mut total = 0;
+    for seed in [2u64, 17, 123, 777, 8191] {
+        redis::cmd("FLUSHALL").exec(&mut ours)?;
+        redis::cmd("FLUSHALL").exec(&mut theirs)?;
+        let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
+        for step in 0..1000 {
+            let cmd = random_list_command(&mut r);
+            let a = normalise(&cmd, run(&mut ours, &cmd));
+            let b = normalise(&cmd, run(&mut theirs, &cmd));
+            assert_eq!(a, b, "seed {seed} step {step}: {cmd:?}");
+            total += 1;
+        }
+    }
+    println!("differential list commands compared: {total}");
+    Ok(())
+}
