@@ -1,4 +1,5 @@
-//! Hashes stored as a meta record plus one record per field survive SIGKILL with
+//! Collections (hashes, and lists and sets on the same member records) stored as a meta record
+//! plus one record per field survive SIGKILL with
 //! `appendfsync always`, replicate, move with their slot (native MIGRATESLOTS and legacy
 //! MIGRATE) and come back from a slot backup intact.
 
@@ -40,6 +41,11 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
         hset(&mut con, "h", &want)?;
         redis::cmd("HDEL").arg("h").arg("f7").query::<i64>(&mut con)?;
         redis::cmd("HSET").arg("gone").arg("a").arg("b").query::<i64>(&mut con)?;
+        for i in 0..1000 {
+            redis::cmd("RPUSH").arg("l").arg(i).query::<i64>(&mut con)?;
+        }
+        redis::cmd("LPOP").arg("l").query::<String>(&mut con)?;
+        redis::cmd("SADD").arg("s").arg("x").arg("y").query::<i64>(&mut con)?;
         redis::cmd("DEL").arg("gone").query::<i64>(&mut con)?;
     }
     node.kill9()?;
@@ -52,8 +58,13 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
     ensure!(len == want.len() as i64);
     let n: i64 = redis::cmd("EXISTS").arg("gone").query(&mut con)?;
     ensure!(n == 0, "a deleted hash came back");
+    let l: Vec<i64> = redis::cmd("LRANGE").arg("l").arg(0).arg(-1).query(&mut con)?;
+    ensure!(l == (1..1000).collect::<Vec<i64>>(), "list changed across SIGKILL");
+    let mut m: Vec<String> = redis::cmd("SMEMBERS").arg("s").query(&mut con)?;
+    m.sort();
+    ensure!(m == ["x", "y"], "set changed across SIGKILL: {m:?}");
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con)?;
-    ensure!(dbsize == 1, "DBSIZE {dbsize}");
+    ensure!(dbsize == 3, "DBSIZE {dbsize}");
     Ok(())
 }
 
@@ -68,6 +79,22 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     let (f1, f2) = (fields(2000, "one"), fields(500, "two"));
     hset(&mut c.node(owner1).conn()?, k1, &f1)?;
     hset(&mut c.node(c.key_owner(k2)?).conn()?, k2, &f2)?;
+    // A list and a set in k1's slot move with it.
+    let (kl, ks) = ("{user1}l", "{user1}s");
+    {
+        let mut con = c.node(owner1).conn()?;
+        for i in 0..300 {
+            redis::cmd("RPUSH").arg(kl).arg(i).query::<i64>(&mut con)?;
+            redis::cmd("SADD").arg(ks).arg(i).query::<i64>(&mut con)?;
+        }
+    }
+    let list_ok = |i: usize| -> Result<bool> {
+        let mut con = c.node(i).conn()?;
+        redis::cmd("READONLY").exec(&mut con)?;
+        let l: Vec<i64> = redis::cmd("LRANGE").arg(kl).arg(0).arg(-1).query(&mut con)?;
+        let n: i64 = redis::cmd("SCARD").arg(ks).query(&mut con)?;
+        Ok(l == (0..300).collect::<Vec<i64>>() && n == 300)
+    };
 
     // Replication: the replica holds the same fields.
     let r = c.replica_of(0, owner1)?;
@@ -85,11 +112,12 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     try_wait_until_every(SETTLE, Duration::from_millis(50), "slot moved", || Ok(c.slot_owner(0, s1)? == dst))?;
     c.wait_converged(SETTLE)?;
     ensure!(hgetall(&mut c.node(dst).conn()?, k1)? == f1, "hash changed by MIGRATESLOTS");
+    ensure!(list_ok(dst)?, "list or set changed by MIGRATESLOTS");
     let dr = c.replica_of(0, dst)?;
     try_wait_until_every(SETTLE, Duration::from_millis(100), "target replica has the hash", || {
         let mut con = c.node(dr).conn()?;
         redis::cmd("READONLY").exec(&mut con)?;
-        Ok(hgetall(&mut con, k1)? == f1)
+        Ok(hgetall(&mut con, k1)? == f1 && list_ok(dr)?)
     })?;
 
     // Legacy MIGRATE of k2 (one key, a whole hash in one RESTORE-ASKING payload).
@@ -113,10 +141,11 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     let seed = format!("127.0.0.1:{}", c.node(0).port());
     let slots = format!("{s1},{s2}");
     c.rockslot_cli_cluster(&["backup", &seed, "--out", &dir.display().to_string(), "--slots", &slots])?.ensure_success()?;
-    c.query(dst, &["DEL", k1])?;
+    c.query(dst, &["DEL", k1, kl, ks])?;
     c.query(dst2, &["DEL", k2])?;
     c.rockslot_cli_cluster(&["restore", &seed, "--from", &dir.display().to_string()])?.ensure_success()?;
     ensure!(hgetall(&mut c.node(dst).conn()?, k1)? == f1, "hash changed by backup/restore");
+    ensure!(list_ok(dst)?, "list or set changed by backup/restore");
     ensure!(hgetall(&mut c.node(dst2).conn()?, k2)? == f2, "hash changed by backup/restore");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
