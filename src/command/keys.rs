@@ -322,9 +322,21 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         crate::keyspace::dump::Restored::Hash(_) => 1,
         crate::keyspace::dump::Restored::Set(_) => 2,
         crate::keyspace::dump::Restored::List(_) => 3,
+        crate::keyspace::dump::Restored::ZSet(_) => 4,
     };
     let value = match restored {
         crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
+        crate::keyspace::dump::Restored::ZSet(m) => {
+            ctx.ks.commit()?;
+            if !ctx
+                .shared
+                .keyspace
+                .zset_put_all(&args[1], m, expire_at, !replace)?
+            {
+                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+            }
+            return Ok(Reply::OK);
+        }
         crate::keyspace::dump::Restored::List(elems) => {
             ctx.ks.commit()?;
             if !ctx
@@ -421,6 +433,13 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 }
             }
             Value::Hash(_) | Value::Set(_) => "hashtable",
+            Value::ZSet(n) => {
+                if *n <= 128 {
+                    "listpack"
+                } else {
+                    "skiplist"
+                }
+            }
             Value::List { len, .. } => {
                 if *len <= 128 {
                     "listpack"

@@ -23,6 +23,7 @@ mod server_cmds;
 mod sets;
 mod strings;
 mod table;
+mod zsets;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

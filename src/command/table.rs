@@ -2,7 +2,7 @@
 
 use super::{
     cluster_cmds as cl, hashes, info, lists, sets, introspect, keys, replication_cmds as repl, server_cmds as srv,
-    strings, CommandSpec,
+    strings, zsets, CommandSpec,
 };
 
 macro_rules! cmd {
@@ -200,6 +200,22 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("lmove", 5, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", lists::lmove),
     cmd!("rpoplpush", 3, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", lists::rpoplpush),
     cmd!("lmpop", -4, "write movablekeys", 2, -1, 1, "@write @list @slow", "list", "7.0.0", "Returns multiple elements from a list after removing them.", lists::lmpop),
+    // sorted sets
+    cmd!("zadd", -4, "write denyoom fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores.", zsets::zadd),
+    cmd!("zincrby", 4, "write denyoom fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", zsets::zincrby),
+    cmd!("zrem", -3, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "1.2.0", "Removes one or more members from a sorted set.", zsets::zrem),
+    cmd!("zscore", 3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", zsets::zscore),
+    cmd!("zmscore", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", zsets::zmscore),
+    cmd!("zcard", 2, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", zsets::zcard),
+    cmd!("zcount", 4, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", zsets::zcount),
+    cmd!("zrank", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", zsets::zrank),
+    cmd!("zrevrank", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", zsets::zrevrank),
+    cmd!("zrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", zsets::zrange),
+    cmd!("zrevrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", zsets::zrevrange),
+    cmd!("zrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", zsets::zrangebyscore),
+    cmd!("zrevrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zsets::zrevrangebyscore),
+    cmd!("zpopmin", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them.", zsets::zpopmin),
+    cmd!("zpopmax", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them.", zsets::zpopmax),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::encoding::{TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING};
+use super::encoding::{TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING, TYPE_ZSET};
 use super::{Entry, Keyspace, Kind, Value};
 
 const MAGIC: &[u8; 2] = b"RS";
@@ -20,6 +20,8 @@ pub enum Restored {
     Set(Vec<(Vec<u8>, Vec<u8>)>),
     /// Elements, head first.
     List(Vec<Vec<u8>>),
+    /// Members with their scores.
+    ZSet(Vec<(Vec<u8>, f64)>),
 }
 
 /// Hash and set payload: `count u32 LE` then `len u32 LE | field | len u32 LE | value` per field.
@@ -70,6 +72,14 @@ impl Keyspace {
                     .collect();
                 frame(TYPE_LIST, &hash_payload(&elems))
             }
+            Value::ZSet(_) => {
+                let m: Vec<(Vec<u8>, Vec<u8>)> = self
+                    .zset_members(key)?
+                    .into_iter()
+                    .map(|(m, s)| (m, s.to_bits().to_be_bytes().to_vec()))
+                    .collect();
+                frame(TYPE_ZSET, &hash_payload(&m))
+            }
         })
     }
 }
@@ -112,6 +122,18 @@ pub fn deserialize(b: &[u8]) -> Result<Restored, DumpError> {
     match body[3] {
         TYPE_STRING => Ok(Restored::Str(Bytes::copy_from_slice(&body[4..]))),
         TYPE_HASH => parse_hash(&body[4..]).map(Restored::Hash).ok_or(DumpError::Type),
+        TYPE_ZSET => parse_hash(&body[4..])
+            .and_then(|m| {
+                m.into_iter()
+                    .map(|(k, v)| {
+                        let b: [u8; 8] = v.try_into().ok()?;
+                        let s = f64::from_bits(u64::from_be_bytes(b));
+                        (!s.is_nan()).then_some((k, s))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .map(Restored::ZSet)
+            .ok_or(DumpError::Type),
         TYPE_LIST => parse_hash(&body[4..])
             .filter(|m| m.iter().all(|(_, v)| v.is_empty()))
             .map(|m| Restored::List(m.into_iter().map(|(e, _)| e).collect()))

@@ -10,6 +10,8 @@ pub const KIND_META: u8 = 1;
 pub const KIND_EXPIRY: u8 = 2;
 /// One record per member of a collection: `[slot][3][key len u32 BE][key][member]`.
 pub const KIND_MEMBER: u8 = 3;
+/// Sorted-set score index: `[slot][4][key len u32 BE][key][sortable score u64 BE][member]`.
+pub const KIND_SCORE: u8 = 4;
 /// Format version of meta values; bumped when a value layout changes.
 pub const META_FORMAT: u8 = 1;
 
@@ -24,6 +26,63 @@ pub const TYPE_SET: u8 = 2;
 /// A list: the meta payload is its length (u64 BE) and the position of its first element
 /// (i64 BE); element `i` is the member record at position `head + i` (see `list_pos`).
 pub const TYPE_LIST: u8 = 3;
+/// A sorted set: the meta payload is the member count (u64 BE); members are member records
+/// holding the score (f64 bits BE), plus one score index record each.
+pub const TYPE_ZSET: u8 = 4;
+
+/// An f64 as bytes that sort like the numbers.
+pub fn sortable_score(s: f64) -> [u8; 8] {
+    let b = s.to_bits();
+    let v = if b >> 63 == 1 { !b } else { b ^ (1 << 63) };
+    v.to_be_bytes()
+}
+
+pub fn score_from_sortable(b: &[u8]) -> f64 {
+    let v = u64::from_be_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    f64::from_bits(if v >> 63 == 1 { v ^ (1 << 63) } else { !v })
+}
+
+pub fn score_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(7 + key.len());
+    k.extend_from_slice(&slot_prefix(slot, KIND_SCORE));
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn score_key(slot: u16, key: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
+    let mut k = score_prefix(slot, key);
+    k.extend_from_slice(&sortable_score(score));
+    k.extend_from_slice(member);
+    k
+}
+
+fn successor(mut to: Vec<u8>) -> Vec<u8> {
+    while let Some(last) = to.last_mut() {
+        if *last == 0xff {
+            to.pop();
+        } else {
+            *last += 1;
+            break;
+        }
+    }
+    to
+}
+
+pub fn score_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = score_prefix(slot, key);
+    let to = successor(from.clone());
+    (from, to)
+}
+
+/// Every record range a collection owns besides its meta record.
+pub fn collection_ranges(slot: u16, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
+    match v {
+        Value::Str(_) => Vec::new(),
+        Value::ZSet(_) => vec![member_range(slot, key), score_range(slot, key)],
+        _ => vec![member_range(slot, key)],
+    }
+}
 
 /// Member suffix of a list position: order-preserving for negative positions too.
 pub fn list_pos(pos: i64) -> [u8; 8] {
@@ -101,6 +160,7 @@ pub fn type_tag(v: &Value) -> u8 {
         Value::Hash(_) => TYPE_HASH,
         Value::Set(_) => TYPE_SET,
         Value::List { .. } => TYPE_LIST,
+        Value::ZSet(_) => TYPE_ZSET,
     }
 }
 
@@ -117,6 +177,10 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
         Value::Set(n) => {
             len_bytes = n.to_be_bytes();
             (TYPE_SET, &len_bytes)
+        }
+        Value::ZSet(n) => {
+            len_bytes = n.to_be_bytes();
+            (TYPE_ZSET, &len_bytes)
         }
         Value::List { len, head } => {
             let mut b = [0u8; 16];
@@ -166,6 +230,11 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
                 head: i64::from_be_bytes(b[8..].try_into().map_err(|_| CorruptRecord("list"))?),
             }
         }
+        TYPE_ZSET => Value::ZSet(u64::from_be_bytes(
+            v[10..]
+                .try_into()
+                .map_err(|_| CorruptRecord("zset length"))?,
+        )),
         TYPE_SET => Value::Set(u64::from_be_bytes(
             v[10..]
                 .try_into()

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::encoding::{
-    decode_entry, encode_entry, expiry_key, member_key, member_prefix, member_range, meta_key,
+    collection_ranges, decode_entry, encode_entry, expiry_key, member_key, member_prefix,
+    member_range, meta_key,
 };
 use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value};
 use crate::storage::Batch;
@@ -33,7 +34,7 @@ impl Kind {
         match v {
             Value::Hash(n) => Some((Kind::Hash, *n)),
             Value::Set(n) => Some((Kind::Set, *n)),
-            Value::Str(_) | Value::List { .. } => None,
+            Value::Str(_) | Value::List { .. } | Value::ZSet(_) => None,
         }
     }
 }
@@ -182,8 +183,7 @@ impl Keyspace {
                 if let Some(at) = e.expire_at {
                     batch.delete(expiry_key(slot, at, key));
                 }
-                if e.value.is_collection() {
-                    let (a, b) = member_range(slot, key);
+                for (a, b) in collection_ranges(slot, key, &e.value) {
                     batch.delete_range(a, b);
                 }
                 batch.count(slot, -1);
@@ -274,8 +274,7 @@ impl Keyspace {
         if let Some(at) = e.expire_at {
             batch.delete(expiry_key(slot, at, key));
         }
-        if e.value.is_collection() {
-            let (a, b) = member_range(slot, key);
+        for (a, b) in collection_ranges(slot, key, &e.value) {
             batch.delete_range(a, b);
         }
         batch.count(slot, -1);
@@ -351,26 +350,26 @@ impl Keyspace {
             return Ok(Renamed::Exists);
         }
         let (ss, ds) = (key_slot(src), key_slot(dst));
-        let mut fields = BTreeMap::new();
-        let view = HashView {
-            ks: self,
-            slot: ss,
-            key: src,
-            len: 0,
-            expire_at: e.expire_at,
-        };
-        view.scan(|f, v| {
-            fields.insert(f.to_vec(), v.to_vec());
-            true
-        })?;
+        // Every record range of the collection (members, and a sorted set's score index)
+        // moves verbatim under the destination's prefix; then the meta record as it was.
+        let mut moved: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let dst_ranges = collection_ranges(ds, dst, &e.value);
+        for ((from, to), (dfrom, _)) in collection_ranges(ss, src, &e.value).into_iter().zip(dst_ranges) {
+            let n = from.len();
+            self.engine.scan(&from, &to, |k, v| {
+                let mut nk = dfrom.clone();
+                nk.extend_from_slice(&k[n..]);
+                moved.push((nk, v.to_vec()));
+                true
+            })?;
+        }
         let mut batch = Batch::new();
         if let Some(d) = &old_dst {
             self.stage_delete_any(&mut batch, ds, dst, d);
         }
         self.stage_delete_any(&mut batch, ss, src, &e);
-        // Members move verbatim (list positions included), then the meta record as it was.
-        for (m, v) in &fields {
-            batch.put(member_key(ds, dst, m), v.clone());
+        for (k, v) in moved {
+            batch.put(k, v);
         }
         batch.put(meta_key(ds, dst), encode_entry(&e));
         if let Some(at) = e.expire_at {

@@ -11,6 +11,7 @@ mod encoding;
 mod expiry;
 mod hash;
 mod list;
+mod zset;
 mod locks;
 mod moving;
 mod pending;
@@ -27,6 +28,7 @@ use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
+pub use zset::{ZTxn, ZView};
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
@@ -53,6 +55,8 @@ pub enum Value {
     Set(u64),
     /// A list of `len` elements at positions `head..head + len`.
     List { len: u64, head: i64 },
+    /// A sorted set with this many members.
+    ZSet(u64),
 }
 
 impl Value {
@@ -62,6 +66,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List { .. } => "list",
+            Value::ZSet(_) => "zset",
         }
     }
     /// Whether members live in separate records (they move with the key's meta record).

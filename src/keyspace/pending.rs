@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use parking_lot::MutexGuard;
 
-use super::encoding::{decode_entry, expiry_key, member_range, meta_key, peek_entry};
+use super::encoding::{collection_ranges, decode_entry, expiry_key, meta_key, peek_entry};
 use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Update};
 use crate::storage::Batch;
 
@@ -190,8 +190,7 @@ impl<'a> Pending<'a> {
             Update::Delete => {
                 let Some(old) = old else { return };
                 self.batch.delete(meta_key(slot, key));
-                if old.value.is_collection() {
-                    let (a, b) = member_range(slot, key);
+                for (a, b) in collection_ranges(slot, key, &old.value) {
                     self.batch.delete_range(a, b);
                 }
                 if let Some(at) = old.expire_at {
@@ -202,11 +201,13 @@ impl<'a> Pending<'a> {
             }
             Update::Put(e) => {
                 // A value of another kind replaces a collection: its members go.
-                if old.as_ref().is_some_and(|o| {
-                    o.value.is_collection() && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value)
+                if let Some(o) = old.as_ref().filter(|o| {
+                    o.value.is_collection()
+                        && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value)
                 }) {
-                    let (a, b) = member_range(slot, key);
-                    self.batch.delete_range(a, b);
+                    for (a, b) in collection_ranges(slot, key, &o.value) {
+                        self.batch.delete_range(a, b);
+                    }
                 }
                 self.batch
                     .put(meta_key(slot, key), super::encoding::encode_entry(&e));

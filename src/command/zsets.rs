@@ -1,0 +1,436 @@
+//! Sorted-set commands (see `hashes` for how a command runs). Score ranges walk the score
+//! index from their lower bound; index ranges from the top and ranks walk up to the answer.
+
+use bytes::Bytes;
+
+use super::args::{int, is, parse_f64};
+use super::{CmdError, CmdResult, Ctx};
+use crate::keyspace::{WrongType, ZView};
+use crate::resp::encode::format_double;
+use crate::resp::Reply;
+
+fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
+    r.map_err(|_| CmdError::WrongType)
+}
+
+fn read<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(Option<&ZView>) -> crate::keyspace::Result<R>,
+) -> Result<R, CmdError> {
+    ctx.ks.commit()?;
+    wt(ctx.shared.keyspace.zset_read(key, f)?)
+}
+
+fn write<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    f: impl FnOnce(&mut crate::keyspace::ZTxn) -> crate::keyspace::Result<R>,
+) -> Result<R, CmdError> {
+    ctx.ks.commit()?;
+    wt(ctx.shared.keyspace.zset_write(key, f)?)
+}
+
+fn b(v: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(v))
+}
+
+fn score_reply(s: f64) -> Reply {
+    Reply::Bulk(Bytes::from(format_double(s)))
+}
+
+fn not_float() -> CmdError {
+    CmdError::err("value is not a valid float")
+}
+
+pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "nx") {
+            nx = true;
+        } else if is(a, "xx") {
+            xx = true;
+        } else if is(a, "gt") {
+            gt = true;
+        } else if is(a, "lt") {
+            lt = true;
+        } else if is(a, "ch") {
+            ch = true;
+        } else if is(a, "incr") {
+            incr = true;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let rest = &args[i..];
+    if rest.is_empty() || rest.len() % 2 != 0 {
+        return Err(CmdError::Syntax);
+    }
+    if nx && xx {
+        return Err(CmdError::err("XX and NX options at the same time are not compatible"));
+    }
+    if (gt && nx) || (lt && nx) || (gt && lt) {
+        return Err(CmdError::err(
+            "GT, LT, and/or NX options at the same time are not compatible",
+        ));
+    }
+    if incr && rest.len() > 2 {
+        return Err(CmdError::err("INCR option supports a single increment-element pair"));
+    }
+    let mut pairs = Vec::new();
+    for p in rest.chunks(2) {
+        pairs.push((parse_f64(&p[0]).ok_or_else(not_float)?, p[1].clone()));
+    }
+    write(ctx, &args[1], |z| {
+        let (mut added, mut changed) = (0i64, 0i64);
+        let mut incr_result = None;
+        for (score, m) in &pairs {
+            let cur = z.score(m)?;
+            if (nx && cur.is_some()) || (xx && cur.is_none()) {
+                continue;
+            }
+            let new = match (incr, cur) {
+                (true, Some(c)) => c + score,
+                _ => *score,
+            };
+            if new.is_nan() {
+                return Ok(Err(CmdError::err("resulting score is not a number (NaN)")));
+            }
+            if let Some(c) = cur {
+                if (gt && new <= c) || (lt && new >= c) {
+                    continue;
+                }
+                if new != c {
+                    z.set(m, new)?;
+                    changed += 1;
+                }
+            } else {
+                z.set(m, new)?;
+                added += 1;
+            }
+            incr_result = Some(new);
+        }
+        Ok(Ok(if incr {
+            incr_result.map_or(Reply::Nil, score_reply)
+        } else {
+            Reply::Int(if ch { added + changed } else { added })
+        }))
+    })?
+}
+
+pub fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let by = parse_f64(&args[2]).ok_or_else(not_float)?;
+    write(ctx, &args[1], |z| {
+        let new = z.score(&args[3])?.unwrap_or(0.0) + by;
+        if new.is_nan() {
+            return Ok(Err(CmdError::err("resulting score is not a number (NaN)")));
+        }
+        z.set(&args[3], new)?;
+        Ok(Ok(score_reply(new)))
+    })?
+}
+
+pub fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    write(ctx, &args[1], |z| {
+        let mut n = 0;
+        for m in &args[2..] {
+            n += z.remove(m)? as i64;
+        }
+        Ok(Reply::Int(n))
+    })
+}
+
+pub fn zscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |z| {
+        Ok(match z {
+            Some(z) => z.score(&args[2])?.map_or(Reply::Nil, score_reply),
+            None => Reply::Nil,
+        })
+    })
+}
+
+pub fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |z| {
+        let mut out = Vec::new();
+        for m in &args[2..] {
+            out.push(match z {
+                Some(z) => z.score(m)?.map_or(Reply::Nil, score_reply),
+                None => Reply::Nil,
+            });
+        }
+        Ok(Reply::Array(out))
+    })
+}
+
+pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    read(ctx, &args[1], |z| Ok(Reply::Int(z.map_or(0, |z| z.len as i64))))
+}
+
+/// A score bound: value and whether it is exclusive.
+#[derive(Clone, Copy)]
+struct Bound(f64, bool);
+
+fn bound(a: &[u8]) -> Result<Bound, CmdError> {
+    let bad = || CmdError::err("min or max is not a float");
+    let (ex, num) = match a.strip_prefix(b"(") {
+        Some(r) => (true, r),
+        None => (false, a),
+    };
+    let v = parse_f64(num).ok_or_else(bad)?;
+    Ok(Bound(v, ex))
+}
+
+impl Bound {
+    fn above_min(self, s: f64) -> bool {
+        if self.1 {
+            s > self.0
+        } else {
+            s >= self.0
+        }
+    }
+    fn below_max(self, s: f64) -> bool {
+        if self.1 {
+            s < self.0
+        } else {
+            s <= self.0
+        }
+    }
+}
+
+/// Members with scores in [min, max], lowest first.
+fn by_score(z: &ZView, min: Bound, max: Bound) -> crate::keyspace::Result<Vec<(Vec<u8>, f64)>> {
+    let mut out = Vec::new();
+    if min.0 > max.0 {
+        return Ok(out);
+    }
+    z.ascending(min.0, |m, s| {
+        if !max.below_max(s) {
+            return false;
+        }
+        if min.above_min(s) {
+            out.push((m.to_vec(), s));
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (min, max) = (bound(&args[2])?, bound(&args[3])?);
+    read(ctx, &args[1], |z| {
+        Ok(Reply::Int(match z {
+            Some(z) => by_score(z, min, max)?.len() as i64,
+            None => 0,
+        }))
+    })
+}
+
+fn rank(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let withscore = match args.get(3) {
+        Some(a) if is(a, "withscore") && args.len() == 4 => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    read(ctx, &args[1], |z| {
+        let Some(z) = z else {
+            return Ok(Reply::Nil);
+        };
+        let Some(r) = z.rank(&args[2])? else {
+            return Ok(Reply::Nil);
+        };
+        let r = if rev { z.len - 1 - r } else { r };
+        if withscore {
+            let s = z.score(&args[2])?.unwrap_or(0.0);
+            return Ok(Reply::Array(vec![Reply::Int(r as i64), score_reply(s)]));
+        }
+        Ok(Reply::Int(r as i64))
+    })
+}
+
+pub fn zrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank(ctx, args, false)
+}
+pub fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    rank(ctx, args, true)
+}
+
+fn flat(items: Vec<(Vec<u8>, f64)>, withscores: bool) -> Reply {
+    let mut out = Vec::new();
+    for (m, s) in items {
+        out.push(b(&m));
+        if withscores {
+            out.push(score_reply(s));
+        }
+    }
+    Reply::Array(out)
+}
+
+enum By {
+    Index,
+    Score,
+}
+
+/// ZRANGE and its older forms, after argument parsing.
+#[allow(clippy::too_many_arguments)]
+fn range(
+    ctx: &mut Ctx,
+    key: &[u8],
+    by: By,
+    start: &[u8],
+    stop: &[u8],
+    rev: bool,
+    limit: Option<(i64, i64)>,
+    withscores: bool,
+) -> CmdResult {
+    match by {
+        By::Index => {
+            let (a, z) = (int(start)?, int(stop)?);
+            read(ctx, key, |v| {
+                let Some(v) = v else { return Ok(Reply::Array(vec![])) };
+                let len = v.len as i64;
+                let mut a = if a < 0 { len + a } else { a };
+                let mut z = if z < 0 { len + z } else { z };
+                if a < 0 {
+                    a = 0;
+                }
+                if a > z || a >= len {
+                    return Ok(Reply::Array(vec![]));
+                }
+                if z >= len {
+                    z = len - 1;
+                }
+                let items: Vec<(Vec<u8>, f64)> = if rev {
+                    let mut all = v.all()?;
+                    all.reverse();
+                    all.into_iter().skip(a as usize).take((z - a + 1) as usize).collect()
+                } else {
+                    let mut out = Vec::new();
+                    let mut idx = 0i64;
+                    v.ascending(f64::NEG_INFINITY, |m, s| {
+                        if idx >= a {
+                            out.push((m.to_vec(), s));
+                        }
+                        idx += 1;
+                        idx <= z
+                    })?;
+                    out
+                };
+                Ok(flat(items, withscores))
+            })
+        }
+        By::Score => {
+            let (lo, hi) = if rev { (stop, start) } else { (start, stop) };
+            let (min, max) = (bound(lo)?, bound(hi)?);
+            read(ctx, key, |v| {
+                let Some(v) = v else { return Ok(Reply::Array(vec![])) };
+                let mut items = by_score(v, min, max)?;
+                if rev {
+                    items.reverse();
+                }
+                if let Some((off, count)) = limit {
+                    if off < 0 {
+                        return Ok(Reply::Array(vec![]));
+                    }
+                    let it = items.into_iter().skip(off as usize);
+                    items = if count < 0 { it.collect() } else { it.take(count as usize).collect() };
+                }
+                Ok(flat(items, withscores))
+            })
+        }
+    }
+}
+
+pub fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (mut by, mut rev, mut limit, mut withscores) = (By::Index, false, None, false);
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "byscore") {
+            by = By::Score;
+        } else if is(a, "bylex") {
+            return Err(CmdError::err("BYLEX is not supported yet"));
+        } else if is(a, "rev") {
+            rev = true;
+        } else if is(a, "withscores") {
+            withscores = true;
+        } else if is(a, "limit") && i + 2 < args.len() {
+            limit = Some((int(&args[i + 1])?, int(&args[i + 2])?));
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if limit.is_some() && matches!(by, By::Index) {
+        return Err(CmdError::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    range(ctx, &args[1], by, &args[2], &args[3], rev, limit, withscores)
+}
+
+pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let withscores = match args.get(4) {
+        Some(a) if is(a, "withscores") && args.len() == 5 => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    range(ctx, &args[1], By::Index, &args[2], &args[3], true, None, withscores)
+}
+
+fn by_score_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
+    let (mut limit, mut withscores) = (None, false);
+    let mut i = 4;
+    while i < args.len() {
+        if is(&args[i], "withscores") {
+            withscores = true;
+            i += 1;
+        } else if is(&args[i], "limit") && i + 2 < args.len() {
+            limit = Some((int(&args[i + 1])?, int(&args[i + 2])?));
+            i += 3;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    range(ctx, &args[1], By::Score, &args[2], &args[3], rev, limit, withscores)
+}
+
+pub fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    by_score_cmd(ctx, args, false)
+}
+pub fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    by_score_cmd(ctx, args, true)
+}
+
+fn zpop(ctx: &mut Ctx, args: &[Bytes], highest: bool) -> CmdResult {
+    let count = match args.get(2) {
+        Some(c) => {
+            let n = int(c)?;
+            if n < 0 {
+                return Err(CmdError::err("value is out of range, must be positive"));
+            }
+            Some(n as u64)
+        }
+        None => None,
+    };
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    write(ctx, &args[1], |z| {
+        let picked = z.ends(count.unwrap_or(1), highest)?;
+        for (m, _) in &picked {
+            z.remove(m)?;
+        }
+        Ok(flat(picked, true))
+    })
+}
+
+pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zpop(ctx, args, false)
+}
+pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    zpop(ctx, args, true)
+}

@@ -1,0 +1,280 @@
+//! Sorted sets on disk: a meta record (member count), one member record per member holding its
+//! score, and a score index (`KIND_SCORE`) ordered by (score, member), so score ranges, ranks
+//! and pops read only the entries they return (a rank costs a walk up to it).
+
+use std::collections::BTreeMap;
+
+use super::encoding::{
+    encode_entry, member_key, meta_key, score_from_sortable, score_key, score_prefix,
+    score_range, sortable_score,
+};
+use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value, WrongType};
+use crate::storage::Batch;
+
+fn decode_score(v: &[u8]) -> f64 {
+    f64::from_bits(u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
+}
+
+/// A sorted set as stored, read-only.
+pub struct ZView<'a> {
+    ks: &'a Keyspace,
+    slot: u16,
+    key: &'a [u8],
+    pub len: u64,
+}
+
+impl ZView<'_> {
+    pub fn score(&self, member: &[u8]) -> Result<Option<f64>> {
+        Ok(self
+            .ks
+            .engine
+            .get(&member_key(self.slot, self.key, member))?
+            .map(|v| decode_score(&v)))
+    }
+
+    /// Visits (member, score) in (score, member) order from the lowest, until `f` is false.
+    pub fn ascending(&self, from_score: f64, mut f: impl FnMut(&[u8], f64) -> bool) -> Result<()> {
+        let p = score_prefix(self.slot, self.key);
+        let (_, end) = score_range(self.slot, self.key);
+        let mut start = p.clone();
+        start.extend_from_slice(&sortable_score(from_score));
+        let n = p.len();
+        self.ks.engine.scan(&start, &end, |k, _| {
+            f(&k[n + 8..], score_from_sortable(&k[n..n + 8]))
+        })?;
+        Ok(())
+    }
+
+    /// Every (member, score), lowest first.
+    pub fn all(&self) -> Result<Vec<(Vec<u8>, f64)>> {
+        let mut out = Vec::new();
+        self.ascending(f64::NEG_INFINITY, |m, s| {
+            out.push((m.to_vec(), s));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// 0-based rank of `member` from the lowest score, if present.
+    pub fn rank(&self, member: &[u8]) -> Result<Option<u64>> {
+        let Some(score) = self.score(member)? else {
+            return Ok(None);
+        };
+        let target = score_key(self.slot, self.key, score, member);
+        let p = score_prefix(self.slot, self.key);
+        let mut rank = 0u64;
+        self.ks.engine.scan(&p, &target, |_, _| {
+            rank += 1;
+            true
+        })?;
+        Ok(Some(rank))
+    }
+}
+
+/// A sorted set being changed; [`Keyspace::zset_write`] commits it.
+pub struct ZTxn<'a> {
+    view: ZView<'a>,
+    existed: bool,
+    /// member -> (old stored score, new score or None = removed)
+    changes: BTreeMap<Vec<u8>, (Option<f64>, Option<f64>)>,
+    len: u64,
+    pre: Batch,
+}
+
+impl ZTxn<'_> {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn view(&self) -> Option<&ZView<'_>> {
+        (self.existed && self.changes.is_empty()).then_some(&self.view)
+    }
+    pub fn score(&self, member: &[u8]) -> Result<Option<f64>> {
+        match self.changes.get(member) {
+            Some((_, new)) => Ok(*new),
+            None if self.existed => self.view.score(member),
+            None => Ok(None),
+        }
+    }
+    fn stored(&self, member: &[u8]) -> Result<Option<f64>> {
+        match self.changes.get(member) {
+            Some((old, _)) => Ok(*old),
+            None if self.existed => self.view.score(member),
+            None => Ok(None),
+        }
+    }
+    /// Sets `member`'s score; true if it is new.
+    pub fn set(&mut self, member: &[u8], score: f64) -> Result<bool> {
+        let cur = self.score(member)?;
+        let old = self.stored(member)?;
+        if cur.is_none() {
+            self.len += 1;
+        }
+        self.changes.insert(member.to_vec(), (old, Some(score)));
+        Ok(cur.is_none())
+    }
+    pub fn remove(&mut self, member: &[u8]) -> Result<bool> {
+        let cur = self.score(member)?;
+        if cur.is_none() {
+            return Ok(false);
+        }
+        let old = self.stored(member)?;
+        self.len -= 1;
+        self.changes.insert(member.to_vec(), (old, None));
+        Ok(true)
+    }
+    /// Up to `n` lowest (or highest) members, with scores, from the stored state.
+    pub fn ends(&self, n: u64, highest: bool) -> Result<Vec<(Vec<u8>, f64)>> {
+        if !self.existed || n == 0 {
+            return Ok(Vec::new());
+        }
+        if !highest {
+            let mut out = Vec::new();
+            self.view.ascending(f64::NEG_INFINITY, |m, s| {
+                out.push((m.to_vec(), s));
+                (out.len() as u64) < n
+            })?;
+            return Ok(out);
+        }
+        let mut all = self.view.all()?;
+        all.reverse();
+        all.truncate(n as usize);
+        Ok(all)
+    }
+}
+
+impl Keyspace {
+    fn zset_view<'a>(&'a self, key: &'a [u8]) -> Result<std::result::Result<Option<ZView<'a>>, WrongType>> {
+        match self.hash_meta(key)?.filter(|e| is_live(e, now_ms())) {
+            None => Ok(Ok(None)),
+            Some(Entry { value: Value::ZSet(len), .. }) => Ok(Ok(Some(ZView {
+                ks: self,
+                slot: key_slot(key),
+                key,
+                len,
+            }))),
+            Some(_) => Ok(Err(WrongType)),
+        }
+    }
+
+    pub fn zset_read<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<&ZView>) -> Result<R>,
+    ) -> Result<std::result::Result<R, WrongType>> {
+        match self.zset_view(key)? {
+            Ok(v) => Ok(Ok(f(v.as_ref())?)),
+            Err(w) => Ok(Err(w)),
+        }
+    }
+
+    pub fn zset_write<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut ZTxn) -> Result<R>,
+    ) -> Result<std::result::Result<R, WrongType>> {
+        let _g = self.locks.lock(self.locks.stripe(key));
+        let slot = key_slot(key);
+        let stored = self.hash_meta(key)?;
+        let mut pre = Batch::new();
+        let (existed, len, expire_at) = match &stored {
+            Some(e) if !is_live(e, now_ms()) => {
+                self.stage_delete_any(&mut pre, slot, key, e);
+                (false, 0, None)
+            }
+            Some(Entry { value: Value::ZSet(n), expire_at }) => (true, *n, *expire_at),
+            Some(_) => return Ok(Err(WrongType)),
+            None => (false, 0, None),
+        };
+        let mut t = ZTxn {
+            view: ZView { ks: self, slot, key, len },
+            existed,
+            changes: BTreeMap::new(),
+            len,
+            pre,
+        };
+        let r = f(&mut t)?;
+        let mut batch = std::mem::take(&mut t.pre);
+        if t.changes.is_empty() {
+            if !batch.is_empty() {
+                self.commit(batch)?;
+            }
+            return Ok(Ok(r));
+        }
+        for (m, (old, new)) in &t.changes {
+            if let Some(o) = old {
+                batch.delete(score_key(slot, key, *o, m));
+            }
+            match new {
+                Some(s) => {
+                    batch.put(member_key(slot, key, m), s.to_bits().to_be_bytes().to_vec());
+                    batch.put(score_key(slot, key, *s, m), Vec::new());
+                }
+                None => batch.delete(member_key(slot, key, m)),
+            }
+        }
+        if t.len == 0 {
+            if existed {
+                if let Some(e) = &stored {
+                    self.stage_delete_any(&mut batch, slot, key, e);
+                }
+            }
+        } else {
+            let e = Entry { value: Value::ZSet(t.len), expire_at };
+            batch.put(meta_key(slot, key), encode_entry(&e));
+            if !existed {
+                batch.count(slot, 1);
+            }
+        }
+        self.commit(batch)?;
+        Ok(Ok(r))
+    }
+
+    /// Every (member, score) of the sorted set at `key` (DUMP).
+    pub fn zset_members(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, f64)>> {
+        match self.zset_view(key)? {
+            Ok(Some(v)) => v.all(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Writes a whole sorted set at `key` (RESTORE); see [`Keyspace::coll_put_all`].
+    pub fn zset_put_all(
+        &self,
+        key: &[u8],
+        members: Vec<(Vec<u8>, f64)>,
+        expire_at: Option<i64>,
+        only_if_absent: bool,
+    ) -> Result<bool> {
+        let _g = self.locks.lock(self.locks.stripe(key));
+        let slot = key_slot(key);
+        let stored = self.hash_meta(key)?;
+        if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        if let Some(e) = &stored {
+            self.stage_delete_any(&mut batch, slot, key, e);
+        }
+        let members: BTreeMap<Vec<u8>, f64> = members.into_iter().collect();
+        if !members.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
+            for (m, s) in &members {
+                batch.put(member_key(slot, key, m), s.to_bits().to_be_bytes().to_vec());
+                batch.put(score_key(slot, key, *s, m), Vec::new());
+            }
+            let e = Entry { value: Value::ZSet(members.len() as u64), expire_at };
+            batch.put(meta_key(slot, key), encode_entry(&e));
+            if let Some(at) = expire_at {
+                batch.put(super::encoding::expiry_key(slot, at, key), Vec::new());
+            }
+            batch.count(slot, 1);
+        }
+        if !batch.is_empty() {
+            self.commit(batch)?;
+        }
+        Ok(true)
+    }
+}
+
