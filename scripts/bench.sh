@@ -15,7 +15,7 @@ removed on exit.
 
   -n REQUESTS   requests per test (default 200000)
   -c CLIENTS    parallel connections (default 50)
-  -t TESTS      redis-benchmark tests (default set,get)
+  -t TESTS      redis-benchmark tests (default set,get; "all" = its full default list)
   -h, --help    this help
 
 Environment: CARGO_TARGET_DIR (default $HOME/.cache/rockslot-target).
@@ -94,7 +94,9 @@ wait_ready "$RD_PORT" redis-server "$TMP/redis.log"
 
 # Prints "TEST rps" lines for one run.
 bench() { # port pipeline
-    redis-benchmark -h 127.0.0.1 -p "$1" -q -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" -P "$2" 2>&1 \
+    local tests=(-t "$TESTS")
+    [ "$TESTS" = all ] && tests=()
+    redis-benchmark -h 127.0.0.1 -p "$1" -q "${tests[@]}" -n "$REQUESTS" -c "$CLIENTS" -P "$2" 2>&1 \
         | tr '\r' '\n' | awk -F': ' '/ requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
 }
 
