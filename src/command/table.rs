@@ -216,6 +216,12 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zrevrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zsets::zrevrangebyscore),
     cmd!("zpopmin", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them.", zsets::zpopmin),
     cmd!("zpopmax", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them.", zsets::zpopmax),
+    cmd!("zunionstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", zsets::zunionstore),
+    cmd!("zinterstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", zsets::zinterstore),
+    cmd!("zdiffstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore),
+    cmd!("zunion", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion),
+    cmd!("zinter", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter),
+    cmd!("zdiff", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

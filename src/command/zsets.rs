@@ -434,3 +434,169 @@ pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     zpop(ctx, args, true)
 }
+
+#[derive(Clone, Copy, PartialEq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+/// `numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]` from `args[at]`.
+fn combine(
+    ctx: &mut Ctx,
+    args: &[Bytes],
+    at: usize,
+    op: SetOp,
+    cmd: &str,
+    allow_withscores: bool,
+) -> Result<(Vec<(Vec<u8>, f64)>, bool), CmdError> {
+    let n = int(&args[at])?;
+    if n < 1 {
+        return Err(CmdError::err(format!(
+            "at least 1 input key is needed for '{cmd}' command"
+        )));
+    }
+    let n = n as usize;
+    if n > args.len() - at - 1 {
+        return Err(CmdError::Syntax);
+    }
+    let keys = &args[at + 1..at + 1 + n];
+    // Valkey looks the keys up (and checks their types) before the options.
+    let mut sets = Vec::with_capacity(n);
+    for k in keys {
+        let all = read(ctx, k, |z| match z {
+            Some(z) => z.all(),
+            None => Ok(Vec::new()),
+        })?;
+        sets.push(all);
+    }
+    let mut weights = vec![1.0f64; n];
+    let mut agg = 0u8; // 0 sum, 1 min, 2 max
+    let mut withscores = false;
+    let mut i = at + 1 + n;
+    while i < args.len() {
+        let a = &args[i];
+        if op != SetOp::Diff && is(a, "weights") && i + n < args.len() {
+            for (j, w) in weights.iter_mut().enumerate() {
+                *w = parse_f64(&args[i + 1 + j])
+                    .ok_or_else(|| CmdError::err("weight value is not a float"))?;
+            }
+            i += n + 1;
+        } else if op != SetOp::Diff && is(a, "aggregate") && i + 1 < args.len() {
+            let v = &args[i + 1];
+            agg = if is(v, "sum") {
+                0
+            } else if is(v, "min") {
+                1
+            } else if is(v, "max") {
+                2
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            i += 2;
+        } else if allow_withscores && is(a, "withscores") {
+            withscores = true;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let weigh = |s: f64, w: f64| {
+        let v = s * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let combine_scores = |a: f64, b: f64| match agg {
+        1 => a.min(b),
+        2 => a.max(b),
+        _ => {
+            let v = a + b;
+            if v.is_nan() {
+                0.0
+            } else {
+                v
+            }
+        }
+    };
+    let mut acc: std::collections::BTreeMap<Vec<u8>, f64> = std::collections::BTreeMap::new();
+    match op {
+        SetOp::Union => {
+            for (set, w) in sets.iter().zip(&weights) {
+                for (m, s) in set {
+                    let v = weigh(*s, *w);
+                    acc.entry(m.clone())
+                        .and_modify(|x| *x = combine_scores(*x, v))
+                        .or_insert(v);
+                }
+            }
+        }
+        SetOp::Inter => {
+            if let Some(first) = sets.first() {
+                for (m, s) in first {
+                    let mut v = weigh(*s, weights[0]);
+                    let mut everywhere = true;
+                    for (set, w) in sets.iter().zip(&weights).skip(1) {
+                        match set.iter().find(|(x, _)| x == m) {
+                            Some((_, s2)) => v = combine_scores(v, weigh(*s2, *w)),
+                            None => {
+                                everywhere = false;
+                                break;
+                            }
+                        }
+                    }
+                    if everywhere {
+                        acc.insert(m.clone(), v);
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            if let Some(first) = sets.first() {
+                for (m, s) in first {
+                    if !sets[1..].iter().any(|set| set.iter().any(|(x, _)| x == m)) {
+                        acc.insert(m.clone(), *s);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<(Vec<u8>, f64)> = acc.into_iter().collect();
+    out.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    Ok((out, withscores))
+}
+
+fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResult {
+    let (items, _) = combine(ctx, args, 2, op, cmd, false)?;
+    let n = items.len() as i64;
+    ctx.ks.commit()?;
+    ctx.shared.keyspace.zset_put_all(&args[1], items, None, false)?;
+    Ok(Reply::Int(n))
+}
+
+fn combine_reply(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResult {
+    let (items, withscores) = combine(ctx, args, 1, op, cmd, true)?;
+    Ok(flat(items, withscores))
+}
+
+pub fn zunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_store(ctx, args, SetOp::Union, "zunionstore")
+}
+pub fn zinterstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_store(ctx, args, SetOp::Inter, "zinterstore")
+}
+pub fn zdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_store(ctx, args, SetOp::Diff, "zdiffstore")
+}
+pub fn zunion(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_reply(ctx, args, SetOp::Union, "zunion")
+}
+pub fn zinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_reply(ctx, args, SetOp::Inter, "zinter")
+}
+pub fn zdiff(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    combine_reply(ctx, args, SetOp::Diff, "zdiff")
+}

@@ -665,7 +665,7 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
     };
     let i = |r: &mut Rng| (r.below(10) as i64 - 5).to_string();
     let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match r.below(34) {
+    match r.below(41) {
         0..=3 => s(&["ZADD", &k, &sc, &m, &sc2, &m2]),
         4 => s(&["ZADD", &k, r.pick(&["NX", "XX", "GT", "LT", "CH"]), &sc, &m]),
         5 => s(&["ZADD", &k, "INCR", &sc, &m]),
@@ -695,6 +695,13 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
         30 => s(&["RENAME", &k, &k2]),
         31 => s(&["SET", &k, "s"]),
         32 => s(&["ZADD", &k, "1"]),
+        33 => s(&["ZUNIONSTORE", &k2, "2", &k, &k2, "WEIGHTS", r.pick(&["1", "2", "-1"]), "1", "AGGREGATE", r.pick(&["SUM", "MIN", "MAX"])]),
+        34 => s(&["ZINTERSTORE", &k2, "2", &k, &k2]),
+        35 => s(&["ZDIFFSTORE", &k2, "2", &k, &k2]),
+        36 => s(&["ZUNION", "2", &k, &k2, "WITHSCORES"]),
+        37 => s(&["ZINTER", "2", &k, &k2, "AGGREGATE", r.pick(&["MAX", "bad"]), "WITHSCORES"]),
+        38 => s(&["ZDIFF", "2", &k, &k2]),
+        39 => s(&["ZUNIONSTORE", &k2, r.pick(&["0", "3"]), &k]),
         _ => s(&["EXISTS", &k, &k2]),
     }
 }
