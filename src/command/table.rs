@@ -222,6 +222,8 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zunion", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion),
     cmd!("zinter", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter),
     cmd!("zdiff", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff),
+    cmd!("zrandmember", -2, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
+    cmd!("zscan", -3, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

@@ -600,3 +600,93 @@ pub fn zinter(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn zdiff(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     combine_reply(ctx, args, SetOp::Diff, "zdiff")
 }
+
+pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    use rand::Rng;
+    let count = match args.get(2) {
+        Some(c) => Some(int(c)?),
+        None => None,
+    };
+    let withscores = match args.get(3) {
+        Some(a) if is(a, "withscores") && args.len() == 4 => true,
+        Some(_) => return Err(CmdError::Syntax),
+        None => false,
+    };
+    if count.is_some_and(|c| c < -(i64::MAX / 2)) {
+        return Err(CmdError::err("value is out of range"));
+    }
+    read(ctx, &args[1], |z| {
+        let Some(z) = z else {
+            return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
+        };
+        let all = z.all()?;
+        let mut rng = rand::rng();
+        let picks: Vec<usize> = match count {
+            None => vec![rng.random_range(0..all.len())],
+            Some(c) if c >= 0 => {
+                rand::seq::index::sample(&mut rng, all.len(), (c as usize).min(all.len())).into_vec()
+            }
+            Some(c) => (0..c.unsigned_abs()).map(|_| rng.random_range(0..all.len())).collect(),
+        };
+        if count.is_none() {
+            return Ok(b(&all[picks[0]].0));
+        }
+        Ok(flat(picks.into_iter().map(|i| all[i].clone()).collect(), withscores))
+    })
+}
+
+pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let (mut count, mut pattern) = (10usize, None);
+    let mut i = 3;
+    while i < args.len() {
+        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if is(&args[i], "match") {
+            pattern = (&v[..] != b"*").then(|| v.clone());
+        } else if is(&args[i], "count") {
+            let c = int(v)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = c.min(1 << 20) as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let shared = ctx.shared;
+    let ks = &shared.keyspace;
+    read(ctx, &args[1], |z| {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        if let Some(z) = z {
+            let all = z.all()?;
+            // A small sorted set (a listpack in Valkey) is returned whole, in score order.
+            let small = all.len() <= 128 && all.iter().all(|(m, _)| m.len() <= 64);
+            let start = if cursor == 0 {
+                0
+            } else {
+                ks.take_cursor(cursor)
+                    .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+                    .unwrap_or(all.len() as u64) as usize
+            };
+            let end = if small { all.len() } else { (start + count).min(all.len()) };
+            for (m, s) in all.iter().take(end).skip(start) {
+                if pattern.as_ref().is_none_or(|p| crate::glob::glob_match(p, m, false)) {
+                    out.push(b(m));
+                    out.push(score_reply(*s));
+                }
+            }
+            if end < all.len() {
+                next = ks.save_cursor((end as u64).to_be_bytes().to_vec());
+            }
+        }
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(out),
+        ]))
+    })
+}
