@@ -5,7 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure().compile_protos(
-        &["proto/cluster.proto", "proto/replication.proto", "proto/migration.proto"],
+        &[
+            "proto/cluster.proto",
+            "proto/replication.proto",
+            "proto/migration.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

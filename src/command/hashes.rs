@@ -42,7 +42,9 @@ fn b(v: &[u8]) -> Reply {
 
 pub fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() % 2 == 1 {
-        return Err(CmdError::WrongArity(super::args::text(&args[0]).to_lowercase()));
+        return Err(CmdError::WrongArity(
+            super::args::text(&args[0]).to_lowercase(),
+        ));
     }
     let hmset = is(&args[0], "hmset");
     let added = write(ctx, &args[1], |h| {
@@ -107,7 +109,9 @@ pub fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn hlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    read(ctx, &args[1], |h| Ok(Reply::Int(h.map_or(0, |h| h.len as i64))))
+    read(ctx, &args[1], |h| {
+        Ok(Reply::Int(h.map_or(0, |h| h.len as i64)))
+    })
 }
 
 pub fn hstrlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -139,7 +143,11 @@ fn all(ctx: &mut Ctx, key: &[u8], fields: bool, values: bool, map: bool) -> CmdR
                 true
             })?;
         }
-        Ok(if map { Reply::Map(pairs) } else { Reply::Array(out) })
+        Ok(if map {
+            Reply::Map(pairs)
+        } else {
+            Reply::Array(out)
+        })
     })
 }
 
@@ -183,7 +191,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         let n = cur + delta;
         if !n.is_finite() {
-            return Ok(Err(CmdError::err("increment would produce NaN or Infinity")));
+            return Ok(Err(CmdError::err(
+                "increment would produce NaN or Infinity",
+            )));
         }
         let s = super::decimal::add(&text, &args[3])
             .unwrap_or_else(|| crate::resp::encode::format_human(n));
@@ -243,7 +253,11 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let ks = &ctx.shared.keyspace;
-    let resume = if cursor == 0 { Some(Vec::new()) } else { ks.take_cursor(cursor) };
+    let resume = if cursor == 0 {
+        Some(Vec::new())
+    } else {
+        ks.take_cursor(cursor)
+    };
     read(ctx, &args[1], |h| {
         let mut out = Vec::new();
         let mut next = 0u64;
@@ -257,7 +271,10 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     return false;
                 }
                 seen += 1;
-                if pattern.as_ref().is_none_or(|p| crate::glob::glob_match(p, f, false)) {
+                if pattern
+                    .as_ref()
+                    .is_none_or(|p| crate::glob::glob_match(p, f, false))
+                {
                     out.push(b(f));
                     if !novalues {
                         out.push(b(v));

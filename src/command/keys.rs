@@ -182,7 +182,10 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1][..], &args[2][..]);
     if src != dst
-        && ctx.ks.peek(src)?.is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
+        && ctx
+            .ks
+            .peek(src)?
+            .is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
     {
         // A collection moves with its members: one batch under both keys' locks.
         ctx.ks.commit()?;
@@ -333,7 +336,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .keyspace
                 .zset_put_all(&args[1], m, expire_at, !replace)?
             {
-                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+                return Err(CmdError::Line(
+                    "BUSYKEY Target key name already exists.".into(),
+                ));
             }
             return Ok(Reply::OK);
         }
@@ -344,7 +349,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .keyspace
                 .list_put_all(&args[1], elems, expire_at, !replace)?
             {
-                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+                return Err(CmdError::Line(
+                    "BUSYKEY Target key name already exists.".into(),
+                ));
             }
             return Ok(Reply::OK);
         }
@@ -360,7 +367,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .keyspace
                 .coll_put_all(&args[1], kind, m, expire_at, !replace)?
             {
-                return Err(CmdError::Line("BUSYKEY Target key name already exists.".into()));
+                return Err(CmdError::Line(
+                    "BUSYKEY Target key name already exists.".into(),
+                ));
             }
             return Ok(Reply::OK);
         }

@@ -67,11 +67,17 @@ fn pop(ctx: &mut Ctx, args: &[Bytes], left: bool) -> CmdResult {
         None => None,
     };
     if args.len() > 3 {
-        return Err(CmdError::WrongArity(super::args::text(&args[0]).to_lowercase()));
+        return Err(CmdError::WrongArity(
+            super::args::text(&args[0]).to_lowercase(),
+        ));
     }
     write(ctx, &args[1], |l| {
         if l.is_empty() {
-            return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
+            return Ok(if count.is_some() {
+                Reply::NilArray
+            } else {
+                Reply::Nil
+            });
         }
         let Some(n) = count else {
             let v = if left { l.pop_front()? } else { l.pop_back()? };
@@ -308,10 +314,20 @@ fn side(a: &Bytes) -> Result<bool, CmdError> {
     }
 }
 
-fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> CmdResult {
+fn lmove_generic(
+    ctx: &mut Ctx,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+) -> CmdResult {
     ctx.ks.commit()?;
     wt(ctx.shared.keyspace.list_write2(src, dst, |s, d| {
-        let v = if from_left { s.pop_front()? } else { s.pop_back()? };
+        let v = if from_left {
+            s.pop_front()?
+        } else {
+            s.pop_back()?
+        };
         let Some(v) = v else { return Ok(Reply::Nil) };
         match (d, to_left) {
             (Some(d), true) => d.push_front(v.clone()),
@@ -375,7 +391,10 @@ pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Some(out))
         })?;
         if let Some(out) = r {
-            return Ok(Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Array(out)]));
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(k.clone()),
+                Reply::Array(out),
+            ]));
         }
     }
     Ok(Reply::NilArray)

@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn parses_blocks_and_refuses_bad_ones() {
         let id = "a".repeat(40);
-        let r = parse(&a(&format!("SLOTSRANGE 0 9 20 29 NODE {id} slotsrange 10 19 node {id}"))).unwrap();
+        let r = parse(&a(&format!(
+            "SLOTSRANGE 0 9 20 29 NODE {id} slotsrange 10 19 node {id}"
+        )))
+        .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].ranges, vec![(0, 9), (20, 29)]);
         assert_eq!(r[1].ranges, vec![(10, 19)]);
@@ -145,6 +148,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("out of range"));
-        assert!(parse(&a("SLOTSRANGE 0 1 NODE nope")).unwrap_err().to_string().contains("don't know"));
+        assert!(parse(&a("SLOTSRANGE 0 1 NODE nope"))
+            .unwrap_err()
+            .to_string()
+            .contains("don't know"));
     }
 }

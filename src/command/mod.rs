@@ -87,17 +87,29 @@ impl CommandSpec {
             return migrate::key_positions(args);
         }
         if matches!(self.name, "zunionstore" | "zinterstore" | "zdiffstore") {
-            let n = args.get(2).and_then(|a| args::parse_i64(a)).unwrap_or(0).max(0) as usize;
+            let n = args
+                .get(2)
+                .and_then(|a| args::parse_i64(a))
+                .unwrap_or(0)
+                .max(0) as usize;
             let mut v = vec![1];
             v.extend(3..(3 + n).min(args.len()));
             return v;
         }
         if matches!(self.name, "zunion" | "zinter" | "zdiff") {
-            let n = args.get(1).and_then(|a| args::parse_i64(a)).unwrap_or(0).max(0) as usize;
+            let n = args
+                .get(1)
+                .and_then(|a| args::parse_i64(a))
+                .unwrap_or(0)
+                .max(0) as usize;
             return (2..(2 + n).min(args.len())).collect();
         }
         if self.name == "sintercard" || self.name == "lmpop" {
-            let n = args.get(1).and_then(|a| args::parse_i64(a)).unwrap_or(0).max(0) as usize;
+            let n = args
+                .get(1)
+                .and_then(|a| args::parse_i64(a))
+                .unwrap_or(0)
+                .max(0) as usize;
             return (2..(2 + n).min(args.len())).collect();
         }
         if self.first_key <= 0 {

@@ -106,7 +106,9 @@ pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn scard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    read(ctx, &args[1], |s| Ok(Reply::Int(s.map_or(0, |s| s.len as i64))))
+    read(ctx, &args[1], |s| {
+        Ok(Reply::Int(s.map_or(0, |s| s.len as i64)))
+    })
 }
 
 /// Picks `n` positions among `len` (distinct or with repeats) in random order.
@@ -135,7 +137,10 @@ fn at_positions(s: &HashView, positions: &[usize]) -> crate::keyspace::Result<Ve
         idx += 1;
         p < want.len()
     })?;
-    Ok(positions.iter().filter_map(|i| found.get(i).cloned()).collect())
+    Ok(positions
+        .iter()
+        .filter_map(|i| found.get(i).cloned())
+        .collect())
 }
 
 pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -151,7 +156,11 @@ pub fn srandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     read(ctx, &args[1], |s| {
         let Some(s) = s else {
-            return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
+            return Ok(if count.is_some() {
+                Reply::Array(vec![])
+            } else {
+                Reply::Nil
+            });
         };
         let len = s.len as usize;
         let (n, distinct) = match count {
@@ -185,7 +194,11 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let ks = &shared.keyspace;
     write(ctx, &args[1], |s| {
         if !s.exists() {
-            return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
+            return Ok(if count.is_some() {
+                Reply::Array(vec![])
+            } else {
+                Reply::Nil
+            });
         }
         let len = s.len() as usize;
         let n = count.unwrap_or(1).min(len);
@@ -277,7 +290,9 @@ pub fn numkeys(args: &[Bytes], at: usize) -> Result<usize, CmdError> {
         return Err(CmdError::err("numkeys should be greater than 0"));
     }
     if n as usize > args.len() - at - 1 {
-        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
     }
     Ok(n as usize)
 }
@@ -299,7 +314,11 @@ pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     }
     let r = combine(ctx, &args[2..2 + n], Op::Inter)?;
-    let c = if limit > 0 { r.len().min(limit) } else { r.len() };
+    let c = if limit > 0 {
+        r.len().min(limit)
+    } else {
+        r.len()
+    };
     Ok(Reply::Int(c as i64))
 }
 
@@ -354,7 +373,11 @@ pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let shared = ctx.shared;
     let ks = &shared.keyspace;
-    let resume = if cursor == 0 { Some(Vec::new()) } else { ks.take_cursor(cursor) };
+    let resume = if cursor == 0 {
+        Some(Vec::new())
+    } else {
+        ks.take_cursor(cursor)
+    };
     read(ctx, &args[1], |s| {
         let mut out = Vec::new();
         let mut next = 0u64;
@@ -369,7 +392,10 @@ pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     return false;
                 }
                 seen += 1;
-                if pattern.as_ref().is_none_or(|p| crate::glob::glob_match(p, m, false)) {
+                if pattern
+                    .as_ref()
+                    .is_none_or(|p| crate::glob::glob_match(p, m, false))
+                {
                     out.push(b(m));
                 }
                 true

@@ -1,8 +1,8 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    cluster_cmds as cl, hashes, info, lists, sets, introspect, keys, replication_cmds as repl, server_cmds as srv,
-    strings, zsets, CommandSpec,
+    cluster_cmds as cl, hashes, info, introspect, keys, lists, replication_cmds as repl,
+    server_cmds as srv, sets, strings, zsets, CommandSpec,
 };
 
 macro_rules! cmd {

@@ -44,7 +44,8 @@ fn not_float() -> CmdError {
 }
 
 pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
@@ -70,7 +71,9 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
-        return Err(CmdError::err("XX and NX options at the same time are not compatible"));
+        return Err(CmdError::err(
+            "XX and NX options at the same time are not compatible",
+        ));
     }
     if (gt && nx) || (lt && nx) || (gt && lt) {
         return Err(CmdError::err(
@@ -78,7 +81,9 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ));
     }
     if incr && rest.len() > 2 {
-        return Err(CmdError::err("INCR option supports a single increment-element pair"));
+        return Err(CmdError::err(
+            "INCR option supports a single increment-element pair",
+        ));
     }
     let mut pairs = Vec::new();
     for p in rest.chunks(2) {
@@ -166,7 +171,9 @@ pub fn zmscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    read(ctx, &args[1], |z| Ok(Reply::Int(z.map_or(0, |z| z.len as i64))))
+    read(ctx, &args[1], |z| {
+        Ok(Reply::Int(z.map_or(0, |z| z.len as i64)))
+    })
 }
 
 /// A score bound: value and whether it is exclusive.
@@ -289,7 +296,9 @@ fn range(
         By::Index => {
             let (a, z) = (int(start)?, int(stop)?);
             read(ctx, key, |v| {
-                let Some(v) = v else { return Ok(Reply::Array(vec![])) };
+                let Some(v) = v else {
+                    return Ok(Reply::Array(vec![]));
+                };
                 let len = v.len as i64;
                 let mut a = if a < 0 { len + a } else { a };
                 let mut z = if z < 0 { len + z } else { z };
@@ -305,7 +314,10 @@ fn range(
                 let items: Vec<(Vec<u8>, f64)> = if rev {
                     let mut all = v.all()?;
                     all.reverse();
-                    all.into_iter().skip(a as usize).take((z - a + 1) as usize).collect()
+                    all.into_iter()
+                        .skip(a as usize)
+                        .take((z - a + 1) as usize)
+                        .collect()
                 } else {
                     let mut out = Vec::new();
                     let mut idx = 0i64;
@@ -325,7 +337,9 @@ fn range(
             let (lo, hi) = if rev { (stop, start) } else { (start, stop) };
             let (min, max) = (bound(lo)?, bound(hi)?);
             read(ctx, key, |v| {
-                let Some(v) = v else { return Ok(Reply::Array(vec![])) };
+                let Some(v) = v else {
+                    return Ok(Reply::Array(vec![]));
+                };
                 let mut items = by_score(v, min, max)?;
                 if rev {
                     items.reverse();
@@ -335,7 +349,11 @@ fn range(
                         return Ok(Reply::Array(vec![]));
                     }
                     let it = items.into_iter().skip(off as usize);
-                    items = if count < 0 { it.collect() } else { it.take(count as usize).collect() };
+                    items = if count < 0 {
+                        it.collect()
+                    } else {
+                        it.take(count as usize).collect()
+                    };
                 }
                 Ok(flat(items, withscores))
             })
@@ -369,7 +387,9 @@ pub fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
     }
-    range(ctx, &args[1], by, &args[2], &args[3], rev, limit, withscores)
+    range(
+        ctx, &args[1], by, &args[2], &args[3], rev, limit, withscores,
+    )
 }
 
 pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -378,7 +398,16 @@ pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
         None => false,
     };
-    range(ctx, &args[1], By::Index, &args[2], &args[3], true, None, withscores)
+    range(
+        ctx,
+        &args[1],
+        By::Index,
+        &args[2],
+        &args[3],
+        true,
+        None,
+        withscores,
+    )
 }
 
 fn by_score_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
@@ -395,7 +424,16 @@ fn by_score_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    range(ctx, &args[1], By::Score, &args[2], &args[3], rev, limit, withscores)
+    range(
+        ctx,
+        &args[1],
+        By::Score,
+        &args[2],
+        &args[3],
+        rev,
+        limit,
+        withscores,
+    )
 }
 
 pub fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -573,7 +611,9 @@ fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResu
     let (items, _) = combine(ctx, args, 2, op, cmd, false)?;
     let n = items.len() as i64;
     ctx.ks.commit()?;
-    ctx.shared.keyspace.zset_put_all(&args[1], items, None, false)?;
+    ctx.shared
+        .keyspace
+        .zset_put_all(&args[1], items, None, false)?;
     Ok(Reply::Int(n))
 }
 
@@ -617,21 +657,31 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     read(ctx, &args[1], |z| {
         let Some(z) = z else {
-            return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
+            return Ok(if count.is_some() {
+                Reply::Array(vec![])
+            } else {
+                Reply::Nil
+            });
         };
         let all = z.all()?;
         let mut rng = rand::rng();
         let picks: Vec<usize> = match count {
             None => vec![rng.random_range(0..all.len())],
             Some(c) if c >= 0 => {
-                rand::seq::index::sample(&mut rng, all.len(), (c as usize).min(all.len())).into_vec()
+                rand::seq::index::sample(&mut rng, all.len(), (c as usize).min(all.len()))
+                    .into_vec()
             }
-            Some(c) => (0..c.unsigned_abs()).map(|_| rng.random_range(0..all.len())).collect(),
+            Some(c) => (0..c.unsigned_abs())
+                .map(|_| rng.random_range(0..all.len()))
+                .collect(),
         };
         if count.is_none() {
             return Ok(b(&all[picks[0]].0));
         }
-        Ok(flat(picks.into_iter().map(|i| all[i].clone()).collect(), withscores))
+        Ok(flat(
+            picks.into_iter().map(|i| all[i].clone()).collect(),
+            withscores,
+        ))
     })
 }
 
@@ -673,9 +723,16 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
                     .unwrap_or(all.len() as u64) as usize
             };
-            let end = if small { all.len() } else { (start + count).min(all.len()) };
+            let end = if small {
+                all.len()
+            } else {
+                (start + count).min(all.len())
+            };
             for (m, s) in all.iter().take(end).skip(start) {
-                if pattern.as_ref().is_none_or(|p| crate::glob::glob_match(p, m, false)) {
+                if pattern
+                    .as_ref()
+                    .is_none_or(|p| crate::glob::glob_match(p, m, false))
+                {
                     out.push(b(m));
                     out.push(score_reply(*s));
                 }

@@ -121,7 +121,9 @@ pub fn deserialize(b: &[u8]) -> Result<Restored, DumpError> {
     }
     match body[3] {
         TYPE_STRING => Ok(Restored::Str(Bytes::copy_from_slice(&body[4..]))),
-        TYPE_HASH => parse_hash(&body[4..]).map(Restored::Hash).ok_or(DumpError::Type),
+        TYPE_HASH => parse_hash(&body[4..])
+            .map(Restored::Hash)
+            .ok_or(DumpError::Type),
         TYPE_ZSET => parse_hash(&body[4..])
             .and_then(|m| {
                 m.into_iter()
@@ -154,7 +156,10 @@ mod tests {
     fn roundtrip_and_corruption() {
         let p = frame(TYPE_STRING, b"hello");
         assert_eq!(deserialize(&p), Ok(Restored::Str(Bytes::from("hello"))));
-        let fields = vec![(b"f".to_vec(), b"v".to_vec()), (b"".to_vec(), b"x".to_vec())];
+        let fields = vec![
+            (b"f".to_vec(), b"v".to_vec()),
+            (b"".to_vec(), b"x".to_vec()),
+        ];
         let h = frame(TYPE_HASH, &hash_payload(&fields));
         assert_eq!(deserialize(&h), Ok(Restored::Hash(fields)));
         let mut long = hash_payload(&[]);

@@ -164,7 +164,6 @@ pub fn type_tag(v: &Value) -> u8 {
     }
 }
 
-
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let len_bytes;
     let list_bytes;
@@ -224,7 +223,9 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
                 .map_err(|_| CorruptRecord("hash length"))?,
         )),
         TYPE_LIST => {
-            let b: [u8; 16] = v[10..].try_into().map_err(|_| CorruptRecord("list header"))?;
+            let b: [u8; 16] = v[10..]
+                .try_into()
+                .map_err(|_| CorruptRecord("list header"))?;
             Value::List {
                 len: u64::from_be_bytes(b[..8].try_into().map_err(|_| CorruptRecord("list"))?),
                 head: i64::from_be_bytes(b[8..].try_into().map_err(|_| CorruptRecord("list"))?),

@@ -50,7 +50,10 @@ pub struct HashView<'a> {
 
 impl HashView<'_> {
     pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.ks.engine.get(&member_key(self.slot, self.key, field))?)
+        Ok(self
+            .ks
+            .engine
+            .get(&member_key(self.slot, self.key, field))?)
     }
 
     /// Visits fields in byte order starting at `from` (inclusive) until `f` returns false.
@@ -354,7 +357,10 @@ impl Keyspace {
         // moves verbatim under the destination's prefix; then the meta record as it was.
         let mut moved: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let dst_ranges = collection_ranges(ds, dst, &e.value);
-        for ((from, to), (dfrom, _)) in collection_ranges(ss, src, &e.value).into_iter().zip(dst_ranges) {
+        for ((from, to), (dfrom, _)) in collection_ranges(ss, src, &e.value)
+            .into_iter()
+            .zip(dst_ranges)
+        {
             let n = from.len();
             self.engine.scan(&from, &to, |k, v| {
                 let mut nk = dfrom.clone();
@@ -399,7 +405,8 @@ impl Keyspace {
         let (s, d) = (live(&s_stored), live(&d_stored));
         // Valkey's order: a missing source answers 0 before any type check.
         let Some(se) = s else { return Ok(Ok(false)) };
-        let is_set = |e: &Option<Entry>| e.as_ref().is_none_or(|e| matches!(e.value, Value::Set(_)));
+        let is_set =
+            |e: &Option<Entry>| e.as_ref().is_none_or(|e| matches!(e.value, Value::Set(_)));
         if !is_set(&Some(se.clone())) || !is_set(&d) {
             return Ok(Err(WrongType));
         }
@@ -411,19 +418,35 @@ impl Keyspace {
             return Ok(Ok(true));
         }
         let mut batch = Batch::new();
-        let Value::Set(slen) = se.value else { return Ok(Err(WrongType)) };
+        let Value::Set(slen) = se.value else {
+            return Ok(Err(WrongType));
+        };
         batch.delete(member_key(ss, src, member));
         if slen <= 1 {
             self.stage_delete_any(&mut batch, ss, src, &se);
         } else {
-            batch.put(meta_key(ss, src), encode_entry(&Entry { value: Value::Set(slen - 1), expire_at: se.expire_at }));
+            batch.put(
+                meta_key(ss, src),
+                encode_entry(&Entry {
+                    value: Value::Set(slen - 1),
+                    expire_at: se.expire_at,
+                }),
+            );
         }
         match d {
             Some(de) => {
-                let Value::Set(dlen) = de.value else { return Ok(Err(WrongType)) };
+                let Value::Set(dlen) = de.value else {
+                    return Ok(Err(WrongType));
+                };
                 if self.engine.get(&member_key(ds, dst, member))?.is_none() {
                     batch.put(member_key(ds, dst, member), Vec::new());
-                    batch.put(meta_key(ds, dst), encode_entry(&Entry { value: Value::Set(dlen + 1), expire_at: de.expire_at }));
+                    batch.put(
+                        meta_key(ds, dst),
+                        encode_entry(&Entry {
+                            value: Value::Set(dlen + 1),
+                            expire_at: de.expire_at,
+                        }),
+                    );
                 }
             }
             None => {

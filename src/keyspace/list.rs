@@ -38,7 +38,10 @@ impl ListTxn<'_> {
         if self.cleared || !self.existed {
             return Ok(None);
         }
-        Ok(self.ks.engine.get(&member_key(self.slot, &self.key, &list_pos(pos)))?)
+        Ok(self
+            .ks
+            .engine
+            .get(&member_key(self.slot, &self.key, &list_pos(pos)))?)
     }
     /// Element `i` (0-based from the head).
     pub fn get(&self, i: u64) -> Result<Option<Vec<u8>>> {

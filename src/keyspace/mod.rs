@@ -11,13 +11,13 @@ mod encoding;
 mod expiry;
 mod hash;
 mod list;
-mod zset;
 mod locks;
 mod moving;
 mod pending;
 mod scan;
 mod slot;
 mod watch;
+mod zset;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,13 +28,13 @@ use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
-pub use zset::{ZTxn, ZView};
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
-pub use watch::WatchFlag;
 pub use scan::ScanFilter;
 pub use slot::key_slot;
+pub use watch::WatchFlag;
+pub use zset::{ZTxn, ZView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyspaceError {
@@ -54,7 +54,10 @@ pub enum Value {
     /// A set with this many members (member records with empty values).
     Set(u64),
     /// A list of `len` elements at positions `head..head + len`.
-    List { len: u64, head: i64 },
+    List {
+        len: u64,
+        head: i64,
+    },
     /// A sorted set with this many members.
     ZSet(u64),
 }

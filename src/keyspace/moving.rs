@@ -146,7 +146,9 @@ impl Keyspace {
     pub fn remove_tap(&self, tap: &Arc<Tap>) {
         let mut taps = self.moving.taps.lock();
         taps.retain(|t| !Arc::ptr_eq(t, tap));
-        self.moving.any_tap.store(!taps.is_empty(), Ordering::Release);
+        self.moving
+            .any_tap
+            .store(!taps.is_empty(), Ordering::Release);
     }
 
     /// Import side: hides the slots and clears whatever they held (replicated, so the

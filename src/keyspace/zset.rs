@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::encoding::{
-    encode_entry, member_key, meta_key, score_from_sortable, score_key, score_prefix,
-    score_range, sortable_score,
+    encode_entry, member_key, meta_key, score_from_sortable, score_key, score_prefix, score_range,
+    sortable_score,
 };
 use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value, WrongType};
 use crate::storage::Batch;
@@ -146,10 +146,16 @@ impl ZTxn<'_> {
 }
 
 impl Keyspace {
-    fn zset_view<'a>(&'a self, key: &'a [u8]) -> Result<std::result::Result<Option<ZView<'a>>, WrongType>> {
+    fn zset_view<'a>(
+        &'a self,
+        key: &'a [u8],
+    ) -> Result<std::result::Result<Option<ZView<'a>>, WrongType>> {
         match self.hash_meta(key)?.filter(|e| is_live(e, now_ms())) {
             None => Ok(Ok(None)),
-            Some(Entry { value: Value::ZSet(len), .. }) => Ok(Ok(Some(ZView {
+            Some(Entry {
+                value: Value::ZSet(len),
+                ..
+            }) => Ok(Ok(Some(ZView {
                 ks: self,
                 slot: key_slot(key),
                 key,
@@ -184,12 +190,20 @@ impl Keyspace {
                 self.stage_delete_any(&mut pre, slot, key, e);
                 (false, 0, None)
             }
-            Some(Entry { value: Value::ZSet(n), expire_at }) => (true, *n, *expire_at),
+            Some(Entry {
+                value: Value::ZSet(n),
+                expire_at,
+            }) => (true, *n, *expire_at),
             Some(_) => return Ok(Err(WrongType)),
             None => (false, 0, None),
         };
         let mut t = ZTxn {
-            view: ZView { ks: self, slot, key, len },
+            view: ZView {
+                ks: self,
+                slot,
+                key,
+                len,
+            },
             existed,
             changes: BTreeMap::new(),
             len,
@@ -222,7 +236,10 @@ impl Keyspace {
                 }
             }
         } else {
-            let e = Entry { value: Value::ZSet(t.len), expire_at };
+            let e = Entry {
+                value: Value::ZSet(t.len),
+                expire_at,
+            };
             batch.put(meta_key(slot, key), encode_entry(&e));
             if !existed {
                 batch.count(slot, 1);
@@ -264,7 +281,10 @@ impl Keyspace {
                 batch.put(member_key(slot, key, m), s.to_bits().to_be_bytes().to_vec());
                 batch.put(score_key(slot, key, *s, m), Vec::new());
             }
-            let e = Entry { value: Value::ZSet(members.len() as u64), expire_at };
+            let e = Entry {
+                value: Value::ZSet(members.len() as u64),
+                expire_at,
+            };
             batch.put(meta_key(slot, key), encode_entry(&e));
             if let Some(at) = expire_at {
                 batch.put(super::encoding::expiry_key(slot, at, key), Vec::new());
@@ -277,4 +297,3 @@ impl Keyspace {
         Ok(true)
     }
 }
-

@@ -138,9 +138,13 @@ impl BackupSide for BackupNode {
             .ok_or_else(|| format!("no staged restore named {job}"))?;
         let sh = Arc::clone(&self.0);
         tokio::task::spawn_blocking(move || {
-            sh.engine.ingest_staged(&staged).map_err(|e| e.to_string())?;
+            sh.engine
+                .ingest_staged(&staged)
+                .map_err(|e| e.to_string())?;
             let slots: Vec<u16> = slots.into_iter().collect();
-            sh.keyspace.recount_slots(&slots).map_err(|e| e.to_string())?;
+            sh.keyspace
+                .recount_slots(&slots)
+                .map_err(|e| e.to_string())?;
             // Replicas fetch the restored slots from here, as after a slot migration.
             let ranges = to_ranges(&slots);
             sh.keyspace

@@ -97,7 +97,10 @@ async fn export(
     req: &Request,
     cancel: &AtomicBool,
 ) -> Result<(), Failure> {
-    let cluster = shared.cluster.clone().ok_or("not in cluster mode".to_string())?;
+    let cluster = shared
+        .cluster
+        .clone()
+        .ok_or("not in cluster mode".to_string())?;
     let myself = cluster.read(|st| st.myself);
     let record = |state: &str| Record {
         name: name.to_string(),
@@ -158,7 +161,9 @@ async fn export(
             drop(undo);
             let _ = peer.abort(name).await;
             let _ = records::remove_out(&shared.engine, name);
-            return Err(Failure::Failed(format!("target refused the commit: {refused}")));
+            return Err(Failure::Failed(format!(
+                "target refused the commit: {refused}"
+            )));
         }
         Err(None) => match resolve(shared, name, &req.target).await {
             Some(e) => e,

@@ -230,7 +230,12 @@ impl ImportSide for TargetSide {
         let n = loaded?;
         let sh = Arc::clone(&shared);
         let r = j.ranges.clone();
-        blocking(move || sh.keyspace.import_mark_loaded(&r).map_err(|e| e.to_string())).await?;
+        blocking(move || {
+            sh.keyspace
+                .import_mark_loaded(&r)
+                .map_err(|e| e.to_string())
+        })
+        .await?;
         self.set_state(&job, "catching-up", format!("{n} entries loaded"));
         Ok(n)
     }
@@ -285,7 +290,10 @@ impl ImportSide for TargetSide {
         .map_err(|e| e.to_string())?;
         shared.migrations.imports.active.lock().remove(&job);
         self.set_state(&job, "success", String::new());
-        tracing::info!("slot migration {job}: took slots {} with config epoch {epoch}", super::ranges_text(&j.ranges));
+        tracing::info!(
+            "slot migration {job}: took slots {} with config epoch {epoch}",
+            super::ranges_text(&j.ranges)
+        );
         Ok(epoch)
     }
 
@@ -377,7 +385,10 @@ pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
                     ..r.clone()
                 },
             )?;
-            tracing::info!("slot migration {}: committed before the restart; finished", r.name);
+            tracing::info!(
+                "slot migration {}: committed before the restart; finished",
+                r.name
+            );
         } else {
             roll_back(shared, &r.name, &r.ranges).map_err(anyhow::Error::msg)?;
             tracing::warn!(

@@ -42,7 +42,13 @@ fn encode(recs: &[Record]) -> Vec<u8> {
     let mut out = String::new();
     for r in recs {
         let ranges: Vec<String> = r.ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-        out.push_str(&format!("{} {} {} {}\n", r.name, r.peer, ranges.join(","), r.state));
+        out.push_str(&format!(
+            "{} {} {} {}\n",
+            r.name,
+            r.peer,
+            ranges.join(","),
+            r.state
+        ));
     }
     out.into_bytes()
 }
@@ -67,7 +73,10 @@ fn decode(b: &[u8]) -> Vec<Record> {
 }
 
 fn load(engine: &Engine, key: &[u8]) -> Result<Vec<Record>, crate::storage::StorageError> {
-    Ok(engine.get_meta(key)?.map(|v| decode(&v)).unwrap_or_default())
+    Ok(engine
+        .get_meta(key)?
+        .map(|v| decode(&v))
+        .unwrap_or_default())
 }
 
 fn store(engine: &Engine, key: &[u8], recs: &[Record]) -> Result<(), crate::storage::StorageError> {
@@ -112,7 +121,10 @@ pub fn put_in(engine: &Engine, rec: Record) -> Result<(), crate::storage::Storag
     modify(engine, IN_KEY, |v| {
         v.retain(|r| r.name != rec.name);
         v.push(rec);
-        let committed = v.iter().filter(|r| r.state.starts_with("committed")).count();
+        let committed = v
+            .iter()
+            .filter(|r| r.state.starts_with("committed"))
+            .count();
         if committed > KEEP_COMMITTED {
             if let Some(i) = v.iter().position(|r| r.state.starts_with("committed")) {
                 v.remove(i);

@@ -240,8 +240,10 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
             }
             PrimaryMsg::Batch { offset, ops } => {
                 fetched.retain(|(_, until)| offset <= *until);
-                let skip: Vec<(u16, u16)> =
-                    fetched.iter().flat_map(|(r, _)| r.iter().copied()).collect();
+                let skip: Vec<(u16, u16)> = fetched
+                    .iter()
+                    .flat_map(|(r, _)| r.iter().copied())
+                    .collect();
                 let state = encode_state(&replid, offset);
                 if skip.is_empty() {
                     shared.keyspace.apply_replicated(&ops, STATE_KEY, state)

@@ -80,10 +80,7 @@ type OutStream = Pin<Box<dyn Stream<Item = Result<pb::DataChunk, Status>> + Send
 impl SlotBackup for BackupService {
     type ExportStream = OutStream;
 
-    async fn export(
-        &self,
-        req: Request<pb::ExportRequest>,
-    ) -> Result<Response<OutStream>, Status> {
+    async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<OutStream>, Status> {
         self.authenticate(&req)?;
         let ranges = ranges_from_pb(&req.into_inner().ranges)?;
         let chunks = self
@@ -107,7 +104,10 @@ impl SlotBackup for BackupService {
             None => return Err(Status::invalid_argument("empty stage")),
         };
         let job = first.job.clone();
-        let rest = inbound.map(|r| r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb));
+        let rest = inbound.map(|r| {
+            r.map_err(|s| s.message().to_string())
+                .and_then(chunk_from_pb)
+        });
         let chunks: ChunkStream = Box::pin(tokio_stream::once(Ok(first)).chain(rest));
         let r = self
             .side
@@ -191,7 +191,8 @@ impl BackupPeer {
             .map_err(|s| s.message().to_string())?
             .into_inner();
         Ok(Box::pin(s.map(|r| {
-            r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb)
+            r.map_err(|s| s.message().to_string())
+                .and_then(chunk_from_pb)
         })))
     }
 

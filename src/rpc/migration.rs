@@ -121,7 +121,9 @@ impl MigrationService {
             return Ok(());
         }
         tracing::warn!("refused a slot migration request: wrong or missing cluster bus secret");
-        Err(Status::unauthenticated("wrong or missing cluster bus secret"))
+        Err(Status::unauthenticated(
+            "wrong or missing cluster bus secret",
+        ))
     }
 }
 
@@ -135,7 +137,11 @@ impl Migration for MigrationService {
         let source = NodeId::parse(b.source.as_bytes())
             .ok_or_else(|| Status::invalid_argument("bad source node id"))?;
         let ranges = ranges_from_pb(&b.ranges)?;
-        let entries = self.side.begin(b.job, source, ranges).await.map_err(failed)?;
+        let entries = self
+            .side
+            .begin(b.job, source, ranges)
+            .await
+            .map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries }))
     }
 
@@ -151,7 +157,10 @@ impl Migration for MigrationService {
             None => return Err(Status::invalid_argument("empty load")),
         };
         let job = first.job.clone();
-        let rest = inbound.map(|r| r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb));
+        let rest = inbound.map(|r| {
+            r.map_err(|s| s.message().to_string())
+                .and_then(chunk_from_pb)
+        });
         let chunks: ChunkStream = Box::pin(tokio_stream::once(Ok(first)).chain(rest));
         let entries = self.side.load(job, chunks).await.map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries }))
@@ -176,7 +185,10 @@ impl Migration for MigrationService {
 
     async fn abort(&self, req: Request<pb::JobRef>) -> Result<Response<pb::JobReply>, Status> {
         self.authenticate(&req)?;
-        self.side.abort(req.into_inner().job).await.map_err(failed)?;
+        self.side
+            .abort(req.into_inner().job)
+            .await
+            .map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries: 0 }))
     }
 
@@ -191,10 +203,7 @@ impl Migration for MigrationService {
 
     type ExportStream = OutStream;
 
-    async fn export(
-        &self,
-        req: Request<pb::ExportRequest>,
-    ) -> Result<Response<OutStream>, Status> {
+    async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<OutStream>, Status> {
         self.authenticate(&req)?;
         let ranges = ranges_from_pb(&req.into_inner().ranges)?;
         let chunks = self.side.export(ranges).await.map_err(failed)?;
@@ -248,7 +257,12 @@ impl MigrationPeer {
         r
     }
 
-    pub async fn begin(&mut self, job: &str, source: &NodeId, ranges: &[(u16, u16)]) -> Result<(), String> {
+    pub async fn begin(
+        &mut self,
+        job: &str,
+        source: &NodeId,
+        ranges: &[(u16, u16)],
+    ) -> Result<(), String> {
         let m = pb::BeginImport {
             job: job.into(),
             source: source.to_string(),
@@ -281,7 +295,11 @@ impl MigrationPeer {
     }
 
     /// Err(None): the outcome is unknown (transport failure); Err(Some): refused.
-    pub async fn commit(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<u64, Option<String>> {
+    pub async fn commit(
+        &mut self,
+        job: &str,
+        batches: Vec<Vec<u8>>,
+    ) -> Result<u64, Option<String>> {
         let m = pb::ApplyWrites {
             job: job.into(),
             batches,
@@ -315,9 +333,15 @@ impl MigrationPeer {
         let m = pb::ExportRequest {
             ranges: ranges_to_pb(ranges),
         };
-        let s = self.client.export(self.req(m)).await.map_err(msg)?.into_inner();
+        let s = self
+            .client
+            .export(self.req(m))
+            .await
+            .map_err(msg)?
+            .into_inner();
         Ok(Box::pin(s.map(|r| {
-            r.map_err(|s| s.message().to_string()).and_then(chunk_from_pb)
+            r.map_err(|s| s.message().to_string())
+                .and_then(chunk_from_pb)
         })))
     }
 }

@@ -13,7 +13,9 @@ mod replication;
 pub use backup::{backup_service, BackupPeer, BackupService, BackupSide, StageReport};
 pub use bus::{bus_service, BusClient, BusServer, BusService};
 pub use convert::InvalidMessage;
-pub use migration::{migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService};
+pub use migration::{
+    migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService,
+};
 pub use replication::{repl_service, ReplLink, ReplService, ReplSource, REPL_AUTH_METADATA};
 
 pub(crate) mod pb {

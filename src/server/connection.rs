@@ -581,7 +581,9 @@ fn redirect(
     }
     if spec.is_write() && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
         if client.multi.is_some() {
-            return Err(Redirect::Refuse("TRYAGAIN slot migration in progress".into()));
+            return Err(Redirect::Refuse(
+                "TRYAGAIN slot migration in progress".into(),
+            ));
         }
         return Err(Redirect::Park);
     }

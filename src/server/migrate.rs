@@ -206,7 +206,11 @@ async fn exchange(
         push_command(&mut out, &[b"SELECT", req.db.to_string().as_bytes()]);
         preamble += 1;
     }
-    let restore: &[u8] = if cluster { b"RESTORE-ASKING" } else { b"RESTORE" };
+    let restore: &[u8] = if cluster {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
     let now = now_ms();
     for (key, e, payload) in keys {
         // Valkey sends the remaining time, at least 1 ms for a key about to expire.

@@ -69,14 +69,17 @@ impl RunWriter {
         let slot = slot_of(key)?;
         let switch = match &self.open {
             Some((w, f)) => {
-                f.first_slot as usize / self.slots_per_family != slot as usize / self.slots_per_family
+                f.first_slot as usize / self.slots_per_family
+                    != slot as usize / self.slots_per_family
                     || w.file_size() >= MAX_FILE_BYTES
             }
             None => true,
         };
         if switch {
             self.close()?;
-            let path = self.dir.join(format!("{}-{:05}.sst", self.prefix, self.seq));
+            let path = self
+                .dir
+                .join(format!("{}-{:05}.sst", self.prefix, self.seq));
             self.seq += 1;
             let w = SstFileWriter::create(leak_opts(self.opts.clone()));
             w.open(&path)?;
@@ -183,7 +186,8 @@ impl Engine {
             let cf = self.family_for_write((fam * self.slots_per_family) as u16)?;
             let mut opts = IngestExternalFileOptions::default();
             opts.set_move_files(true);
-            self.db.ingest_external_file_cf_opts(&cf, &opts, vec![path])?;
+            self.db
+                .ingest_external_file_cf_opts(&cf, &opts, vec![path])?;
         }
         let _ = std::fs::remove_dir_all(&staged.dir);
         Ok(())

@@ -14,9 +14,9 @@ mod slots_io;
 mod transfer;
 mod wal_sync;
 
+pub use backup_io::{RunFile, RunReader, RunWriter, Staged};
 pub use batch::Batch;
 pub use engine::{Engine, EngineOptions, Snapshot};
-pub use backup_io::{RunFile, RunReader, RunWriter, Staged};
 pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};

@@ -27,11 +27,29 @@ fn total_keys(c: &Cluster) -> Result<u64> {
 
 fn refused(c: &Cluster, dir: &Path, want: &str) -> Result<()> {
     let before = total_keys(c)?;
-    let run = cli(c, &["restore", &seed(c), "--from", &dir.display().to_string(), "--replace"])?;
+    let run = cli(
+        c,
+        &[
+            "restore",
+            &seed(c),
+            "--from",
+            &dir.display().to_string(),
+            "--replace",
+        ],
+    )?;
     let out = format!("{}{}", run.stdout, run.stderr);
-    ensure!(!run.status.success(), "restore of a damaged backup succeeded: {out}");
-    ensure!(out.contains(want), "restore error does not name {want:?}: {out}");
-    ensure!(total_keys(c)? == before, "a refused restore changed the target");
+    ensure!(
+        !run.status.success(),
+        "restore of a damaged backup succeeded: {out}"
+    );
+    ensure!(
+        out.contains(want),
+        "restore error does not name {want:?}: {out}"
+    );
+    ensure!(
+        total_keys(c)? == before,
+        "a refused restore changed the target"
+    );
     Ok(())
 }
 
@@ -52,52 +70,122 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
     let loaded = src.load_keys(0, "bk", 500_000, 24)?;
     // A key that expires before the restore, and one that keeps its TTL.
     src.query(src.key_owner("gone")?, &["SET", "gone", "x", "PX", "300"])?;
-    src.query(src.key_owner("stays")?, &["SET", "stays", "y", "EX", "1000"])?;
+    src.query(
+        src.key_owner("stays")?,
+        &["SET", "stays", "y", "EX", "1000"],
+    )?;
     let w = AckWriter::start(&src, "live", 2)?;
-    w.wait_acked_after(Instant::now() - SETTLE, 100, SETTLE, "writer warm-up", |_| true)?;
+    w.wait_acked_after(
+        Instant::now() - SETTLE,
+        100,
+        SETTLE,
+        "writer warm-up",
+        |_| true,
+    )?;
     let t_start = Instant::now();
     let dir = tmp.join("half");
-    let run = cli(&src, &["backup", &seed(&src), "--out", &dir.display().to_string(), "--slots", "0-8191"])?.ensure_success()?;
+    let run = cli(
+        &src,
+        &[
+            "backup",
+            &seed(&src),
+            "--out",
+            &dir.display().to_string(),
+            "--slots",
+            "0-8191",
+        ],
+    )?
+    .ensure_success()?;
     let t_end = Instant::now();
     println!("backup: {}", run.stdout.lines().last().unwrap_or_default());
     let report = w.stop(Duration::from_secs(30))?;
-    ensure!(report.errors == 0, "the backup disturbed writers: {:?}", report.error_samples);
+    ensure!(
+        report.errors == 0,
+        "the backup disturbed writers: {:?}",
+        report.error_samples
+    );
 
     let dst = Cluster::builder(4).start()?;
     dst.create_and_wait(0)?;
     std::thread::sleep(Duration::from_millis(400)); // let "gone" expire (its TTL is absolute)
-    let run = cli(&dst, &["restore", &seed(&dst), "--from", &dir.display().to_string()])?.ensure_success()?;
+    let run = cli(
+        &dst,
+        &["restore", &seed(&dst), "--from", &dir.display().to_string()],
+    )?
+    .ensure_success()?;
     println!("restore: {}", run.stdout.lines().last().unwrap_or_default());
-    let half: Vec<(String, String)> =
-        loaded.iter().filter(|(k, _)| key_slot(k.as_bytes()) <= 8191).cloned().collect();
+    let half: Vec<(String, String)> = loaded
+        .iter()
+        .filter(|(k, _)| key_slot(k.as_bytes()) <= 8191)
+        .cloned()
+        .collect();
     let wrong = dst.wrong_values(0, &half)?;
-    ensure!(wrong.is_empty(), "{} backed-up keys wrong after restore, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(3)]);
-    let before: Vec<_> = report.acked.iter().filter(|a| a.at < t_start && a.slot <= 8191).cloned().collect();
+    ensure!(
+        wrong.is_empty(),
+        "{} backed-up keys wrong after restore, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+    let before: Vec<_> = report
+        .acked
+        .iter()
+        .filter(|a| a.at < t_start && a.slot <= 8191)
+        .cloned()
+        .collect();
     let missing = dst.missing_acked(0, &before)?;
-    ensure!(missing.is_empty(), "{} writes acknowledged before the backup are missing", missing.len());
-    let during = report.acked.iter().filter(|a| a.slot <= 8191 && a.at < t_end).count();
+    ensure!(
+        missing.is_empty(),
+        "{} writes acknowledged before the backup are missing",
+        missing.len()
+    );
+    let during = report
+        .acked
+        .iter()
+        .filter(|a| a.slot <= 8191 && a.at < t_end)
+        .count();
     let n = total_keys(&dst)?;
     ensure!(
         n >= (half.len() + before.len()) as u64 && n <= (half.len() + during + 2) as u64,
         "restored {n} keys: {} loaded + {} written before + at most {during} during the backup",
-        half.len(), before.len()
+        half.len(),
+        before.len()
     );
     let gone_owner = dst.key_owner("gone")?;
     if key_slot(b"gone") <= 8191 {
-        ensure!(dst.query(gone_owner, &["GET", "gone"])?.is_empty(), "an expired key came back");
+        ensure!(
+            dst.query(gone_owner, &["GET", "gone"])?.is_empty(),
+            "an expired key came back"
+        );
     }
     if key_slot(b"stays") <= 8191 {
-        let ttl: i64 = dst.query(dst.key_owner("stays")?, &["TTL", "stays"])?.parse()?;
+        let ttl: i64 = dst
+            .query(dst.key_owner("stays")?, &["TTL", "stays"])?
+            .parse()?;
         ensure!((1..=1000).contains(&ttl), "TTL not kept: {ttl}");
     }
     // Restoring again collides with every key: refused without --replace, nothing changes.
-    let run = cli(&dst, &["restore", &seed(&dst), "--from", &dir.display().to_string()])?;
-    ensure!(!run.status.success() && run.stdout.contains("already exist"), "collision not refused: {}", run.stdout);
-    ensure!(total_keys(&dst)? == n, "a refused restore changed the target");
+    let run = cli(
+        &dst,
+        &["restore", &seed(&dst), "--from", &dir.display().to_string()],
+    )?;
+    ensure!(
+        !run.status.success() && run.stdout.contains("already exist"),
+        "collision not refused: {}",
+        run.stdout
+    );
+    ensure!(
+        total_keys(&dst)? == n,
+        "a refused restore changed the target"
+    );
 
     // Damaged copies are refused before any node is touched, naming the file.
     let manifest = std::fs::read_to_string(dir.join("manifest"))?;
-    let first_file = manifest.lines().find_map(|l| l.strip_prefix("file ")).and_then(|l| l.split(' ').next()).unwrap_or_default().to_string();
+    let first_file = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("file "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_default()
+        .to_string();
     let flipped = tmp.join("flipped");
     copy_dir(&dir, &flipped)?;
     let mut bytes = std::fs::read(flipped.join(&first_file))?;
@@ -120,12 +208,29 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
 
     // Whole keyspace round trip: everything in the source equals the restored copy.
     let all = tmp.join("all");
-    cli(&src, &["backup", &seed(&src), "--out", &all.display().to_string()])?.ensure_success()?;
+    cli(
+        &src,
+        &["backup", &seed(&src), "--out", &all.display().to_string()],
+    )?
+    .ensure_success()?;
     let copy = Cluster::builder(3).start()?;
     copy.create_and_wait(0)?;
-    cli(&copy, &["restore", &seed(&copy), "--from", &all.display().to_string()])?.ensure_success()?;
+    cli(
+        &copy,
+        &[
+            "restore",
+            &seed(&copy),
+            "--from",
+            &all.display().to_string(),
+        ],
+    )?
+    .ensure_success()?;
     let wrong = copy.wrong_values(0, &loaded)?;
-    ensure!(wrong.is_empty(), "{} keys differ after a full round trip", wrong.len());
+    ensure!(
+        wrong.is_empty(),
+        "{} keys differ after a full round trip",
+        wrong.len()
+    );
     let (a, b) = (total_keys(&src)?, total_keys(&copy)?);
     // The expired key may be reclaimed on one side and not yet on the other.
     ensure!(a.abs_diff(b) <= 1, "full round trip: {a} keys vs {b}");
@@ -133,13 +238,35 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
     // One slot: only its keys come back.
     let slot = key_slot(loaded[0].0.as_bytes());
     let one = tmp.join("one");
-    cli(&src, &["backup", &seed(&src), "--out", &one.display().to_string(), "--slots", &slot.to_string()])?.ensure_success()?;
+    cli(
+        &src,
+        &[
+            "backup",
+            &seed(&src),
+            "--out",
+            &one.display().to_string(),
+            "--slots",
+            &slot.to_string(),
+        ],
+    )?
+    .ensure_success()?;
     for m in dst.masters(0)? {
         dst.query(m, &["FLUSHALL"])?;
     }
-    cli(&dst, &["restore", &seed(&dst), "--from", &one.display().to_string()])?.ensure_success()?;
-    let in_slot: Vec<(String, String)> = loaded.iter().filter(|(k, _)| key_slot(k.as_bytes()) == slot).cloned().collect();
-    ensure!(dst.wrong_values(0, &in_slot)?.is_empty(), "single-slot restore lost keys");
+    cli(
+        &dst,
+        &["restore", &seed(&dst), "--from", &one.display().to_string()],
+    )?
+    .ensure_success()?;
+    let in_slot: Vec<(String, String)> = loaded
+        .iter()
+        .filter(|(k, _)| key_slot(k.as_bytes()) == slot)
+        .cloned()
+        .collect();
+    ensure!(
+        dst.wrong_values(0, &in_slot)?.is_empty(),
+        "single-slot restore lost keys"
+    );
     let mut per_slot: BTreeMap<u16, u64> = BTreeMap::new();
     for a in &report.acked {
         if a.slot == slot {
@@ -148,7 +275,8 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
     }
     let n = total_keys(&dst)?;
     ensure!(
-        n >= in_slot.len() as u64 && n <= (in_slot.len() as u64 + per_slot.get(&slot).copied().unwrap_or(0) + 2),
+        n >= in_slot.len() as u64
+            && n <= (in_slot.len() as u64 + per_slot.get(&slot).copied().unwrap_or(0) + 2),
         "single-slot restore brought {n} keys, slot {slot} holds {} loaded",
         in_slot.len()
     );
@@ -157,7 +285,11 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
 }
 
 fn tempfile_dir(name: &str) -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("rockslot-it-{name}-{}-{}", std::process::id(), crate::harness::unix_ms()));
+    let d = std::env::temp_dir().join(format!(
+        "rockslot-it-{name}-{}-{}",
+        std::process::id(),
+        crate::harness::unix_ms()
+    ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }

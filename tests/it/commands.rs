@@ -343,9 +343,24 @@ fn random_hash_command(r: &mut Rng) -> Vec<String> {
         14 => s(&["HKEYS", &k]),
         15 => s(&["HVALS", &k]),
         16 => s(&["HGETALL", &k]),
-        17 => s(&["HINCRBY", &k, &f, r.pick(&["1", "-3", "x", "9223372036854775807"])]),
-        18 => s(&["HINCRBYFLOAT", &k, &f, r.pick(&["0.5", "-1.25", "x", "1e3"])]),
-        19 => s(&["HRANDFIELD", &k, r.pick(&["1", "3", "-4", "0", "100"]), "WITHVALUES"]),
+        17 => s(&[
+            "HINCRBY",
+            &k,
+            &f,
+            r.pick(&["1", "-3", "x", "9223372036854775807"]),
+        ]),
+        18 => s(&[
+            "HINCRBYFLOAT",
+            &k,
+            &f,
+            r.pick(&["0.5", "-1.25", "x", "1e3"]),
+        ]),
+        19 => s(&[
+            "HRANDFIELD",
+            &k,
+            r.pick(&["1", "3", "-4", "0", "100"]),
+            "WITHVALUES",
+        ]),
         20 => s(&["HSCAN", &k, "0", "COUNT", "5"]),
         21 => s(&["HSCAN", &k, "0", "MATCH", "f*"]),
         22 => s(&["TYPE", &k]),
@@ -376,7 +391,11 @@ fn normalise_hash(cmd: &[String], v: Value) -> Value {
         ("HSCAN", Value::Array(mut a)) if a.len() == 2 => {
             if let Value::Array(items) = a.remove(1) {
                 let novalues = cmd.iter().any(|c| c == "NOVALUES");
-                a.push(Value::Array(if novalues { sorted(items) } else { pairs(items) }));
+                a.push(Value::Array(if novalues {
+                    sorted(items)
+                } else {
+                    pairs(items)
+                }));
             }
             Value::Array(a)
         }
@@ -434,7 +453,14 @@ fn random_set_command(r: &mut Rng) -> Vec<String> {
         17 => s(&["SINTERSTORE", &k3, &k, &k2]),
         18 => s(&["SUNIONSTORE", &k3, &k, &k2]),
         19 => s(&["SDIFFSTORE", &k3, &k, &k2]),
-        20 => s(&["SINTERCARD", "2", &k, &k2, "LIMIT", r.pick(&["0", "1", "-1"])]),
+        20 => s(&[
+            "SINTERCARD",
+            "2",
+            &k,
+            &k2,
+            "LIMIT",
+            r.pick(&["0", "1", "-1"]),
+        ]),
         21 => s(&["SSCAN", &k, "0", "MATCH", r.pick(&["*", "a*", "?"])]),
         22 => s(&["TYPE", &k]),
         23 => s(&["DEL", &k]),
@@ -455,7 +481,9 @@ fn normalise_set(cmd: &[String], v: Value) -> Value {
         v
     }
     match (cmd[0].as_str(), v) {
-        ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP", Value::Array(a)) => Value::Array(sorted(a)),
+        ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP", Value::Array(a)) => {
+            Value::Array(sorted(a))
+        }
         ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF", Value::Set(a)) => Value::Array(sorted(a)),
         ("SSCAN", Value::Array(mut a)) if a.len() == 2 => {
             if let Value::Array(items) = a.remove(1) {
@@ -608,11 +636,33 @@ fn random_list_command(r: &mut Rng) -> Vec<String> {
         18 => s(&["LREM", &k, &i(r), &e]),
         19 => s(&["LINSERT", &k, r.pick(&["BEFORE", "AFTER", "bad"]), &e, &e2]),
         20 => s(&["LPOS", &k, &e]),
-        21 => s(&["LPOS", &k, &e, "RANK", r.pick(&["1", "-1", "2", "0"]), "COUNT", r.pick(&["0", "1", "2"])]),
+        21 => s(&[
+            "LPOS",
+            &k,
+            &e,
+            "RANK",
+            r.pick(&["1", "-1", "2", "0"]),
+            "COUNT",
+            r.pick(&["0", "1", "2"]),
+        ]),
         22 => s(&["LPOS", &k, &e, "MAXLEN", r.pick(&["1", "3", "-1"])]),
-        23 => s(&["LMOVE", &k, &k2, r.pick(&["LEFT", "RIGHT"]), r.pick(&["LEFT", "RIGHT"])]),
+        23 => s(&[
+            "LMOVE",
+            &k,
+            &k2,
+            r.pick(&["LEFT", "RIGHT"]),
+            r.pick(&["LEFT", "RIGHT"]),
+        ]),
         24 => s(&["RPOPLPUSH", &k, &k2]),
-        25 => s(&["LMPOP", "2", &k, &k2, r.pick(&["LEFT", "RIGHT"]), "COUNT", r.pick(&["1", "3", "0"])]),
+        25 => s(&[
+            "LMPOP",
+            "2",
+            &k,
+            &k2,
+            r.pick(&["LEFT", "RIGHT"]),
+            "COUNT",
+            r.pick(&["1", "3", "0"]),
+        ]),
         26 => s(&["TYPE", &k]),
         27 => s(&["DEL", &k]),
         28 => s(&["SET", &k, "str"]),
@@ -661,7 +711,11 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
     let sc2 = r.pick(SCORES).to_string();
     let bound = |r: &mut Rng| {
         let s = r.pick(SCORES).to_string();
-        if r.below(3) == 0 { format!("({s}") } else { s }
+        if r.below(3) == 0 {
+            format!("({s}")
+        } else {
+            s
+        }
     };
     let i = |r: &mut Rng| (r.below(10) as i64 - 5).to_string();
     let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -669,7 +723,14 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
         0..=3 => s(&["ZADD", &k, &sc, &m, &sc2, &m2]),
         4 => s(&["ZADD", &k, r.pick(&["NX", "XX", "GT", "LT", "CH"]), &sc, &m]),
         5 => s(&["ZADD", &k, "INCR", &sc, &m]),
-        6 => s(&["ZADD", &k, r.pick(&["NX", "GT"]), r.pick(&["XX", "LT", "INCR"]), &sc, &m]),
+        6 => s(&[
+            "ZADD",
+            &k,
+            r.pick(&["NX", "GT"]),
+            r.pick(&["XX", "LT", "INCR"]),
+            &sc,
+            &m,
+        ]),
         7 => s(&["ZINCRBY", &k, &sc, &m]),
         8 => s(&["ZREM", &k, &m, &m2]),
         9 => s(&["ZSCORE", &k, &m]),
@@ -680,11 +741,36 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
         14 => s(&["ZREVRANK", &k, &m]),
         15 | 16 => s(&["ZRANGE", &k, &i(r), &i(r), "WITHSCORES"]),
         17 => s(&["ZRANGE", &k, &i(r), &i(r), "REV"]),
-        18 => s(&["ZRANGE", &k, &bound(r), &bound(r), "BYSCORE", "LIMIT", r.pick(&["0", "1"]), r.pick(&["1", "2", "-1"])]),
-        19 => s(&["ZRANGE", &k, &bound(r), &bound(r), "BYSCORE", "REV", "WITHSCORES"]),
+        18 => s(&[
+            "ZRANGE",
+            &k,
+            &bound(r),
+            &bound(r),
+            "BYSCORE",
+            "LIMIT",
+            r.pick(&["0", "1"]),
+            r.pick(&["1", "2", "-1"]),
+        ]),
+        19 => s(&[
+            "ZRANGE",
+            &k,
+            &bound(r),
+            &bound(r),
+            "BYSCORE",
+            "REV",
+            "WITHSCORES",
+        ]),
         20 => s(&["ZREVRANGE", &k, "0", "-1", "WITHSCORES"]),
         21 => s(&["ZRANGEBYSCORE", &k, &bound(r), &bound(r), "WITHSCORES"]),
-        22 => s(&["ZREVRANGEBYSCORE", &k, &bound(r), &bound(r), "LIMIT", "0", "2"]),
+        22 => s(&[
+            "ZREVRANGEBYSCORE",
+            &k,
+            &bound(r),
+            &bound(r),
+            "LIMIT",
+            "0",
+            "2",
+        ]),
         23 => s(&["ZPOPMIN", &k]),
         24 => s(&["ZPOPMAX", &k, r.pick(&["2", "0", "-1"])]),
         25 => s(&["ZRANGE", &k, "0", "1", "LIMIT", "0", "1"]),
@@ -695,14 +781,38 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
         30 => s(&["RENAME", &k, &k2]),
         31 => s(&["SET", &k, "s"]),
         32 => s(&["ZADD", &k, "1"]),
-        33 => s(&["ZUNIONSTORE", &k2, "2", &k, &k2, "WEIGHTS", r.pick(&["1", "2", "-1"]), "1", "AGGREGATE", r.pick(&["SUM", "MIN", "MAX"])]),
+        33 => s(&[
+            "ZUNIONSTORE",
+            &k2,
+            "2",
+            &k,
+            &k2,
+            "WEIGHTS",
+            r.pick(&["1", "2", "-1"]),
+            "1",
+            "AGGREGATE",
+            r.pick(&["SUM", "MIN", "MAX"]),
+        ]),
         34 => s(&["ZINTERSTORE", &k2, "2", &k, &k2]),
         35 => s(&["ZDIFFSTORE", &k2, "2", &k, &k2]),
         36 => s(&["ZUNION", "2", &k, &k2, "WITHSCORES"]),
-        37 => s(&["ZINTER", "2", &k, &k2, "AGGREGATE", r.pick(&["MAX", "bad"]), "WITHSCORES"]),
+        37 => s(&[
+            "ZINTER",
+            "2",
+            &k,
+            &k2,
+            "AGGREGATE",
+            r.pick(&["MAX", "bad"]),
+            "WITHSCORES",
+        ]),
         38 => s(&["ZDIFF", "2", &k, &k2]),
         39 => s(&["ZUNIONSTORE", &k2, r.pick(&["0", "3"]), &k]),
-        40 => s(&["ZRANDMEMBER", &k, r.pick(&["2", "-3", "0", "9"]), "WITHSCORES"]),
+        40 => s(&[
+            "ZRANDMEMBER",
+            &k,
+            r.pick(&["2", "-3", "0", "9"]),
+            "WITHSCORES",
+        ]),
         41 => s(&["ZSCAN", &k, "0", "MATCH", r.pick(&["*", "a*"])]),
         _ => s(&["EXISTS", &k, &k2]),
     }

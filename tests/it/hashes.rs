@@ -13,7 +13,9 @@ use crate::harness::{key_slot, try_wait_until_every, Cluster, NodeBuilder};
 const SETTLE: Duration = Duration::from_secs(60);
 
 fn fields(n: usize, tag: &str) -> BTreeMap<String, String> {
-    (0..n).map(|i| (format!("f{i}"), format!("{tag}-{i}-{}", "v".repeat(i % 50)))).collect()
+    (0..n)
+        .map(|i| (format!("f{i}"), format!("{tag}-{i}-{}", "v".repeat(i % 50))))
+        .collect()
 }
 
 fn hset(con: &mut redis::Connection, key: &str, f: &BTreeMap<String, String>) -> Result<()> {
@@ -39,13 +41,24 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
     {
         let mut con = node.conn()?;
         hset(&mut con, "h", &want)?;
-        redis::cmd("HDEL").arg("h").arg("f7").query::<i64>(&mut con)?;
-        redis::cmd("HSET").arg("gone").arg("a").arg("b").query::<i64>(&mut con)?;
+        redis::cmd("HDEL")
+            .arg("h")
+            .arg("f7")
+            .query::<i64>(&mut con)?;
+        redis::cmd("HSET")
+            .arg("gone")
+            .arg("a")
+            .arg("b")
+            .query::<i64>(&mut con)?;
         for i in 0..1000 {
             redis::cmd("RPUSH").arg("l").arg(i).query::<i64>(&mut con)?;
         }
         redis::cmd("LPOP").arg("l").query::<String>(&mut con)?;
-        redis::cmd("SADD").arg("s").arg("x").arg("y").query::<i64>(&mut con)?;
+        redis::cmd("SADD")
+            .arg("s")
+            .arg("x")
+            .arg("y")
+            .query::<i64>(&mut con)?;
         redis::cmd("DEL").arg("gone").query::<i64>(&mut con)?;
     }
     node.kill9()?;
@@ -53,13 +66,23 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
     let mut con = node.conn()?;
     let mut want = want;
     want.remove("f7");
-    ensure!(hgetall(&mut con, "h")? == want, "hash changed across SIGKILL");
+    ensure!(
+        hgetall(&mut con, "h")? == want,
+        "hash changed across SIGKILL"
+    );
     let len: i64 = redis::cmd("HLEN").arg("h").query(&mut con)?;
     ensure!(len == want.len() as i64);
     let n: i64 = redis::cmd("EXISTS").arg("gone").query(&mut con)?;
     ensure!(n == 0, "a deleted hash came back");
-    let l: Vec<i64> = redis::cmd("LRANGE").arg("l").arg(0).arg(-1).query(&mut con)?;
-    ensure!(l == (1..1000).collect::<Vec<i64>>(), "list changed across SIGKILL");
+    let l: Vec<i64> = redis::cmd("LRANGE")
+        .arg("l")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)?;
+    ensure!(
+        l == (1..1000).collect::<Vec<i64>>(),
+        "list changed across SIGKILL"
+    );
     let mut m: Vec<String> = redis::cmd("SMEMBERS").arg("s").query(&mut con)?;
     m.sort();
     ensure!(m == ["x", "y"], "set changed across SIGKILL: {m:?}");
@@ -91,62 +114,139 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     let list_ok = |i: usize| -> Result<bool> {
         let mut con = c.node(i).conn()?;
         redis::cmd("READONLY").exec(&mut con)?;
-        let l: Vec<i64> = redis::cmd("LRANGE").arg(kl).arg(0).arg(-1).query(&mut con)?;
+        let l: Vec<i64> = redis::cmd("LRANGE")
+            .arg(kl)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)?;
         let n: i64 = redis::cmd("SCARD").arg(ks).query(&mut con)?;
         Ok(l == (0..300).collect::<Vec<i64>>() && n == 300)
     };
 
     // Replication: the replica holds the same fields.
     let r = c.replica_of(0, owner1)?;
-    try_wait_until_every(SETTLE, Duration::from_millis(100), "replica has the hash", || {
-        let mut con = c.node(r).conn()?;
-        redis::cmd("READONLY").exec(&mut con)?;
-        Ok(hgetall(&mut con, k1)? == f1)
-    })?;
+    try_wait_until_every(
+        SETTLE,
+        Duration::from_millis(100),
+        "replica has the hash",
+        || {
+            let mut con = c.node(r).conn()?;
+            redis::cmd("READONLY").exec(&mut con)?;
+            Ok(hgetall(&mut con, k1)? == f1)
+        },
+    )?;
 
     // Native migration of k1's slot to another primary, and its replica follows.
     let s1 = key_slot(k1.as_bytes());
-    let dst = c.masters(0)?.into_iter().find(|&m| m != owner1).unwrap_or(0);
+    let dst = c
+        .masters(0)?
+        .into_iter()
+        .find(|&m| m != owner1)
+        .unwrap_or(0);
     let dst_id = c.myid(dst)?;
-    c.query(owner1, &["CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", &s1.to_string(), &s1.to_string(), "NODE", &dst_id])?;
-    try_wait_until_every(SETTLE, Duration::from_millis(50), "slot moved", || Ok(c.slot_owner(0, s1)? == dst))?;
+    c.query(
+        owner1,
+        &[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            &s1.to_string(),
+            &s1.to_string(),
+            "NODE",
+            &dst_id,
+        ],
+    )?;
+    try_wait_until_every(SETTLE, Duration::from_millis(50), "slot moved", || {
+        Ok(c.slot_owner(0, s1)? == dst)
+    })?;
     c.wait_converged(SETTLE)?;
-    ensure!(hgetall(&mut c.node(dst).conn()?, k1)? == f1, "hash changed by MIGRATESLOTS");
+    ensure!(
+        hgetall(&mut c.node(dst).conn()?, k1)? == f1,
+        "hash changed by MIGRATESLOTS"
+    );
     ensure!(list_ok(dst)?, "list or set changed by MIGRATESLOTS");
     let dr = c.replica_of(0, dst)?;
-    try_wait_until_every(SETTLE, Duration::from_millis(100), "target replica has the hash", || {
-        let mut con = c.node(dr).conn()?;
-        redis::cmd("READONLY").exec(&mut con)?;
-        Ok(hgetall(&mut con, k1)? == f1 && list_ok(dr)?)
-    })?;
+    try_wait_until_every(
+        SETTLE,
+        Duration::from_millis(100),
+        "target replica has the hash",
+        || {
+            let mut con = c.node(dr).conn()?;
+            redis::cmd("READONLY").exec(&mut con)?;
+            Ok(hgetall(&mut con, k1)? == f1 && list_ok(dr)?)
+        },
+    )?;
 
     // Legacy MIGRATE of k2 (one key, a whole hash in one RESTORE-ASKING payload).
     let s2 = key_slot(k2.as_bytes());
     let src2 = c.slot_owner(0, s2)?;
     let dst2 = c.masters(0)?.into_iter().find(|&m| m != src2).unwrap_or(0);
     let (src2_id, dst2_id) = (c.myid(src2)?, c.myid(dst2)?);
-    c.query(dst2, &["CLUSTER", "SETSLOT", &s2.to_string(), "IMPORTING", &src2_id])?;
-    c.query(src2, &["CLUSTER", "SETSLOT", &s2.to_string(), "MIGRATING", &dst2_id])?;
+    c.query(
+        dst2,
+        &["CLUSTER", "SETSLOT", &s2.to_string(), "IMPORTING", &src2_id],
+    )?;
+    c.query(
+        src2,
+        &["CLUSTER", "SETSLOT", &s2.to_string(), "MIGRATING", &dst2_id],
+    )?;
     let port = c.node(dst2).port().to_string();
-    let reply = c.query(src2, &["MIGRATE", "127.0.0.1", &port, k2, "0", "5000", "AUTH", "valkey"])?;
+    let reply = c.query(
+        src2,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &port,
+            k2,
+            "0",
+            "5000",
+            "AUTH",
+            "valkey",
+        ],
+    )?;
     ensure!(reply == "OK", "MIGRATE: {reply}");
     for i in c.masters(0)? {
-        c.query(i, &["CLUSTER", "SETSLOT", &s2.to_string(), "NODE", &dst2_id])?;
+        c.query(
+            i,
+            &["CLUSTER", "SETSLOT", &s2.to_string(), "NODE", &dst2_id],
+        )?;
     }
     c.wait_converged(SETTLE)?;
-    ensure!(hgetall(&mut c.node(dst2).conn()?, k2)? == f2, "hash changed by MIGRATE");
+    ensure!(
+        hgetall(&mut c.node(dst2).conn()?, k2)? == f2,
+        "hash changed by MIGRATE"
+    );
 
     // Backup of both slots, delete, restore.
-    let dir = std::env::temp_dir().join(format!("rockslot-it-hash-bk-{}-{}", std::process::id(), crate::harness::unix_ms()));
+    let dir = std::env::temp_dir().join(format!(
+        "rockslot-it-hash-bk-{}-{}",
+        std::process::id(),
+        crate::harness::unix_ms()
+    ));
     let seed = format!("127.0.0.1:{}", c.node(0).port());
     let slots = format!("{s1},{s2}");
-    c.rockslot_cli_cluster(&["backup", &seed, "--out", &dir.display().to_string(), "--slots", &slots])?.ensure_success()?;
+    c.rockslot_cli_cluster(&[
+        "backup",
+        &seed,
+        "--out",
+        &dir.display().to_string(),
+        "--slots",
+        &slots,
+    ])?
+    .ensure_success()?;
     c.query(dst, &["DEL", k1, kl, ks])?;
     c.query(dst2, &["DEL", k2])?;
-    c.rockslot_cli_cluster(&["restore", &seed, "--from", &dir.display().to_string()])?.ensure_success()?;
-    ensure!(hgetall(&mut c.node(dst).conn()?, k1)? == f1, "hash changed by backup/restore");
+    c.rockslot_cli_cluster(&["restore", &seed, "--from", &dir.display().to_string()])?
+        .ensure_success()?;
+    ensure!(
+        hgetall(&mut c.node(dst).conn()?, k1)? == f1,
+        "hash changed by backup/restore"
+    );
     ensure!(list_ok(dst)?, "list or set changed by backup/restore");
-    ensure!(hgetall(&mut c.node(dst2).conn()?, k2)? == f2, "hash changed by backup/restore");
+    ensure!(
+        hgetall(&mut c.node(dst2).conn()?, k2)? == f2,
+        "hash changed by backup/restore"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

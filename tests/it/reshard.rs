@@ -57,15 +57,41 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
     let slot = ranges[0].1 + 1;
     let src = c.slot_owner(0, slot)?;
     let (src_id, new_id2) = (c.myid(src)?, c.myid(new)?);
-    c.query(new, &["CLUSTER", "SETSLOT", &slot.to_string(), "IMPORTING", &src_id])?;
-    c.query(src, &["CLUSTER", "SETSLOT", &slot.to_string(), "MIGRATING", &new_id2])?;
+    c.query(
+        new,
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            &slot.to_string(),
+            "IMPORTING",
+            &src_id,
+        ],
+    )?;
+    c.query(
+        src,
+        &[
+            "CLUSTER",
+            "SETSLOT",
+            &slot.to_string(),
+            "MIGRATING",
+            &new_id2,
+        ],
+    )?;
     let run = c.redis_cli_cluster(&["fix", &seed])?.ensure_success()?;
-    println!("reshard: redis-cli --cluster fix closed slot {slot} in {:?}", run.elapsed);
+    println!(
+        "reshard: redis-cli --cluster fix closed slot {slot} in {:?}",
+        run.elapsed
+    );
     c.wait_converged(SETTLE)?;
     c.check_clean(false)?;
 
-    let run = c.redis_cli_cluster(&["rebalance", &seed])?.ensure_success()?;
-    println!("reshard: redis-cli --cluster rebalance took {:?}", run.elapsed);
+    let run = c
+        .redis_cli_cluster(&["rebalance", &seed])?
+        .ensure_success()?;
+    println!(
+        "reshard: redis-cli --cluster rebalance took {:?}",
+        run.elapsed
+    );
     c.wait_converged(SETTLE)?;
     c.check_clean(false)?;
     let report = w.stop(Duration::from_secs(30))?;
@@ -77,7 +103,12 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
     );
 
     let wrong = c.wrong_values(0, &loaded)?;
-    ensure!(wrong.is_empty(), "{} loaded keys wrong after reshard, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+    ensure!(
+        wrong.is_empty(),
+        "{} loaded keys wrong after reshard, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
     let last = last_acked(&report.acked);
     let missing = c.missing_acked(0, &last)?;
     ensure!(
@@ -118,26 +149,35 @@ fn migrate_options_and_errors() -> Result<()> {
     s(&["SET", "b", "2"]);
     s(&["SET", "t", "3", "PX", "100000"]);
     s(&["SET", "c", "4"]);
-    ensure!(mig(&["a", "0", "5000", "AUTH", "wrong"]).contains("Target instance replied with error: WRONGPASS"));
+    ensure!(mig(&["a", "0", "5000", "AUTH", "wrong"])
+        .contains("Target instance replied with error: WRONGPASS"));
     ensure!(s(&["GET", "a"]) == "1", "a failed MIGRATE deleted the key");
     ensure!(mig(&["a", "0", "5000", "AUTH", "sekret"]) == "OK");
     ensure!(s(&["EXISTS", "a"]) == "0" && d(&["GET", "a"]) == "1");
-    ensure!(mig(&["", "0", "5000", "COPY", "AUTH2", "default", "sekret", "KEYS", "b", "t", "nokey"]) == "OK");
+    ensure!(
+        mig(&["", "0", "5000", "COPY", "AUTH2", "default", "sekret", "KEYS", "b", "t", "nokey"])
+            == "OK"
+    );
     ensure!(s(&["GET", "b"]) == "2", "COPY deleted the source key");
     ensure!(d(&["GET", "b"]) == "2" && d(&["GET", "t"]) == "3");
     let ttl: i64 = d(&["PTTL", "t"]).parse()?;
     ensure!((1..=100_000).contains(&ttl), "TTL not carried over: {ttl}");
     s(&["SET", "b", "22"]);
-    ensure!(mig(&["b", "0", "5000", "AUTH", "sekret"]).contains("Target instance replied with error: BUSYKEY"));
+    ensure!(mig(&["b", "0", "5000", "AUTH", "sekret"])
+        .contains("Target instance replied with error: BUSYKEY"));
     ensure!(s(&["GET", "b"]) == "22");
     ensure!(mig(&["b", "0", "5000", "REPLACE", "AUTH", "sekret"]) == "OK");
     ensure!(d(&["GET", "b"]) == "22" && s(&["EXISTS", "b"]) == "0");
     ensure!(mig(&["nokey", "0", "5000", "AUTH", "sekret"]) == "NOKEY");
-    ensure!(mig(&["c", "0", "5000", "KEYS", "c"]).contains("key argument must be set to the empty string"));
+    ensure!(mig(&["c", "0", "5000", "KEYS", "c"])
+        .contains("key argument must be set to the empty string"));
     ensure!(mig(&["c", "0", "5000", "BOGUS"]).contains("syntax error"));
     ensure!(mig(&["c", "x", "5000"]).contains("not an integer"));
     drop(dst);
     ensure!(mig(&["c", "0", "500", "AUTH", "sekret"]).starts_with("IOERR"));
-    ensure!(s(&["GET", "c"]) == "4", "the source lost a key to a dead target");
+    ensure!(
+        s(&["GET", "c"]) == "4",
+        "the source lost a key to a dead target"
+    );
     Ok(())
 }

@@ -50,7 +50,13 @@ pub struct Manifest {
 
 fn ranges_text(r: &[(u16, u16)]) -> String {
     r.iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -88,8 +94,13 @@ fn to_ranges(m: &[bool]) -> Vec<(u16, u16)> {
 
 impl Manifest {
     pub fn render(&self) -> String {
-        let mut out = format!("{FORMAT}\nrockslot-version {}\ncreated {}\ncluster {}\nslots {}\n",
-            self.version, self.created, self.cluster, ranges_text(&self.slots));
+        let mut out = format!(
+            "{FORMAT}\nrockslot-version {}\ncreated {}\ncluster {}\nslots {}\n",
+            self.version,
+            self.created,
+            self.cluster,
+            ranges_text(&self.slots)
+        );
         for (id, addr, r) in &self.nodes {
             out.push_str(&format!("node {id} {addr} {}\n", ranges_text(r)));
         }
@@ -127,7 +138,10 @@ impl Manifest {
                 ["created", t] => m.created = t.parse().map_err(|_| bad())?,
                 ["cluster", c] => m.cluster = c.to_string(),
                 ["slots", r] => m.slots = parse_ranges(r)?,
-                ["node", id, addr, r] => m.nodes.push((id.to_string(), addr.to_string(), parse_ranges(r)?)),
+                ["node", id, addr, r] => {
+                    m.nodes
+                        .push((id.to_string(), addr.to_string(), parse_ranges(r)?))
+                }
                 ["file", name, r, size, sha1, entries, keys, node] => {
                     let (a, b) = parse_ranges(r)?.first().copied().ok_or_else(bad)?;
                     if name.contains(['/', '\\']) || name.starts_with('.') {
@@ -170,17 +184,26 @@ fn file_sha1(p: &Path) -> anyhow::Result<(u64, String)> {
 /// Verifies the manifest of `dir` and every file it lists (size and SHA-1).
 pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
     let mpath = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&mpath)
-        .with_context(|| format!("{}: cannot read the manifest (partial backup?)", mpath.display()))?;
+    let text = std::fs::read_to_string(&mpath).with_context(|| {
+        format!(
+            "{}: cannot read the manifest (partial backup?)",
+            mpath.display()
+        )
+    })?;
     let m = Manifest::parse(&text).with_context(|| format!("{}", mpath.display()))?;
     for f in &m.files {
         let p = dir.join(&f.name);
-        let (size, sum) = file_sha1(&p).with_context(|| format!("{}: missing or unreadable", p.display()))?;
+        let (size, sum) =
+            file_sha1(&p).with_context(|| format!("{}: missing or unreadable", p.display()))?;
         if size != f.size {
             bail!("{}: size {size}, the manifest says {}", p.display(), f.size);
         }
         if sum != f.sha1 {
-            bail!("{}: checksum mismatch (SHA-1 {sum}, the manifest says {})", p.display(), f.sha1);
+            bail!(
+                "{}: checksum mismatch (SHA-1 {sum}, the manifest says {})",
+                p.display(),
+                f.sha1
+            );
         }
     }
     Ok(m)
@@ -270,7 +293,12 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
         log_err!("[ERR] some requested slots are not served by any primary\n");
         return Ok(false);
     }
-    log_info!(">>> Backing up slots {} from {} primaries to {}\n", ranges_text(&to_ranges(&want)), plan.len(), dir.display());
+    log_info!(
+        ">>> Backing up slots {} from {} primaries to {}\n",
+        ranges_text(&to_ranges(&want)),
+        plan.len(),
+        dir.display()
+    );
     let rt = runtime()?;
     let t0 = Instant::now();
     let mut manifest = Manifest {
@@ -285,10 +313,12 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
     let (mut keys, mut bytes) = (0u64, 0u64);
     for (idx, (id, ip, port, cport, ranges)) in plan.iter().enumerate() {
         let pass = o.auth.pass.clone();
-        let mut stream = rt.block_on(async {
-            let mut peer = BackupPeer::connect(ip, *cport, pass.as_deref()).await?;
-            peer.export(ranges).await
-        }).map_err(|e| anyhow!("{ip}:{port}: {e}"))?;
+        let mut stream = rt
+            .block_on(async {
+                let mut peer = BackupPeer::connect(ip, *cport, pass.as_deref()).await?;
+                peer.export(ranges).await
+            })
+            .map_err(|e| anyhow!("{ip}:{port}: {e}"))?;
         let mut w = RunWriter::new(&dir, &format!("n{idx}"), SLOTS_PER_FILE_GROUP)?;
         let mut file_keys: BTreeMap<u16, u64> = BTreeMap::new();
         loop {
@@ -298,7 +328,9 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
             for (k, v) in &chunk.entries {
                 if is_key_entry(k) {
                     keys += 1;
-                    *file_keys.entry(u16::from_be_bytes([k[0], k[1]]) & 0x3fff).or_default() += 1;
+                    *file_keys
+                        .entry(u16::from_be_bytes([k[0], k[1]]) & 0x3fff)
+                        .or_default() += 1;
                 }
                 bytes += (k.len() + v.len()) as u64;
                 w.put(k, v)?;
@@ -307,9 +339,16 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
         }
         for f in w.finish()? {
             let (size, sha1) = file_sha1(&f.path)?;
-            let fk: u64 = file_keys.range(f.first_slot..=f.last_slot).map(|(_, n)| n).sum();
+            let fk: u64 = file_keys
+                .range(f.first_slot..=f.last_slot)
+                .map(|(_, n)| n)
+                .sum();
             manifest.files.push(FileEntry {
-                name: f.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: f
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 first: f.first_slot,
                 last: f.last_slot,
                 size,
@@ -319,7 +358,9 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
                 node: id.clone(),
             });
         }
-        manifest.nodes.push((id.clone(), format!("{ip}:{port}"), ranges.clone()));
+        manifest
+            .nodes
+            .push((id.clone(), format!("{ip}:{port}"), ranges.clone()));
     }
     progress("backup", keys, bytes, t0, true);
     // The manifest goes last: a directory without one is a partial backup.
@@ -353,7 +394,9 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
     };
     let in_backup = mask(&manifest.slots);
     let want: Vec<bool> = match wanted(o) {
-        Ok(w) if o.slot_spec.is_empty() => w.iter().zip(&in_backup).map(|(a, b)| *a && *b).collect(),
+        Ok(w) if o.slot_spec.is_empty() => {
+            w.iter().zip(&in_backup).map(|(a, b)| *a && *b).collect()
+        }
         Ok(w) => {
             if w.iter().zip(&in_backup).any(|(a, b)| *a && !*b) {
                 log_err!("[ERR] --slots asks for slots the backup does not hold\n");
@@ -383,7 +426,12 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
     let rt = runtime()?;
     let job = crate::migration::new_job_name();
     let t0 = Instant::now();
-    log_info!(">>> Restoring slots {} from {} into {} primaries\n", ranges_text(&to_ranges(&want)), dir.display(), primaries.len());
+    log_info!(
+        ">>> Restoring slots {} from {} into {} primaries\n",
+        ranges_text(&to_ranges(&want)),
+        dir.display(),
+        primaries.len()
+    );
     // One Stage stream per primary that owns restored slots.
     let mut senders: BTreeMap<usize, tokio::sync::mpsc::Sender<DataChunk>> = BTreeMap::new();
     let mut stages = Vec::new();
@@ -399,7 +447,13 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             .map_err(|e| anyhow!("{}: {e}", n.addr()))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<DataChunk>(4);
         let mut p2 = peer.clone();
-        stages.push((i, rt.spawn(async move { p2.stage(tokio_stream::wrappers::ReceiverStream::new(rx)).await })));
+        stages.push((
+            i,
+            rt.spawn(async move {
+                p2.stage(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+            }),
+        ));
         senders.insert(i, tx);
         peers.insert(i, peer);
     }
@@ -422,14 +476,17 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             let Some(i) = owner[slot] else { return true };
             keys += is_key_entry(k) as u64;
             bytes += (k.len() + v.len()) as u64;
-            let c = pending
-                .entry(i)
-                .or_insert_with(|| DataChunk { job: job.clone(), ..Default::default() });
+            let c = pending.entry(i).or_insert_with(|| DataChunk {
+                job: job.clone(),
+                ..Default::default()
+            });
             c.entries.push((k.to_vec(), v.to_vec()));
             if c.entries.len() < CHUNK_ENTRIES {
                 return true;
             }
-            let Some(c) = pending.remove(&i) else { return true };
+            let Some(c) = pending.remove(&i) else {
+                return true;
+            };
             if rt.block_on(senders[&i].send(c)).is_err() {
                 send_err = Some(i);
                 return false;

@@ -16,11 +16,11 @@ macro_rules! log_ok { ($($t:tt)*) => { $crate::cli::cluster::log($crate::cli::cl
 macro_rules! log_warn { ($($t:tt)*) => { $crate::cli::cluster::log($crate::cli::cluster::Level::Warn, format_args!($($t)*)) } }
 macro_rules! log_err { ($($t:tt)*) => { $crate::cli::cluster::log($crate::cli::cluster::Level::Err, format_args!($($t)*)) } }
 
+mod backup;
 mod create;
 pub mod manager;
 pub mod nodes;
 mod reshard;
-mod backup;
 mod verbs;
 
 use std::io::{BufRead, IsTerminal, Write};

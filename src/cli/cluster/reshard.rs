@@ -31,7 +31,10 @@ fn load(o: &ClusterOpts, quiet: bool) -> Option<Manager> {
     }
     m.check_cluster(quiet, false);
     if !m.errors.is_empty() {
-        println!("*** Please fix your cluster problems before {}", if quiet { "rebalancing" } else { "resharding" });
+        println!(
+            "*** Please fix your cluster problems before {}",
+            if quiet { "rebalancing" } else { "resharding" }
+        );
         return None;
     }
     Some(m)
@@ -165,7 +168,10 @@ pub fn reshard(o: &ClusterOpts) -> anyhow::Result<bool> {
     println!("  Destination node:");
     println!("{}", m.nodes[dst].info_string(4));
     let table = reshard_table(
-        &sources.iter().map(|&i| (i, &m.nodes[i].slots[..])).collect::<Vec<_>>(),
+        &sources
+            .iter()
+            .map(|&i| (i, &m.nodes[i].slots[..]))
+            .collect::<Vec<_>>(),
         numslots,
     );
     println!("  Resharding plan:");
@@ -214,7 +220,10 @@ pub fn rebalance(o: &ClusterOpts) -> anyhow::Result<bool> {
         involved.push(i);
     }
     if involved.len() < 2 {
-        log_err!("*** No rebalancing needed! All nodes are within the {:.2}% threshold.\n", o.threshold);
+        log_err!(
+            "*** No rebalancing needed! All nodes are within the {:.2}% threshold.\n",
+            o.threshold
+        );
         return Ok(true);
     }
     let mut over = false;
@@ -238,7 +247,10 @@ pub fn rebalance(o: &ClusterOpts) -> anyhow::Result<bool> {
         }
     }
     if !over {
-        log_ok!("*** No rebalancing needed! All nodes are within the {:.2}% threshold.\n", o.threshold);
+        log_ok!(
+            "*** No rebalancing needed! All nodes are within the {:.2}% threshold.\n",
+            o.threshold
+        );
         return Ok(true);
     }
     // Rounding leaves a surplus: give it to the nodes that receive.
@@ -251,15 +263,26 @@ pub fn rebalance(o: &ClusterOpts) -> anyhow::Result<bool> {
         }
     }
     involved.sort_by_key(|&i| m.nodes[i].balance);
-    log_info!(">>> Rebalancing across {} nodes. Total weight = {:.2}\n", involved.len(), total_weight);
+    log_info!(
+        ">>> Rebalancing across {} nodes. Total weight = {:.2}\n",
+        involved.len(),
+        total_weight
+    );
     let mut plan: Plan = Vec::new();
     let mut taken = vec![vec![false; SLOTS]; m.nodes.len()];
     let (mut d, mut s) = (0usize, involved.len() - 1);
     while d < s {
         let (di, si) = (involved[d], involved[s]);
-        let n = m.nodes[di].balance.unsigned_abs().min(m.nodes[si].balance.unsigned_abs()) as usize;
+        let n = m.nodes[di]
+            .balance
+            .unsigned_abs()
+            .min(m.nodes[si].balance.unsigned_abs()) as usize;
         if n > 0 {
-            println!("Moving {n} slots from {} to {}", m.nodes[si].addr(), m.nodes[di].addr());
+            println!(
+                "Moving {n} slots from {} to {}",
+                m.nodes[si].addr(),
+                m.nodes[di].addr()
+            );
             let avail: Vec<bool> = m.nodes[si]
                 .slots
                 .iter()
@@ -324,7 +347,11 @@ fn run_plan(m: &mut Manager, plan: Plan, quiet: bool) -> bool {
             }
             argv.push("NODE".into());
             argv.push(m.nodes[*dst].name.clone());
-            let text = ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect::<Vec<_>>().join(" ");
+            let text = ranges
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect::<Vec<_>>()
+                .join(" ");
             let n: usize = ranges.iter().map(|(a, b)| (b - a + 1) as usize).sum();
             jobs.push((*src, text, m.nodes[*dst].name.clone(), n));
         }
@@ -342,7 +369,10 @@ fn run_plan(m: &mut Manager, plan: Plan, quiet: bool) -> bool {
         }
     }
     if !quiet {
-        log_info!(">>> Moving {total_slots} slots with {} atomic slot migration job(s)\n", jobs.len());
+        log_info!(
+            ">>> Moving {total_slots} slots with {} atomic slot migration job(s)\n",
+            jobs.len()
+        );
     }
     let tty = std::io::stdout().is_terminal();
     let mut last_line = Instant::now();
@@ -452,7 +482,10 @@ fn job_status(node: &mut ClusterNode, ranges: &str, target: &str) -> Option<JobS
             }
         }
         let text = |k: &str| f.get(k).and_then(Value::as_text).unwrap_or_default();
-        if text("operation") != "EXPORT" || text("slot_ranges") != ranges || text("target_node") != target {
+        if text("operation") != "EXPORT"
+            || text("slot_ranges") != ranges
+            || text("target_node") != target
+        {
             continue;
         }
         let num = |k: &str| text(k).parse::<u64>().unwrap_or(0);
@@ -485,6 +518,9 @@ mod tests {
         let count = |i| t.iter().filter(|(s, _)| *s == i).count();
         assert_eq!((count(1), count(0), count(2)), (334, 333, 333));
         assert_eq!(t.iter().find(|(s, _)| *s == 0).map(|x| x.1), Some(0));
-        assert_eq!(t.iter().filter(|(s, _)| *s == 1).map(|x| x.1).max(), Some(5461 + 333));
+        assert_eq!(
+            t.iter().filter(|(s, _)| *s == 1).map(|x| x.1).max(),
+            Some(5461 + 333)
+        );
     }
 }

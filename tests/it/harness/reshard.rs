@@ -81,9 +81,12 @@ impl Cluster {
             .ensure_success()?;
         let id = self.myid(i)?;
         let n = self.len();
-        try_wait_until_every(timeout, Duration::from_millis(100), "new node known", || {
-            Ok((0..n).all(|j| self.known_nodes(j).map(|k| k == n).unwrap_or(false)))
-        })?;
+        try_wait_until_every(
+            timeout,
+            Duration::from_millis(100),
+            "new node known",
+            || Ok((0..n).all(|j| self.known_nodes(j).map(|k| k == n).unwrap_or(false))),
+        )?;
         self.wait_state_ok(timeout)?;
         Ok((i, id))
     }
@@ -155,7 +158,11 @@ impl RedirectObserver {
                 while !stop.load(Ordering::Relaxed) && !keys.is_empty() {
                     let k = &keys[i % keys.len()];
                     i += 1;
-                    match redis::cmd("SET").arg(k).arg(i).query::<redis::Value>(&mut con) {
+                    match redis::cmd("SET")
+                        .arg(k)
+                        .arg(i)
+                        .query::<redis::Value>(&mut con)
+                    {
                         Ok(_) => tally.ok += 1,
                         Err(e) if e.code() == Some("MOVED") => tally.moved += 1,
                         Err(e) if e.code() == Some("ASK") => tally.ask += 1,
@@ -219,7 +226,10 @@ impl Cluster {
                 }
             }
         }
-        ensure!(owners.iter().all(|&n| n == 1), "slots without exactly one owner");
+        ensure!(
+            owners.iter().all(|&n| n == 1),
+            "slots without exactly one owner"
+        );
         self.check_clean(false)?;
         self.check_clean(true)
     }
