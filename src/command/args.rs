@@ -63,3 +63,47 @@ mod tests {
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
     }
 }
+
+/// `key cursor [MATCH pattern] [COUNT n] [NOVALUES]` of HSCAN, SSCAN and ZSCAN.
+pub struct MemberScan {
+    pub cursor: u64,
+    pub count: usize,
+    /// None also for a lone "*": Valkey skips matching then, so an empty member matches too.
+    pub pattern: Option<Bytes>,
+    pub novalues: bool,
+}
+
+pub fn member_scan(args: &[Bytes], novalues_ok: bool) -> Result<MemberScan, CmdError> {
+    let cursor = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut s = MemberScan {
+        cursor,
+        count: 10,
+        pattern: None,
+        novalues: false,
+    };
+    let mut i = 3;
+    while i < args.len() {
+        if novalues_ok && is(&args[i], "novalues") {
+            s.novalues = true;
+            i += 1;
+            continue;
+        }
+        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if is(&args[i], "match") {
+            s.pattern = (&v[..] != b"*").then(|| v.clone());
+        } else if is(&args[i], "count") {
+            let c = int(v)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            s.count = c.min(1 << 20) as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(s)
+}

@@ -67,3 +67,9 @@ impl CmdError {
         CmdError::Err(msg.into())
     }
 }
+
+impl From<crate::keyspace::WrongType> for CmdError {
+    fn from(_: crate::keyspace::WrongType) -> Self {
+        CmdError::WrongType
+    }
+}

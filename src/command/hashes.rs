@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{float, int, is, parse_f64, parse_i64};
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{HashView, WrongType};
+use crate::keyspace::HashView;
 use crate::resp::Reply;
 
 /// Valkey's hash-max-listpack-entries / -value defaults: below them a hash is reported as a
@@ -14,17 +14,13 @@ use crate::resp::Reply;
 const LISTPACK_ENTRIES: u64 = 128;
 const LISTPACK_VALUE: usize = 64;
 
-fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
-    r.map_err(|_| CmdError::WrongType)
-}
-
 fn read<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(Option<&HashView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.hash_read(key, f)?)
+    Ok(ctx.shared.keyspace.hash_read(key, f)??)
 }
 
 fn write<R>(
@@ -33,7 +29,7 @@ fn write<R>(
     f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.hash_write(key, f)?)
+    Ok(ctx.shared.keyspace.hash_write(key, f)??)
 }
 
 fn b(v: &[u8]) -> Reply {
@@ -225,33 +221,12 @@ pub fn encoding(ctx: &mut Ctx, key: &[u8]) -> Result<&'static str, CmdError> {
 }
 
 pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let (mut count, mut pattern, mut novalues) = (10usize, None, false);
-    let mut i = 3;
-    while i < args.len() {
-        if is(&args[i], "novalues") {
-            novalues = true;
-            i += 1;
-            continue;
-        }
-        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
-        if is(&args[i], "match") {
-            // A lone "*" is no filter at all (Valkey skips matching, so "" is returned too).
-            pattern = (&v[..] != b"*").then(|| v.clone());
-        } else if is(&args[i], "count") {
-            let c = int(v)?;
-            if c < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = c.min(1 << 20) as usize;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let super::args::MemberScan {
+        cursor,
+        count,
+        pattern,
+        novalues,
+    } = super::args::member_scan(args, true)?;
     let ks = &ctx.shared.keyspace;
     let resume = if cursor == 0 {
         Some(Vec::new())

@@ -5,12 +5,8 @@ use bytes::Bytes;
 
 use super::args::{int, is};
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{ListTxn, WrongType};
+use crate::keyspace::ListTxn;
 use crate::resp::Reply;
-
-fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
-    r.map_err(|_| CmdError::WrongType)
-}
 
 fn write<R>(
     ctx: &mut Ctx,
@@ -18,7 +14,7 @@ fn write<R>(
     f: impl FnOnce(&mut ListTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.list_write(key, f)?)
+    Ok(ctx.shared.keyspace.list_write(key, f)??)
 }
 
 fn b(v: Vec<u8>) -> Reply {
@@ -322,7 +318,7 @@ fn lmove_generic(
     to_left: bool,
 ) -> CmdResult {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.list_write2(src, dst, |s, d| {
+    Ok(ctx.shared.keyspace.list_write2(src, dst, |s, d| {
         let v = if from_left {
             s.pop_front()?
         } else {
@@ -336,7 +332,7 @@ fn lmove_generic(
             (None, false) => s.push_back(v.clone()),
         }
         Ok(b(v))
-    })?)
+    })??)
 }
 
 pub fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

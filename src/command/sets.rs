@@ -8,16 +8,12 @@ use bytes::Bytes;
 
 use super::args::{int, is};
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{HashView, Kind, WrongType};
+use crate::keyspace::{HashView, Kind};
 use crate::resp::Reply;
 
 const INTSET_ENTRIES: u64 = 512;
 const LISTPACK_ENTRIES: u64 = 128;
 const LISTPACK_VALUE: usize = 64;
-
-fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
-    r.map_err(|_| CmdError::WrongType)
-}
 
 fn read<R>(
     ctx: &mut Ctx,
@@ -25,7 +21,7 @@ fn read<R>(
     f: impl FnOnce(Option<&HashView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.coll_read(key, Kind::Set, f)?)
+    Ok(ctx.shared.keyspace.coll_read(key, Kind::Set, f)??)
 }
 
 fn write<R>(
@@ -34,7 +30,7 @@ fn write<R>(
     f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.coll_write(key, Kind::Set, f)?)
+    Ok(ctx.shared.keyspace.coll_write(key, Kind::Set, f)??)
 }
 
 fn b(v: &[u8]) -> Reply {
@@ -219,7 +215,10 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.ks.commit()?;
-    let moved = wt(ctx.shared.keyspace.set_move(&args[1], &args[2], &args[3])?)?;
+    let moved = ctx
+        .shared
+        .keyspace
+        .set_move(&args[1], &args[2], &args[3])??;
     Ok(Reply::Int(moved as i64))
 }
 
@@ -349,28 +348,12 @@ pub fn encoding(ctx: &mut Ctx, key: &[u8], _len: u64) -> Result<&'static str, Cm
 }
 
 pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let (mut count, mut pattern) = (10usize, None);
-    let mut i = 3;
-    while i < args.len() {
-        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
-        if is(&args[i], "match") {
-            // A lone "*" is no filter at all (Valkey skips matching, so "" is returned too).
-            pattern = (&v[..] != b"*").then(|| v.clone());
-        } else if is(&args[i], "count") {
-            let c = int(v)?;
-            if c < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = c.min(1 << 20) as usize;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let super::args::MemberScan {
+        cursor,
+        count,
+        pattern,
+        ..
+    } = super::args::member_scan(args, false)?;
     let shared = ctx.shared;
     let ks = &shared.keyspace;
     let resume = if cursor == 0 {

@@ -5,13 +5,9 @@ use bytes::Bytes;
 
 use super::args::{int, is, parse_f64};
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{WrongType, ZView};
+use crate::keyspace::ZView;
 use crate::resp::encode::format_double;
 use crate::resp::Reply;
-
-fn wt<T>(r: Result<T, WrongType>) -> Result<T, CmdError> {
-    r.map_err(|_| CmdError::WrongType)
-}
 
 fn read<R>(
     ctx: &mut Ctx,
@@ -19,7 +15,7 @@ fn read<R>(
     f: impl FnOnce(Option<&ZView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.zset_read(key, f)?)
+    Ok(ctx.shared.keyspace.zset_read(key, f)??)
 }
 
 fn write<R>(
@@ -28,7 +24,7 @@ fn write<R>(
     f: impl FnOnce(&mut crate::keyspace::ZTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
     ctx.ks.commit()?;
-    wt(ctx.shared.keyspace.zset_write(key, f)?)
+    Ok(ctx.shared.keyspace.zset_write(key, f)??)
 }
 
 fn b(v: &[u8]) -> Reply {
@@ -686,27 +682,12 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let (mut count, mut pattern) = (10usize, None);
-    let mut i = 3;
-    while i < args.len() {
-        let v = args.get(i + 1).ok_or(CmdError::Syntax)?;
-        if is(&args[i], "match") {
-            pattern = (&v[..] != b"*").then(|| v.clone());
-        } else if is(&args[i], "count") {
-            let c = int(v)?;
-            if c < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = c.min(1 << 20) as usize;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let super::args::MemberScan {
+        cursor,
+        count,
+        pattern,
+        ..
+    } = super::args::member_scan(args, false)?;
     let shared = ctx.shared;
     let ks = &shared.keyspace;
     read(ctx, &args[1], |z| {

@@ -3,11 +3,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::mig_pb as pb;
@@ -59,18 +58,12 @@ fn report_pb(r: StageReport) -> pb::StageReply {
 
 impl BackupService {
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(want) = &self.digest else {
-            return Ok(());
-        };
-        let got = req
-            .metadata()
-            .get(REPL_AUTH_METADATA)
-            .and_then(|v| v.to_str().ok());
-        if got == Some(want.as_str()) {
-            return Ok(());
-        }
-        tracing::warn!("refused a slot backup request: wrong or missing password");
-        Err(Status::unauthenticated("wrong or missing password"))
+        super::check_digest(
+            req,
+            REPL_AUTH_METADATA,
+            self.digest.as_deref(),
+            "a slot backup request: wrong or missing password",
+        )
     }
 }
 
@@ -147,20 +140,7 @@ pub struct BackupPeer {
 impl BackupPeer {
     /// Connects to `ip:cport`; `password` is the client password (requirepass).
     pub async fn connect(ip: &str, cport: u16, password: Option<&str>) -> Result<Self, String> {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
-        let ch = Endpoint::from_shared(format!("http://{host}:{cport}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(16 << 20)
-            .connect()
-            .await
-            .map_err(|e| format!("connecting to {ip}:{cport}: {e}"))?;
+        let ch = super::peer_channel(ip, cport).await?;
         let client = SlotBackupClient::new(ch)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -171,13 +151,7 @@ impl BackupPeer {
     }
 
     fn req<T>(&self, m: T) -> Request<T> {
-        let mut r = Request::new(m);
-        if let Some(d) = &self.digest {
-            if let Ok(v) = d.parse() {
-                r.metadata_mut().insert(REPL_AUTH_METADATA, v);
-            }
-        }
-        r
+        super::with_digest(m, REPL_AUTH_METADATA, self.digest.as_deref())
     }
 
     pub async fn export(&mut self, ranges: &[(u16, u16)]) -> Result<ChunkStream, String> {

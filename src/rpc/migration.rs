@@ -4,11 +4,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::mig_pb as pb;
@@ -110,20 +109,12 @@ fn failed(e: String) -> Status {
 
 impl MigrationService {
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(want) = &self.digest else {
-            return Ok(());
-        };
-        let got = req
-            .metadata()
-            .get(AUTH_METADATA)
-            .and_then(|v| v.to_str().ok());
-        if got == Some(want.as_str()) {
-            return Ok(());
-        }
-        tracing::warn!("refused a slot migration request: wrong or missing cluster bus secret");
-        Err(Status::unauthenticated(
-            "wrong or missing cluster bus secret",
-        ))
+        super::check_digest(
+            req,
+            AUTH_METADATA,
+            self.digest.as_deref(),
+            "a slot migration request: wrong or missing cluster bus secret",
+        )
     }
 }
 
@@ -226,21 +217,7 @@ fn msg(s: Status) -> String {
 impl MigrationPeer {
     /// Connects to `ip:cport` (the peer's cluster port).
     pub async fn connect(ip: &str, cport: u16, digest: Option<String>) -> Result<Self, String> {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
-        let ch = Endpoint::from_shared(format!("http://{host}:{cport}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(16 << 20)
-            .connect()
-            .await
-            .map_err(|e| format!("connecting to {ip}:{cport}: {e}"))?;
+        let ch = super::peer_channel(ip, cport).await?;
         let client = MigrationClient::new(ch)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -248,13 +225,7 @@ impl MigrationPeer {
     }
 
     fn req<T>(&self, m: T) -> Request<T> {
-        let mut r = Request::new(m);
-        if let Some(d) = &self.digest {
-            if let Ok(v) = d.parse() {
-                r.metadata_mut().insert(AUTH_METADATA, v);
-            }
-        }
-        r
+        super::with_digest(m, AUTH_METADATA, self.digest.as_deref())
     }
 
     pub async fn begin(

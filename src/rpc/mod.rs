@@ -40,6 +40,54 @@ pub fn secret_digest(secret: &str) -> String {
         .to_string()
 }
 
+/// A channel to a peer's cluster port, with HTTP/2 windows large enough for bulk streams
+/// (full syncs, slot moves, backups).
+pub(crate) async fn peer_channel(ip: &str, port: u16) -> Result<tonic::transport::Channel, String> {
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    tonic::transport::Endpoint::from_shared(format!("http://{host}:{port}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(5))
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20)
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to {ip}:{port}: {e}"))
+}
+
+/// Accepts a request whose metadata `key` carries `want` (no `want`: no authentication);
+/// `what` names the refused request and its credential in the log and the status.
+pub(crate) fn check_digest<T>(
+    req: &tonic::Request<T>,
+    key: &str,
+    want: Option<&str>,
+    what: &str,
+) -> Result<(), tonic::Status> {
+    let Some(want) = want else {
+        return Ok(());
+    };
+    let got = req.metadata().get(key).and_then(|v| v.to_str().ok());
+    if got == Some(want) {
+        return Ok(());
+    }
+    tracing::warn!("refused {what}");
+    Err(tonic::Status::unauthenticated(what.to_string()))
+}
+
+/// `m` as a request carrying `digest` (if any) in metadata `key`.
+pub(crate) fn with_digest<T>(m: T, key: &'static str, digest: Option<&str>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    if let Some(v) = digest.and_then(|d| d.parse().ok()) {
+        r.metadata_mut().insert(key, v);
+    }
+    r
+}
+
 /// Serves the cluster port: the ClusterBus (cluster mode) and Replication services, until
 /// `shutdown` resolves.
 pub async fn serve(

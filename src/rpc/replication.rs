@@ -3,13 +3,11 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::repl_pb as pb;
@@ -191,21 +189,7 @@ impl ReplLink {
         digest: Option<&str>,
         hello: Hello,
     ) -> Result<ReplLink, String> {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
-        let ch = Endpoint::from_shared(format!("http://{host}:{port}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(16 << 20)
-            .connect()
-            .await
-            .map_err(|e| format!("connecting to {ip}:{port}: {e}"))?;
+        let ch = super::peer_channel(ip, port).await?;
         let (tx, rx) = mpsc::channel(64);
         tx.send(pb::ReplicaMessage {
             msg: Some(pb::replica_message::Msg::Hello(pb::SyncRequest {
