@@ -53,6 +53,10 @@ impl BusService for Cluster {
         reply
     }
 
+    fn on_publish(&self, messages: Vec<crate::rpc::Published>) {
+        self.deliver_published(messages);
+    }
+
     async fn on_manual_failover(&self, replica: NodeId) -> Option<u64> {
         self.stats.lock().mfstart_received += 1;
         if !self.with_state(|st| st.on_manual_failover_request(replica, now_ms())) {

@@ -9,6 +9,7 @@
 mod bus_task;
 pub mod failover;
 pub mod nodes_conf;
+pub mod publish;
 mod routing;
 pub mod state;
 pub mod types;
@@ -105,6 +106,8 @@ pub struct Cluster {
     /// Fault injection (DEBUG CLUSTER-ISOLATE): drop all bus traffic both ways.
     pub isolated: std::sync::atomic::AtomicBool,
     allow_reads_when_down: bool,
+    /// PUBLISH/SPUBLISH forwarding to other nodes.
+    publish: publish::Forwarder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +180,7 @@ impl Cluster {
             wake: Notify::new(),
             isolated: std::sync::atomic::AtomicBool::new(false),
             allow_reads_when_down: c.cluster_allow_reads_when_down,
+            publish: Default::default(),
         }))
     }
 

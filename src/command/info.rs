@@ -138,7 +138,17 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "# Clients");
             line!(out, "connected_clients:{}", sh.clients.count());
             line!(out, "maxclients:{}", c.maxclients);
-            line!(out, "blocked_clients:0");
+            let all = sh.clients.all();
+            let blocked = all
+                .iter()
+                .filter(|h| h.blocked.load(std::sync::atomic::Ordering::Relaxed))
+                .count();
+            let pubsub = all
+                .iter()
+                .filter(|h| h.subscriptions.lock().iter().any(|n| *n > 0))
+                .count();
+            line!(out, "blocked_clients:{blocked}");
+            line!(out, "pubsub_clients:{pubsub}");
         }
         "memory" => {
             let rss = rss_bytes();
@@ -205,6 +215,19 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "expired_keys:{}", r(&k.expired_keys));
             line!(out, "evicted_keys:0");
             line!(out, "keyspace_hits:{}", r(&k.keyspace_hits));
+            line!(
+                out,
+                "pubsub_channels:{}",
+                sh.pubsub
+                    .names(crate::server::pubsub::Space::Channel, None)
+                    .len()
+            );
+            line!(out, "pubsub_patterns:{}", sh.pubsub.pattern_count());
+            line!(
+                out,
+                "pubsubshard_channels:{}",
+                sh.pubsub.shard_names().len()
+            );
             line!(out, "keyspace_misses:{}", r(&k.keyspace_misses));
             line!(out, "total_error_replies:{}", r(&s.error_replies));
         }

@@ -300,7 +300,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-fn side(a: &Bytes) -> Result<bool, CmdError> {
+pub(super) fn side(a: &Bytes) -> Result<bool, CmdError> {
     if is(a, "left") {
         Ok(true)
     } else if is(a, "right") {
@@ -310,7 +310,7 @@ fn side(a: &Bytes) -> Result<bool, CmdError> {
     }
 }
 
-fn lmove_generic(
+pub(super) fn lmove_generic(
     ctx: &mut Ctx,
     src: &[u8],
     dst: &[u8],
@@ -344,18 +344,24 @@ pub fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     lmove_generic(ctx, &args[1], &args[2], false, true)
 }
 
-pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = super::args::parse_i64(&args[1]).unwrap_or(0);
+/// `numkeys key... <side> [COUNT n]` with numkeys at `args[at]` (LMPOP, ZMPOP and their
+/// blocking forms): the keys, the side, the count.
+pub(super) fn parse_mpop(
+    args: &[Bytes],
+    at: usize,
+    side: impl Fn(&Bytes) -> Result<bool, CmdError>,
+) -> Result<(Vec<Bytes>, bool, u64), CmdError> {
+    let n = super::args::parse_i64(&args[at]).unwrap_or(0);
     if n <= 0 {
         return Err(CmdError::err("numkeys should be greater than 0"));
     }
-    // The keys and the direction must fit (Valkey answers a syntax error here).
+    // The keys and the side must fit (Valkey answers a syntax error here).
     let n = n as usize;
-    if n > args.len() - 3 {
+    if n > args.len().saturating_sub(at + 2) {
         return Err(CmdError::Syntax);
     }
-    let mut i = 2 + n;
-    let left = side(args.get(i).ok_or(CmdError::Syntax)?)?;
+    let mut i = at + 1 + n;
+    let first = side(&args[i])?;
     i += 1;
     let mut count = 1u64;
     let mut seen_count = false;
@@ -372,7 +378,17 @@ pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    for k in &args[2..2 + n] {
+    Ok((args[at + 1..at + 1 + n].to_vec(), first, count))
+}
+
+/// Pops up to `count` elements from the first non-empty list of `keys`: `[key, [elements]]`.
+pub(super) fn mpop(
+    ctx: &mut Ctx,
+    keys: &[Bytes],
+    left: bool,
+    count: u64,
+) -> Result<Option<Reply>, CmdError> {
+    for k in keys {
         let r = write(ctx, k, |l| {
             if l.is_empty() {
                 return Ok(None);
@@ -387,11 +403,16 @@ pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Some(out))
         })?;
         if let Some(out) = r {
-            return Ok(Reply::Array(vec![
+            return Ok(Some(Reply::Array(vec![
                 Reply::Bulk(k.clone()),
                 Reply::Array(out),
-            ]));
+            ])));
         }
     }
-    Ok(Reply::NilArray)
+    Ok(None)
+}
+
+pub fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (keys, left, count) = parse_mpop(args, 1, side)?;
+    Ok(mpop(ctx, &keys, left, count)?.unwrap_or(Reply::NilArray))
 }

@@ -8,6 +8,7 @@
 //! [`crate::server::ClientState::after`].
 
 mod args;
+mod blocking_cmds;
 mod cluster_cmds;
 mod decimal;
 mod error;
@@ -18,11 +19,13 @@ mod keys;
 mod lists;
 mod migrate;
 mod migration_cmds;
+mod pubsub_cmds;
 mod replication_cmds;
 mod server_cmds;
 mod sets;
 mod strings;
 mod table;
+mod zranges;
 mod zsets;
 
 use std::collections::HashMap;
@@ -104,7 +107,15 @@ impl CommandSpec {
                 .max(0) as usize;
             return (2..(2 + n).min(args.len())).collect();
         }
-        if self.name == "sintercard" || self.name == "lmpop" {
+        if matches!(self.name, "blmpop" | "bzmpop") {
+            let n = args
+                .get(2)
+                .and_then(|a| args::parse_i64(a))
+                .unwrap_or(0)
+                .max(0) as usize;
+            return (3..(3 + n).min(args.len())).collect();
+        }
+        if matches!(self.name, "sintercard" | "lmpop" | "zmpop") {
             let n = args
                 .get(1)
                 .and_then(|a| args::parse_i64(a))

@@ -13,7 +13,18 @@ use crate::server::After;
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-pub fn ping(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.client.protocol == Protocol::Resp2
+        && ctx.client.pubsub.as_ref().is_some_and(|s| !s.is_empty())
+        && args.len() <= 2
+    {
+        // A subscribed RESP2 connection gets PONG as a push-shaped array.
+        let arg = args.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk_str("pong"),
+            Reply::Bulk(arg),
+        ]));
+    }
     match args.len() {
         1 => Ok(Reply::Status("PONG")),
         2 => Ok(Reply::Bulk(args[1].clone())),
@@ -158,6 +169,12 @@ pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if let Some(mut subs) = ctx.client.pubsub.take() {
+        ctx.shared.pubsub.forget(&mut subs, ctx.client.id());
+        *ctx.client.handle.subscriptions.lock() = [0; 3];
+    }
+    ctx.client.multi = None;
+    ctx.client.watched.clear();
     ctx.client.protocol = Protocol::Resp2;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
     ctx.client.authenticated = ctx.shared.requirepass().is_none();

@@ -1,8 +1,9 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    cluster_cmds as cl, hashes, info, introspect, keys, lists, replication_cmds as repl,
-    server_cmds as srv, sets, strings, zsets, CommandSpec,
+    blocking_cmds as blk, cluster_cmds as cl, hashes, info, introspect, keys, lists,
+    pubsub_cmds as ps, replication_cmds as repl, server_cmds as srv, sets, strings, zranges, zsets,
+    CommandSpec,
 };
 
 macro_rules! cmd {
@@ -200,6 +201,27 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("lmove", 5, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", lists::lmove),
     cmd!("rpoplpush", 3, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", lists::rpoplpush),
     cmd!("lmpop", -4, "write movablekeys", 2, -1, 1, "@write @list @slow", "list", "7.0.0", "Returns multiple elements from a list after removing them.", lists::lmpop),
+    cmd!("blpop", -3, "write blocking", 1, -2, 1, "@write @list @slow @blocking", "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::blpop),
+    cmd!("brpop", -3, "write blocking", 1, -2, 1, "@write @list @slow @blocking", "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::brpop),
+    cmd!("blmove", 6, "write denyoom blocking", 1, 2, 1, "@write @list @slow @blocking", "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", blk::blmove),
+    cmd!("brpoplpush", 4, "write denyoom blocking", 1, 2, 1, "@write @list @slow @blocking", "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", blk::brpoplpush),
+    cmd!("blmpop", -5, "write blocking movablekeys", 3, -1, 1, "@write @list @slow @blocking", "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::blmpop),
+    // pub/sub
+    cmd!("subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Listens for messages published to channels.", ps::subscribe),
+    cmd!("psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", ps::psubscribe),
+    cmd!("ssubscribe", -2, "pubsub noscript loading stale", 1, -1, 1, "@pubsub @slow", "pubsub", "7.0.0", "Listens for messages published to shard channels.", ps::ssubscribe),
+    cmd!("unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Stops listening to messages posted to channels.", ps::unsubscribe),
+    cmd!("punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", ps::punsubscribe),
+    cmd!("sunsubscribe", -1, "pubsub noscript loading stale", 1, -1, 1, "@pubsub @slow", "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", ps::sunsubscribe),
+    cmd!("publish", 3, "pubsub loading stale fast may_replicate", 0, 0, 0, "@pubsub @fast", "pubsub", "2.0.0", "Posts a message to a channel.", ps::publish),
+    cmd!("spublish", 3, "pubsub loading stale fast", 1, 1, 1, "@pubsub @fast", "pubsub", "7.0.0", "Post a message to a shard channel", ps::spublish),
+    container!("pubsub", "", "@slow", "pubsub", "2.8.0", "A container for Pub/Sub commands.", ps::pubsub, [
+        cmd!("channels", -2, "pubsub loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.8.0", "Returns the active channels.", ps::pubsub),
+        cmd!("numpat", 2, "pubsub loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.8.0", "Returns a count of unique pattern subscriptions.", ps::pubsub),
+        cmd!("numsub", -2, "pubsub loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.8.0", "Returns a count of subscribers to channels.", ps::pubsub),
+        cmd!("shardchannels", -2, "pubsub loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "7.0.0", "Returns the active shard channels.", ps::pubsub),
+        cmd!("shardnumsub", -2, "pubsub loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "7.0.0", "Returns the count of subscribers of shard channels.", ps::pubsub),
+    ]),
     // sorted sets
     cmd!("zadd", -4, "write denyoom fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores.", zsets::zadd),
     cmd!("zincrby", 4, "write denyoom fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", zsets::zincrby),
@@ -207,13 +229,13 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zscore", 3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", zsets::zscore),
     cmd!("zmscore", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", zsets::zmscore),
     cmd!("zcard", 2, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", zsets::zcard),
-    cmd!("zcount", 4, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", zsets::zcount),
+    cmd!("zcount", 4, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", zranges::zcount),
     cmd!("zrank", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", zsets::zrank),
     cmd!("zrevrank", -3, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", zsets::zrevrank),
-    cmd!("zrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", zsets::zrange),
-    cmd!("zrevrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", zsets::zrevrange),
-    cmd!("zrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", zsets::zrangebyscore),
-    cmd!("zrevrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zsets::zrevrangebyscore),
+    cmd!("zrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", zranges::zrange),
+    cmd!("zrevrange", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", zranges::zrevrange),
+    cmd!("zrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", zranges::zrangebyscore),
+    cmd!("zrevrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zranges::zrevrangebyscore),
     cmd!("zpopmin", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them.", zsets::zpopmin),
     cmd!("zpopmax", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them.", zsets::zpopmax),
     cmd!("zunionstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", zsets::zunionstore),
@@ -224,6 +246,17 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zdiff", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff),
     cmd!("zrandmember", -2, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
     cmd!("zscan", -3, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),
+    cmd!("zrangebylex", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", zranges::zrangebylex),
+    cmd!("zrevrangebylex", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", zranges::zrevrangebylex),
+    cmd!("zlexcount", 4, "readonly fast", 1, 1, 1, "@read @sortedset @fast", "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", zranges::zlexcount),
+    cmd!("zrangestore", -5, "write denyoom", 1, 2, 1, "@write @sortedset @slow", "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key.", zranges::zrangestore),
+    cmd!("zremrangebyscore", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zranges::zremrangebyscore),
+    cmd!("zremrangebylex", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zranges::zremrangebylex),
+    cmd!("zremrangebyrank", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zranges::zremrangebyrank),
+    cmd!("zmpop", -4, "write movablekeys", 2, -1, 1, "@write @sortedset @slow", "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zsets::zmpop),
+    cmd!("bzpopmin", -3, "write blocking fast", 1, -2, 1, "@write @sortedset @fast @blocking", "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blk::bzpopmin),
+    cmd!("bzpopmax", -3, "write blocking fast", 1, -2, 1, "@write @sortedset @fast @blocking", "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", blk::bzpopmax),
+    cmd!("bzmpop", -5, "write blocking movablekeys", 3, -1, 1, "@write @sortedset @slow @blocking", "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blk::bzmpop),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

@@ -4,12 +4,13 @@
 use bytes::Bytes;
 
 use super::args::{int, is, parse_f64};
+use super::zranges::flat;
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::ZView;
 use crate::resp::encode::format_double;
 use crate::resp::Reply;
 
-fn read<R>(
+pub(super) fn read<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(Option<&ZView>) -> crate::keyspace::Result<R>,
@@ -18,7 +19,7 @@ fn read<R>(
     Ok(ctx.shared.keyspace.zset_read(key, f)??)
 }
 
-fn write<R>(
+pub(super) fn write<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(&mut crate::keyspace::ZTxn) -> crate::keyspace::Result<R>,
@@ -27,11 +28,11 @@ fn write<R>(
     Ok(ctx.shared.keyspace.zset_write(key, f)??)
 }
 
-fn b(v: &[u8]) -> Reply {
+pub(super) fn b(v: &[u8]) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(v))
 }
 
-fn score_reply(s: f64) -> Reply {
+pub(super) fn score_reply(s: f64) -> Reply {
     Reply::Bulk(Bytes::from(format_double(s)))
 }
 
@@ -172,65 +173,6 @@ pub fn zcard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-/// A score bound: value and whether it is exclusive.
-#[derive(Clone, Copy)]
-struct Bound(f64, bool);
-
-fn bound(a: &[u8]) -> Result<Bound, CmdError> {
-    let bad = || CmdError::err("min or max is not a float");
-    let (ex, num) = match a.strip_prefix(b"(") {
-        Some(r) => (true, r),
-        None => (false, a),
-    };
-    let v = parse_f64(num).ok_or_else(bad)?;
-    Ok(Bound(v, ex))
-}
-
-impl Bound {
-    fn above_min(self, s: f64) -> bool {
-        if self.1 {
-            s > self.0
-        } else {
-            s >= self.0
-        }
-    }
-    fn below_max(self, s: f64) -> bool {
-        if self.1 {
-            s < self.0
-        } else {
-            s <= self.0
-        }
-    }
-}
-
-/// Members with scores in [min, max], lowest first.
-fn by_score(z: &ZView, min: Bound, max: Bound) -> crate::keyspace::Result<Vec<(Vec<u8>, f64)>> {
-    let mut out = Vec::new();
-    if min.0 > max.0 {
-        return Ok(out);
-    }
-    z.ascending(min.0, |m, s| {
-        if !max.below_max(s) {
-            return false;
-        }
-        if min.above_min(s) {
-            out.push((m.to_vec(), s));
-        }
-        true
-    })?;
-    Ok(out)
-}
-
-pub fn zcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (min, max) = (bound(&args[2])?, bound(&args[3])?);
-    read(ctx, &args[1], |z| {
-        Ok(Reply::Int(match z {
-            Some(z) => by_score(z, min, max)?.len() as i64,
-            None => 0,
-        }))
-    })
-}
-
 fn rank(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
     let withscore = match args.get(3) {
         Some(a) if is(a, "withscore") && args.len() == 4 => true,
@@ -260,185 +202,6 @@ pub fn zrevrank(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     rank(ctx, args, true)
 }
 
-fn flat(items: Vec<(Vec<u8>, f64)>, withscores: bool) -> Reply {
-    let mut out = Vec::new();
-    for (m, s) in items {
-        out.push(b(&m));
-        if withscores {
-            out.push(score_reply(s));
-        }
-    }
-    Reply::Array(out)
-}
-
-enum By {
-    Index,
-    Score,
-}
-
-/// ZRANGE and its older forms, after argument parsing.
-#[allow(clippy::too_many_arguments)]
-fn range(
-    ctx: &mut Ctx,
-    key: &[u8],
-    by: By,
-    start: &[u8],
-    stop: &[u8],
-    rev: bool,
-    limit: Option<(i64, i64)>,
-    withscores: bool,
-) -> CmdResult {
-    match by {
-        By::Index => {
-            let (a, z) = (int(start)?, int(stop)?);
-            read(ctx, key, |v| {
-                let Some(v) = v else {
-                    return Ok(Reply::Array(vec![]));
-                };
-                let len = v.len as i64;
-                let mut a = if a < 0 { len + a } else { a };
-                let mut z = if z < 0 { len + z } else { z };
-                if a < 0 {
-                    a = 0;
-                }
-                if a > z || a >= len {
-                    return Ok(Reply::Array(vec![]));
-                }
-                if z >= len {
-                    z = len - 1;
-                }
-                let items: Vec<(Vec<u8>, f64)> = if rev {
-                    let mut all = v.all()?;
-                    all.reverse();
-                    all.into_iter()
-                        .skip(a as usize)
-                        .take((z - a + 1) as usize)
-                        .collect()
-                } else {
-                    let mut out = Vec::new();
-                    let mut idx = 0i64;
-                    v.ascending(f64::NEG_INFINITY, |m, s| {
-                        if idx >= a {
-                            out.push((m.to_vec(), s));
-                        }
-                        idx += 1;
-                        idx <= z
-                    })?;
-                    out
-                };
-                Ok(flat(items, withscores))
-            })
-        }
-        By::Score => {
-            let (lo, hi) = if rev { (stop, start) } else { (start, stop) };
-            let (min, max) = (bound(lo)?, bound(hi)?);
-            read(ctx, key, |v| {
-                let Some(v) = v else {
-                    return Ok(Reply::Array(vec![]));
-                };
-                let mut items = by_score(v, min, max)?;
-                if rev {
-                    items.reverse();
-                }
-                if let Some((off, count)) = limit {
-                    if off < 0 {
-                        return Ok(Reply::Array(vec![]));
-                    }
-                    let it = items.into_iter().skip(off as usize);
-                    items = if count < 0 {
-                        it.collect()
-                    } else {
-                        it.take(count as usize).collect()
-                    };
-                }
-                Ok(flat(items, withscores))
-            })
-        }
-    }
-}
-
-pub fn zrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let (mut by, mut rev, mut limit, mut withscores) = (By::Index, false, None, false);
-    let mut i = 4;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "byscore") {
-            by = By::Score;
-        } else if is(a, "bylex") {
-            return Err(CmdError::err("BYLEX is not supported yet"));
-        } else if is(a, "rev") {
-            rev = true;
-        } else if is(a, "withscores") {
-            withscores = true;
-        } else if is(a, "limit") && i + 2 < args.len() {
-            limit = Some((int(&args[i + 1])?, int(&args[i + 2])?));
-            i += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
-    if limit.is_some() && matches!(by, By::Index) {
-        return Err(CmdError::err(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
-    }
-    range(
-        ctx, &args[1], by, &args[2], &args[3], rev, limit, withscores,
-    )
-}
-
-pub fn zrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let withscores = match args.get(4) {
-        Some(a) if is(a, "withscores") && args.len() == 5 => true,
-        Some(_) => return Err(CmdError::Syntax),
-        None => false,
-    };
-    range(
-        ctx,
-        &args[1],
-        By::Index,
-        &args[2],
-        &args[3],
-        true,
-        None,
-        withscores,
-    )
-}
-
-fn by_score_cmd(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
-    let (mut limit, mut withscores) = (None, false);
-    let mut i = 4;
-    while i < args.len() {
-        if is(&args[i], "withscores") {
-            withscores = true;
-            i += 1;
-        } else if is(&args[i], "limit") && i + 2 < args.len() {
-            limit = Some((int(&args[i + 1])?, int(&args[i + 2])?));
-            i += 3;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    range(
-        ctx,
-        &args[1],
-        By::Score,
-        &args[2],
-        &args[3],
-        rev,
-        limit,
-        withscores,
-    )
-}
-
-pub fn zrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    by_score_cmd(ctx, args, false)
-}
-pub fn zrevrangebyscore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    by_score_cmd(ctx, args, true)
-}
-
 fn zpop(ctx: &mut Ctx, args: &[Bytes], highest: bool) -> CmdResult {
     let count = match args.get(2) {
         Some(c) => {
@@ -453,13 +216,64 @@ fn zpop(ctx: &mut Ctx, args: &[Bytes], highest: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    write(ctx, &args[1], |z| {
-        let picked = z.ends(count.unwrap_or(1), highest)?;
+    Ok(flat(
+        pop_ends(ctx, &args[1], count.unwrap_or(1), highest)?,
+        true,
+    ))
+}
+
+/// Removes and returns up to `n` of the lowest (or highest) members of `key`.
+pub(super) fn pop_ends(
+    ctx: &mut Ctx,
+    key: &[u8],
+    n: u64,
+    highest: bool,
+) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    write(ctx, key, |z| {
+        let picked = z.ends(n, highest)?;
         for (m, _) in &picked {
             z.remove(m)?;
         }
-        Ok(flat(picked, true))
+        Ok(picked)
     })
+}
+
+pub(super) fn min_max(a: &Bytes) -> Result<bool, CmdError> {
+    if is(a, "min") {
+        Ok(false)
+    } else if is(a, "max") {
+        Ok(true)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+/// Pops from the first non-empty sorted set of `keys`: `[key, [[member, score], ...]]`.
+pub(super) fn mpop(
+    ctx: &mut Ctx,
+    keys: &[Bytes],
+    highest: bool,
+    count: u64,
+) -> Result<Option<Reply>, CmdError> {
+    for k in keys {
+        let picked = pop_ends(ctx, k, count, highest)?;
+        if !picked.is_empty() {
+            let items = picked
+                .into_iter()
+                .map(|(m, s)| Reply::Array(vec![b(&m), score_reply(s)]))
+                .collect();
+            return Ok(Some(Reply::Array(vec![
+                Reply::Bulk(k.clone()),
+                Reply::Array(items),
+            ])));
+        }
+    }
+    Ok(None)
+}
+
+pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (keys, highest, count) = super::lists::parse_mpop(args, 1, min_max)?;
+    Ok(mpop(ctx, &keys, highest, count)?.unwrap_or(Reply::NilArray))
 }
 
 pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

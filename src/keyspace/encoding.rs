@@ -57,7 +57,7 @@ pub fn score_key(slot: u16, key: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
     k
 }
 
-fn successor(mut to: Vec<u8>) -> Vec<u8> {
+pub(crate) fn successor(mut to: Vec<u8>) -> Vec<u8> {
     while let Some(last) = to.last_mut() {
         if *last == 0xff {
             to.pop();

@@ -34,7 +34,7 @@ pub use pending::Pending;
 pub use scan::ScanFilter;
 pub use slot::key_slot;
 pub use watch::WatchFlag;
-pub use zset::{ZTxn, ZView};
+pub use zset::{index_position, successor_member, successor_position, ZTxn, ZView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyspaceError {

@@ -11,6 +11,25 @@ use super::encoding::{
 use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value, WrongType};
 use crate::storage::Batch;
 
+/// Where (score, member) sits in the score index; positions order as the sorted set does.
+pub fn index_position(score: f64, member: &[u8]) -> Vec<u8> {
+    let mut v = sortable_score(score).to_vec();
+    v.extend_from_slice(member);
+    v
+}
+
+/// The first position after every member scored `score`.
+pub fn successor_position(score: f64) -> Vec<u8> {
+    super::encoding::successor(sortable_score(score).to_vec())
+}
+
+/// The first position after (`score`, `member`).
+pub fn successor_member(score: f64, member: &[u8]) -> Vec<u8> {
+    let mut v = index_position(score, member);
+    v.push(0);
+    v
+}
+
 fn decode_score(v: &[u8]) -> f64 {
     f64::from_bits(u64::from_be_bytes(v.try_into().unwrap_or([0; 8])))
 }
@@ -33,15 +52,35 @@ impl ZView<'_> {
     }
 
     /// Visits (member, score) in (score, member) order from the lowest, until `f` is false.
-    pub fn ascending(&self, from_score: f64, mut f: impl FnMut(&[u8], f64) -> bool) -> Result<()> {
+    pub fn ascending(&self, from_score: f64, f: impl FnMut(&[u8], f64) -> bool) -> Result<()> {
+        self.walk(Some(&sortable_score(from_score)), None, false, f)
+    }
+
+    /// Visits (member, score) whose index position ([`index_position`]) lies in `[from, to)`
+    /// (unbounded where `None`), lowest first or, with `rev`, highest first, until `f` is false.
+    pub fn walk(
+        &self,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        rev: bool,
+        mut f: impl FnMut(&[u8], f64) -> bool,
+    ) -> Result<()> {
         let p = score_prefix(self.slot, self.key);
         let (_, end) = score_range(self.slot, self.key);
-        let mut start = p.clone();
-        start.extend_from_slice(&sortable_score(from_score));
         let n = p.len();
-        self.ks.engine.scan(&start, &end, |k, _| {
-            f(&k[n + 8..], score_from_sortable(&k[n..n + 8]))
-        })?;
+        let bound = |s: &[u8]| {
+            let mut k = p.clone();
+            k.extend_from_slice(s);
+            k
+        };
+        let start = from.map_or_else(|| p.clone(), bound);
+        let stop = to.map_or_else(|| end.clone(), bound);
+        let visit = |k: &[u8], _: &[u8]| f(&k[n + 8..], score_from_sortable(&k[n..n + 8]));
+        if rev {
+            self.ks.engine.scan_rev(&start, &stop, visit)?;
+        } else {
+            self.ks.engine.scan(&start, &stop, visit)?;
+        }
         Ok(())
     }
 
@@ -138,10 +177,12 @@ impl ZTxn<'_> {
             })?;
             return Ok(out);
         }
-        let mut all = self.view.all()?;
-        all.reverse();
-        all.truncate(n as usize);
-        Ok(all)
+        let mut out = Vec::new();
+        self.view.walk(None, None, true, |m, s| {
+            out.push((m.to_vec(), s));
+            (out.len() as u64) < n
+        })?;
+        Ok(out)
     }
 }
 

@@ -160,6 +160,17 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 put_bulk(out, s.as_bytes());
             }
         }
+        Reply::Push(items) => {
+            put_len(out, if resp3 { b'>' } else { b'*' }, items.len());
+            for r in items {
+                encode(r, proto, out);
+            }
+        }
+        Reply::Multi(replies) => {
+            for r in replies {
+                encode(r, proto, out);
+            }
+        }
         Reply::Raw(b) => out.extend_from_slice(b),
     }
 }

@@ -28,6 +28,10 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=N\r\ntxt:...`) in RESP3, a bulk string in RESP2.
     Verbatim(String),
+    /// Out-of-band data (pub/sub messages): `>` in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command, written one after another (SUBSCRIBE a b).
+    Multi(Vec<Reply>),
     /// Already-encoded bytes, written as they are (replies that are the same in both protocols).
     Raw(Bytes),
 }

@@ -28,6 +28,8 @@ pub trait BusService: Send + Sync + 'static {
     /// Starts a manual failover's write pause for `replica`; returns the offset to catch up
     /// with, or `None` when refused.
     async fn on_manual_failover(&self, replica: NodeId) -> Option<u64>;
+    /// Delivers forwarded PUBLISH/SPUBLISH messages to local subscribers.
+    fn on_publish(&self, messages: Vec<Published>);
     /// Fault injection: an isolated node answers no bus message (as if partitioned away).
     fn isolated(&self) -> bool {
         false
@@ -128,6 +130,34 @@ impl ClusterBus for BusServer {
         };
         Ok(Response::new(reply))
     }
+
+    async fn publish(&self, req: Request<pb::PublishBatch>) -> Result<Response<pb::Ack>, Status> {
+        self.authenticate(&req)?;
+        if self.svc.isolated() {
+            return Err(Status::unavailable("isolated"));
+        }
+        let messages = req
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(|m| Published {
+                channel: m.channel.into(),
+                message: m.message.into(),
+                shard: m.shard,
+            })
+            .collect();
+        self.svc.on_publish(messages);
+        Ok(Response::new(pb::Ack {}))
+    }
+}
+
+/// One forwarded pub/sub message.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub channel: bytes::Bytes,
+    pub message: bytes::Bytes,
+    /// SPUBLISH rather than PUBLISH.
+    pub shard: bool,
 }
 
 /// The ClusterBus service for the cluster-port server ([`super::serve`]).
@@ -265,5 +295,27 @@ impl BusClient {
             .await?;
         let r = reply.get_ref();
         Ok(r.accepted.then_some(r.offset))
+    }
+
+    /// Forwards pub/sub messages to a peer.
+    pub async fn publish(
+        &self,
+        ip: &str,
+        cport: u16,
+        messages: &[Published],
+    ) -> Result<(), BusCallError> {
+        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let batch = pb::PublishBatch {
+            messages: messages
+                .iter()
+                .map(|m| pb::Published {
+                    channel: m.channel.to_vec(),
+                    message: m.message.to_vec(),
+                    shard: m.shard,
+                })
+                .collect(),
+        };
+        c.publish(self.request(batch)).await?;
+        Ok(())
     }
 }

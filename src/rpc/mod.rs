@@ -11,7 +11,7 @@ mod migration;
 mod replication;
 
 pub use backup::{backup_service, BackupPeer, BackupService, BackupSide, StageReport};
-pub use bus::{bus_service, BusClient, BusServer, BusService};
+pub use bus::{bus_service, BusClient, BusServer, BusService, Published};
 pub use convert::InvalidMessage;
 pub use migration::{
     migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService,

@@ -27,6 +27,13 @@ pub enum After {
     },
     /// A write waits for a slot handover (`parked` holds it).
     Park,
+    /// A blocking command found nothing: wait for a write to `keys` (then run it again) or
+    /// for the timeout (then answer `timeout_reply`). `None` waits forever.
+    Block {
+        keys: Vec<bytes::Bytes>,
+        timeout: Option<Duration>,
+        timeout_reply: crate::resp::Reply,
+    },
     /// MIGRATE: the connection moves the keys, then replies.
     Migrate(Box<crate::command::MigrateRequest>),
 }
@@ -54,6 +61,14 @@ pub struct ClientState {
     pub parked_since: Option<std::time::Instant>,
     /// WATCHed keys: the flag set when the key changes, and the expiry it had when watched.
     pub watched: Vec<(crate::keyspace::WatchFlag, Option<i64>)>,
+    /// The blocking command this connection waits on, registered with its keys.
+    pub blocked: Option<super::Blocked>,
+    /// Keys written by this connection since its last commit, for waking blocked clients.
+    pub touched: Vec<bytes::Bytes>,
+    /// EXEC is running the queued commands: blocking commands do not block.
+    pub in_exec: bool,
+    /// Pub/sub subscriptions, once the connection subscribed to anything.
+    pub pubsub: Option<super::pubsub::Subscriptions>,
 }
 
 impl ClientState {
@@ -91,6 +106,10 @@ pub struct ClientHandle {
     pub last_cmd: Mutex<&'static str>,
     pub resp: AtomicU8,
     pub qbuf: AtomicI64,
+    /// Waiting in a blocking command (`flags=b`).
+    pub blocked: AtomicBool,
+    /// Channel, pattern and shard-channel subscriptions (`sub= psub= ssub=`).
+    pub subscriptions: Mutex<[usize; 3]>,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -121,10 +140,21 @@ impl ClientHandle {
     /// One `CLIENT LIST` line (without the trailing newline).
     pub fn describe(&self) -> String {
         let m = self.meta.lock();
+        let [sub, psub, ssub] = *self.subscriptions.lock();
+        let mut flags = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         let age = self.created.elapsed().as_secs();
         let idle = age.saturating_sub(self.last_active_ms.load(Ordering::Relaxed) / 1000);
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
              omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -133,6 +163,10 @@ impl ClientHandle {
             m.name,
             age,
             idle,
+            flags,
+            sub,
+            psub,
+            ssub,
             self.qbuf.load(Ordering::Relaxed).max(0),
             self.last_cmd.lock(),
             self.resp.load(Ordering::Relaxed),
@@ -161,6 +195,8 @@ impl ClientRegistry {
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),
             qbuf: AtomicI64::new(0),
+            blocked: AtomicBool::new(false),
+            subscriptions: Mutex::new([0; 3]),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         });

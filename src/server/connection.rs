@@ -42,9 +42,16 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         parked: None,
         parked_since: None,
         watched: Vec::new(),
+        blocked: None,
+        touched: Vec::new(),
+        in_exec: false,
+        pubsub: None,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
+    }
+    if let Some(mut subs) = client.pubsub.take() {
+        shared.pubsub.forget(&mut subs, id);
     }
     shared.clients.unregister(id);
 }
@@ -67,7 +74,31 @@ enum Step {
     Migrate(Box<crate::command::MigrateRequest>),
     /// A write to a slot being handed over waits for the handover, then runs again.
     Park,
+    /// A blocking command waits for a write to its keys or its timeout.
+    Block,
 }
+
+/// What woke a connection waiting for input.
+enum Input {
+    Read(usize),
+    Push(crate::server::pubsub::Delivery),
+}
+
+/// The next pub/sub message for this connection; never ready when it has no subscriptions.
+async fn next_delivery(
+    subs: &mut Option<crate::server::pubsub::Subscriptions>,
+) -> crate::server::pubsub::Delivery {
+    match subs {
+        Some(s) => match s.rx.recv().await {
+            Some(d) => d,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Most pub/sub messages written per flush, so a flood cannot starve the client's commands.
+const PUSH_BATCH: usize = 256;
 
 async fn serve_inner(
     shared: &Arc<Shared>,
@@ -88,9 +119,25 @@ async fn serve_inner(
             } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
-            let n = tokio::select! {
-                r = stream.read_buf(&mut rbuf) => r?,
+            let input = tokio::select! {
+                r = stream.read_buf(&mut rbuf) => Input::Read(r?),
+                d = next_delivery(&mut client.pubsub) => Input::Push(d),
                 _ = handle.killed() => return Ok(()),
+            };
+            let n = match input {
+                Input::Read(n) => n,
+                Input::Push(d) => {
+                    encode(&d.reply(), client.protocol, &mut wbuf);
+                    if let Some(subs) = client.pubsub.as_mut() {
+                        for _ in 1..PUSH_BATCH {
+                            let Ok(d) = subs.rx.try_recv() else { break };
+                            encode(&d.reply(), client.protocol, &mut wbuf);
+                        }
+                    }
+                    flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+                    read_more = rbuf.is_empty();
+                    continue;
+                }
             };
             if n == 0 {
                 return Ok(());
@@ -154,6 +201,13 @@ async fn serve_inner(
                 };
                 encode(&reply, client.protocol, &mut wbuf);
                 read_more = rbuf.is_empty();
+            }
+            Step::Block => {
+                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+                if !wait_unblocked(shared, &mut stream, client, &mut rbuf, &mut wbuf).await? {
+                    return Ok(());
+                }
+                read_more = false;
             }
             Step::Park => {
                 flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
@@ -221,8 +275,31 @@ fn process_ready(
         };
         let reply = run_command(shared, client, &mut ks, &args)?;
         encode(&reply, client.protocol, wbuf);
+        if client.blocked.is_some() && !matches!(client.after, Some(After::Block { .. })) {
+            // The blocked command ran again and answered (or was redirected): stop waiting.
+            client.blocked = None;
+        }
         match client.after.take() {
             None => {}
+            Some(After::Block {
+                keys,
+                timeout,
+                timeout_reply,
+            }) => {
+                if client.blocked.is_some() {
+                    break Step::Block;
+                }
+                // Register first, then look once more: a push that landed in between is seen.
+                let deadline = timeout.map(|t| std::time::Instant::now() + t);
+                client.blocked = Some(shared.blocked.block(
+                    args.clone(),
+                    keys,
+                    deadline,
+                    timeout_reply,
+                ));
+                client.parked = Some((args, std::time::Instant::now()));
+                continue;
+            }
             Some(After::Close) => break Step::Close,
             Some(After::Sleep(d)) => break Step::Sleep(d),
             Some(After::Shutdown) => break Step::Shutdown,
@@ -247,7 +324,76 @@ fn process_ready(
         }
     };
     ks.commit()?;
+    if !client.touched.is_empty() {
+        shared.blocked.signal(&client.touched);
+        client.touched.clear();
+    }
     Ok(step)
+}
+
+/// Waits until the blocked command should run again (a write to one of its keys), or times
+/// out (its timeout reply goes into `wbuf`). False when the client went away meanwhile.
+/// Requests arriving meanwhile are read into `rbuf` and run after the command.
+async fn wait_unblocked(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<bool> {
+    let limit = shared.limits().max_query_buffer as usize;
+    let handle = Arc::clone(&client.handle);
+    handle.blocked.store(true, Ordering::Relaxed);
+    let r = wait_unblocked_inner(stream, client, rbuf, wbuf, limit).await;
+    handle.blocked.store(false, Ordering::Relaxed);
+    r
+}
+
+async fn wait_unblocked_inner(
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    limit: usize,
+) -> std::io::Result<bool> {
+    let handle = Arc::clone(&client.handle);
+    loop {
+        let Some(b) = client.blocked.as_mut() else {
+            return Ok(true);
+        };
+        let deadline = b.deadline;
+        let until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            r = b.wake.changed() => {
+                if r.is_err() {
+                    return Ok(false);
+                }
+                let args = b.args.clone();
+                client.parked = Some((args, std::time::Instant::now()));
+                return Ok(true);
+            }
+            _ = until => {
+                let reply = b.timeout_reply.clone();
+                client.blocked = None;
+                encode(&reply, client.protocol, wbuf);
+                return Ok(true);
+            }
+            _ = handle.killed() => return Ok(false),
+            r = stream.read_buf(rbuf), if rbuf.len() < limit => {
+                if r? == 0 {
+                    return Ok(false);
+                }
+            }
+        }
+    }
 }
 
 /// Writes `wbuf` while still reading requests into `rbuf`: a client that sends a long pipeline
@@ -360,6 +506,29 @@ fn run_command(
         "multi" | "exec" | "discard" => return transaction(shared, client, ks, spec.name),
         _ => {}
     }
+    if client.protocol == crate::resp::Protocol::Resp2
+        && client.pubsub.as_ref().is_some_and(|s| !s.is_empty())
+        && !matches!(
+            spec.name,
+            "subscribe"
+                | "ssubscribe"
+                | "sunsubscribe"
+                | "psubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "ping"
+                | "quit"
+                | "reset"
+        )
+    {
+        return Ok(error_reply(
+            shared,
+            CmdError::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )),
+        ));
+    }
     let asking = std::mem::take(&mut client.asking);
     match redirect(shared, client, ks, spec, args, asking) {
         Ok(()) => {}
@@ -435,6 +604,11 @@ fn execute(
     } else if spec.is_write() {
         ctx.client.wrote = true;
         shared.wal.note_write();
+        if shared.blocked.any() {
+            for p in spec.key_positions(args) {
+                ctx.client.touched.push(args[p].clone());
+            }
+        }
     }
     reply
 }
@@ -501,6 +675,7 @@ fn transaction(
                 }
             }
             let mut out = Vec::with_capacity(queued.len());
+            client.in_exec = true;
             for args in queued {
                 let reply = match command::resolve(&args) {
                     Ok(spec) => {
@@ -513,6 +688,7 @@ fn transaction(
                 };
                 out.push(reply);
             }
+            client.in_exec = false;
             Ok(Reply::Array(out))
         }
     }
@@ -566,16 +742,11 @@ fn redirect(
     {
         return Ok(());
     }
-    if let Some(e) = route(
-        &view,
-        &slots,
-        spec.is_write(),
-        asking,
-        client.readonly,
-        missing,
-    )
-    .error()
-    .or_else(|| write_paused(&view, spec))
+    // Shard channels are served by every node of the shard, as Valkey does.
+    let readonly = client.readonly || spec.has_flag("pubsub");
+    if let Some(e) = route(&view, &slots, spec.is_write(), asking, readonly, missing)
+        .error()
+        .or_else(|| write_paused(&view, spec))
     {
         return Err(Redirect::Refuse(e));
     }

@@ -4,9 +4,11 @@
 //! Owns: [`Shared`] (everything a handler may reach), [`ClientState`], [`run`].
 //! Must not: implement commands (see `command`) or encode storage records (see `keyspace`).
 
+mod blocking;
 mod clients;
 mod connection;
 mod migrate;
+pub mod pubsub;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+pub use blocking::{Blocked, BlockedKeys};
 pub use clients::{After, ClientHandle, ClientRegistry, ClientState};
 
 use crate::cluster::Cluster;
@@ -57,6 +60,10 @@ pub struct Shared {
     pub migrate_links: migrate::MigrateLinks,
     /// Atomic slot migration jobs (CLUSTER MIGRATESLOTS).
     pub migrations: crate::migration::Migrations,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocked: Arc<BlockedKeys>,
+    /// Local pub/sub subscriptions.
+    pub pubsub: Arc<pubsub::PubSub>,
     shutdown: Notify,
     bus_shutdown: Arc<Notify>,
     shutting_down: AtomicBool,
@@ -187,6 +194,19 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         .and_then(|v| crate::replication::decode_state(&v));
     let replication = crate::replication::Replication::new(persisted, c.repl_backlog_size);
     keyspace.set_write_log(Arc::clone(&replication.backlog) as Arc<dyn crate::keyspace::WriteLog>);
+    let pubsub: Arc<pubsub::PubSub> = Default::default();
+    if let Some(cl) = &cluster {
+        let ps = Arc::clone(&pubsub);
+        cl.on_published(Box::new(move |messages| {
+            for m in messages {
+                if m.shard {
+                    ps.publish_shard(&m.channel, &m.message);
+                } else {
+                    ps.publish(&m.channel, &m.message);
+                }
+            }
+        }));
+    }
     Ok(Arc::new(Shared {
         keyspace,
         engine,
@@ -202,6 +222,8 @@ pub fn open(config: LiveConfig) -> anyhow::Result<Arc<Shared>> {
         replication,
         migrate_links: Default::default(),
         migrations: Default::default(),
+        blocked: Default::default(),
+        pubsub,
         shutdown: Notify::new(),
         bus_shutdown: Arc::new(Notify::new()),
         shutting_down: AtomicBool::new(false),

@@ -347,6 +347,36 @@ impl Engine {
         visit(it, from, f)
     }
 
+    /// Visits keys in `[from, to)` (both within one slot's family) from the highest down until
+    /// `f` returns false.
+    pub fn scan_rev(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        let Some(cf) = self.family(slot_of(from)?)? else {
+            return Ok(());
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(from.to_vec());
+        ro.set_iterate_upper_bound(to.to_vec());
+        ro.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+        it.seek_to_last();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !f(k, v) {
+                return Ok(());
+            }
+            it.prev();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     fn stage_delete_slots(
         &self,
         wb: &mut rocksdb::WriteBatch,

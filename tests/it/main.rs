@@ -5,6 +5,7 @@ mod harness;
 
 mod backup;
 mod bad_input;
+mod blocking;
 mod clients;
 mod cluster_bad_input;
 mod cluster_clients;
@@ -19,5 +20,7 @@ mod hashes;
 mod memory;
 mod migrate_slots;
 mod node_auth;
+mod pubsub;
 mod replication;
 mod reshard;
+mod zsets;

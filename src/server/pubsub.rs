@@ -1,0 +1,276 @@
+//! Pub/sub on this node: who is subscribed to which channel, pattern or shard channel, and
+//! delivery of published messages into each subscriber's queue. A connection drains its queue
+//! and writes the messages (RESP3 pushes, RESP2 arrays).
+//!
+//! Owns: the subscription registry. Must not: write to sockets or reach other nodes (the
+//! cluster bus forwards PUBLISH and SPUBLISH; see `cluster::publish`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+
+use super::ClientHandle;
+use crate::resp::Reply;
+
+/// Messages a subscriber may have queued before it is disconnected, as Valkey's
+/// `client-output-buffer-limit pubsub` does for a reader that cannot keep up.
+const QUEUE_LIMIT: usize = 64 * 1024;
+
+/// One message for one subscriber.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Message {
+        channel: Bytes,
+        payload: Bytes,
+    },
+    PMessage {
+        pattern: Bytes,
+        channel: Bytes,
+        payload: Bytes,
+    },
+    SMessage {
+        channel: Bytes,
+        payload: Bytes,
+    },
+}
+
+impl Delivery {
+    pub fn reply(self) -> Reply {
+        let b = Reply::Bulk;
+        Reply::Push(match self {
+            Delivery::Message { channel, payload } => {
+                vec![Reply::bulk_str("message"), b(channel), b(payload)]
+            }
+            Delivery::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => vec![
+                Reply::bulk_str("pmessage"),
+                b(pattern),
+                b(channel),
+                b(payload),
+            ],
+            Delivery::SMessage { channel, payload } => {
+                vec![Reply::bulk_str("smessage"), b(channel), b(payload)]
+            }
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Subscriber {
+    tx: mpsc::Sender<Delivery>,
+    handle: Arc<ClientHandle>,
+}
+
+impl Subscriber {
+    fn send(&self, d: Delivery) -> bool {
+        match self.tx.try_send(d) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    "client {} closed for overcoming of output buffer limits (pubsub)",
+                    self.handle.id
+                );
+                self.handle.kill();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+type Table = HashMap<Bytes, HashMap<u64, Subscriber>>;
+
+/// Which table a subscription lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+#[derive(Default)]
+pub struct PubSub {
+    channels: RwLock<Table>,
+    patterns: RwLock<Table>,
+    shard: RwLock<Table>,
+}
+
+/// One connection's subscriptions and the queue its messages arrive on.
+pub struct Subscriptions {
+    pub rx: mpsc::Receiver<Delivery>,
+    tx: mpsc::Sender<Delivery>,
+    pub channels: BTreeSet<Bytes>,
+    pub patterns: BTreeSet<Bytes>,
+    pub shard: BTreeSet<Bytes>,
+}
+
+impl Subscriptions {
+    pub fn new() -> Subscriptions {
+        let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
+        Subscriptions {
+            rx,
+            tx,
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            shard: BTreeSet::new(),
+        }
+    }
+
+    fn set(&mut self, space: Space) -> &mut BTreeSet<Bytes> {
+        match space {
+            Space::Channel => &mut self.channels,
+            Space::Pattern => &mut self.patterns,
+            Space::Shard => &mut self.shard,
+        }
+    }
+
+    /// Channels plus patterns: the count SUBSCRIBE and PSUBSCRIBE report.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0 && self.shard.is_empty()
+    }
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Subscriptions::new()
+    }
+}
+
+impl PubSub {
+    fn table(&self, space: Space) -> &RwLock<Table> {
+        match space {
+            Space::Channel => &self.channels,
+            Space::Pattern => &self.patterns,
+            Space::Shard => &self.shard,
+        }
+    }
+
+    /// Adds `name` to `subs`; false if it was already there.
+    pub fn subscribe(
+        &self,
+        subs: &mut Subscriptions,
+        handle: &Arc<ClientHandle>,
+        space: Space,
+        name: &Bytes,
+    ) -> bool {
+        if !subs.set(space).insert(name.clone()) {
+            return false;
+        }
+        let sub = Subscriber {
+            tx: subs.tx.clone(),
+            handle: Arc::clone(handle),
+        };
+        self.table(space)
+            .write()
+            .entry(name.clone())
+            .or_default()
+            .insert(handle.id, sub);
+        true
+    }
+
+    /// Removes `name` from `subs`; false if it was not there.
+    pub fn unsubscribe(
+        &self,
+        subs: &mut Subscriptions,
+        id: u64,
+        space: Space,
+        name: &[u8],
+    ) -> bool {
+        if !subs.set(space).remove(name) {
+            return false;
+        }
+        let mut t = self.table(space).write();
+        if let Some(m) = t.get_mut(name) {
+            m.remove(&id);
+            if m.is_empty() {
+                t.remove(name);
+            }
+        }
+        true
+    }
+
+    /// Drops every subscription of a closing (or RESET) connection.
+    pub fn forget(&self, subs: &mut Subscriptions, id: u64) {
+        for space in [Space::Channel, Space::Pattern, Space::Shard] {
+            let names: Vec<Bytes> = subs.set(space).iter().cloned().collect();
+            for n in names {
+                self.unsubscribe(subs, id, space, &n);
+            }
+        }
+    }
+
+    /// Delivers a PUBLISH to local channel and pattern subscribers; the number reached.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let mut n = 0;
+        if let Some(m) = self.channels.read().get(channel) {
+            for s in m.values() {
+                n += s.send(Delivery::Message {
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                }) as usize;
+            }
+        }
+        for (pattern, m) in self.patterns.read().iter() {
+            if !crate::glob::glob_match(pattern, channel, false) {
+                continue;
+            }
+            for s in m.values() {
+                n += s.send(Delivery::PMessage {
+                    pattern: pattern.clone(),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                }) as usize;
+            }
+        }
+        n
+    }
+
+    /// Delivers an SPUBLISH to local shard-channel subscribers; the number reached.
+    pub fn publish_shard(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let mut n = 0;
+        if let Some(m) = self.shard.read().get(channel) {
+            for s in m.values() {
+                n += s.send(Delivery::SMessage {
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                }) as usize;
+            }
+        }
+        n
+    }
+
+    /// Active names in `space` matching `pattern` (all when `None`), for PUBSUB CHANNELS.
+    pub fn names(&self, space: Space, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.table(space)
+            .read()
+            .keys()
+            .filter(|k| pattern.is_none_or(|p| crate::glob::glob_match(p, k, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of `name` in `space` (PUBSUB NUMSUB / SHARDNUMSUB).
+    pub fn count(&self, space: Space, name: &[u8]) -> usize {
+        self.table(space).read().get(name).map_or(0, |m| m.len())
+    }
+
+    /// Distinct patterns subscribed to (PUBSUB NUMPAT).
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.read().len()
+    }
+
+    /// Every shard channel with a subscriber here.
+    pub fn shard_names(&self) -> Vec<Bytes> {
+        self.shard.read().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,183 @@
+//! Pub/sub with real clients: exact RESP2 and RESP3 frames, redis-cli's subscribe mode, the
+//! PUBSUB introspection commands, and in a cluster PUBLISH reaching subscribers on every node
+//! while SPUBLISH stays within the channel's shard.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+
+use crate::harness::{key_slot, show, wait_until, Cluster, Interactive, Node, RawConn};
+
+fn push3(kind: &str, name: &str, n: i64) -> Vec<u8> {
+    format!(
+        "*3\r\n${}\r\n{kind}\r\n${}\r\n{name}\r\n:{n}\r\n",
+        kind.len(),
+        name.len()
+    )
+    .into_bytes()
+}
+
+fn message(kind: &str, parts: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n${}\r\n{kind}\r\n", parts.len() + 1, kind.len());
+    for p in parts {
+        out.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+    }
+    out.into_bytes()
+}
+
+fn expect(conn: &mut RawConn, want: &[u8]) -> Result<()> {
+    let got = conn.read_frame()?;
+    ensure!(got == want, "expected {} got {}", show(want), show(&got));
+    Ok(())
+}
+
+#[test]
+fn subscribe_publish_resp2_resp3_and_introspection() -> Result<()> {
+    let node = Node::start()?;
+    let mut sub = node.raw()?;
+    let mut publ = node.raw()?;
+
+    sub.send(b"*3\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n$5\r\nsport\r\n")?;
+    expect(&mut sub, &push3("subscribe", "news", 1))?;
+    expect(&mut sub, &push3("subscribe", "sport", 2))?;
+    sub.send(b"*2\r\n$10\r\nPSUBSCRIBE\r\n$2\r\nn*\r\n")?;
+    expect(&mut sub, &push3("psubscribe", "n*", 3))?;
+
+    // The channel subscription and the pattern both receive it: PUBLISH counts 2.
+    ensure!(publ.cmd(&["PUBLISH", "news", "hello"])? == b":2\r\n");
+    expect(&mut sub, &message("message", &["news", "hello"]))?;
+    expect(&mut sub, &message("pmessage", &["n*", "news", "hello"]))?;
+    ensure!(
+        publ.cmd(&["PUBLISH", "nobody", "x"])? == b":1\r\n",
+        "pattern only"
+    );
+    expect(&mut sub, &message("pmessage", &["n*", "nobody", "x"]))?;
+
+    // RESP2 subscribed mode: only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET.
+    let got = sub.cmd(&["GET", "k"])?;
+    ensure!(
+        got == b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+        "{}",
+        show(&got)
+    );
+    ensure!(sub.cmd(&["PING"])? == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+
+    // Introspection.
+    ensure!(publ.cmd(&["PUBSUB", "CHANNELS", "s*"])? == b"*1\r\n$5\r\nsport\r\n");
+    ensure!(
+        publ.cmd(&["PUBSUB", "NUMSUB", "news", "none"])?
+            == b"*4\r\n$4\r\nnews\r\n:1\r\n$4\r\nnone\r\n:0\r\n"
+    );
+    ensure!(publ.cmd(&["PUBSUB", "NUMPAT"])? == b":1\r\n");
+    let list = publ.cmd(&["CLIENT", "LIST"])?;
+    ensure!(
+        String::from_utf8_lossy(&list).contains("flags=P db=0 sub=2 psub=1 ssub=0"),
+        "{}",
+        show(&list)
+    );
+
+    // UNSUBSCRIBE without arguments leaves every channel, one reply each; then nothing left.
+    sub.send(b"*1\r\n$11\r\nUNSUBSCRIBE\r\n")?;
+    expect(&mut sub, &push3("unsubscribe", "news", 2))?;
+    expect(&mut sub, &push3("unsubscribe", "sport", 1))?;
+    sub.send(b"*1\r\n$12\r\nPUNSUBSCRIBE\r\n")?;
+    expect(&mut sub, &push3("punsubscribe", "n*", 0))?;
+    ensure!(sub.cmd(&["UNSUBSCRIBE"])? == b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    ensure!(
+        sub.cmd(&["GET", "k"])? == b"$-1\r\n",
+        "out of subscribed mode"
+    );
+    ensure!(publ.cmd(&["PUBLISH", "news", "x"])? == b":0\r\n");
+
+    // RESP3: confirmations and messages are pushes, and other commands still run.
+    let mut r3 = node.raw()?;
+    r3.cmd(&["HELLO", "3"])?;
+    ensure!(r3.cmd(&["SUBSCRIBE", "c3"])? == b">3\r\n$9\r\nsubscribe\r\n$2\r\nc3\r\n:1\r\n");
+    ensure!(r3.cmd(&["SET", "k", "v"])? == b"+OK\r\n");
+    ensure!(publ.cmd(&["PUBLISH", "c3", "m"])? == b":1\r\n");
+    expect(&mut r3, b">3\r\n$7\r\nmessage\r\n$2\r\nc3\r\n$1\r\nm\r\n")?;
+
+    // A subscriber that disconnects is forgotten.
+    drop(r3);
+    wait_until(
+        Duration::from_secs(10),
+        "the closed subscriber to be dropped",
+        || matches!(publ.cmd(&["PUBLISH", "c3", "m"]), Ok(r) if r == b":0\r\n"),
+    )?;
+
+    // redis-cli in subscribe mode prints what is published.
+    let port = node.port().to_string();
+    let cli = Interactive::spawn(&[
+        "redis-cli".into(),
+        "-p".into(),
+        port,
+        "subscribe".into(),
+        "clich".into(),
+    ])?;
+    cli.wait_output("clich", 1, Duration::from_secs(10))?;
+    wait_until(
+        Duration::from_secs(10),
+        "redis-cli to be subscribed",
+        || matches!(publ.cmd(&["PUBSUB", "NUMSUB", "clich"]), Ok(r) if r.ends_with(b":1\r\n")),
+    )?;
+    ensure!(publ.cmd(&["PUBLISH", "clich", "from-test"])? == b":1\r\n");
+    cli.wait_output("from-test", 1, Duration::from_secs(10))?;
+    Ok(())
+}
+
+#[test]
+fn cluster_publish_reaches_every_node_and_spublish_stays_in_shard() -> Result<()> {
+    let c = Cluster::start(6)?;
+    c.create_and_wait(1)?;
+    let n = c.len();
+
+    // A subscriber on every node; PUBLISH on node 0 reaches all of them.
+    let mut subs = Vec::new();
+    for i in 0..n {
+        let mut s = c.node(i).raw_authed()?;
+        ensure!(s.cmd(&["SUBSCRIBE", "all"])? == push3("subscribe", "all", 1));
+        subs.push(s);
+    }
+    let mut p = c.node(0).raw_authed()?;
+    ensure!(
+        p.cmd(&["PUBLISH", "all", "everyone"])? == b":1\r\n",
+        "local receivers only"
+    );
+    for (i, s) in subs.iter_mut().enumerate() {
+        let got = s.read_frame()?;
+        ensure!(
+            got == message("message", &["all", "everyone"]),
+            "node {i} got {}",
+            show(&got)
+        );
+    }
+
+    // Shard channels: subscribers on the owner and its replica get SPUBLISH; others do not.
+    let ch = "shardch";
+    let owner = c.slot_owner(0, key_slot(ch.as_bytes()))?;
+    let replica = c.replica_of(0, owner)?;
+    let other = (0..n)
+        .find(|i| *i != owner && *i != replica)
+        .expect("a third node");
+    let mut on_owner = c.node(owner).raw_authed()?;
+    let mut on_replica = c.node(replica).raw_authed()?;
+    ensure!(on_owner.cmd(&["SSUBSCRIBE", ch])? == push3("ssubscribe", ch, 1));
+    ensure!(on_replica.cmd(&["SSUBSCRIBE", ch])? == push3("ssubscribe", ch, 1));
+    let moved = c.node(other).raw_authed()?.cmd(&["SSUBSCRIBE", ch])?;
+    ensure!(moved.starts_with(b"-MOVED "), "{}", show(&moved));
+    let moved = c.node(other).raw_authed()?.cmd(&["SPUBLISH", ch, "x"])?;
+    ensure!(moved.starts_with(b"-MOVED "), "{}", show(&moved));
+
+    let mut sp = c.node(owner).raw_authed()?;
+    ensure!(sp.cmd(&["SPUBLISH", ch, "shard-msg"])? == b":1\r\n");
+    for s in [&mut on_owner, &mut on_replica] {
+        expect(s, &message("smessage", &[ch, "shard-msg"]))?;
+    }
+    // Nothing arrives on the other nodes' channel subscribers for a shard message, and the
+    // next PUBLISH is the next thing they read.
+    p.cmd(&["PUBLISH", "all", "second"])?;
+    for s in subs.iter_mut() {
+        expect(s, &message("message", &["all", "second"]))?;
+    }
+    Ok(())
+}
