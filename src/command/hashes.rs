@@ -19,8 +19,7 @@ fn read<R>(
     key: &[u8],
     f: impl FnOnce(Option<&HashView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.hash_read(key, f)??)
+    Ok(ctx.ks.hash_read(key, f)??)
 }
 
 fn write<R>(
@@ -28,8 +27,7 @@ fn write<R>(
     key: &[u8],
     f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.hash_write(key, f)??)
+    Ok(ctx.ks.hash_write(key, f)??)
 }
 
 fn b(v: &[u8]) -> Reply {

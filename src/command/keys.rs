@@ -188,8 +188,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
             .is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
     {
         // A collection moves with its members: one batch under both keys' locks.
-        ctx.ks.commit()?;
-        return match ctx.shared.keyspace.rename_collection(src, dst, nx)? {
+        return match ctx.ks.rename_collection(src, dst, nx)? {
             crate::keyspace::Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
             crate::keyspace::Renamed::Exists => Ok(Reply::Int(0)),
             crate::keyspace::Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
@@ -280,7 +279,7 @@ pub fn touch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(match ctx.ks.lookup(&args[1])? {
-        Some(e) => Reply::Bulk(Bytes::from(ctx.shared.keyspace.dump_payload(&args[1], &e)?)),
+        Some(e) => Reply::Bulk(Bytes::from(ctx.ks.dump_payload(&args[1], &e)?)),
         None => Reply::Nil,
     })
 }
@@ -330,11 +329,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let value = match restored {
         crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
         crate::keyspace::dump::Restored::ZSet(m) => {
-            ctx.ks.commit()?;
-            if !ctx
-                .shared
-                .keyspace
-                .zset_put_all(&args[1], m, expire_at, !replace)?
+            if !ctx.ks.zset_put_all(&args[1], m, expire_at, !replace)?
             {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),
@@ -343,11 +338,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::OK);
         }
         crate::keyspace::dump::Restored::List(elems) => {
-            ctx.ks.commit()?;
-            if !ctx
-                .shared
-                .keyspace
-                .list_put_all(&args[1], elems, expire_at, !replace)?
+            if !ctx.ks.list_put_all(&args[1], elems, expire_at, !replace)?
             {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),
@@ -361,11 +352,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             } else {
                 crate::keyspace::Kind::Set
             };
-            ctx.ks.commit()?;
-            if !ctx
-                .shared
-                .keyspace
-                .coll_put_all(&args[1], kind, m, expire_at, !replace)?
+            if !ctx.ks.coll_put_all(&args[1], kind, m, expire_at, !replace)?
             {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),

@@ -13,8 +13,7 @@ fn write<R>(
     key: &[u8],
     f: impl FnOnce(&mut ListTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.list_write(key, f)??)
+    Ok(ctx.ks.list_write(key, f)??)
 }
 
 fn b(v: Vec<u8>) -> Reply {
@@ -317,8 +316,7 @@ pub(super) fn lmove_generic(
     from_left: bool,
     to_left: bool,
 ) -> CmdResult {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.list_write2(src, dst, |s, d| {
+    Ok(ctx.ks.list_write2(src, dst, |s, d| {
         let v = if from_left {
             s.pop_front()?
         } else {

@@ -435,7 +435,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let mut out = Vec::new();
         for k in &args[2..] {
             let digest = match ctx.ks.lookup(k)? {
-                Some(e) => sha1_smol::Sha1::from(ctx.shared.keyspace.dump_payload(k, &e)?)
+                Some(e) => sha1_smol::Sha1::from(ctx.ks.dump_payload(k, &e)?)
                     .digest()
                     .to_string(),
                 None => "0".repeat(40),
@@ -472,7 +472,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(e) = ctx.ks.lookup(&args[2])? else {
             return Err(CmdError::NoSuchKey);
         };
-        let len = ctx.shared.keyspace.dump_payload(&args[2], &e)?.len();
+        let len = ctx.ks.dump_payload(&args[2], &e)?.len();
         Ok(Reply::StatusOwned(format!(
             "Value at:0x0 refcount:1 encoding:raw serializedlength:{len} lru:0 lru_seconds_idle:0"
         )))

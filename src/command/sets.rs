@@ -20,8 +20,7 @@ fn read<R>(
     key: &[u8],
     f: impl FnOnce(Option<&HashView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.coll_read(key, Kind::Set, f)??)
+    Ok(ctx.ks.coll_read(key, Kind::Set, f)??)
 }
 
 fn write<R>(
@@ -29,8 +28,7 @@ fn write<R>(
     key: &[u8],
     f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.coll_write(key, Kind::Set, f)??)
+    Ok(ctx.ks.coll_write(key, Kind::Set, f)??)
 }
 
 fn b(v: &[u8]) -> Reply {
@@ -186,8 +184,6 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    let shared = ctx.shared;
-    let ks = &shared.keyspace;
     write(ctx, &args[1], |s| {
         if !s.exists() {
             return Ok(if count.is_some() {
@@ -198,11 +194,10 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         let len = s.len() as usize;
         let n = count.unwrap_or(1).min(len);
-        let chosen = ks.coll_read(&args[1], Kind::Set, |v| match v {
-            Some(v) => at_positions(v, &picks(len, n, true)),
-            None => Ok(Vec::new()),
-        })?;
-        let chosen = chosen.unwrap_or_default();
+        let chosen = match s.view() {
+            Some(v) => at_positions(v, &picks(len, n, true))?,
+            None => Vec::new(),
+        };
         for m in &chosen {
             s.del(m)?;
         }
@@ -214,11 +209,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn smove(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ctx.ks.commit()?;
-    let moved = ctx
-        .shared
-        .keyspace
-        .set_move(&args[1], &args[2], &args[3])??;
+    let moved = ctx.ks.set_move(&args[1], &args[2], &args[3])??;
     Ok(Reply::Int(moved as i64))
 }
 
@@ -256,10 +247,7 @@ fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let r = combine(ctx, &args[2..], op)?;
     let n = r.len() as i64;
     let members = r.into_iter().map(|m| (m, Vec::new())).collect();
-    ctx.ks.commit()?;
-    ctx.shared
-        .keyspace
-        .coll_put_all(&args[1], Kind::Set, members, None, false)?;
+    ctx.ks.coll_put_all(&args[1], Kind::Set, members, None, false)?;
     Ok(Reply::Int(n))
 }
 

@@ -366,9 +366,7 @@ pub fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         })
     })?;
     let n = items.len() as i64;
-    ctx.shared
-        .keyspace
-        .zset_put_all(&args[1], items, None, false)?;
+    ctx.ks.zset_put_all(&args[1], items, None, false)?;
     Ok(Reply::Int(n))
 }
 

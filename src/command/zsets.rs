@@ -15,8 +15,7 @@ pub(super) fn read<R>(
     key: &[u8],
     f: impl FnOnce(Option<&ZView>) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.zset_read(key, f)??)
+    Ok(ctx.ks.zset_read(key, f)??)
 }
 
 pub(super) fn write<R>(
@@ -24,8 +23,7 @@ pub(super) fn write<R>(
     key: &[u8],
     f: impl FnOnce(&mut crate::keyspace::ZTxn) -> crate::keyspace::Result<R>,
 ) -> Result<R, CmdError> {
-    ctx.ks.commit()?;
-    Ok(ctx.shared.keyspace.zset_write(key, f)??)
+    Ok(ctx.ks.zset_write(key, f)??)
 }
 
 pub(super) fn b(v: &[u8]) -> Reply {
@@ -420,10 +418,7 @@ fn combine(
 fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResult {
     let (items, _) = combine(ctx, args, 2, op, cmd, false)?;
     let n = items.len() as i64;
-    ctx.ks.commit()?;
-    ctx.shared
-        .keyspace
-        .zset_put_all(&args[1], items, None, false)?;
+    ctx.ks.zset_put_all(&args[1], items, None, false)?;
     Ok(Reply::Int(n))
 }
 

@@ -58,7 +58,24 @@ fn parse_hash(b: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 impl Keyspace {
-    /// The DUMP payload of `key` holding `e` (a hash's fields are read from storage).
+    /// The DUMP payload of `key` holding `e`, from committed state.
+    pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
+        self.pending().dump_payload(key, e)
+    }
+
+    /// Deletes `key` if its DUMP payload is still `payload`; see
+    /// [`Pending::delete_if_dump_equals`].
+    pub fn delete_if_dump_equals(&self, key: &[u8], payload: &[u8]) -> super::Result<bool> {
+        let mut p = self.pending();
+        let r = p.delete_if_dump_equals(key, payload)?;
+        p.commit()?;
+        Ok(r)
+    }
+}
+
+impl super::Pending<'_> {
+    /// The DUMP payload of `key` holding `e` (a collection's members are read as this scope
+    /// sees them).
     pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
         Ok(match &e.value {
             Value::Str(b) => frame(TYPE_STRING, b),

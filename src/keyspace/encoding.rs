@@ -154,16 +154,6 @@ pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
     Some((at, &k[11..]))
 }
 
-pub fn type_tag(v: &Value) -> u8 {
-    match v {
-        Value::Str(_) => TYPE_STRING,
-        Value::Hash(_) => TYPE_HASH,
-        Value::Set(_) => TYPE_SET,
-        Value::List { .. } => TYPE_LIST,
-        Value::ZSet(_) => TYPE_ZSET,
-    }
-}
-
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let len_bytes;
     let list_bytes;

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 
 use super::encoding::{
-    collection_ranges, decode_entry, encode_entry, expiry_key, member_key, member_prefix,
+    collection_ranges, encode_entry, expiry_key, member_key, member_prefix,
     member_range, meta_key,
 };
-use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value};
+use super::overlay::Reader;
+use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value};
 use crate::storage::Batch;
 
 /// The key holds another type.
@@ -41,7 +42,7 @@ impl Kind {
 
 /// A hash as stored (committed state), read-only.
 pub struct HashView<'a> {
-    ks: &'a Keyspace,
+    src: Reader<'a>,
     slot: u16,
     key: &'a [u8],
     pub len: u64,
@@ -50,10 +51,7 @@ pub struct HashView<'a> {
 
 impl HashView<'_> {
     pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .ks
-            .engine
-            .get(&member_key(self.slot, self.key, field))?)
+        self.src.get(&member_key(self.slot, self.key, field))
     }
 
     /// Visits fields in byte order starting at `from` (inclusive) until `f` returns false.
@@ -63,7 +61,7 @@ impl HashView<'_> {
         let mut start = prefix.clone();
         start.extend_from_slice(from);
         let n = prefix.len();
-        self.ks.engine.scan(&start, &end, |k, v| f(&k[n..], v))?;
+        self.src.scan(&start, &end, false, |k, v| f(&k[n..], v))?;
         Ok(())
     }
 
@@ -81,6 +79,10 @@ pub struct HashTxn<'a> {
 }
 
 impl HashTxn<'_> {
+    /// The stored collection, while this transaction has changed nothing.
+    pub fn view(&self) -> Option<&HashView<'_>> {
+        (self.existed && self.changes.is_empty()).then_some(&self.view)
+    }
     pub fn exists(&self) -> bool {
         self.len > 0
     }
@@ -117,14 +119,7 @@ impl HashTxn<'_> {
     }
 }
 
-impl Keyspace {
-    pub(super) fn hash_meta(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let mk = meta_key(key_slot(key), key);
-        Ok(self
-            .engine
-            .get_with(&mk, |v| v.map(decode_entry).transpose())??)
-    }
-
+impl Pending<'_> {
     pub fn hash_read<R>(
         &self,
         key: &[u8],
@@ -134,7 +129,7 @@ impl Keyspace {
     }
 
     pub fn hash_write<R>(
-        &self,
+        &mut self,
         key: &[u8],
         f: impl FnOnce(&mut HashTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
@@ -148,12 +143,12 @@ impl Keyspace {
         kind: Kind,
         f: impl FnOnce(Option<&HashView>) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let e = self.hash_meta(key)?.filter(|e| is_live(e, now_ms()));
+        let e = self.read_physical(key)?.filter(|e| is_live(e, now_ms()));
         match e.as_ref().map(|e| (Kind::of(&e.value), e.expire_at)) {
             None => Ok(Ok(f(None)?)),
             Some((Some((k, len)), expire_at)) if k == kind => {
                 let v = HashView {
-                    ks: self,
+                    src: self.reader(),
                     slot: key_slot(key),
                     key,
                     len,
@@ -169,14 +164,14 @@ impl Keyspace {
     /// key's lock and commits what it changed. The caller holds no key lock (its write scope
     /// is committed).
     pub fn coll_write<R>(
-        &self,
+        &mut self,
         key: &[u8],
         kind: Kind,
         f: impl FnOnce(&mut HashTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         let now = now_ms();
         let mut batch = Batch::new();
         let (existed, len, expire_at) = match &stored {
@@ -200,7 +195,7 @@ impl Keyspace {
         };
         let mut txn = HashTxn {
             view: HashView {
-                ks: self,
+                src: self.reader(),
                 slot,
                 key,
                 len,
@@ -213,7 +208,7 @@ impl Keyspace {
         let r = f(&mut txn)?;
         if txn.changes.is_empty() {
             if !batch.is_empty() {
-                self.commit(batch)?;
+                self.push(batch)?;
             }
             return Ok(Ok(r));
         }
@@ -241,7 +236,7 @@ impl Keyspace {
                 batch.count(slot, 1);
             }
         }
-        self.commit(batch)?;
+        self.push(batch)?;
         Ok(Ok(r))
     }
 
@@ -271,84 +266,81 @@ pub enum Renamed {
     Done,
 }
 
-impl Keyspace {
-    pub(super) fn stage_delete_any(&self, batch: &mut Batch, slot: u16, key: &[u8], e: &Entry) {
-        batch.delete(meta_key(slot, key));
-        if let Some(at) = e.expire_at {
-            batch.delete(expiry_key(slot, at, key));
-        }
-        for (a, b) in collection_ranges(slot, key, &e.value) {
-            batch.delete_range(a, b);
-        }
-        batch.count(slot, -1);
+pub(super) fn stage_delete_any(batch: &mut Batch, slot: u16, key: &[u8], e: &Entry) {
+    batch.delete(meta_key(slot, key));
+    if let Some(at) = e.expire_at {
+        batch.delete(expiry_key(slot, at, key));
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn stage_coll(
-        &self,
-        batch: &mut Batch,
-        slot: u16,
-        key: &[u8],
-        kind: Kind,
-        fields: &BTreeMap<Vec<u8>, Vec<u8>>,
-        expire_at: Option<i64>,
-    ) {
-        for (f, v) in fields {
-            batch.put(member_key(slot, key, f), v.clone());
-        }
-        let e = Entry {
-            value: kind.value(fields.len() as u64),
-            expire_at,
-        };
-        batch.put(meta_key(slot, key), encode_entry(&e));
-        if let Some(at) = expire_at {
-            batch.put(expiry_key(slot, at, key), Vec::new());
-        }
-        batch.count(slot, 1);
+    for (a, b) in collection_ranges(slot, key, &e.value) {
+        batch.delete_range(a, b);
     }
+    batch.count(slot, -1);
+}
 
+#[allow(clippy::too_many_arguments)]
+fn stage_coll(
+    batch: &mut Batch,
+    slot: u16,
+    key: &[u8],
+    kind: Kind,
+    fields: &BTreeMap<Vec<u8>, Vec<u8>>,
+    expire_at: Option<i64>,
+) {
+    for (f, v) in fields {
+        batch.put(member_key(slot, key, f), v.clone());
+    }
+    let e = Entry {
+        value: kind.value(fields.len() as u64),
+        expire_at,
+    };
+    batch.put(meta_key(slot, key), encode_entry(&e));
+    if let Some(at) = expire_at {
+        batch.put(expiry_key(slot, at, key), Vec::new());
+    }
+    batch.count(slot, 1);
+}
+
+impl Pending<'_> {
     /// Writes a whole hash at `key` (RESTORE): with `only_if_absent`, a live key is left alone
     /// and false returned. An already expired `expire_at` only removes what was there.
     pub fn coll_put_all(
-        &self,
+        &mut self,
         key: &[u8],
         kind: Kind,
         fields: Vec<(Vec<u8>, Vec<u8>)>,
         expire_at: Option<i64>,
         only_if_absent: bool,
     ) -> Result<bool> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);
         }
         let mut batch = Batch::new();
         if let Some(e) = &stored {
-            self.stage_delete_any(&mut batch, slot, key, e);
+            stage_delete_any(&mut batch, slot, key, e);
         }
         let fields: BTreeMap<Vec<u8>, Vec<u8>> = fields.into_iter().collect();
         if !fields.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
-            self.stage_coll(&mut batch, slot, key, kind, &fields, expire_at);
+            stage_coll(&mut batch, slot, key, kind, &fields, expire_at);
         }
         if !batch.is_empty() {
-            self.commit(batch)?;
+            self.push(batch)?;
         }
         Ok(true)
     }
 
     /// RENAME / RENAMENX of a key holding a collection, atomically (both keys locked, one
     /// batch).
-    pub fn rename_collection(&self, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed> {
-        let (a, b) = (self.locks.stripe(src), self.locks.stripe(dst));
-        let _g1 = self.locks.lock(a.min(b));
-        let _g2 = (a != b).then(|| self.locks.lock(a.max(b)));
+    pub fn rename_collection(&mut self, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed> {
+        self.acquire(&[src, dst])?;
         let now = now_ms();
-        let Some(e) = self.hash_meta(src)?.filter(|e| is_live(e, now)) else {
+        let Some(e) = self.read_physical(src)?.filter(|e| is_live(e, now)) else {
             return Ok(Renamed::NoSuchKey);
         };
 
-        let old_dst = self.hash_meta(dst)?;
+        let old_dst = self.read_physical(dst)?;
         if nx && old_dst.as_ref().is_some_and(|d| is_live(d, now)) {
             return Ok(Renamed::Exists);
         }
@@ -362,7 +354,7 @@ impl Keyspace {
             .zip(dst_ranges)
         {
             let n = from.len();
-            self.engine.scan(&from, &to, |k, v| {
+            self.reader().scan(&from, &to, false, |k, v| {
                 let mut nk = dfrom.clone();
                 nk.extend_from_slice(&k[n..]);
                 moved.push((nk, v.to_vec()));
@@ -371,9 +363,9 @@ impl Keyspace {
         }
         let mut batch = Batch::new();
         if let Some(d) = &old_dst {
-            self.stage_delete_any(&mut batch, ds, dst, d);
+            stage_delete_any(&mut batch, ds, dst, d);
         }
-        self.stage_delete_any(&mut batch, ss, src, &e);
+        stage_delete_any(&mut batch, ss, src, &e);
         for (k, v) in moved {
             batch.put(k, v);
         }
@@ -382,25 +374,23 @@ impl Keyspace {
             batch.put(expiry_key(ds, at, dst), Vec::new());
         }
         batch.count(ds, 1);
-        self.commit(batch)?;
+        self.push(batch)?;
         Ok(Renamed::Done)
     }
 }
 
-impl Keyspace {
+impl Pending<'_> {
     /// SMOVE: moves `member` from the set at `src` to the set at `dst` in one batch under both
     /// keys' locks. Ok(false) when `src` has no such member.
     pub fn set_move(
-        &self,
+        &mut self,
         src: &[u8],
         dst: &[u8],
         member: &[u8],
     ) -> Result<std::result::Result<bool, WrongType>> {
-        let (a, b) = (self.locks.stripe(src), self.locks.stripe(dst));
-        let _g1 = self.locks.lock(a.min(b));
-        let _g2 = (a != b).then(|| self.locks.lock(a.max(b)));
+        self.acquire(&[src, dst])?;
         let now = now_ms();
-        let (s_stored, d_stored) = (self.hash_meta(src)?, self.hash_meta(dst)?);
+        let (s_stored, d_stored) = (self.read_physical(src)?, self.read_physical(dst)?);
         let live = |e: &Option<Entry>| e.clone().filter(|e| is_live(e, now));
         let (s, d) = (live(&s_stored), live(&d_stored));
         // Valkey's order: a missing source answers 0 before any type check.
@@ -411,7 +401,7 @@ impl Keyspace {
             return Ok(Err(WrongType));
         }
         let (ss, ds) = (key_slot(src), key_slot(dst));
-        if self.engine.get(&member_key(ss, src, member))?.is_none() {
+        if self.reader().get(&member_key(ss, src, member))?.is_none() {
             return Ok(Ok(false));
         }
         if src == dst {
@@ -423,7 +413,7 @@ impl Keyspace {
         };
         batch.delete(member_key(ss, src, member));
         if slen <= 1 {
-            self.stage_delete_any(&mut batch, ss, src, &se);
+            stage_delete_any(&mut batch, ss, src, &se);
         } else {
             batch.put(
                 meta_key(ss, src),
@@ -438,7 +428,7 @@ impl Keyspace {
                 let Value::Set(dlen) = de.value else {
                     return Ok(Err(WrongType));
                 };
-                if self.engine.get(&member_key(ds, dst, member))?.is_none() {
+                if self.reader().get(&member_key(ds, dst, member))?.is_none() {
                     batch.put(member_key(ds, dst, member), Vec::new());
                     batch.put(
                         meta_key(ds, dst),
@@ -451,32 +441,32 @@ impl Keyspace {
             }
             None => {
                 if let Some(old) = &d_stored {
-                    self.stage_delete_any(&mut batch, ds, dst, old);
+                    stage_delete_any(&mut batch, ds, dst, old);
                 }
                 let mut m = BTreeMap::new();
                 m.insert(member.to_vec(), Vec::new());
-                self.stage_coll(&mut batch, ds, dst, Kind::Set, &m, None);
+                stage_coll(&mut batch, ds, dst, Kind::Set, &m, None);
             }
         }
-        self.commit(batch)?;
+        self.push(batch)?;
         Ok(Ok(true))
     }
 }
 
-impl Keyspace {
+impl Pending<'_> {
     /// Deletes `key` if its DUMP payload is still `payload` (MIGRATE of a collection: a member
     /// changed after the payload was sent keeps the key here). True if gone.
-    pub fn delete_if_dump_equals(&self, key: &[u8], payload: &[u8]) -> Result<bool> {
-        let _g = self.locks.lock(self.locks.stripe(key));
-        let Some(e) = self.hash_meta(key)?.filter(|e| is_live(e, now_ms())) else {
+    pub fn delete_if_dump_equals(&mut self, key: &[u8], payload: &[u8]) -> Result<bool> {
+        self.acquire(&[key])?;
+        let Some(e) = self.read_physical(key)?.filter(|e| is_live(e, now_ms())) else {
             return Ok(true);
         };
         if self.dump_payload(key, &e)? != payload {
             return Ok(false);
         }
         let mut batch = Batch::new();
-        self.stage_delete_any(&mut batch, key_slot(key), key, &e);
-        self.commit(batch)?;
+        stage_delete_any(&mut batch, key_slot(key), key, &e);
+        self.push(batch)?;
         Ok(true)
     }
 }

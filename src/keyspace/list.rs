@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 
 use super::encoding::{encode_entry, expiry_key, list_pos, member_key, member_range, meta_key};
-use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value, WrongType};
+use super::hash::stage_delete_any;
+use super::overlay::Reader;
+use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value, WrongType};
 use crate::storage::Batch;
 
 /// A list being read or changed; [`Keyspace::list_write`] commits it.
 pub struct ListTxn<'a> {
-    ks: &'a Keyspace,
+    src: Reader<'a>,
     slot: u16,
     key: Vec<u8>,
     head: i64,
@@ -38,10 +40,7 @@ impl ListTxn<'_> {
         if self.cleared || !self.existed {
             return Ok(None);
         }
-        Ok(self
-            .ks
-            .engine
-            .get(&member_key(self.slot, &self.key, &list_pos(pos)))?)
+        self.src.get(&member_key(self.slot, &self.key, &list_pos(pos)))
     }
     /// Element `i` (0-based from the head).
     pub fn get(&self, i: u64) -> Result<Option<Vec<u8>>> {
@@ -93,7 +92,7 @@ impl ListTxn<'_> {
             let (_, end) = member_range(self.slot, &self.key);
             let from = member_key(self.slot, &self.key, &list_pos(self.head + start as i64));
             let want = (stop - start + 1) as usize;
-            self.ks.engine.scan(&from, &end, |_, v| {
+            self.src.scan(&from, &end, false, |_, v| {
                 out.push(v.to_vec());
                 out.len() < want
             })?;
@@ -125,14 +124,14 @@ impl ListTxn<'_> {
     }
 }
 
-impl Keyspace {
-    fn list_txn<'a>(&'a self, key: &[u8]) -> Result<std::result::Result<ListTxn<'a>, WrongType>> {
+impl Pending<'_> {
+    fn list_txn(&self, key: &[u8]) -> Result<std::result::Result<ListTxn<'_>, WrongType>> {
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         let mut pre = Batch::new();
         let (existed, len, head, expire_at) = match &stored {
             Some(e) if !is_live(e, now_ms()) => {
-                self.stage_delete_any(&mut pre, slot, key, e);
+                stage_delete_any(&mut pre, slot, key, e);
                 (false, 0, 0, None)
             }
             Some(Entry {
@@ -143,7 +142,7 @@ impl Keyspace {
             None => (false, 0, 0, None),
         };
         Ok(Ok(ListTxn {
-            ks: self,
+            src: self.reader(),
             slot,
             key: key.to_vec(),
             head,
@@ -156,7 +155,7 @@ impl Keyspace {
         }))
     }
 
-    fn stage_list(&self, t: ListTxn, batch: &mut Batch) {
+    fn stage_list(t: ListTxn, batch: &mut Batch) {
         batch.ops_extend(t.pre);
         let (slot, key) = (t.slot, &t.key[..]);
         if t.cleared && t.existed {
@@ -198,20 +197,20 @@ impl Keyspace {
     /// Runs `f` on the list at `key` (empty when missing) under the key's lock and commits
     /// what it changed. `f` returning Err leaves everything as it was.
     pub fn list_write<R>(
-        &self,
+        &mut self,
         key: &[u8],
         f: impl FnOnce(&mut ListTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let mut t = match self.list_txn(key)? {
             Ok(t) => t,
             Err(w) => return Ok(Err(w)),
         };
         let r = f(&mut t)?;
         let mut batch = Batch::new();
-        self.stage_list(t, &mut batch);
+        Self::stage_list(t, &mut batch);
         if !batch.is_empty() {
-            self.commit(batch)?;
+            self.push(batch)?;
         }
         Ok(Ok(r))
     }
@@ -219,14 +218,12 @@ impl Keyspace {
     /// Like [`Keyspace::list_write`] over two keys atomically (LMOVE); `f` gets the same
     /// transaction twice when the keys are equal (as `None` for the second).
     pub fn list_write2<R>(
-        &self,
+        &mut self,
         src: &[u8],
         dst: &[u8],
         f: impl for<'t> FnOnce(&mut ListTxn<'t>, Option<&mut ListTxn<'t>>) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let (a, b) = (self.locks.stripe(src), self.locks.stripe(dst));
-        let _g1 = self.locks.lock(a.min(b));
-        let _g2 = (a != b).then(|| self.locks.lock(a.max(b)));
+        self.acquire(&[src, dst])?;
         let mut s = match self.list_txn(src)? {
             Ok(t) => t,
             Err(w) => return Ok(Err(w)),
@@ -235,9 +232,9 @@ impl Keyspace {
         // A missing source answers before the destination's type is looked at (Valkey).
         if src == dst || !s.existed {
             let r = f(&mut s, None)?;
-            self.stage_list(s, &mut batch);
+            Self::stage_list(s, &mut batch);
             if !batch.is_empty() {
-                self.commit(batch)?;
+                self.push(batch)?;
             }
             return Ok(Ok(r));
         }
@@ -246,31 +243,31 @@ impl Keyspace {
             Err(w) => return Ok(Err(w)),
         };
         let r = f(&mut s, Some(&mut d))?;
-        self.stage_list(s, &mut batch);
-        self.stage_list(d, &mut batch);
+        Self::stage_list(s, &mut batch);
+        Self::stage_list(d, &mut batch);
         if !batch.is_empty() {
-            self.commit(batch)?;
+            self.push(batch)?;
         }
         Ok(Ok(r))
     }
 
     /// Writes a whole list at `key` (RESTORE): see [`Keyspace::coll_put_all`].
     pub fn list_put_all(
-        &self,
+        &mut self,
         key: &[u8],
         elems: Vec<Vec<u8>>,
         expire_at: Option<i64>,
         only_if_absent: bool,
     ) -> Result<bool> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);
         }
         let mut batch = Batch::new();
         if let Some(e) = &stored {
-            self.stage_delete_any(&mut batch, slot, key, e);
+            stage_delete_any(&mut batch, slot, key, e);
         }
         if !elems.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
             let len = elems.len() as u64;
@@ -288,7 +285,7 @@ impl Keyspace {
             batch.count(slot, 1);
         }
         if !batch.is_empty() {
-            self.commit(batch)?;
+            self.push(batch)?;
         }
         Ok(true)
     }

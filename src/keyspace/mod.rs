@@ -13,6 +13,7 @@ mod hash;
 mod list;
 mod locks;
 mod moving;
+mod overlay;
 mod pending;
 mod scan;
 mod slot;

@@ -6,11 +6,10 @@
 //! or overwrite a staged change. The scope never waits for a lock while holding one: if a stripe
 //! is busy it commits first, then waits, so two scopes cannot deadlock.
 
-use std::collections::HashMap;
-
 use parking_lot::MutexGuard;
 
 use super::encoding::{collection_ranges, decode_entry, expiry_key, meta_key, peek_entry};
+use super::overlay::{Overlay, Reader};
 use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Update};
 use crate::storage::Batch;
 
@@ -21,9 +20,11 @@ pub struct Pending<'a> {
     ks: &'a Keyspace,
     batch: Batch,
     staged: usize,
-    /// Stored (physical) state of keys written in this scope; `None` = deleted.
-    overlay: HashMap<Vec<u8>, Option<Entry>>,
+    /// The records staged in `batch`, for this scope's own reads.
+    overlay: Overlay,
     held: Vec<(usize, MutexGuard<'a, ()>)>,
+    /// A transaction runs: nothing commits until [`Pending::end_atomic`].
+    atomic: bool,
 }
 
 impl<'a> Pending<'a> {
@@ -32,9 +33,42 @@ impl<'a> Pending<'a> {
             ks,
             batch: Batch::new(),
             staged: 0,
-            overlay: HashMap::new(),
+            overlay: Overlay::default(),
             held: Vec::new(),
+            atomic: false,
         }
+    }
+
+    /// Reads that see this scope's staged records.
+    pub(super) fn reader(&self) -> Reader<'_> {
+        Reader {
+            engine: &self.ks.engine,
+            overlay: Some(&self.overlay),
+        }
+    }
+
+    /// Stages `batch` (already built under the locks of the keys it writes).
+    pub(super) fn push(&mut self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.overlay.apply(&batch);
+        self.batch.ops_extend(batch);
+        self.staged += 1;
+        self.maybe_commit()
+    }
+
+    /// Starts a transaction (EXEC): locks every key it declares, in stripe order, and holds
+    /// all staged writes until [`Pending::end_atomic`], so they reach storage in one batch.
+    pub fn begin_atomic(&mut self, keys: &[&[u8]]) -> Result<()> {
+        self.commit()?;
+        self.acquire(keys)?;
+        self.atomic = true;
+        Ok(())
+    }
+
+    pub fn end_atomic(&mut self) {
+        self.atomic = false;
     }
 
     pub fn keyspace(&self) -> &'a Keyspace {
@@ -42,7 +76,7 @@ impl<'a> Pending<'a> {
     }
 
     /// Locks the stripes of `keys` not yet held.
-    fn acquire(&mut self, keys: &[&[u8]]) -> Result<()> {
+    pub(super) fn acquire(&mut self, keys: &[&[u8]]) -> Result<()> {
         let mut want: Vec<usize> = keys.iter().map(|k| self.ks.locks.stripe(k)).collect();
         want.sort_unstable();
         want.dedup();
@@ -63,7 +97,8 @@ impl<'a> Pending<'a> {
         }
         drop(got);
         // Busy: publish what we staged (releasing every stripe), then wait in stripe order.
-        self.commit()?;
+        // (A transaction locked its declared keys up front; an undeclared one ends up here.)
+        self.commit_now()?;
         let mut all: Vec<usize> = keys.iter().map(|k| self.ks.locks.stripe(k)).collect();
         all.sort_unstable();
         all.dedup();
@@ -74,14 +109,10 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    fn read_physical(&self, key: &[u8]) -> Result<Option<Entry>> {
-        if let Some(e) = self.overlay.get(key) {
-            return Ok(e.clone());
-        }
+    pub(super) fn read_physical(&self, key: &[u8]) -> Result<Option<Entry>> {
         let mk = meta_key(key_slot(key), key);
         Ok(self
-            .ks
-            .engine
+            .reader()
             .get_with(&mk, |v| v.map(decode_entry).transpose())??)
     }
 
@@ -112,16 +143,10 @@ impl<'a> Pending<'a> {
     /// Type tag and expiry of a live key without copying its value.
     pub fn peek(&self, key: &[u8]) -> Result<Option<(u8, Option<i64>)>> {
         let now = now_ms();
-        let p = match self.overlay.get(key) {
-            Some(Some(e)) => Some((super::encoding::type_tag(&e.value), e.expire_at)),
-            Some(None) => None,
-            None => {
-                let mk = meta_key(key_slot(key), key);
-                self.ks
-                    .engine
-                    .get_with(&mk, |v| v.map(peek_entry).transpose())??
-            }
-        };
+        let mk = meta_key(key_slot(key), key);
+        let p = self
+            .reader()
+            .get_with(&mk, |v| v.map(peek_entry).transpose())??;
         Ok(p.filter(|(_, at)| at.is_none_or(|at| at > now)))
     }
 
@@ -149,8 +174,7 @@ impl<'a> Pending<'a> {
         let physical = self.read_physical(key)?;
         let live = physical.clone().filter(|e| is_live(e, now_ms()));
         let (u, r) = f(live);
-        self.stage(key, physical, u);
-        self.maybe_commit()?;
+        self.stage(key, physical, u)?;
         Ok(r)
     }
 
@@ -175,29 +199,28 @@ impl<'a> Pending<'a> {
         let (updates, r) = f(live);
         for (k, u) in keys.iter().zip(updates) {
             let cur = self.read_physical(k)?;
-            self.stage(k, cur, u);
+            self.stage(k, cur, u)?;
         }
-        self.maybe_commit()?;
         Ok(r)
     }
 
     /// Adds the writes for decision `u` on `key` (stored entry `old`) to the batch.
-    fn stage(&mut self, key: &[u8], old: Option<Entry>, u: Update) {
+    fn stage(&mut self, key: &[u8], old: Option<Entry>, u: Update) -> Result<()> {
         let slot = key_slot(key);
         let old_at = old.as_ref().and_then(|e| e.expire_at);
-        let after = match u {
-            Update::Keep => return,
+        let mut b = Batch::new();
+        match u {
+            Update::Keep => return Ok(()),
             Update::Delete => {
-                let Some(old) = old else { return };
-                self.batch.delete(meta_key(slot, key));
-                for (a, b) in collection_ranges(slot, key, &old.value) {
-                    self.batch.delete_range(a, b);
+                let Some(old) = old else { return Ok(()) };
+                b.delete(meta_key(slot, key));
+                for (from, to) in collection_ranges(slot, key, &old.value) {
+                    b.delete_range(from, to);
                 }
                 if let Some(at) = old.expire_at {
-                    self.batch.delete(expiry_key(slot, at, key));
+                    b.delete(expiry_key(slot, at, key));
                 }
-                self.batch.count(slot, -1);
-                None
+                b.count(slot, -1);
             }
             Update::Put(e) => {
                 // A value of another kind replaces a collection: its members go.
@@ -205,32 +228,29 @@ impl<'a> Pending<'a> {
                     o.value.is_collection()
                         && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value)
                 }) {
-                    for (a, b) in collection_ranges(slot, key, &o.value) {
-                        self.batch.delete_range(a, b);
+                    for (from, to) in collection_ranges(slot, key, &o.value) {
+                        b.delete_range(from, to);
                     }
                 }
-                self.batch
-                    .put(meta_key(slot, key), super::encoding::encode_entry(&e));
+                b.put(meta_key(slot, key), super::encoding::encode_entry(&e));
                 if old_at != e.expire_at {
                     if let Some(at) = old_at {
-                        self.batch.delete(expiry_key(slot, at, key));
+                        b.delete(expiry_key(slot, at, key));
                     }
                     if let Some(at) = e.expire_at {
-                        self.batch.put(expiry_key(slot, at, key), Vec::new());
+                        b.put(expiry_key(slot, at, key), Vec::new());
                     }
                 }
                 if old.is_none() {
-                    self.batch.count(slot, 1);
+                    b.count(slot, 1);
                 }
-                Some(e)
             }
-        };
-        self.staged += 1;
-        self.overlay.insert(key.to_vec(), after);
+        }
+        self.push(b)
     }
 
     fn maybe_commit(&mut self) -> Result<()> {
-        if self.staged >= MAX_STAGED {
+        if self.staged >= MAX_STAGED && !self.atomic {
             self.commit()?;
         }
         Ok(())
@@ -241,8 +261,16 @@ impl<'a> Pending<'a> {
         !self.batch.is_empty()
     }
 
-    /// Writes everything staged as one batch and releases the key locks.
+    /// Writes everything staged as one batch and releases the key locks (inside a
+    /// transaction, nothing happens until it ends).
     pub fn commit(&mut self) -> Result<()> {
+        if self.atomic {
+            return Ok(());
+        }
+        self.commit_now()
+    }
+
+    fn commit_now(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         let result = if batch.is_empty() {
             Ok(())
@@ -260,7 +288,7 @@ impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.batch.is_empty() {
             // Every caller commits explicitly; this only guards against a missed path.
-            if let Err(e) = self.commit() {
+            if let Err(e) = self.commit_now() {
                 tracing::error!("committing staged writes on drop failed: {e}");
             }
         }

@@ -8,7 +8,9 @@ use super::encoding::{
     encode_entry, member_key, meta_key, score_from_sortable, score_key, score_prefix, score_range,
     sortable_score,
 };
-use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Value, WrongType};
+use super::hash::stage_delete_any;
+use super::overlay::Reader;
+use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value, WrongType};
 use crate::storage::Batch;
 
 /// Where (score, member) sits in the score index; positions order as the sorted set does.
@@ -36,7 +38,7 @@ fn decode_score(v: &[u8]) -> f64 {
 
 /// A sorted set as stored, read-only.
 pub struct ZView<'a> {
-    ks: &'a Keyspace,
+    src: Reader<'a>,
     slot: u16,
     key: &'a [u8],
     pub len: u64,
@@ -45,8 +47,7 @@ pub struct ZView<'a> {
 impl ZView<'_> {
     pub fn score(&self, member: &[u8]) -> Result<Option<f64>> {
         Ok(self
-            .ks
-            .engine
+            .src
             .get(&member_key(self.slot, self.key, member))?
             .map(|v| decode_score(&v)))
     }
@@ -76,12 +77,7 @@ impl ZView<'_> {
         let start = from.map_or_else(|| p.clone(), bound);
         let stop = to.map_or_else(|| end.clone(), bound);
         let visit = |k: &[u8], _: &[u8]| f(&k[n + 8..], score_from_sortable(&k[n..n + 8]));
-        if rev {
-            self.ks.engine.scan_rev(&start, &stop, visit)?;
-        } else {
-            self.ks.engine.scan(&start, &stop, visit)?;
-        }
-        Ok(())
+        self.src.scan(&start, &stop, rev, visit)
     }
 
     /// Every (member, score), lowest first.
@@ -102,7 +98,7 @@ impl ZView<'_> {
         let target = score_key(self.slot, self.key, score, member);
         let p = score_prefix(self.slot, self.key);
         let mut rank = 0u64;
-        self.ks.engine.scan(&p, &target, |_, _| {
+        self.src.scan(&p, &target, false, |_, _| {
             rank += 1;
             true
         })?;
@@ -186,18 +182,18 @@ impl ZTxn<'_> {
     }
 }
 
-impl Keyspace {
-    fn zset_view<'a>(
-        &'a self,
-        key: &'a [u8],
-    ) -> Result<std::result::Result<Option<ZView<'a>>, WrongType>> {
-        match self.hash_meta(key)?.filter(|e| is_live(e, now_ms())) {
+impl Pending<'_> {
+    fn zset_view<'k>(
+        &'k self,
+        key: &'k [u8],
+    ) -> Result<std::result::Result<Option<ZView<'k>>, WrongType>> {
+        match self.read_physical(key)?.filter(|e| is_live(e, now_ms())) {
             None => Ok(Ok(None)),
             Some(Entry {
                 value: Value::ZSet(len),
                 ..
             }) => Ok(Ok(Some(ZView {
-                ks: self,
+                src: self.reader(),
                 slot: key_slot(key),
                 key,
                 len,
@@ -218,17 +214,17 @@ impl Keyspace {
     }
 
     pub fn zset_write<R>(
-        &self,
+        &mut self,
         key: &[u8],
         f: impl FnOnce(&mut ZTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         let mut pre = Batch::new();
         let (existed, len, expire_at) = match &stored {
             Some(e) if !is_live(e, now_ms()) => {
-                self.stage_delete_any(&mut pre, slot, key, e);
+                stage_delete_any(&mut pre, slot, key, e);
                 (false, 0, None)
             }
             Some(Entry {
@@ -240,7 +236,7 @@ impl Keyspace {
         };
         let mut t = ZTxn {
             view: ZView {
-                ks: self,
+                src: self.reader(),
                 slot,
                 key,
                 len,
@@ -254,7 +250,7 @@ impl Keyspace {
         let mut batch = std::mem::take(&mut t.pre);
         if t.changes.is_empty() {
             if !batch.is_empty() {
-                self.commit(batch)?;
+                self.push(batch)?;
             }
             return Ok(Ok(r));
         }
@@ -273,7 +269,7 @@ impl Keyspace {
         if t.len == 0 {
             if existed {
                 if let Some(e) = &stored {
-                    self.stage_delete_any(&mut batch, slot, key, e);
+                    stage_delete_any(&mut batch, slot, key, e);
                 }
             }
         } else {
@@ -286,7 +282,7 @@ impl Keyspace {
                 batch.count(slot, 1);
             }
         }
-        self.commit(batch)?;
+        self.push(batch)?;
         Ok(Ok(r))
     }
 
@@ -300,21 +296,21 @@ impl Keyspace {
 
     /// Writes a whole sorted set at `key` (RESTORE); see [`Keyspace::coll_put_all`].
     pub fn zset_put_all(
-        &self,
+        &mut self,
         key: &[u8],
         members: Vec<(Vec<u8>, f64)>,
         expire_at: Option<i64>,
         only_if_absent: bool,
     ) -> Result<bool> {
-        let _g = self.locks.lock(self.locks.stripe(key));
+        self.acquire(&[key])?;
         let slot = key_slot(key);
-        let stored = self.hash_meta(key)?;
+        let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);
         }
         let mut batch = Batch::new();
         if let Some(e) = &stored {
-            self.stage_delete_any(&mut batch, slot, key, e);
+            stage_delete_any(&mut batch, slot, key, e);
         }
         let members: BTreeMap<Vec<u8>, f64> = members.into_iter().collect();
         if !members.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
@@ -333,7 +329,7 @@ impl Keyspace {
             batch.count(slot, 1);
         }
         if !batch.is_empty() {
-            self.commit(batch)?;
+            self.push(batch)?;
         }
         Ok(true)
     }

@@ -674,21 +674,35 @@ fn transaction(
                     return Ok(error_reply(shared, CmdError::Line(e)));
                 }
             }
+            // Atomic on disk: every declared key is locked up front and all the writes reach
+            // storage as one batch when the transaction ends.
+            let mut keys: Vec<&[u8]> = Vec::new();
+            for a in &queued {
+                if let Ok(spec) = command::resolve(a) {
+                    keys.extend(spec.key_positions(a).into_iter().map(|p| &a[p][..]));
+                }
+            }
+            ks.begin_atomic(&keys)?;
             let mut out = Vec::with_capacity(queued.len());
             client.in_exec = true;
-            for args in queued {
-                let reply = match command::resolve(&args) {
+            for args in &queued {
+                let reply = match command::resolve(args) {
                     Ok(spec) => {
                         if spec.first_key <= 0 {
+                            // A keyless command (FLUSHALL, DBSIZE, SCAN) sees the keyspace as
+                            // a whole: what came before it is committed first.
+                            ks.end_atomic();
                             ks.commit()?;
                         }
-                        execute(shared, client, ks, spec, &args)
+                        execute(shared, client, ks, spec, args)
                     }
                     Err(e) => error_reply(shared, e),
                 };
                 out.push(reply);
             }
             client.in_exec = false;
+            ks.end_atomic();
+            ks.commit()?;
             Ok(Reply::Array(out))
         }
     }

@@ -31,9 +31,25 @@ pub(super) enum Op {
     DeleteRange(Vec<u8>, Vec<u8>),
 }
 
+/// A write to slot records, as a write scope mirrors it for its own reads.
+pub enum RecordWrite<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+    DeleteRange(&'a [u8], &'a [u8]),
+}
+
 impl Batch {
     pub fn new() -> Batch {
         Batch::default()
+    }
+    /// The record writes, in order (counters and node-local records left out).
+    pub fn record_writes(&self) -> impl Iterator<Item = RecordWrite<'_>> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Put(k, v) => Some(RecordWrite::Put(k, v)),
+            Op::Delete(k) => Some(RecordWrite::Delete(k)),
+            Op::DeleteRange(a, z) => Some(RecordWrite::DeleteRange(a, z)),
+            _ => None,
+        })
     }
     /// `key` must start with its slot (u16 big-endian).
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

@@ -15,7 +15,7 @@ mod transfer;
 mod wal_sync;
 
 pub use backup_io::{RunFile, RunReader, RunWriter, Staged};
-pub use batch::Batch;
+pub use batch::{Batch, RecordWrite};
 pub use engine::{Engine, EngineOptions, Snapshot};
 pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;

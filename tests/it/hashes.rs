@@ -1,7 +1,6 @@
-//! Collections (hashes, and lists and sets on the same member records) stored as a meta record
-//! plus one record per field survive SIGKILL with
-//! `appendfsync always`, replicate, move with their slot (native MIGRATESLOTS and legacy
-//! MIGRATE) and come back from a slot backup intact.
+//! Collections (hashes, lists, sets and sorted sets) stored as a meta record plus one record
+//! per member survive SIGKILL with `appendfsync always`, replicate, move with their slot (native
+//! MIGRATESLOTS and legacy MIGRATE) and come back from a slot backup intact.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,6 +33,35 @@ fn hgetall(con: &mut redis::Connection, key: &str) -> Result<BTreeMap<String, St
     Ok(redis::cmd("HGETALL").arg(key).query(con)?)
 }
 
+/// `n` members scored 1.5 apart, added in pipelined chunks.
+fn zadd(con: &mut redis::Connection, key: &str, n: usize) -> Result<()> {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+        let mut c = redis::cmd("ZADD");
+        c.arg(key);
+        for i in chunk {
+            c.arg(*i as f64 * 1.5).arg(format!("m{i}"));
+        }
+        c.query::<i64>(con)?;
+    }
+    Ok(())
+}
+
+fn zrange(con: &mut redis::Connection, key: &str) -> Result<Vec<(String, f64)>> {
+    Ok(redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(con)?)
+}
+
+fn zwant(n: usize, skip: Option<usize>) -> Vec<(String, f64)> {
+    (0..n)
+        .filter(|i| Some(*i) != skip)
+        .map(|i| (format!("m{i}"), i as f64 * 1.5))
+        .collect()
+}
+
 #[test]
 fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
     let mut node = NodeBuilder::new().appendfsync("always").start()?;
@@ -60,6 +88,8 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
             .arg("y")
             .query::<i64>(&mut con)?;
         redis::cmd("DEL").arg("gone").query::<i64>(&mut con)?;
+        zadd(&mut con, "z", 1000)?;
+        redis::cmd("ZREM").arg("z").arg("m500").query::<i64>(&mut con)?;
     }
     node.kill9()?;
     node.restart()?;
@@ -86,8 +116,12 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
     let mut m: Vec<String> = redis::cmd("SMEMBERS").arg("s").query(&mut con)?;
     m.sort();
     ensure!(m == ["x", "y"], "set changed across SIGKILL: {m:?}");
+    ensure!(
+        zrange(&mut con, "z")? == zwant(1000, Some(500)),
+        "sorted set changed across SIGKILL"
+    );
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con)?;
-    ensure!(dbsize == 3, "DBSIZE {dbsize}");
+    ensure!(dbsize == 4, "DBSIZE {dbsize}");
     Ok(())
 }
 
@@ -102,14 +136,15 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     let (f1, f2) = (fields(2000, "one"), fields(500, "two"));
     hset(&mut c.node(owner1).conn()?, k1, &f1)?;
     hset(&mut c.node(c.key_owner(k2)?).conn()?, k2, &f2)?;
-    // A list and a set in k1's slot move with it.
-    let (kl, ks) = ("{user1}l", "{user1}s");
+    // A list, a set and a sorted set in k1's slot move with it.
+    let (kl, ks, kz) = ("{user1}l", "{user1}s", "{user1}z");
     {
         let mut con = c.node(owner1).conn()?;
         for i in 0..300 {
             redis::cmd("RPUSH").arg(kl).arg(i).query::<i64>(&mut con)?;
             redis::cmd("SADD").arg(ks).arg(i).query::<i64>(&mut con)?;
         }
+        zadd(&mut con, kz, 700)?;
     }
     let list_ok = |i: usize| -> Result<bool> {
         let mut con = c.node(i).conn()?;
@@ -120,7 +155,8 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
             .arg(-1)
             .query(&mut con)?;
         let n: i64 = redis::cmd("SCARD").arg(ks).query(&mut con)?;
-        Ok(l == (0..300).collect::<Vec<i64>>() && n == 300)
+        let z = zrange(&mut con, kz)?;
+        Ok(l == (0..300).collect::<Vec<i64>>() && n == 300 && z == zwant(700, None))
     };
 
     // Replication: the replica holds the same fields.
@@ -164,7 +200,7 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
         hgetall(&mut c.node(dst).conn()?, k1)? == f1,
         "hash changed by MIGRATESLOTS"
     );
-    ensure!(list_ok(dst)?, "list or set changed by MIGRATESLOTS");
+    ensure!(list_ok(dst)?, "list, set or sorted set changed by MIGRATESLOTS");
     let dr = c.replica_of(0, dst)?;
     try_wait_until_every(
         SETTLE,
@@ -177,7 +213,10 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
         },
     )?;
 
-    // Legacy MIGRATE of k2 (one key, a whole hash in one RESTORE-ASKING payload).
+    // Legacy MIGRATE of k2 and a sorted set beside it (each a whole value in one
+    // RESTORE-ASKING payload).
+    let kz2 = "{user2}z";
+    zadd(&mut c.node(c.key_owner(kz2)?).conn()?, kz2, 400)?;
     let s2 = key_slot(k2.as_bytes());
     let src2 = c.slot_owner(0, s2)?;
     let dst2 = c.masters(0)?.into_iter().find(|&m| m != src2).unwrap_or(0);
@@ -197,11 +236,14 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
             "MIGRATE",
             "127.0.0.1",
             &port,
-            k2,
+            "",
             "0",
             "5000",
             "AUTH",
             "valkey",
+            "KEYS",
+            k2,
+            kz2,
         ],
     )?;
     ensure!(reply == "OK", "MIGRATE: {reply}");
@@ -215,6 +257,10 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     ensure!(
         hgetall(&mut c.node(dst2).conn()?, k2)? == f2,
         "hash changed by MIGRATE"
+    );
+    ensure!(
+        zrange(&mut c.node(dst2).conn()?, kz2)? == zwant(400, None),
+        "sorted set changed by MIGRATE"
     );
 
     // Backup of both slots, delete, restore.
@@ -234,8 +280,8 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
         &slots,
     ])?
     .ensure_success()?;
-    c.query(dst, &["DEL", k1, kl, ks])?;
-    c.query(dst2, &["DEL", k2])?;
+    c.query(dst, &["DEL", k1, kl, ks, kz])?;
+    c.query(dst2, &["DEL", k2, kz2])?;
     c.rockslot_cli_cluster(&["restore", &seed, "--from", &dir.display().to_string()])?
         .ensure_success()?;
     ensure!(
@@ -246,6 +292,10 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
     ensure!(
         hgetall(&mut c.node(dst2).conn()?, k2)? == f2,
         "hash changed by backup/restore"
+    );
+    ensure!(
+        zrange(&mut c.node(dst2).conn()?, kz2)? == zwant(400, None),
+        "sorted set changed by backup/restore"
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

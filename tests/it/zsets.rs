@@ -13,7 +13,7 @@ const ZMEMBERS: &[&str] = &["a", "b", "c", "d", "", "x y"];
 /// Scores that print the same in every Valkey/Redis version (exact binary fractions).
 const SCORES: &[&str] = &["0", "1", "-2", "2.5", "10", "-0.5", "inf", "-inf", "3"];
 
-fn random_zset_command(r: &mut Rng) -> Vec<String> {
+pub(crate) fn random_zset_command(r: &mut Rng) -> Vec<String> {
     let k = r.pick(ZKEYS).to_string();
     let k2 = r.pick(ZKEYS).to_string();
     let m = r.pick(ZMEMBERS).to_string();
@@ -203,6 +203,14 @@ fn random_zset_command(r: &mut Rng) -> Vec<String> {
     }
 }
 
+pub(crate) fn normalise_zset(cmd: &[String], v: Value) -> Value {
+    match (cmd[0].as_str(), v) {
+        // Random picks: only how many (with scores, twice as many items).
+        ("ZRANDMEMBER", Value::Array(a)) => Value::Int(a.len() as i64),
+        (_, v) => normalise(cmd, v),
+    }
+}
+
 #[test]
 fn zset_commands_match_redis_server() -> Result<()> {
     let node = Node::start()?;
@@ -216,13 +224,8 @@ fn zset_commands_match_redis_server() -> Result<()> {
         let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
         for step in 0..1000 {
             let cmd = random_zset_command(&mut r);
-            let norm = |v: Value| match (cmd[0].as_str(), v) {
-                // Random picks: only how many (with scores, twice as many items).
-                ("ZRANDMEMBER", Value::Array(a)) => Value::Int(a.len() as i64),
-                (_, v) => normalise(&cmd, v),
-            };
-            let a = norm(run(&mut ours, &cmd));
-            let b = norm(run(&mut theirs, &cmd));
+            let a = normalise_zset(&cmd, run(&mut ours, &cmd));
+            let b = normalise_zset(&cmd, run(&mut theirs, &cmd));
             assert_eq!(a, b, "seed {seed} step {step}: {cmd:?}");
             total += 1;
         }
