@@ -329,8 +329,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let value = match restored {
         crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
         crate::keyspace::dump::Restored::ZSet(m) => {
-            if !ctx.ks.zset_put_all(&args[1], m, expire_at, !replace)?
-            {
+            if !ctx.ks.zset_put_all(&args[1], m, expire_at, !replace)? {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),
                 ));
@@ -338,8 +337,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::OK);
         }
         crate::keyspace::dump::Restored::List(elems) => {
-            if !ctx.ks.list_put_all(&args[1], elems, expire_at, !replace)?
-            {
+            if !ctx.ks.list_put_all(&args[1], elems, expire_at, !replace)? {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),
                 ));
@@ -352,7 +350,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             } else {
                 crate::keyspace::Kind::Set
             };
-            if !ctx.ks.coll_put_all(&args[1], kind, m, expire_at, !replace)?
+            if !ctx
+                .ks
+                .coll_put_all(&args[1], kind, m, expire_at, !replace)?
             {
                 return Err(CmdError::Line(
                     "BUSYKEY Target key name already exists.".into(),

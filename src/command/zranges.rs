@@ -148,11 +148,27 @@ fn select(
             if a > e || a >= len {
                 return Ok(out);
             }
-            let (mut idx, want) = (0i64, e - a + 1);
-            z.walk(None, None, rev, |m, s| {
-                idx += 1;
-                idx <= a || (emit(m, s) && idx < a + want)
-            })?;
+            // Find the first wanted entry through the rank blocks, then walk from it.
+            let (first, want) = if rev {
+                (len - 1 - a, e - a + 1)
+            } else {
+                (a, e - a + 1)
+            };
+            let Some(at) = z.nth(first as u64)? else {
+                return Ok(out);
+            };
+            let mut taken = 0i64;
+            let mut take = |m: &[u8], s: f64| {
+                taken += 1;
+                emit(m, s) && taken < want
+            };
+            if rev {
+                let mut to = at;
+                to.push(0);
+                z.walk(None, Some(&to), true, &mut take)?;
+            } else {
+                z.walk(Some(&at), None, false, &mut take)?;
+            }
         }
         Sel::Score(min, max) => {
             if min.0 > max.0 || (min.0 == max.0 && (min.1 || max.1)) {

@@ -12,6 +12,9 @@ pub const KIND_EXPIRY: u8 = 2;
 pub const KIND_MEMBER: u8 = 3;
 /// Sorted-set score index: `[slot][4][key len u32 BE][key][sortable score u64 BE][member]`.
 pub const KIND_SCORE: u8 = 4;
+/// Sorted-set rank blocks: `[slot][5][key len u32 BE][key][first index position]` holding the
+/// block's entry count (u64 BE); see `zrank`.
+pub const KIND_RANK: u8 = 5;
 /// Format version of meta values; bumped when a value layout changes.
 pub const META_FORMAT: u8 = 1;
 
@@ -75,11 +78,35 @@ pub fn score_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (from, to)
 }
 
+pub fn rank_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(7 + key.len());
+    k.extend_from_slice(&slot_prefix(slot, KIND_RANK));
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn rank_key(slot: u16, key: &[u8], position: &[u8]) -> Vec<u8> {
+    let mut k = rank_prefix(slot, key);
+    k.extend_from_slice(position);
+    k
+}
+
+pub fn rank_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = rank_prefix(slot, key);
+    let to = successor(from.clone());
+    (from, to)
+}
+
 /// Every record range a collection owns besides its meta record.
 pub fn collection_ranges(slot: u16, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
     match v {
         Value::Str(_) => Vec::new(),
-        Value::ZSet(_) => vec![member_range(slot, key), score_range(slot, key)],
+        Value::ZSet(_) => vec![
+            member_range(slot, key),
+            score_range(slot, key),
+            rank_range(slot, key),
+        ],
         _ => vec![member_range(slot, key)],
     }
 }

@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::encoding::{
-    collection_ranges, encode_entry, expiry_key, member_key, member_prefix,
-    member_range, meta_key,
+    collection_ranges, encode_entry, expiry_key, member_key, member_prefix, member_range, meta_key,
 };
 use super::overlay::Reader;
 use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value};

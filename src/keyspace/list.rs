@@ -40,7 +40,8 @@ impl ListTxn<'_> {
         if self.cleared || !self.existed {
             return Ok(None);
         }
-        self.src.get(&member_key(self.slot, &self.key, &list_pos(pos)))
+        self.src
+            .get(&member_key(self.slot, &self.key, &list_pos(pos)))
     }
     /// Element `i` (0-based from the head).
     pub fn get(&self, i: u64) -> Result<Option<Vec<u8>>> {

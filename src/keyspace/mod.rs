@@ -18,6 +18,7 @@ mod pending;
 mod scan;
 mod slot;
 mod watch;
+mod zrank;
 mod zset;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

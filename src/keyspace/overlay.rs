@@ -114,9 +114,7 @@ impl<'a> Reader<'a> {
             }
             return Ok(());
         };
-        let range = o
-            .records
-            .range::<[u8], _>((Included(from), Excluded(to)));
+        let range = o.records.range::<[u8], _>((Included(from), Excluded(to)));
         let mut staged: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if rev {
             Box::new(range.rev())
         } else {

@@ -49,13 +49,19 @@ impl<'a> Pending<'a> {
 
     /// Stages `batch` (already built under the locks of the keys it writes).
     pub(super) fn push(&mut self, batch: Batch) -> Result<()> {
+        self.push_deferred(batch);
+        self.maybe_commit()
+    }
+
+    /// Stages `batch` without committing, so a follow-up batch that reads it lands in the
+    /// same commit (call [`Pending::push`] for the last one).
+    pub(super) fn push_deferred(&mut self, batch: Batch) {
         if batch.is_empty() {
-            return Ok(());
+            return;
         }
         self.overlay.apply(&batch);
         self.batch.ops_extend(batch);
         self.staged += 1;
-        self.maybe_commit()
     }
 
     /// Starts a transaction (EXEC): locks every key it declares, in stripe order, and holds

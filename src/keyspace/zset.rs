@@ -38,9 +38,9 @@ fn decode_score(v: &[u8]) -> f64 {
 
 /// A sorted set as stored, read-only.
 pub struct ZView<'a> {
-    src: Reader<'a>,
-    slot: u16,
-    key: &'a [u8],
+    pub(super) src: Reader<'a>,
+    pub(super) slot: u16,
+    pub(super) key: &'a [u8],
     pub len: u64,
 }
 
@@ -95,14 +95,12 @@ impl ZView<'_> {
         let Some(score) = self.score(member)? else {
             return Ok(None);
         };
-        let target = score_key(self.slot, self.key, score, member);
-        let p = score_prefix(self.slot, self.key);
-        let mut rank = 0u64;
-        self.src.scan(&p, &target, false, |_, _| {
-            rank += 1;
-            true
-        })?;
-        Ok(Some(rank))
+        Ok(Some(self.entries_before(&index_position(score, member))?))
+    }
+
+    /// The index position of the member at 0-based `index` from the lowest score.
+    pub fn nth(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        self.position_at(index)
     }
 }
 
@@ -254,19 +252,37 @@ impl Pending<'_> {
             }
             return Ok(Ok(r));
         }
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
         for (m, (old, new)) in &t.changes {
             if let Some(o) = old {
                 batch.delete(score_key(slot, key, *o, m));
+                removed.push(index_position(*o, m));
             }
             match new {
                 Some(s) => {
                     batch.put(member_key(slot, key, m), s.to_bits().to_be_bytes().to_vec());
                     batch.put(score_key(slot, key, *s, m), Vec::new());
+                    added.push(index_position(*s, m));
                 }
                 None => batch.delete(member_key(slot, key, m)),
             }
         }
-        if t.len == 0 {
+        let new_len = t.len;
+        if new_len > 0 {
+            // Rank blocks count the entries as they are after this write: stage those first.
+            self.push_deferred(std::mem::take(&mut batch));
+            let stored_len = if existed { len } else { 0 };
+            super::zrank::stage_blocks(
+                &self.reader(),
+                slot,
+                key,
+                stored_len,
+                &removed,
+                &added,
+                &mut batch,
+            )?;
+        }
+        if new_len == 0 {
             if existed {
                 if let Some(e) = &stored {
                     stage_delete_any(&mut batch, slot, key, e);
@@ -274,7 +290,7 @@ impl Pending<'_> {
             }
         } else {
             let e = Entry {
-                value: Value::ZSet(t.len),
+                value: Value::ZSet(new_len),
                 expire_at,
             };
             batch.put(meta_key(slot, key), encode_entry(&e));
@@ -314,10 +330,14 @@ impl Pending<'_> {
         }
         let members: BTreeMap<Vec<u8>, f64> = members.into_iter().collect();
         if !members.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
+            let mut positions = Vec::with_capacity(members.len());
             for (m, s) in &members {
                 batch.put(member_key(slot, key, m), s.to_bits().to_be_bytes().to_vec());
                 batch.put(score_key(slot, key, *s, m), Vec::new());
+                positions.push(index_position(*s, m));
             }
+            positions.sort_unstable();
+            super::zrank::stage_fresh_blocks(slot, key, &positions, &mut batch);
             let e = Entry {
                 value: Value::ZSet(members.len() as u64),
                 expire_at,

@@ -98,7 +98,14 @@ impl Engine {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
         table.set_bloom_filter(10.0, false);
+        // Partitioned index and filters: a point lookup loads one small partition, not a
+        // whole file's filter (megabytes once a collection of millions of members sits in
+        // one family: without this, each lookup re-read and re-checksummed it).
+        table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        table.set_partition_filters(true);
+        table.set_metadata_block_size(4096);
         table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_top_level_index_and_filter(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         table.set_block_size(16 * 1024);
         table.set_format_version(5);

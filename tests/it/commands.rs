@@ -404,7 +404,10 @@ pub(crate) fn normalise_hash(cmd: &[String], v: Value) -> Value {
         // exact decimal sum. They differ beyond the 17th significant digit above about 92
         // (0.1 + 1e3 is "1000.1" here, "1000.09999999999999998" there): compare as doubles.
         ("HINCRBYFLOAT", Value::BulkString(b)) => {
-            match std::str::from_utf8(&b).ok().and_then(|t| t.parse::<f64>().ok()) {
+            match std::str::from_utf8(&b)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+            {
                 Some(x) => Value::Double(x),
                 None => Value::BulkString(b),
             }

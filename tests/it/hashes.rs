@@ -89,7 +89,10 @@ fn hash_survives_sigkill_with_appendfsync_always() -> Result<()> {
             .query::<i64>(&mut con)?;
         redis::cmd("DEL").arg("gone").query::<i64>(&mut con)?;
         zadd(&mut con, "z", 1000)?;
-        redis::cmd("ZREM").arg("z").arg("m500").query::<i64>(&mut con)?;
+        redis::cmd("ZREM")
+            .arg("z")
+            .arg("m500")
+            .query::<i64>(&mut con)?;
     }
     node.kill9()?;
     node.restart()?;
@@ -200,7 +203,10 @@ fn hashes_replicate_migrate_and_restore() -> Result<()> {
         hgetall(&mut c.node(dst).conn()?, k1)? == f1,
         "hash changed by MIGRATESLOTS"
     );
-    ensure!(list_ok(dst)?, "list, set or sorted set changed by MIGRATESLOTS");
+    ensure!(
+        list_ok(dst)?,
+        "list, set or sorted set changed by MIGRATESLOTS"
+    );
     let dr = c.replica_of(0, dst)?;
     try_wait_until_every(
         SETTLE,

@@ -5,6 +5,7 @@ mod harness;
 
 mod backup;
 mod bad_input;
+mod big_collections;
 mod blocking;
 mod clients;
 mod cluster_bad_input;

@@ -61,7 +61,11 @@ fn collection_pipelines_and_transactions_match_redis_server() -> Result<()> {
                 let atomic = r.below(3) == 0;
                 let a = run_block(&mut ours, &cmds, atomic);
                 let b = run_block(&mut theirs, &cmds, atomic);
-                assert_eq!(a.len(), b.len(), "{name} seed {seed} block {block}: {a:?} vs {b:?}");
+                assert_eq!(
+                    a.len(),
+                    b.len(),
+                    "{name} seed {seed} block {block}: {a:?} vs {b:?}"
+                );
                 for (i, (x, y)) in a.into_iter().zip(b).enumerate() {
                     let c = &cmds[i.min(cmds.len() - 1)];
                     assert_eq!(

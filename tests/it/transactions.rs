@@ -23,11 +23,19 @@ fn exec_is_all_or_nothing_across_sigkill() -> Result<()> {
                 let mut p = redis::pipe();
                 p.atomic();
                 for j in 0..HASHES {
-                    p.cmd("HSET").arg(format!("r{round}:h{j}")).arg("v").arg(i).ignore();
+                    p.cmd("HSET")
+                        .arg(format!("r{round}:h{j}"))
+                        .arg("v")
+                        .arg(i)
+                        .ignore();
                 }
                 p.cmd("RPUSH").arg(format!("r{round}:log")).arg(i).ignore();
                 p.cmd("SADD").arg(format!("r{round}:s")).arg(i).ignore();
-                p.cmd("ZADD").arg(format!("r{round}:z")).arg(i).arg("m").ignore();
+                p.cmd("ZADD")
+                    .arg(format!("r{round}:z"))
+                    .arg(i)
+                    .arg("m")
+                    .ignore();
                 p.cmd("SET").arg(format!("r{round}:last")).arg(i).ignore();
                 if p.query::<()>(&mut con).is_err() {
                     break;
@@ -53,16 +61,26 @@ fn exec_is_all_or_nothing_across_sigkill() -> Result<()> {
             .arg(format!("r{round}:last"))
             .query(&mut c)
             .context("marker after restart")?;
-        ensure!(last >= acked, "round {round}: acknowledged {acked}, recovered {last}");
+        ensure!(
+            last >= acked,
+            "round {round}: acknowledged {acked}, recovered {last}"
+        );
         for j in 0..HASHES {
             let v: u64 = redis::cmd("HGET")
                 .arg(format!("r{round}:h{j}"))
                 .arg("v")
                 .query(&mut c)?;
-            ensure!(v == last, "round {round}: hash {j} holds {v}, marker {last}: EXEC was split");
+            ensure!(
+                v == last,
+                "round {round}: hash {j} holds {v}, marker {last}: EXEC was split"
+            );
         }
-        let len: u64 = redis::cmd("LLEN").arg(format!("r{round}:log")).query(&mut c)?;
-        let card: u64 = redis::cmd("SCARD").arg(format!("r{round}:s")).query(&mut c)?;
+        let len: u64 = redis::cmd("LLEN")
+            .arg(format!("r{round}:log"))
+            .query(&mut c)?;
+        let card: u64 = redis::cmd("SCARD")
+            .arg(format!("r{round}:s"))
+            .query(&mut c)?;
         let score: f64 = redis::cmd("ZSCORE")
             .arg(format!("r{round}:z"))
             .arg("m")
