@@ -322,15 +322,10 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .and_then(|i| found.get(i))
                 .map_or(Reply::Nil, |(f, _)| b(f)));
         }
-        let mut out = Vec::new();
-        for i in order {
-            if let Some((f, v)) = found.get(&i) {
-                out.push(b(f));
-                if withvalues {
-                    out.push(b(v));
-                }
-            }
+        let picked = order.iter().filter_map(|i| found.get(i));
+        if withvalues {
+            return Ok(Reply::Pairs(picked.map(|(f, v)| (b(f), b(v))).collect()));
         }
-        Ok(Reply::Array(out))
+        Ok(Reply::Array(picked.map(|(f, _)| b(f)).collect()))
     })
 }

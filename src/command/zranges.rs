@@ -249,15 +249,17 @@ fn select(
     Ok(out)
 }
 
+/// Members, or with scores (member, score) pairs: flat in RESP2, nested in RESP3.
 pub(super) fn flat(items: Vec<(Vec<u8>, f64)>, withscores: bool) -> Reply {
-    let mut out = Vec::new();
-    for (m, s) in items {
-        out.push(b(&m));
-        if withscores {
-            out.push(score_reply(s));
-        }
+    if withscores {
+        return Reply::Pairs(
+            items
+                .into_iter()
+                .map(|(m, s)| (b(&m), score_reply(s)))
+                .collect(),
+        );
     }
-    Reply::Array(out)
+    Reply::Array(items.into_iter().map(|(m, _)| b(&m)).collect())
 }
 
 #[derive(Clone, Copy, PartialEq)]

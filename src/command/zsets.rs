@@ -30,8 +30,9 @@ pub(super) fn b(v: &[u8]) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(v))
 }
 
+/// A score: a bulk string in RESP2, a double in RESP3.
 pub(super) fn score_reply(s: f64) -> Reply {
-    Reply::Bulk(Bytes::from(format_double(s)))
+    Reply::Double(s)
 }
 
 fn not_float() -> CmdError {
@@ -214,10 +215,17 @@ fn zpop(ctx: &mut Ctx, args: &[Bytes], highest: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    Ok(flat(
-        pop_ends(ctx, &args[1], count.unwrap_or(1), highest)?,
-        true,
-    ))
+    let picked = pop_ends(ctx, &args[1], count.unwrap_or(1), highest)?;
+    if count.is_none() {
+        // Without COUNT the reply stays flat in RESP3 too (Valkey).
+        let mut out = Vec::new();
+        for (m, s) in picked {
+            out.push(b(&m));
+            out.push(score_reply(s));
+        }
+        return Ok(Reply::Array(out));
+    }
+    Ok(flat(picked, true))
 }
 
 /// Removes and returns up to `n` of the lowest (or highest) members of `key`.
@@ -468,25 +476,34 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Reply::Nil
             });
         };
-        let all = z.all()?;
+        let len = z.len as usize;
         let mut rng = rand::rng();
         let picks: Vec<usize> = match count {
-            None => vec![rng.random_range(0..all.len())],
+            None => vec![rng.random_range(0..len)],
             Some(c) if c >= 0 => {
-                rand::seq::index::sample(&mut rng, all.len(), (c as usize).min(all.len()))
-                    .into_vec()
+                rand::seq::index::sample(&mut rng, len, (c as usize).min(len)).into_vec()
             }
             Some(c) => (0..c.unsigned_abs())
-                .map(|_| rng.random_range(0..all.len()))
+                .map(|_| rng.random_range(0..len))
                 .collect(),
         };
+        // Few picks from a big set go through the rank blocks; otherwise one walk.
+        let picked: Vec<(Vec<u8>, f64)> = if picks.len() * 64 < len {
+            let mut out = Vec::with_capacity(picks.len());
+            for i in picks {
+                if let Some(p) = z.nth(i as u64)? {
+                    out.push(crate::keyspace::position_parts(&p));
+                }
+            }
+            out
+        } else {
+            let all = z.all()?;
+            picks.into_iter().map(|i| all[i].clone()).collect()
+        };
         if count.is_none() {
-            return Ok(b(&all[picks[0]].0));
+            return Ok(picked.first().map_or(Reply::Nil, |(m, _)| b(m)));
         }
-        Ok(flat(
-            picks.into_iter().map(|i| all[i].clone()).collect(),
-            withscores,
-        ))
+        Ok(flat(picked, withscores))
     })
 }
 
@@ -503,31 +520,42 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let mut out = Vec::new();
         let mut next = 0u64;
         if let Some(z) = z {
-            let all = z.all()?;
-            // A small sorted set (a listpack in Valkey) is returned whole, in score order.
-            let small = all.len() <= 128 && all.iter().all(|(m, _)| m.len() <= 64);
+            // A small sorted set (a listpack in Valkey) is returned whole, in score order;
+            // a big one a page at a time from the cursor's index (found via the rank blocks).
+            let len = z.len as usize;
+            let mut small = len <= 128;
             let start = if cursor == 0 {
                 0
             } else {
                 ks.take_cursor(cursor)
                     .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-                    .unwrap_or(all.len() as u64) as usize
+                    .unwrap_or(len as u64) as usize
             };
-            let end = if small {
-                all.len()
-            } else {
-                (start + count).min(all.len())
-            };
-            for (m, s) in all.iter().take(end).skip(start) {
+            let mut page = Vec::new();
+            if small {
+                page = z.all()?;
+                small = page.iter().all(|(m, _)| m.len() <= 64);
+                if !small {
+                    page = page.into_iter().skip(start).take(count).collect();
+                }
+            } else if let Some(from) = z.nth(start as u64)? {
+                z.walk(Some(&from), None, false, |m, s| {
+                    page.push((m.to_vec(), s));
+                    page.len() < count
+                })?;
+            }
+            let end = if small { len } else { (start + count).min(len) };
+            for (m, s) in &page {
                 if pattern
                     .as_ref()
                     .is_none_or(|p| crate::glob::glob_match(p, m, false))
                 {
                     out.push(b(m));
-                    out.push(score_reply(*s));
+                    // SCAN replies carry scores as strings in both protocols.
+                    out.push(Reply::Bulk(Bytes::from(format_double(*s))));
                 }
             }
-            if end < all.len() {
+            if end < len {
                 next = ks.save_cursor((end as u64).to_be_bytes().to_vec());
             }
         }

@@ -36,7 +36,7 @@ pub use pending::Pending;
 pub use scan::ScanFilter;
 pub use slot::key_slot;
 pub use watch::WatchFlag;
-pub use zset::{index_position, successor_member, successor_position, ZTxn, ZView};
+pub use zset::{index_position, position_parts, successor_member, successor_position, ZTxn, ZView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyspaceError {

@@ -20,6 +20,14 @@ pub fn index_position(score: f64, member: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The (member, score) an index position names.
+pub fn position_parts(p: &[u8]) -> (Vec<u8>, f64) {
+    (
+        p.get(8..).unwrap_or_default().to_vec(),
+        score_from_sortable(p),
+    )
+}
+
 /// The first position after every member scored `score`.
 pub fn successor_position(score: f64) -> Vec<u8> {
     super::encoding::successor(sortable_score(score).to_vec())

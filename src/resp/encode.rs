@@ -160,6 +160,22 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 put_bulk(out, s.as_bytes());
             }
         }
+        Reply::Pairs(pairs) => {
+            if resp3 {
+                put_len(out, b'*', pairs.len());
+                for (k, v) in pairs {
+                    put_len(out, b'*', 2);
+                    encode(k, proto, out);
+                    encode(v, proto, out);
+                }
+            } else {
+                put_len(out, b'*', pairs.len() * 2);
+                for (k, v) in pairs {
+                    encode(k, proto, out);
+                    encode(v, proto, out);
+                }
+            }
+        }
         Reply::Push(items) => {
             put_len(out, if resp3 { b'>' } else { b'*' }, items.len());
             for r in items {

@@ -28,6 +28,9 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=N\r\ntxt:...`) in RESP3, a bulk string in RESP2.
     Verbatim(String),
+    /// (member, score)-style pairs: a flat array in RESP2, an array of 2-element arrays in RESP3
+    /// (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Reply, Reply)>),
     /// Out-of-band data (pub/sub messages): `>` in RESP3, an array in RESP2.
     Push(Vec<Reply>),
     /// Several replies to one command, written one after another (SUBSCRIBE a b).

@@ -97,6 +97,9 @@ async fn next_delivery(
     }
 }
 
+/// How often a blocked command runs again in cluster mode (to notice its slot moved).
+const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Most pub/sub messages written per flush, so a flood cannot starve the client's commands.
 const PUSH_BATCH: usize = 256;
 
@@ -344,7 +347,10 @@ async fn wait_unblocked(
     let limit = shared.limits().max_query_buffer as usize;
     let handle = Arc::clone(&client.handle);
     handle.blocked.store(true, Ordering::Relaxed);
-    let r = wait_unblocked_inner(stream, client, rbuf, wbuf, limit).await;
+    // In a cluster the command also runs again now and then, so a client whose slot moved
+    // away (or whose node became a replica) gets its redirect, as Valkey sends it.
+    let recheck = shared.cluster.as_ref().map(|_| BLOCKED_RECHECK);
+    let r = wait_unblocked_inner(stream, client, rbuf, wbuf, limit, recheck).await;
     handle.blocked.store(false, Ordering::Relaxed);
     r
 }
@@ -355,6 +361,7 @@ async fn wait_unblocked_inner(
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
     limit: usize,
+    recheck: Option<std::time::Duration>,
 ) -> std::io::Result<bool> {
     let handle = Arc::clone(&client.handle);
     loop {
@@ -371,11 +378,22 @@ async fn wait_unblocked_inner(
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
         }
+        let tick = async {
+            match recheck {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = b.wake.changed() => {
                 if r.is_err() {
                     return Ok(false);
                 }
+                let args = b.args.clone();
+                client.parked = Some((args, std::time::Instant::now()));
+                return Ok(true);
+            }
+            _ = tick => {
                 let args = b.args.clone();
                 client.parked = Some((args, std::time::Instant::now()));
                 return Ok(true);

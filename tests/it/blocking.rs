@@ -225,3 +225,46 @@ fn blocked_client_edge_cases() -> Result<()> {
     );
     Ok(())
 }
+
+/// In a cluster a client blocked on a key whose slot moves to another node is answered with
+/// MOVED (as Valkey does), and a push to the key on its new owner does not wait for it.
+#[test]
+fn blocked_client_is_redirected_when_its_slot_moves() -> Result<()> {
+    use crate::harness::{key_slot, show, try_wait_until_every, Cluster};
+    let c = Cluster::start(3)?;
+    c.create_and_wait(0)?;
+    let key = "blocked-key";
+    let slot = key_slot(key.as_bytes());
+    let owner = c.slot_owner(0, slot)?;
+    let dst = (0..3).find(|i| *i != owner).expect("another primary");
+    let mut raw = c.node(owner).raw_authed()?;
+    raw.send(b"*3\r\n$5\r\nBLPOP\r\n$11\r\nblocked-key\r\n$1\r\n0\r\n")?;
+    try_wait_until_every(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        "client blocked",
+        || Ok(c.query(owner, &["CLIENT", "LIST"])?.contains(" flags=b")),
+    )?;
+    let dst_id = c.myid(dst)?;
+    let s = slot.to_string();
+    c.query(
+        owner,
+        &[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            &s,
+            &s,
+            "NODE",
+            &dst_id,
+        ],
+    )?;
+    let reply = raw.read_frame()?;
+    let want = format!("-MOVED {slot} 127.0.0.1:{}\r\n", c.node(dst).port());
+    ensure!(
+        reply == want.as_bytes(),
+        "blocked client got {}",
+        show(&reply)
+    );
+    Ok(())
+}

@@ -297,3 +297,56 @@ fn large_sorted_set_ranks_match_redis_server() -> Result<()> {
     }
     Ok(())
 }
+
+/// RESP3 shapes: scores are doubles, WITHSCORES/WITHVALUES replies are [member, score] pairs,
+/// ZPOPMIN without COUNT stays flat; byte-for-byte what redis-server sends.
+#[test]
+fn resp3_score_replies_match_redis_server() -> Result<()> {
+    let node = Node::start()?;
+    let reference = RedisServer::start()?;
+    let script: &[&[&str]] = &[
+        &["HELLO", "3"],
+        &["ZADD", "z", "1.5", "a", "2", "b", "-3", "c"],
+        &["ZSCORE", "z", "a"],
+        &["ZINCRBY", "z", "1", "b"],
+        &["ZMSCORE", "z", "a", "nope"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &[
+            "ZRANGEBYSCORE",
+            "z",
+            "-inf",
+            "+inf",
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "2",
+        ],
+        &["ZRANGE", "z", "0", "-1"],
+        &["ZUNION", "1", "z", "WITHSCORES"],
+        &["ZPOPMIN", "z"],
+        &["ZPOPMAX", "z", "1"],
+        &["ZADD", "z2", "4", "only"],
+        &["ZRANDMEMBER", "z2", "1", "WITHSCORES"],
+        &["ZMPOP", "1", "z2", "MIN"],
+        &["HSET", "h", "f", "v"],
+        &["HRANDFIELD", "h", "1", "WITHVALUES"],
+        &["HGETALL", "h"],
+        &["ZADD", "z3", "7", "x"],
+        &["BZPOPMIN", "z3", "1"],
+        &["ZSCAN", "z", "0"],
+    ];
+    let mut ours = node.raw()?;
+    let mut theirs = crate::harness::RawConn::connect(reference.addr())?;
+    for cmd in script {
+        let (a, b) = (ours.cmd(cmd)?, theirs.cmd(cmd)?);
+        if cmd[0] == "HELLO" {
+            continue;
+        }
+        assert_eq!(
+            crate::harness::show(&a),
+            crate::harness::show(&b),
+            "{cmd:?}"
+        );
+    }
+    Ok(())
+}

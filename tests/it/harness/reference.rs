@@ -54,6 +54,10 @@ impl RedisServer {
         Ok(me)
     }
 
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     pub fn conn(&self) -> Result<redis::Connection> {
         Ok(redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()?)
     }
