@@ -60,6 +60,8 @@ impl Overlay {
     }
 }
 
+type Staged<'o> = (&'o Vec<u8>, &'o Option<Vec<u8>>);
+
 /// Reads of committed records through a scope's staged ones.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
@@ -115,7 +117,7 @@ impl<'a> Reader<'a> {
             return Ok(());
         };
         let range = o.records.range::<[u8], _>((Included(from), Excluded(to)));
-        let mut staged: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if rev {
+        let mut staged: Box<dyn Iterator<Item = Staged<'_>>> = if rev {
             Box::new(range.rev())
         } else {
             Box::new(range)
@@ -163,7 +165,6 @@ impl<'a> Reader<'a> {
         } else {
             self.engine.scan(from, to, &mut visit)?;
         }
-        drop(visit);
         if stopped {
             return Ok(());
         }

@@ -23,9 +23,9 @@ pub(super) struct Watches {
 
 /// The user key a data record belongs to, if it is a meta or member record.
 fn user_key(k: &[u8]) -> Option<&[u8]> {
-    match k.get(2)? {
-        &KIND_META => k.get(3..),
-        &KIND_MEMBER => {
+    match *k.get(2)? {
+        KIND_META => k.get(3..),
+        KIND_MEMBER => {
             let len = u32::from_be_bytes(k.get(3..7)?.try_into().ok()?) as usize;
             k.get(7..7 + len)
         }

@@ -135,8 +135,7 @@ impl Backlog {
     /// Whether a replica at `(replid, offset)` can continue from the backlog.
     pub fn can_continue(&self, replid: &str, offset: u64) -> bool {
         let i = self.inner.lock();
-        let same =
-            replid == i.replid || (replid == i.replid2 && offset as i64 <= i.second_offset - 1);
+        let same = replid == i.replid || (replid == i.replid2 && (offset as i64) < i.second_offset);
         same && offset >= i.start && offset <= i.offset && Self::at_boundary(&i, offset)
     }
 

@@ -116,7 +116,7 @@ impl ClusterState {
             return Err(ClusterError::ReplicateReplica);
         }
         let me = self.myself;
-        if self.me().is_primary() && (self.slots.iter().any(|o| *o == Some(me)) || has_keys) {
+        if self.me().is_primary() && (self.slots.contains(&Some(me)) || has_keys) {
             return Err(ClusterError::NotEmpty);
         }
         self.follow(target);
