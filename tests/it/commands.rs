@@ -365,7 +365,12 @@ pub(crate) fn random_hash_command(r: &mut Rng) -> Vec<String> {
         21 => s(&["HSCAN", &k, "0", "MATCH", "f*"]),
         22 => s(&["TYPE", &k]),
         23 => s(&["DEL", &k]),
-        24 => s(&["EXPIRE", &k, "1000"]),
+        24 => match r.below(3) {
+            // A TTL that lasts the run, one already past (the key goes at once), and TTL.
+            0 => s(&["EXPIRE", &k, "1000"]),
+            1 => s(&["PEXPIRE", &k, r.pick(&["0", "-5"])]),
+            _ => s(&["TTL", &k]),
+        },
         25 => s(&["RENAME", &k, &k2]),
         26 => s(&["GET", &k]),
         27 => s(&["SET", &k, &v]),
@@ -479,7 +484,12 @@ pub(crate) fn random_set_command(r: &mut Rng) -> Vec<String> {
         24 => s(&["HSET", &k, "f", "v"]),
         25 => s(&["SET", &k, "str"]),
         26 => s(&["RENAME", &k, &k2]),
-        27 => s(&["EXPIRE", &k, "1000"]),
+        27 => match r.below(3) {
+            // A TTL that lasts the run, one already past (the key goes at once), and TTL.
+            0 => s(&["EXPIRE", &k, "1000"]),
+            1 => s(&["PEXPIRE", &k, r.pick(&["0", "-5"])]),
+            _ => s(&["TTL", &k]),
+        },
         28 => s(&["SINTERCARD", r.pick(&["0", "5", "x"]), &k]),
         29 => s(&["SPOP", &k, r.pick(&["-1", "x"])]),
         30 => s(&["SCARD", &k2]),
@@ -679,7 +689,12 @@ pub(crate) fn random_list_command(r: &mut Rng) -> Vec<String> {
         27 => s(&["DEL", &k]),
         28 => s(&["SET", &k, "str"]),
         29 => s(&["RENAME", &k, &k2]),
-        30 => s(&["EXPIRE", &k, "1000"]),
+        30 => match r.below(3) {
+            // A TTL that lasts the run, one already past (the key goes at once), and TTL.
+            0 => s(&["EXPIRE", &k, "1000"]),
+            1 => s(&["PEXPIRE", &k, r.pick(&["0", "-5"])]),
+            _ => s(&["TTL", &k]),
+        },
         31 => s(&["SADD", &k, "m"]),
         32 => s(&["LMPOP", r.pick(&["0", "9"]), &k, "LEFT"]),
         // Blocking forms: they find data, or time out at once, or reject the timeout.

@@ -91,7 +91,12 @@ pub(crate) fn random_zset_command(r: &mut Rng) -> Vec<String> {
         25 => s(&["ZRANGE", &k, "0", "1", "LIMIT", "0", "1"]),
         26 => s(&["ZADD", &k, r.pick(&["x", "nan"]), &m]),
         27 => s(&["ZCOUNT", &k, r.pick(&["x", "(x"]), "1"]),
-        28 => s(&["TYPE", &k]),
+        28 => match r.below(4) {
+            0 => s(&["TYPE", &k]),
+            1 => s(&["EXPIRE", &k, "1000"]),
+            2 => s(&["PEXPIRE", &k, r.pick(&["0", "-5"])]),
+            _ => s(&["TTL", &k]),
+        },
         29 => s(&["DEL", &k]),
         30 => s(&["RENAME", &k, &k2]),
         31 => s(&["SET", &k, "s"]),
