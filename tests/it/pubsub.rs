@@ -181,3 +181,60 @@ fn cluster_publish_reaches_every_node_and_spublish_stays_in_shard() -> Result<()
     }
     Ok(())
 }
+
+const REDIS_PY_SCRIPT: &str = r#"
+import json, os, threading, time, redis
+port = int(os.environ["PORT"])
+out = {}
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto, decode_responses=True, socket_timeout=30)
+    p = r.pubsub()
+    p.subscribe("news")
+    p.psubscribe("n*")
+    deadline = time.time() + 10
+    subs = []
+    while len(subs) < 2 and time.time() < deadline:
+        m = p.get_message(timeout=1.0)
+        if m:
+            subs.append(m["type"])
+    n = r.publish("news", "hello")
+    got = []
+    while len(got) < 2 and time.time() < deadline:
+        m = p.get_message(timeout=1.0)
+        if m:
+            got.append([m["type"], m["channel"], m["data"]])
+    p.close()
+    def push():
+        c = redis.Redis(port=port, decode_responses=True)
+        end = time.time() + 10
+        while time.time() < end and "flags=b" not in c.execute_command("CLIENT", "LIST"):
+            time.sleep(0.01)
+        c.rpush("q", "x")
+    t = threading.Thread(target=push)
+    t.start()
+    bl = r.blpop(["q"], timeout=10)
+    t.join()
+    r.zadd("z", {"a": 1.5, "b": 2})
+    zr = r.zrange("z", 0, -1, withscores=True)
+    r.delete("z")
+    out[str(proto)] = {"subs": subs, "published": n, "got": got, "blpop": list(bl),
+                       "zrange": [[m, s] for m, s in zr]}
+print(json.dumps(out, sort_keys=True))
+"#;
+
+/// redis-py, unmodified, over RESP2 and RESP3: pub/sub messages, BLPOP woken by a push from
+/// another connection, and ZRANGE WITHSCORES parsed into (member, float) pairs.
+#[test]
+fn redis_py_pubsub_blpop_and_scores() -> Result<()> {
+    let node = Node::start()?;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", REDIS_PY_SCRIPT])
+        .env("PORT", node.port().to_string());
+    let run = crate::harness::ToolRun::run(&mut cmd, Duration::from_secs(120))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    println!("redis-py: {last}");
+    let per = r#"{"blpop": ["q", "x"], "got": [["message", "news", "hello"], ["pmessage", "news", "hello"]], "published": 2, "subs": ["subscribe", "psubscribe"], "zrange": [["a", 1.5], ["b", 2.0]]}"#;
+    let want = format!(r#"{{"2": {per}, "3": {per}}}"#);
+    ensure!(last == want, "redis-py saw {last}\nexpected   {want}");
+    Ok(())
+}
