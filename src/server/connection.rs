@@ -82,6 +82,45 @@ enum Step {
 enum Input {
     Read(usize),
     Push(crate::server::pubsub::Delivery),
+    /// Time to check that this node still serves the client's shard channels.
+    ShardCheck,
+}
+
+/// How often a connection with shard-channel subscriptions checks their slots are still here.
+const SHARD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Drops the shard channels whose slot moved to another shard, telling the client with an
+/// `sunsubscribe` push for each, as Valkey does when a node loses a slot.
+fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &mut BytesMut) {
+    let (Some(cl), Some(subs)) = (shared.cluster.as_ref(), client.pubsub.as_mut()) else {
+        return;
+    };
+    let view = cl.view();
+    let lost: Vec<Bytes> = subs
+        .shard
+        .iter()
+        .filter(|ch| {
+            matches!(
+                route(&view, &[key_slot(ch)], false, false, true, || (0, 0)),
+                crate::cluster::Route::Moved(..)
+            )
+        })
+        .cloned()
+        .collect();
+    let id = client.handle.id;
+    for ch in lost {
+        shared
+            .pubsub
+            .unsubscribe(subs, id, crate::server::pubsub::Space::Shard, &ch);
+        let push = Reply::Push(vec![
+            Reply::bulk_str("sunsubscribe"),
+            Reply::Bulk(ch),
+            Reply::Int(subs.shard.len() as i64),
+        ]);
+        encode(&push, client.protocol, wbuf);
+    }
+    *client.handle.subscriptions.lock() =
+        [subs.channels.len(), subs.patterns.len(), subs.shard.len()];
 }
 
 /// The next pub/sub message for this connection; never ready when it has no subscriptions.
@@ -122,13 +161,22 @@ async fn serve_inner(
             } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
+            let check_shards = shared.cluster.is_some()
+                && client.pubsub.as_ref().is_some_and(|s| !s.shard.is_empty());
             let input = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => Input::Read(r?),
                 d = next_delivery(&mut client.pubsub) => Input::Push(d),
+                _ = tokio::time::sleep(SHARD_CHECK), if check_shards => Input::ShardCheck,
                 _ = handle.killed() => return Ok(()),
             };
             let n = match input {
                 Input::Read(n) => n,
+                Input::ShardCheck => {
+                    drop_moved_shard_channels(shared, client, &mut wbuf);
+                    flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
+                    read_more = rbuf.is_empty();
+                    continue;
+                }
                 Input::Push(d) => {
                     encode(&d.reply(), client.protocol, &mut wbuf);
                     if let Some(subs) = client.pubsub.as_mut() {

@@ -179,6 +179,26 @@ fn cluster_publish_reaches_every_node_and_spublish_stays_in_shard() -> Result<()
     for s in subs.iter_mut() {
         expect(s, &message("message", &["all", "second"]))?;
     }
+
+    // The channel's slot moves to another shard: its subscribers there are told with an
+    // `sunsubscribe` push (Valkey's behaviour when a node loses a slot).
+    let slot = key_slot(ch.as_bytes()).to_string();
+    let dst = c.myid(other)?;
+    c.query(
+        owner,
+        &[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            &slot,
+            &slot,
+            "NODE",
+            &dst,
+        ],
+    )?;
+    for s in [&mut on_owner, &mut on_replica] {
+        expect(s, &push3("sunsubscribe", ch, 0))?;
+    }
     Ok(())
 }
 
