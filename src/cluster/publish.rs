@@ -15,12 +15,15 @@ use crate::rpc::Published;
 
 /// Most messages sent to a peer in one call.
 const BATCH: usize = 1024;
+/// Messages waiting to leave before new ones are dropped: pub/sub delivers at most once, and
+/// a slow or unreachable peer must not grow this node's memory without bound.
+const QUEUE: usize = 256 * 1024;
 
 pub type Deliver = Box<dyn Fn(Vec<Published>) + Send + Sync>;
 
 #[derive(Default)]
 pub struct Forwarder {
-    queue: OnceLock<mpsc::UnboundedSender<Published>>,
+    queue: OnceLock<mpsc::Sender<Published>>,
     deliver: OnceLock<Deliver>,
 }
 
@@ -39,15 +42,18 @@ impl Cluster {
     /// Queues a PUBLISH (or, with `shard`, an SPUBLISH) for the other nodes.
     pub fn forward_publish(self: &Arc<Self>, channel: Bytes, message: Bytes, shard: bool) {
         let tx = self.publish.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(QUEUE);
             tokio::spawn(forward(Arc::downgrade(self), rx));
             tx
         });
-        let _ = tx.send(Published {
+        let m = Published {
             channel,
             message,
             shard,
-        });
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(m) {
+            tracing::warn!("pub/sub forwarding queue full: a message was not sent to other nodes");
+        }
     }
 
     /// Reachable peers: `(ip, cport, same shard as this node)`.
@@ -61,7 +67,7 @@ impl Cluster {
             };
             st.nodes
                 .values()
-                .filter(|n| n.id != me.id && !n.handshake && !n.noaddr && !n.fail)
+                .filter(|n| n.id != me.id && !n.handshake && !n.noaddr && !n.fail && !n.pfail)
                 .map(|n| {
                     let same = shard.is_some() && (Some(n.id) == shard || n.primary == shard);
                     (n.ip.clone(), n.cport, same)
@@ -71,7 +77,7 @@ impl Cluster {
     }
 }
 
-async fn forward(cluster: std::sync::Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Published>) {
+async fn forward(cluster: std::sync::Weak<Cluster>, mut rx: mpsc::Receiver<Published>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {

@@ -670,10 +670,10 @@ fn execute(
     } else if spec.is_write() {
         ctx.client.wrote = true;
         shared.wal.note_write();
-        if shared.blocked.any() {
-            for p in spec.key_positions(args) {
-                ctx.client.touched.push(args[p].clone());
-            }
+        // Always noted (not only while someone is blocked): a client that blocks while this
+        // scope is still uncommitted must be woken by its commit.
+        for p in spec.key_positions(args) {
+            ctx.client.touched.push(args[p].clone());
         }
     }
     reply
