@@ -714,6 +714,29 @@ fn transaction(
                 let abort = "EXECABORT Transaction discarded because of previous errors.";
                 return Ok(error_reply(shared, CmdError::Line(abort.into())));
             }
+            // In a cluster every key of the transaction must be in one slot (Valkey checks
+            // the whole queue at EXEC and discards the transaction otherwise).
+            if shared.cluster.is_some() {
+                let mut slots = queued.iter().flat_map(|a| match command::resolve(a) {
+                    Ok(spec) => spec
+                        .key_positions(a)
+                        .into_iter()
+                        .map(|p| key_slot(&a[p]))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                });
+                if let Some(first) = slots.next() {
+                    if slots.any(|s| s != first) {
+                        client.watched.clear();
+                        return Ok(error_reply(
+                            shared,
+                            CmdError::Line(
+                                "CROSSSLOT Keys in request don't hash to the same slot".into(),
+                            ),
+                        ));
+                    }
+                }
+            }
             // The staged writes of this connection count too: publish them, then look.
             ks.commit()?;
             let dirty = client.watch_dirty();

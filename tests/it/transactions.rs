@@ -93,3 +93,37 @@ fn exec_is_all_or_nothing_across_sigkill() -> Result<()> {
     }
     Ok(())
 }
+
+/// In a cluster a transaction's keys must share one slot: EXEC over two slots answers
+/// CROSSSLOT and runs nothing (Valkey checks the whole queue at EXEC); one slot runs.
+#[test]
+fn cluster_exec_needs_one_slot() -> Result<()> {
+    use crate::harness::{key_slot, show, Cluster};
+    let c = Cluster::start(3)?;
+    c.create_and_wait(0)?;
+    // Two keys in different slots owned by the same node.
+    let owner = c.slot_owner(0, key_slot(b"{a}x"))?;
+    let other = (0..2000)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            key_slot(k.as_bytes()) != key_slot(b"{a}x")
+                && c.slot_owner(0, key_slot(k.as_bytes())).ok() == Some(owner)
+        })
+        .expect("a key in another slot of the same node");
+    let mut raw = c.node(owner).raw_authed()?;
+    ensure!(raw.cmd(&["MULTI"])? == b"+OK\r\n");
+    ensure!(raw.cmd(&["SET", "{a}x", "1"])? == b"+QUEUED\r\n");
+    ensure!(raw.cmd(&["SET", &other, "2"])? == b"+QUEUED\r\n");
+    let r = raw.cmd(&["EXEC"])?;
+    ensure!(
+        r == b"-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+        "{}",
+        show(&r)
+    );
+    ensure!(raw.cmd(&["EXISTS", "{a}x"])? == b":0\r\n", "nothing ran");
+    ensure!(raw.cmd(&["MULTI"])? == b"+OK\r\n");
+    raw.cmd(&["SET", "{a}x", "1"])?;
+    raw.cmd(&["LPUSH", "{a}l", "v"])?;
+    ensure!(raw.cmd(&["EXEC"])? == b"*2\r\n+OK\r\n:1\r\n");
+    Ok(())
+}
