@@ -2,10 +2,13 @@
 //! key to the target over a cached connection, then deletes the keys here unless COPY.
 //!
 //! A key is deleted only if it still holds the value that was sent; a key written meanwhile is
-//! sent again with REPLACE, so a write acknowledged during the move is never lost.
+//! sent again with REPLACE, so a write acknowledged during the move is never lost. A key that
+//! keeps changing gets a last round with writes to its slot paused, so it never ends up on
+//! both nodes (redis-cli would then find the target key "busy" with another value).
 //! Must not: run on a handler (it awaits the network); it is called by the connection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -67,7 +70,7 @@ impl MigrateLinks {
 }
 
 /// Runs a MIGRATE and returns its reply.
-pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
+pub async fn run(shared: &Arc<Shared>, req: &MigrateRequest) -> Reply {
     let mut pending: Vec<Bytes> = req.keys.clone();
     let mut replace = req.replace;
     let mut first_error = None;
@@ -103,19 +106,78 @@ pub async fn run(shared: &Shared, req: &MigrateRequest) -> Reply {
                 },
             }
         }
-        if pending.is_empty() || first_error.is_some() {
+        if pending.is_empty() {
             break;
         }
-        // The target holds the older value now: the next round replaces it.
+        // The target holds the older value now: the next round replaces it (even after
+        // another key failed: a key restored there must not stay on both nodes).
         replace = true;
+    }
+    if !pending.is_empty() {
+        let r = last_round_paused(shared, req, pending).await;
+        if first_error.is_none() {
+            return r;
+        }
     }
     if let Some(e) = first_error {
         return Failure::Target(e).reply();
     }
-    if !pending.is_empty() {
+    Reply::OK
+}
+
+/// Moves keys that kept changing with writes to their slots paused (writers wait, as during
+/// a native handover), so the value sent is the value deleted.
+async fn last_round_paused(shared: &Arc<Shared>, req: &MigrateRequest, keys: Vec<Bytes>) -> Reply {
+    let mut slots: Vec<u16> = keys.iter().map(|k| crate::keyspace::key_slot(k)).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    if slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
         return Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into());
     }
-    Reply::OK
+    let ranges: Vec<(u16, u16)> = slots.iter().map(|s| (*s, *s)).collect();
+    pause(shared, &ranges, true).await;
+    let reply = async {
+        let mut sent = Vec::new();
+        for k in keys {
+            match shared.keyspace.lookup(&k) {
+                Ok(Some(e)) => match shared.keyspace.dump_payload(&k, &e) {
+                    Ok(p) => sent.push((k, e, p)),
+                    Err(e) => return Reply::Error(format!("ERR {e}")),
+                },
+                Ok(None) => {}
+                Err(e) => return Reply::Error(format!("ERR {e}")),
+            }
+        }
+        let results = match send(shared, req, &sent, true).await {
+            Ok(r) => r,
+            Err(f) => return f.reply(),
+        };
+        for ((key, entry, payload), result) in sent.into_iter().zip(results) {
+            if let Err(e) = result {
+                return Failure::Target(e).reply();
+            }
+            match delete_if_unchanged(shared, &key, &entry, &payload) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into())
+                }
+                Err(e) => return Reply::Error(format!("ERR {e}")),
+            }
+        }
+        Reply::OK
+    }
+    .await;
+    pause(shared, &ranges, false).await;
+    reply
+}
+
+/// Taking the pause waits for in-flight request batches: not on a runtime thread.
+async fn pause(shared: &Arc<Shared>, ranges: &[(u16, u16)], on: bool) {
+    let sh = Arc::clone(shared);
+    let r = ranges.to_vec();
+    if let Err(e) = tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r, on)).await {
+        tracing::error!("MIGRATE write pause: {e}");
+    }
 }
 
 fn delete_if_unchanged(

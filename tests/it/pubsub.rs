@@ -258,3 +258,64 @@ fn redis_py_pubsub_blpop_and_scores() -> Result<()> {
     ensure!(last == want, "redis-py saw {last}\nexpected   {want}");
     Ok(())
 }
+
+/// The same pub/sub session, byte for byte, on rockslot and on redis-server: confirmations,
+/// messages, pattern messages, subscribed-mode errors and PING, unsubscribing, PUBSUB
+/// introspection, over RESP2 and RESP3.
+#[test]
+fn pubsub_session_matches_redis_server() -> Result<()> {
+    fn session(addr: std::net::SocketAddr) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for proto in ["2", "3"] {
+            let mut sub = RawConn::connect(addr)?;
+            let mut publ = RawConn::connect(addr)?;
+            // HELLO's reply names the server: not compared.
+            sub.cmd(&["HELLO", proto])?;
+            sub.send(&crate::harness::encode_cmd(&["SUBSCRIBE", "a", "b", "a"]))?;
+            out.extend(sub.read_frames(3)?);
+            // One pattern per message: both servers keep patterns in a hash table, so the
+            // order in which several matching patterns deliver is not defined.
+            sub.send(&crate::harness::encode_cmd(&["PSUBSCRIBE", "a*", "b?"]))?;
+            out.extend(sub.read_frames(2)?);
+            sub.send(&crate::harness::encode_cmd(&["SSUBSCRIBE", "s1"]))?;
+            out.extend(sub.read_frames(1)?);
+            out.push(publ.cmd(&["PUBLISH", "a", "one"])?);
+            out.extend(sub.read_frames(2)?);
+            out.push(publ.cmd(&["PUBLISH", "b", ""])?);
+            out.extend(sub.read_frames(1)?);
+            out.push(publ.cmd(&["PUBLISH", "bz", "p"])?);
+            out.extend(sub.read_frames(1)?);
+            out.push(publ.cmd(&["SPUBLISH", "s1", "sm"])?);
+            out.extend(sub.read_frames(1)?);
+            out.push(publ.cmd(&["PUBSUB", "NUMSUB", "a", "b", "zz"])?);
+            out.push(publ.cmd(&["PUBSUB", "NUMPAT"])?);
+            out.push(publ.cmd(&["PUBSUB", "SHARDNUMSUB", "s1"])?);
+            out.push(publ.cmd(&["PUBSUB", "CHANNELS", "[bc]"])?);
+            out.push(publ.cmd(&["PUBSUB", "SHARDCHANNELS"])?);
+            out.push(sub.cmd(&["PING"])?);
+            out.push(sub.cmd(&["PING", "x"])?);
+            out.push(sub.cmd(&["GET", "k"])?);
+            sub.send(&crate::harness::encode_cmd(&["UNSUBSCRIBE", "b", "nope"]))?;
+            out.extend(sub.read_frames(2)?);
+            sub.send(&crate::harness::encode_cmd(&["PUNSUBSCRIBE"]))?;
+            out.extend(sub.read_frames(2)?);
+            sub.send(&crate::harness::encode_cmd(&["SUNSUBSCRIBE"]))?;
+            out.extend(sub.read_frames(1)?);
+            sub.send(&crate::harness::encode_cmd(&["UNSUBSCRIBE"]))?;
+            out.extend(sub.read_frames(1)?);
+            out.push(sub.cmd(&["UNSUBSCRIBE"])?);
+            out.push(sub.cmd(&["PUBSUB", "NUMSUB"])?);
+            out.push(publ.cmd(&["PUBLISH", "a", "none"])?);
+        }
+        Ok(out)
+    }
+    let node = Node::start()?;
+    let reference = crate::harness::RedisServer::start()?;
+    let ours = session(node.addr())?;
+    let theirs = session(reference.addr())?;
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        ensure!(a == b, "frame {i}: rockslot {} redis {}", show(a), show(b));
+    }
+    ensure!(ours.len() == theirs.len());
+    Ok(())
+}
