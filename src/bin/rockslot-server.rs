@@ -50,12 +50,9 @@ fn main() -> ExitCode {
         tracing::warn!("{w}");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .min(8),
-        )
+        // `io-threads` (0 = cores - 1): client connections and the bus share these threads;
+        // RocksDB's flushes and compactions run on its own background threads.
+        .worker_threads(loaded.config.worker_threads())
         .enable_all()
         .build()
     {
