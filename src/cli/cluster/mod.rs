@@ -1,6 +1,5 @@
 //! `rockslot-cli --cluster <verb> …`: the cluster manager, following valkey-cli's
-//! `--cluster` behaviour, command sequences and output (see
-//! `/work/shared/reference/client-surface.md` §2–§3).
+//! `--cluster` behaviour, command sequences and output.
 //!
 //! Owns: `--cluster-*` option parsing, verb dispatch, the coloured `>>>`/`[OK]`/`[ERR]` log
 //! lines. `nodes` parses `CLUSTER NODES` (pure); `manager` holds the loaded cluster model
