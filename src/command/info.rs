@@ -226,7 +226,9 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
             line!(
                 out,
                 "pubsubshard_channels:{}",
-                sh.pubsub.shard_names().len()
+                sh.pubsub
+                    .names(crate::server::pubsub::Space::Shard, None)
+                    .len()
             );
             line!(out, "keyspace_misses:{}", r(&k.keyspace_misses));
             line!(out, "total_error_replies:{}", r(&s.error_replies));

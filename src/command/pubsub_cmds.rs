@@ -23,8 +23,7 @@ fn confirm(kind: &str, name: Option<Bytes>, count: usize) -> Reply {
 /// Mirrors the counts into the client's handle for CLIENT LIST.
 fn publish_counts(ctx: &Ctx) {
     if let Some(s) = &ctx.client.pubsub {
-        *ctx.client.handle.subscriptions.lock() =
-            [s.channels.len(), s.patterns.len(), s.shard.len()];
+        *ctx.client.handle.subscriptions.lock() = s.counts();
     }
 }
 
@@ -53,11 +52,7 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) 
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
     } else {
-        match space {
-            Space::Channel => subs.channels.iter().cloned().collect(),
-            Space::Pattern => subs.patterns.iter().cloned().collect(),
-            Space::Shard => subs.shard.iter().cloned().collect(),
-        }
+        subs.names(space).iter().cloned().collect()
     };
     if names.is_empty() {
         return Ok(confirm(kind, None, count(subs, space)));

@@ -81,7 +81,7 @@ impl ZView<'_> {
     }
 
     /// The index position of the entry at 0-based `index` (lowest score first).
-    pub(super) fn position_at(&self, index: u64) -> Result<Option<Vec<u8>>> {
+    pub fn nth(&self, index: u64) -> Result<Option<Vec<u8>>> {
         if index >= self.len {
             return Ok(None);
         }

@@ -105,11 +105,6 @@ impl ZView<'_> {
         };
         Ok(Some(self.entries_before(&index_position(score, member))?))
     }
-
-    /// The index position of the member at 0-based `index` from the lowest score.
-    pub fn nth(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        self.position_at(index)
-    }
 }
 
 /// A sorted set being changed; [`Keyspace::zset_write`] commits it.

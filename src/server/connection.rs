@@ -119,8 +119,7 @@ fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &m
         ]);
         encode(&push, client.protocol, wbuf);
     }
-    *client.handle.subscriptions.lock() =
-        [subs.channels.len(), subs.patterns.len(), subs.shard.len()];
+    *client.handle.subscriptions.lock() = subs.counts();
 }
 
 /// The next pub/sub message for this connection; never ready when it has no subscriptions.
@@ -569,7 +568,9 @@ fn run_command(
         return Ok(error_reply(shared, CmdError::NoAuth));
     }
     match spec.name {
-        "multi" | "exec" | "discard" => return transaction(shared, client, ks, spec.name),
+        "multi" | "exec" | "discard" => {
+            return super::transaction::run(shared, client, ks, spec.name)
+        }
         _ => {}
     }
     if client.protocol == crate::resp::Protocol::Resp2
@@ -656,7 +657,7 @@ fn run_command(
     Ok(execute(shared, client, ks, spec, args))
 }
 
-fn execute(
+pub(super) fn execute(
     shared: &Shared,
     client: &mut ClientState,
     ks: &mut Pending,
@@ -677,124 +678,6 @@ fn execute(
         }
     }
     reply
-}
-
-/// MULTI/EXEC/DISCARD. Queued commands run one after another at EXEC.
-fn transaction(
-    shared: &Shared,
-    client: &mut ClientState,
-    ks: &mut Pending,
-    name: &str,
-) -> Result<Reply, crate::keyspace::KeyspaceError> {
-    match name {
-        "multi" => {
-            if client.multi.is_some() {
-                return Ok(error_reply(
-                    shared,
-                    CmdError::err("MULTI calls can not be nested"),
-                ));
-            }
-            client.multi = Some(Vec::new());
-            client.multi_failed = false;
-            Ok(Reply::OK)
-        }
-        "discard" => Ok(match client.multi.take() {
-            Some(_) => {
-                client.watched.clear();
-                Reply::OK
-            }
-            None => error_reply(shared, CmdError::err("DISCARD without MULTI")),
-        }),
-        _ => {
-            let Some(queued) = client.multi.take() else {
-                return Ok(error_reply(shared, CmdError::err("EXEC without MULTI")));
-            };
-            if std::mem::take(&mut client.multi_failed) {
-                client.watched.clear();
-                let abort = "EXECABORT Transaction discarded because of previous errors.";
-                return Ok(error_reply(shared, CmdError::Line(abort.into())));
-            }
-            // In a cluster every key of the transaction must be in one slot (Valkey checks
-            // the whole queue at EXEC and discards the transaction otherwise).
-            if shared.cluster.is_some() {
-                let mut slots = queued.iter().flat_map(|a| match command::resolve(a) {
-                    Ok(spec) => spec
-                        .key_positions(a)
-                        .into_iter()
-                        .map(|p| key_slot(&a[p]))
-                        .collect(),
-                    Err(_) => Vec::new(),
-                });
-                if let Some(first) = slots.next() {
-                    if slots.any(|s| s != first) {
-                        client.watched.clear();
-                        return Ok(error_reply(
-                            shared,
-                            CmdError::Line(
-                                "CROSSSLOT Keys in request don't hash to the same slot".into(),
-                            ),
-                        ));
-                    }
-                }
-            }
-            // The staged writes of this connection count too: publish them, then look.
-            ks.commit()?;
-            let dirty = client.watch_dirty();
-            client.watched.clear();
-            if dirty {
-                return Ok(Reply::NilArray);
-            }
-            // Writes queued before a manual failover's pause must not run during it.
-            if let Some(cl) = &shared.cluster {
-                let view = cl.view();
-                let paused = queued.iter().find_map(|a| {
-                    command::resolve(a).ok().and_then(|spec| {
-                        write_paused(&view, spec).or_else(|| {
-                            (spec.is_write()
-                                && spec
-                                    .key_positions(a)
-                                    .iter()
-                                    .any(|&p| shared.keyspace.write_paused(key_slot(&a[p]))))
-                            .then(|| "TRYAGAIN slot migration in progress".to_string())
-                        })
-                    })
-                });
-                if let Some(e) = paused {
-                    return Ok(error_reply(shared, CmdError::Line(e)));
-                }
-            }
-            // Atomic on disk: every declared key is locked up front and all the writes reach
-            // storage as one batch when the transaction ends.
-            let mut keys: Vec<&[u8]> = Vec::new();
-            for a in &queued {
-                if let Ok(spec) = command::resolve(a) {
-                    keys.extend(spec.key_positions(a).into_iter().map(|p| &a[p][..]));
-                }
-            }
-            ks.begin_atomic(&keys)?;
-            let mut out = Vec::with_capacity(queued.len());
-            client.in_exec = true;
-            for args in &queued {
-                let reply = match command::resolve(args) {
-                    Ok(spec) => {
-                        if spec.first_key <= 0 {
-                            // A keyless command (FLUSHALL, DBSIZE, SCAN) sees the keyspace as
-                            // a whole: what came before it is committed first.
-                            ks.end_atomic();
-                            ks.commit()?;
-                        }
-                        execute(shared, client, ks, spec, args)
-                    }
-                    Err(e) => error_reply(shared, e),
-                };
-                out.push(reply);
-            }
-            client.in_exec = false;
-            ks.end_atomic();
-            ks.commit()?;
-            Ok(Reply::Array(out))
-        }
-    }
 }
 
 /// Why a command does not run now.
@@ -867,12 +750,15 @@ fn redirect(
 /// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its
 /// replica has taken over, after which the slots answer MOVED: no write lands on the old
 /// primary after the offset the replica catches up with.
-fn write_paused(view: &crate::cluster::View, spec: &command::CommandSpec) -> Option<String> {
+pub(super) fn write_paused(
+    view: &crate::cluster::View,
+    spec: &command::CommandSpec,
+) -> Option<String> {
     (spec.is_write() && view.writes_paused_until > crate::cluster::now_ms())
         .then(|| "TRYAGAIN manual failover in progress".to_string())
 }
 
-fn error_reply(shared: &Shared, e: CmdError) -> Reply {
+pub(super) fn error_reply(shared: &Shared, e: CmdError) -> Reply {
     shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
     Reply::Error(e.to_string())
 }

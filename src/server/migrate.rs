@@ -75,17 +75,10 @@ pub async fn run(shared: &Arc<Shared>, req: &MigrateRequest) -> Reply {
     let mut replace = req.replace;
     let mut first_error = None;
     for _ in 0..MAX_ROUNDS {
-        let mut sent = Vec::new();
-        for k in pending.drain(..) {
-            match shared.keyspace.lookup(&k) {
-                Ok(Some(e)) => match shared.keyspace.dump_payload(&k, &e) {
-                    Ok(p) => sent.push((k, e, p)),
-                    Err(e) => return Reply::Error(format!("ERR {e}")),
-                },
-                Ok(None) => {}
-                Err(e) => return Reply::Error(format!("ERR {e}")),
-            }
-        }
+        let sent = match dump_keys(shared, std::mem::take(&mut pending)) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
         if sent.is_empty() {
             break;
         }
@@ -125,6 +118,21 @@ pub async fn run(shared: &Arc<Shared>, req: &MigrateRequest) -> Reply {
     Reply::OK
 }
 
+/// Each existing key with its entry and DUMP payload, as sent to the target.
+type Sent = Vec<(Bytes, Entry, Vec<u8>)>;
+
+fn dump_keys(shared: &Shared, keys: Vec<Bytes>) -> Result<Sent, Reply> {
+    let mut sent = Vec::with_capacity(keys.len());
+    for k in keys {
+        let err = |e: crate::keyspace::KeyspaceError| Reply::Error(format!("ERR {e}"));
+        if let Some(e) = shared.keyspace.lookup(&k).map_err(err)? {
+            let p = shared.keyspace.dump_payload(&k, &e).map_err(err)?;
+            sent.push((k, e, p));
+        }
+    }
+    Ok(sent)
+}
+
 /// Moves keys that kept changing with writes to their slots paused (writers wait, as during
 /// a native handover), so the value sent is the value deleted.
 async fn last_round_paused(shared: &Arc<Shared>, req: &MigrateRequest, keys: Vec<Bytes>) -> Reply {
@@ -137,17 +145,10 @@ async fn last_round_paused(shared: &Arc<Shared>, req: &MigrateRequest, keys: Vec
     let ranges: Vec<(u16, u16)> = slots.iter().map(|s| (*s, *s)).collect();
     pause(shared, &ranges, true).await;
     let reply = async {
-        let mut sent = Vec::new();
-        for k in keys {
-            match shared.keyspace.lookup(&k) {
-                Ok(Some(e)) => match shared.keyspace.dump_payload(&k, &e) {
-                    Ok(p) => sent.push((k, e, p)),
-                    Err(e) => return Reply::Error(format!("ERR {e}")),
-                },
-                Ok(None) => {}
-                Err(e) => return Reply::Error(format!("ERR {e}")),
-            }
-        }
+        let sent = match dump_keys(shared, keys) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
         let results = match send(shared, req, &sent, true).await {
             Ok(r) => r,
             Err(f) => return f.reply(),

@@ -9,6 +9,7 @@ mod clients;
 mod connection;
 mod migrate;
 pub mod pubsub;
+mod transaction;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

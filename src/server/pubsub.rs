@@ -130,6 +130,20 @@ impl Subscriptions {
         }
     }
 
+    /// The names subscribed to in `space`.
+    pub fn names(&self, space: Space) -> &BTreeSet<Bytes> {
+        match space {
+            Space::Channel => &self.channels,
+            Space::Pattern => &self.patterns,
+            Space::Shard => &self.shard,
+        }
+    }
+
+    /// Channel, pattern and shard-channel counts (CLIENT LIST's `sub= psub= ssub=`).
+    pub fn counts(&self) -> [usize; 3] {
+        [self.channels.len(), self.patterns.len(), self.shard.len()]
+    }
+
     /// Channels plus patterns: the count SUBSCRIBE and PSUBSCRIBE report.
     pub fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
@@ -267,10 +281,5 @@ impl PubSub {
     /// Distinct patterns subscribed to (PUBSUB NUMPAT).
     pub fn pattern_count(&self) -> usize {
         self.patterns.read().len()
-    }
-
-    /// Every shard channel with a subscriber here.
-    pub fn shard_names(&self) -> Vec<Bytes> {
-        self.shard.read().keys().cloned().collect()
     }
 }
