@@ -3,7 +3,9 @@
 //!
 //! Owns: argument parsing for the CLI, a blocking RESP connection, reply printing, and the
 //! `--cluster` manager verbs (`cluster`).
-//! Must not: link the server's storage or command modules; it talks to nodes over TCP only.
+//! Must not: run server code. It talks to nodes over their client port (RESP) and, for slot
+//! backups, their cluster port (`rpc::BackupPeer`); backup files are read and written through
+//! `storage`'s SST file format (`RunWriter`/`RunReader`), the only storage it uses.
 
 pub mod cluster;
 mod conn;

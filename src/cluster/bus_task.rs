@@ -1,19 +1,19 @@
 //! The bus task: ticks the state machine, sends what it asks for, and feeds replies back.
-//! Also the server side of the bus ([`crate::rpc::BusService`]).
+//! Also the server side of the bus ([`super::BusService`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::types::{AuthReply, AuthRequest, Message, MessageKind, NodeId};
+use super::BusService;
 use super::{now_ms, Cluster, Outgoing};
-use crate::rpc::BusService;
 
 /// How long a primary starting a manual failover waits before reporting its offset: writes
 /// that passed the pause check just before the pause began are still being committed, and
 /// the replica must wait for them too.
 const MF_SETTLE: Duration = Duration::from_millis(100);
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl BusService for Cluster {
     fn isolated(&self) -> bool {
         self.isolated.load(std::sync::atomic::Ordering::Relaxed)
@@ -53,7 +53,7 @@ impl BusService for Cluster {
         reply
     }
 
-    fn on_publish(&self, messages: Vec<crate::rpc::Published>) {
+    fn on_publish(&self, messages: Vec<super::Published>) {
         self.deliver_published(messages);
     }
 
@@ -67,16 +67,16 @@ impl BusService for Cluster {
     }
 }
 
-/// Starts the periodic bus task (the server side is [`crate::rpc::serve`]); stops with
+/// Starts the periodic bus task (the server side is served by the gRPC edge); stops with
 /// `shutdown`.
-pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: Arc<tokio::sync::Notify>) {
+pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = cluster.wake.notified() => {}
-                _ = shutdown.notified() => return,
+                _ = shutdown.cancelled() => return,
             }
             let out = cluster.with_state(|st| st.tick(now_ms()));
             for o in out {

@@ -12,24 +12,24 @@ pub mod nodes_conf;
 pub mod publish;
 mod routing;
 pub mod state;
+pub mod transport;
 pub mod types;
 pub mod view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 pub use failover::FailoverMode;
-pub use routing::{route, Route};
+pub use routing::{route, Access, Route};
 pub use state::{ClusterError, ClusterState, Outgoing, SetSlot};
+pub use transport::{secret_digest, BusCallError, BusService, BusTransport, Published};
 pub use types::{NodeId, Role};
 
 use crate::config::Config;
-use crate::rpc::BusClient;
 use view::BusStats;
 
 pub fn now_ms() -> u64 {
@@ -101,7 +101,7 @@ pub struct Cluster {
     view: RwLock<Arc<View>>,
     conf_path: PathBuf,
     pub(crate) stats: Mutex<BusStats>,
-    pub(crate) client: BusClient,
+    pub(crate) client: Arc<dyn BusTransport>,
     pub(crate) wake: Notify,
     /// Fault injection (DEBUG CLUSTER-ISOLATE): drop all bus traffic both ways.
     pub isolated: std::sync::atomic::AtomicBool,
@@ -135,12 +135,16 @@ pub fn bus_digest(c: &Config) -> Option<String> {
         .into_iter()
         .flatten()
         .find(|s| !s.is_empty())
-        .map(|s| crate::rpc::secret_digest(s))
+        .map(|s| secret_digest(s))
 }
 
 impl Cluster {
-    /// Loads nodes.conf (or starts a new node with a fresh id) and saves it back.
-    pub fn open(c: &Config) -> Result<Arc<Cluster>, ClusterOpenError> {
+    /// Loads nodes.conf (or starts a new node with a fresh id) and saves it back; the bus
+    /// task talks to peers through `client`.
+    pub fn open(
+        c: &Config,
+        client: Arc<dyn BusTransport>,
+    ) -> Result<Arc<Cluster>, ClusterOpenError> {
         let now = now_ms();
         let path = c.cluster_config_path();
         let ip = announced_ip(c);
@@ -164,8 +168,6 @@ impl Cluster {
         nodes_conf::save(&st, &path)?;
         st.dirty = false;
         let view = View::build(&st, c.cluster_allow_reads_when_down);
-        let digest = bus_digest(c);
-        let timeout = Duration::from_millis(c.cluster_node_timeout_ms.clamp(500, 5000));
         tracing::info!(
             "cluster node id {} ({} known nodes)",
             st.myself,
@@ -176,7 +178,7 @@ impl Cluster {
             view: RwLock::new(Arc::new(view)),
             conf_path: path,
             stats: Mutex::new(BusStats::default()),
-            client: BusClient::new(digest, timeout),
+            client,
             wake: Notify::new(),
             isolated: std::sync::atomic::AtomicBool::new(false),
             allow_reads_when_down: c.cluster_allow_reads_when_down,

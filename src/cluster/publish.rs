@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Cluster;
-use crate::rpc::Published;
+use super::Published;
 
 /// Most messages sent to a peer in one call.
 const BATCH: usize = 1024;

@@ -32,17 +32,31 @@ impl Route {
     }
 }
 
+/// How a command reaches the keys it names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The command writes.
+    pub write: bool,
+    /// ASKING was sent (or the command carries its own, as RESTORE-ASKING).
+    pub asking: bool,
+    /// The client sent READONLY: a replica may serve its reads.
+    pub readonly_client: bool,
+}
+
 /// Decides where a command touching `slots` (one per key, in order) runs.
 /// `missing` tells how many of the keys are absent locally (asked only for migrating or
 /// importing slots).
 pub fn route(
     view: &View,
     slots: &[u16],
-    is_write: bool,
-    asking: bool,
-    readonly_client: bool,
+    access: Access,
     missing: impl FnOnce() -> (usize, usize),
 ) -> Route {
+    let Access {
+        write: is_write,
+        asking,
+        readonly_client,
+    } = access;
     let Some(&slot) = slots.first() else {
         return Route::Local;
     };

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::After;
 use super::{lists, zsets, CmdError, CmdResult, Ctx};
 use crate::resp::Reply;
-use crate::server::After;
 
 /// A timeout in seconds (fractions allowed); 0 waits forever.
 fn timeout(a: &[u8]) -> Result<Option<Duration>, CmdError> {

@@ -11,7 +11,7 @@ use crate::resp::Reply;
 use crate::storage::SLOTS;
 
 fn cluster_of<'a>(ctx: &'a Ctx) -> Result<&'a std::sync::Arc<Cluster>, CmdError> {
-    ctx.shared
+    ctx.node
         .cluster
         .as_ref()
         .ok_or_else(|| CmdError::err("This instance has cluster support disabled"))
@@ -93,7 +93,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(key_slot(&args[2]) as i64));
     }
     let c = std::sync::Arc::clone(cluster_of(ctx)?);
-    let ks = &ctx.shared.keyspace;
+    let ks = &ctx.node.keyspace;
     if is(sub, "info") {
         let stats = c.stats();
         return Ok(Reply::Verbatim(c.read(|st| view::info(st, &stats))));
@@ -160,7 +160,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let slots = slot_list(&args[2..])?;
         if is(sub, "addslots") {
             c.with_state(|st| st.add_slots(&slots))?;
-            ctx.shared.engine.ensure_slots(&slots)?;
+            ctx.node.engine.ensure_slots(&slots)?;
         } else {
             c.with_state(|st| st.del_slots(&slots))?;
         }
@@ -170,7 +170,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let slots = slot_ranges(&args[2..], &text(sub).to_ascii_lowercase())?;
         if is(sub, "addslotsrange") {
             c.with_state(|st| st.add_slots(&slots))?;
-            ctx.shared.engine.ensure_slots(&slots)?;
+            ctx.node.engine.ensure_slots(&slots)?;
         } else {
             c.with_state(|st| st.del_slots(&slots))?;
         }
@@ -331,12 +331,12 @@ fn setslot(ctx: &mut Ctx, c: &Cluster, args: &[Bytes]) -> CmdResult {
     } else {
         return Err(bad());
     };
-    let keys = ctx.shared.keyspace.count_in_slot(slot);
+    let keys = ctx.node.keyspace.count_in_slot(slot);
     c.with_state(|st| st.set_slot(slot, act, keys))?;
     if matches!(act, SetSlot::Importing(_))
         || c.read(|st| st.slots[slot as usize] == Some(st.myself))
     {
-        ctx.shared.engine.ensure_slots(&[slot])?;
+        ctx.node.engine.ensure_slots(&[slot])?;
     }
     Ok(Reply::OK)
 }

@@ -225,7 +225,7 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         pattern,
         novalues,
     } = super::args::member_scan(args, true)?;
-    let ks = &ctx.shared.keyspace;
+    let ks = &ctx.node.keyspace;
     let resume = if cursor == 0 {
         Some(Vec::new())
     } else {

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::args::text;
 use super::{CmdResult, Ctx};
+use crate::node::Node;
 use crate::resp::Reply;
-use crate::server::Shared;
 
 /// The Redis version rockslot reports for compatibility; its own version is `rockslot_version`.
 pub const REDIS_VERSION: &str = "7.2.4";
@@ -44,7 +44,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        render(ctx.shared, ctx, section, &mut out);
+        render(ctx.node, ctx, section, &mut out);
     }
     Ok(Reply::Verbatim(out))
 }
@@ -74,14 +74,20 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// (system, user) CPU seconds of this process, from `/proc/self/stat` (fields 15 and 14, in
+/// USER_HZ ticks, which Linux fixes at 100 for userspace).
 fn cpu_times() -> (f64, f64) {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return (0.0, 0.0);
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (t(ru.ru_stime), t(ru.ru_utime))
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return (0.0, 0.0);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    (ticks(12), ticks(11))
 }
 
 macro_rules! line {
@@ -91,7 +97,7 @@ macro_rules! line {
     }};
 }
 
-fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
+fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
     let c = sh.config.snapshot();
     match section {
         "server" => {
@@ -219,7 +225,7 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
                 out,
                 "pubsub_channels:{}",
                 sh.pubsub
-                    .names(crate::server::pubsub::Space::Channel, None)
+                    .names(crate::node::pubsub::Space::Channel, None)
                     .len()
             );
             line!(out, "pubsub_patterns:{}", sh.pubsub.pattern_count());
@@ -227,7 +233,7 @@ fn render(sh: &Shared, ctx: &Ctx, section: &str, out: &mut String) {
                 out,
                 "pubsubshard_channels:{}",
                 sh.pubsub
-                    .names(crate::server::pubsub::Space::Shard, None)
+                    .names(crate::node::pubsub::Space::Shard, None)
                     .len()
             );
             line!(out, "keyspace_misses:{}", r(&k.keyspace_misses));

@@ -66,7 +66,13 @@ fn entry(c: &'static CommandSpec, parent: Option<&str>) -> Reply {
     Reply::Array(vec![
         Reply::bulk(name.clone()),
         Reply::Int(c.arity as i64),
-        Reply::Set(words(c.flags).map(Reply::Status).collect()),
+        Reply::Set(
+            c.flags
+                .names()
+                .chain(c.movable.map(|_| "movablekeys"))
+                .map(Reply::Status)
+                .collect(),
+        ),
         Reply::Int(c.first_key as i64),
         Reply::Int(c.last_key as i64),
         Reply::Int(c.step as i64),

@@ -250,7 +250,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         type_name,
         slots: None,
     };
-    let (next, keys) = ctx.shared.keyspace.scan(cursor, count, &filter)?;
+    let (next, keys) = ctx.node.keyspace.scan(cursor, count, &filter)?;
     Ok(Reply::Array(vec![
         Reply::Bulk(Bytes::from(next.to_string())),
         Reply::bulks(keys.into_iter().map(Bytes::from)),
@@ -263,13 +263,13 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         type_name: None,
         slots: None,
     };
-    let keys = ctx.shared.keyspace.keys(&filter)?;
+    let keys = ctx.node.keyspace.keys(&filter)?;
     Ok(Reply::bulks(keys.into_iter().map(Bytes::from)))
 }
 
 pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::opt_bulk(
-        ctx.shared.keyspace.random_key(None)?.map(Bytes::from),
+        ctx.node.keyspace.random_key(None)?.map(Bytes::from),
     ))
 }
 

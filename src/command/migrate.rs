@@ -1,29 +1,16 @@
 //! MIGRATE argument handling. The handler validates and hands a [`MigrateRequest`] to the
-//! connection (through `After::Migrate`), which talks to the target asynchronously
-//! (`server::migrate`); handlers never touch sockets.
+//! connection (through `After::Migrate`), which runs it with `migration::legacy` (the
+//! network side); handlers never touch sockets.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::args::{int, is, text};
+use super::After;
 use super::{CmdError, CmdResult, Ctx};
+use crate::migration::MigrateRequest;
 use crate::resp::Reply;
-use crate::server::After;
-
-/// One MIGRATE call, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MigrateRequest {
-    pub host: String,
-    pub port: u16,
-    pub db: i64,
-    pub timeout: Duration,
-    pub copy: bool,
-    pub replace: bool,
-    /// `AUTH pw` or `AUTH user pw` as sent to the target.
-    pub auth: Option<Vec<Bytes>>,
-    pub keys: Vec<Bytes>,
-}
 
 /// Key positions of a MIGRATE call: the key argument, or every key after `KEYS`.
 pub fn key_positions(args: &[Bytes]) -> Vec<usize> {

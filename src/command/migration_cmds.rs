@@ -54,12 +54,12 @@ pub fn parse(args: &[Bytes]) -> Result<Vec<Request>, CmdError> {
 }
 
 pub fn migrateslots(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if ctx.shared.cluster.is_none() {
+    if ctx.node.cluster.is_none() {
         return Err(CmdError::err("This instance has cluster support disabled"));
     }
     let reqs = parse(&args[2..])?;
-    ctx.shared
-        .migrations
+    ctx.node
+        .migration
         .start(reqs)
         .map_err(|e| CmdError::Line(e.to_string()))?;
     Ok(Reply::OK)
@@ -68,7 +68,7 @@ pub fn migrateslots(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn list(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let s = Reply::bulk_str;
     let rows = ctx
-        .shared
+        .node
         .migrations
         .list()
         .into_iter()
@@ -88,7 +88,7 @@ pub fn list(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
                 (s("create_time"), Reply::Int(j.create_time as i64)),
                 (s("last_update_time"), Reply::Int(j.last_update_time as i64)),
                 (s("last_ack_time"), Reply::Int(j.last_ack_time as i64)),
-                (s("state"), s(j.state)),
+                (s("state"), s(j.state.as_str())),
                 (s("message"), Reply::bulk(j.message)),
                 (s("cow_size"), Reply::Int(0)),
                 (s("keys"), Reply::Int(j.keys as i64)),
@@ -106,7 +106,7 @@ pub fn cancel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let n = ctx
-        .shared
+        .node
         .migrations
         .cancel(name.as_deref())
         .map_err(|e| CmdError::Line(e.to_string()))?;

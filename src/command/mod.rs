@@ -1,17 +1,21 @@
-//! The command table and dispatch: names, arity, flags, key positions and handlers, with
-//! Valkey's exact error wording. `COMMAND`, `COMMAND INFO`, `COMMAND GETKEYS` are generated
-//! from the same table.
+//! The command table and the handler contract: names, arity, flags, key positions and
+//! handlers, with Valkey's exact error wording. `COMMAND`, `COMMAND INFO`, `COMMAND GETKEYS`
+//! are generated from the same table.
 //!
-//! Owns: [`CommandSpec`], [`lookup`], [`dispatch`], argument parsing, handlers.
+//! Owns: [`CommandSpec`], [`lookup`], [`resolve`], [`execute`], the handler contract ([`Ctx`],
+//! [`ClientState`], [`After`]), argument parsing, handlers.
 //! Must not: touch sockets or storage directly; handlers return a [`Reply`] and talk to the
-//! keyspace, and side effects on the connection (close, sleep, shutdown) go through
-//! [`crate::server::ClientState::after`].
+//! keyspace, and side effects on the connection (close, sleep, block, MIGRATE, shutdown) go
+//! through [`ClientState::after`].
 
 mod args;
 mod blocking_cmds;
+mod client;
 mod cluster_cmds;
 mod decimal;
+mod dispatch;
 mod error;
+mod flags;
 mod hashes;
 mod info;
 mod introspect;
@@ -25,6 +29,9 @@ mod server_cmds;
 mod sets;
 mod strings;
 mod table;
+#[cfg(test)]
+mod table_check;
+mod transaction;
 mod zranges;
 mod zsets;
 
@@ -33,18 +40,20 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+pub use client::{After, ClientState};
+pub use dispatch::dispatch;
 pub use error::{CmdError, CmdResult};
-pub use migrate::MigrateRequest;
+pub use flags::CmdFlags;
 pub use table::TABLE;
 
 use crate::keyspace::Pending;
+use crate::node::Node;
 use crate::resp::Reply;
-use crate::server::{ClientState, Shared};
 
-/// Handler context: the node's shared state, the calling client, and its write scope (key
-/// reads and writes go through `ks` so a pipeline sees its own staged writes).
+/// Handler context: the node, the calling client, and its write scope (key reads and writes
+/// go through `ks` so a pipeline sees its own staged writes).
 pub struct Ctx<'a, 'k> {
-    pub shared: &'a Shared,
+    pub node: &'a Node,
     pub client: &'a mut ClientState,
     pub ks: &'a mut Pending<'k>,
 }
@@ -57,7 +66,9 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Valkey arity: positive = exact argument count, negative = at least -arity.
     pub arity: i32,
-    pub flags: &'static str,
+    pub flags: CmdFlags,
+    /// How keys are found when not by first/last/step (Valkey's "movablekeys").
+    pub movable: Option<MovableKeys>,
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -69,12 +80,45 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
 }
 
+/// Key positions Valkey finds from the arguments themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MovableKeys {
+    /// A key count at `numkeys`, then that many keys; `dest`: a fixed key before the count
+    /// (ZUNIONSTORE's destination).
+    Numkeys { dest: Option<usize>, numkeys: usize },
+    /// MIGRATE: the key argument, or every argument after `KEYS` when it is empty.
+    Migrate,
+}
+
+impl MovableKeys {
+    fn positions(self, args: &[Bytes]) -> Vec<usize> {
+        match self {
+            MovableKeys::Migrate => migrate::key_positions(args),
+            MovableKeys::Numkeys { dest, numkeys } => {
+                let n = args
+                    .get(numkeys)
+                    .and_then(|a| args::parse_i64(a))
+                    .unwrap_or(0)
+                    .max(0) as usize;
+                let first = numkeys + 1;
+                dest.into_iter()
+                    .chain(first..(first + n).min(args.len()))
+                    .collect()
+            }
+        }
+    }
+}
+
 impl CommandSpec {
-    pub fn has_flag(&self, f: &str) -> bool {
-        self.flags.split(' ').any(|x| x == f)
+    pub fn has_flag(&self, f: CmdFlags) -> bool {
+        self.flags.contains(f)
     }
     pub fn is_write(&self) -> bool {
-        self.has_flag("write")
+        self.has_flag(CmdFlags::WRITE)
+    }
+    /// Whether the command names keys at all (fixed positions or movable).
+    pub fn takes_keys(&self) -> bool {
+        self.first_key > 0 || self.movable.is_some()
     }
     fn arity_ok(&self, n: usize) -> bool {
         let n = n as i32;
@@ -86,42 +130,8 @@ impl CommandSpec {
     }
     /// Key argument positions for `args` (argv including the name).
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
-        if self.name == "migrate" {
-            return migrate::key_positions(args);
-        }
-        if matches!(self.name, "zunionstore" | "zinterstore" | "zdiffstore") {
-            let n = args
-                .get(2)
-                .and_then(|a| args::parse_i64(a))
-                .unwrap_or(0)
-                .max(0) as usize;
-            let mut v = vec![1];
-            v.extend(3..(3 + n).min(args.len()));
-            return v;
-        }
-        if matches!(self.name, "zunion" | "zinter" | "zdiff") {
-            let n = args
-                .get(1)
-                .and_then(|a| args::parse_i64(a))
-                .unwrap_or(0)
-                .max(0) as usize;
-            return (2..(2 + n).min(args.len())).collect();
-        }
-        if matches!(self.name, "blmpop" | "bzmpop") {
-            let n = args
-                .get(2)
-                .and_then(|a| args::parse_i64(a))
-                .unwrap_or(0)
-                .max(0) as usize;
-            return (3..(3 + n).min(args.len())).collect();
-        }
-        if matches!(self.name, "sintercard" | "lmpop" | "zmpop") {
-            let n = args
-                .get(1)
-                .and_then(|a| args::parse_i64(a))
-                .unwrap_or(0)
-                .max(0) as usize;
-            return (2..(2 + n).min(args.len())).collect();
+        if let Some(m) = self.movable {
+            return m.positions(args);
         }
         if self.first_key <= 0 {
             return Vec::new();

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::{CmdError, CmdResult, Ctx};
+use crate::node::pubsub::{Space, Subscriptions};
 use crate::resp::Reply;
-use crate::server::pubsub::{Space, Subscriptions};
 
 fn confirm(kind: &str, name: Option<Bytes>, count: usize) -> Reply {
     Reply::Push(vec![
@@ -39,7 +39,7 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) ->
     let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
     let mut out = Vec::with_capacity(args.len() - 1);
     for name in &args[1..] {
-        ctx.shared.pubsub.subscribe(subs, &handle, space, name);
+        ctx.node.pubsub.subscribe(subs, &handle, space, name);
         out.push(confirm(kind, Some(name.clone()), count(subs, space)));
     }
     publish_counts(ctx);
@@ -59,7 +59,7 @@ fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) 
     }
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        ctx.shared.pubsub.unsubscribe(subs, id, space, &name);
+        ctx.node.pubsub.unsubscribe(subs, id, space, &name);
         out.push(confirm(kind, Some(name), count(subs, space)));
     }
     publish_counts(ctx);
@@ -88,16 +88,16 @@ pub fn sunsubscribe(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// PUBLISH channel message: the number of clients on this node that received it (Valkey
 /// counts local receivers in cluster mode too).
 pub fn publish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = ctx.shared.pubsub.publish(&args[1], &args[2]);
-    if let Some(cl) = &ctx.shared.cluster {
+    let n = ctx.node.pubsub.publish(&args[1], &args[2]);
+    if let Some(cl) = &ctx.node.cluster {
         cl.forward_publish(args[1].clone(), args[2].clone(), false);
     }
     Ok(Reply::Int(n as i64))
 }
 
 pub fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let n = ctx.shared.pubsub.publish_shard(&args[1], &args[2]);
-    if let Some(cl) = &ctx.shared.cluster {
+    let n = ctx.node.pubsub.publish_shard(&args[1], &args[2]);
+    if let Some(cl) = &ctx.node.cluster {
         cl.forward_publish(args[1].clone(), args[2].clone(), true);
     }
     Ok(Reply::Int(n as i64))
@@ -105,7 +105,7 @@ pub fn spublish(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB (this node's subscribers).
 pub fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let ps = &ctx.shared.pubsub;
+    let ps = &ctx.node.pubsub;
     let sub = &args[1];
     let listing = |space| {
         if args.len() > 3 {

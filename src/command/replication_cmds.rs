@@ -5,17 +5,17 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::args::{int, is, text};
+use super::After;
 use super::{CmdError, CmdResult, Ctx};
 use crate::resp::Reply;
-use crate::server::After;
 
 /// `(host, port)` of this node's primary, if it is a replica.
 pub fn primary_of(ctx: &Ctx) -> Option<(String, u16)> {
-    ctx.shared.replica_of()
+    ctx.node.replica_of()
 }
 
 pub fn role(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    let r = &ctx.shared.replication;
+    let r = &ctx.node.replication;
     let offset = r.backlog.position().offset as i64;
     Ok(match primary_of(ctx) {
         Some((host, port)) => {
@@ -69,7 +69,7 @@ pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let n = int(&args[1])?.max(0) as usize;
     let timeout = timeout_arg(&args[2])?;
-    let offset = ctx.shared.replication.backlog.position().offset;
+    let offset = ctx.node.replication.backlog.position().offset;
     ctx.client.after = Some(After::Wait {
         replicas: n,
         offset,
@@ -90,8 +90,8 @@ pub fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated."));
     }
     // The WAL is the AOF: make everything written so far durable before counting.
-    ctx.shared.engine.sync_wal()?;
-    let offset = ctx.shared.replication.backlog.position().offset;
+    ctx.node.engine.sync_wal()?;
+    let offset = ctx.node.replication.backlog.position().offset;
     ctx.client.after = Some(After::Wait {
         replicas: n,
         offset,
@@ -102,13 +102,13 @@ pub fn waitaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if ctx.shared.cluster.is_some() {
+    if ctx.node.cluster.is_some() {
         return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
     }
     if is(&args[1], "no") && is(&args[2], "one") {
-        ctx.shared.config.update(|c| c.replicaof = None);
+        ctx.node.config.update(|c| c.replicaof = None);
         // Writable from the next command on; the replica task finishes the promotion.
-        ctx.shared.keyspace.set_read_only(false);
+        ctx.node.keyspace.set_read_only(false);
         return Ok(Reply::OK);
     }
     let port = super::args::parse_i64(&args[2])
@@ -123,11 +123,9 @@ pub fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         host
     };
-    if host == ctx.client.handle.laddr.ip().to_string() && port == ctx.shared.tcp_port {
+    if host == ctx.client.handle.laddr.ip().to_string() && port == ctx.node.tcp_port {
         return Err(CmdError::err("Can't replicate myself"));
     }
-    ctx.shared
-        .config
-        .update(|c| c.replicaof = Some((host, port)));
+    ctx.node.config.update(|c| c.replicaof = Some((host, port)));
     Ok(Reply::OK)
 }

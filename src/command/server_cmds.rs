@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::args::{float, int, is, text};
+use super::After;
 use super::{CmdError, CmdResult, Ctx};
 use crate::resp::{Protocol, Reply};
-use crate::server::After;
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
@@ -41,7 +41,7 @@ fn check_password(ctx: &Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Cmd
     if user.is_some_and(|u| u != b"default") {
         return Err(CmdError::Line(WRONGPASS.into()));
     }
-    match ctx.shared.requirepass() {
+    match ctx.node.requirepass() {
         // The default user has no password: any password is accepted for `AUTH default x`.
         None if user.is_some() => Ok(()),
         None => Err(CmdError::err(
@@ -65,7 +65,7 @@ pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Reply::OK)
         }
         Err(e) => {
-            if ctx.shared.requirepass().is_some() {
+            if ctx.node.requirepass().is_some() {
                 ctx.client.authenticated = false;
             }
             Err(e)
@@ -127,8 +127,8 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .resp
             .store(if p == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
-    let cluster = ctx.shared.cluster.is_some();
-    let role = if ctx.shared.replica_of().is_some() {
+    let cluster = ctx.node.cluster.is_some();
+    let role = if ctx.node.replica_of().is_some() {
         "replica"
     } else {
         "master"
@@ -154,7 +154,7 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let db = int(&args[1])?;
-    if ctx.shared.config.snapshot().cluster_enabled && db != 0 {
+    if ctx.node.config.snapshot().cluster_enabled && db != 0 {
         return Err(CmdError::err("SELECT is not allowed in cluster mode"));
     }
     if db != 0 {
@@ -170,14 +170,14 @@ pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 
 pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     if let Some(mut subs) = ctx.client.pubsub.take() {
-        ctx.shared.pubsub.forget(&mut subs, ctx.client.id());
+        ctx.node.pubsub.forget(&mut subs, ctx.client.id());
         *ctx.client.handle.subscriptions.lock() = [0; 3];
     }
     ctx.client.multi = None;
     ctx.client.watched.clear();
     ctx.client.protocol = Protocol::Resp2;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
-    ctx.client.authenticated = ctx.shared.requirepass().is_none();
+    ctx.client.authenticated = ctx.node.requirepass().is_none();
     ctx.client.handle.meta.lock().name.clear();
     Ok(Reply::Status("RESET"))
 }
@@ -229,7 +229,7 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Ok(Reply::OK)
     } else if is(sub, "list") {
         let mut s = String::new();
-        for c in ctx.shared.clients.all() {
+        for c in ctx.node.clients.all() {
             s.push_str(&c.describe());
             s.push('\n');
         }
@@ -262,7 +262,7 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let all = ctx.shared.clients.all();
+    let all = ctx.node.clients.all();
     if args.len() == 3 {
         // Old form: CLIENT KILL ip:port.
         let addr = text(&args[2]);
@@ -331,14 +331,14 @@ pub fn help(lines: &[&'static str]) -> Reply {
 }
 
 pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.shared.keyspace.dbsize()))
+    Ok(Reply::Int(ctx.node.keyspace.dbsize()))
 }
 
 pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 || (args.len() == 2 && !is(&args[1], "async") && !is(&args[1], "sync")) {
         return Err(CmdError::Syntax);
     }
-    ctx.shared.keyspace.flush_all()?;
+    ctx.node.keyspace.flush_all()?;
     Ok(Reply::OK)
 }
 
@@ -369,7 +369,7 @@ pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
-    let cfg = &ctx.shared.config;
+    let cfg = &ctx.node.config;
     if is(sub, "get") {
         let pats: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
         let pairs = cfg.get(&pats);
@@ -388,13 +388,13 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .map(|p| (&p[0][..], &p[1][..]))
             .collect();
         cfg.set(&pairs).map_err(|e| CmdError::Line(e.to_string()))?;
-        ctx.shared.config_changed();
+        ctx.node.config_changed();
         Ok(Reply::OK)
     } else if is(sub, "rewrite") {
         cfg.rewrite().map_err(|e| CmdError::Line(e.to_string()))?;
         Ok(Reply::OK)
     } else if is(sub, "resetstat") {
-        let s = &ctx.shared.stats;
+        let s = &ctx.node.stats;
         for c in [
             &s.commands_processed,
             &s.connections_received,
@@ -405,7 +405,7 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        let k = &ctx.shared.keyspace.stats;
+        let k = &ctx.node.keyspace.stats;
         for c in [&k.expired_keys, &k.keyspace_hits, &k.keyspace_misses] {
             c.store(0, Ordering::Relaxed);
         }
@@ -445,11 +445,11 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Ok(Reply::Array(out))
     } else if is(sub, "reload") {
         // Data lives on disk already; syncing the WAL is what a reload would guarantee.
-        ctx.shared.engine.sync_wal()?;
+        ctx.node.engine.sync_wal()?;
         Ok(Reply::OK)
     } else if is(sub, "cluster-isolate") && args.len() == 3 {
         // Fault injection for partition tests: the node stops exchanging bus messages.
-        let Some(cl) = &ctx.shared.cluster else {
+        let Some(cl) = &ctx.node.cluster else {
             return Err(CmdError::err("This instance has cluster support disabled"));
         };
         let on = is(&args[2], "yes");
@@ -458,13 +458,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if is(sub, "slot-migration-delay") && args.len() == 3 {
         // Test hook: slows a slot migration's snapshot stream so a test can crash it midway.
         let ms = int(&args[2])?.max(0) as u64;
-        ctx.shared
+        ctx.node
             .migrations
             .chunk_delay_ms
             .store(ms, Ordering::Relaxed);
         Ok(Reply::OK)
     } else if is(sub, "set-active-expire") && args.len() == 3 {
-        ctx.shared
+        ctx.node
             .active_expire
             .store(int(&args[2])? != 0, Ordering::Relaxed);
         Ok(Reply::OK)
@@ -505,7 +505,7 @@ pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.ks.commit()?;
     for k in &args[1..] {
         let at = ctx.ks.peek(k)?.and_then(|(_, at)| at);
-        let flag = ctx.shared.keyspace.watch(k);
+        let flag = ctx.node.keyspace.watch(k);
         ctx.client.watched.push((flag, at));
     }
     Ok(Reply::OK)

@@ -343,7 +343,7 @@ pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         pattern,
         ..
     } = super::args::member_scan(args, false)?;
-    let shared = ctx.shared;
+    let shared = ctx.node;
     let ks = &shared.keyspace;
     let resume = if cursor == 0 {
         Some(Vec::new())

@@ -17,7 +17,7 @@ pub(super) fn as_str(e: &Entry) -> Result<&Bytes, CmdError> {
 }
 
 fn max_len(ctx: &Ctx) -> usize {
-    ctx.shared.limits().max_bulk_len as usize
+    ctx.node.limits().max_bulk_len as usize
 }
 
 fn too_big() -> CmdError {

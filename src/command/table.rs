@@ -3,7 +3,30 @@
 use super::{
     blocking_cmds as blk, cluster_cmds as cl, hashes, info, introspect, keys, lists,
     pubsub_cmds as ps, replication_cmds as repl, server_cmds as srv, sets, strings, zranges, zsets,
-    CommandSpec,
+    CmdFlags, CommandSpec, MovableKeys,
+};
+
+/// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
+macro_rules! movable {
+    ($keys:expr, $row:expr) => {
+        CommandSpec {
+            movable: Some($keys),
+            ..$row
+        }
+    };
+}
+
+const NUMKEYS_AT_1: MovableKeys = MovableKeys::Numkeys {
+    dest: None,
+    numkeys: 1,
+};
+const NUMKEYS_AT_2: MovableKeys = MovableKeys::Numkeys {
+    dest: None,
+    numkeys: 2,
+};
+const DEST_NUMKEYS: MovableKeys = MovableKeys::Numkeys {
+    dest: Some(1),
+    numkeys: 2,
 };
 
 macro_rules! cmd {
@@ -12,7 +35,8 @@ macro_rules! cmd {
         CommandSpec {
             name: $name,
             arity: $arity,
-            flags: $flags,
+            flags: CmdFlags::parse($flags),
+            movable: None,
             first_key: $first,
             last_key: $last,
             step: $step,
@@ -36,7 +60,8 @@ macro_rules! container {
         CommandSpec {
             name: $name,
             arity: $arity,
-            flags: $flags,
+            flags: CmdFlags::parse($flags),
+            movable: None,
             first_key: 0,
             last_key: 0,
             step: 0,
@@ -138,7 +163,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("keys", 2, "readonly", 0, 0, 0, "@keyspace @read @slow @dangerous", "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     cmd!("randomkey", 1, "readonly", 0, 0, 0, "@keyspace @read @slow", "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("dump", 2, "readonly", 1, 1, 1, "@keyspace @read @slow", "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", keys::dump),
-    cmd!("migrate", -6, "write movablekeys", 3, 3, 1, "@keyspace @write @slow @dangerous", "generic", "2.6.0", "Atomically transfers a key from one instance to another.", super::migrate::migrate),
+    movable!(MovableKeys::Migrate, cmd!("migrate", -6, "write", 3, 3, 1, "@keyspace @write @slow @dangerous", "generic", "2.6.0", "Atomically transfers a key from one instance to another.", super::migrate::migrate)),
     cmd!("restore-asking", -4, "write denyoom asking", 1, 1, 1, "@keyspace @write @slow @dangerous", "server", "3.0.0", "An internal command for migrating keys in a cluster.", keys::restore),
     cmd!("restore", -4, "write denyoom", 1, 1, 1, "@keyspace @write @slow @dangerous", "generic", "2.6.0", "Creates a key from the serialized representation of a value.", keys::restore),
     container!("object", "", "@slow", "generic", "2.2.3", "A container for object introspection commands.", keys::object, [
@@ -176,7 +201,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("srandmember", -2, "readonly", 1, 1, 1, "@read @set @slow", "set", "1.0.0", "Get one or multiple random members from a set", sets::srandmember),
     cmd!("smove", 4, "write fast", 1, 2, 1, "@write @set @fast", "set", "1.0.0", "Moves a member from one set to another.", sets::smove),
     cmd!("sinter", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the intersect of multiple sets.", sets::sinter),
-    cmd!("sintercard", -3, "readonly movablekeys", 2, -1, 1, "@read @set @slow", "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", sets::sintercard),
+    movable!(NUMKEYS_AT_1, cmd!("sintercard", -3, "readonly", 0, 0, 0, "@read @set @slow", "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", sets::sintercard)),
     cmd!("sinterstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the intersect of multiple sets in a key.", sets::sinterstore),
     cmd!("sunion", -2, "readonly", 1, -1, 1, "@read @set @slow", "set", "1.0.0", "Returns the union of multiple sets.", sets::sunion),
     cmd!("sunionstore", -3, "write denyoom", 1, -1, 1, "@write @set @slow", "set", "1.0.0", "Stores the union of multiple sets in a key.", sets::sunionstore),
@@ -200,12 +225,12 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("lpos", -3, "readonly", 1, 1, 1, "@read @list @slow", "list", "6.0.6", "Returns the index of matching elements in a list.", lists::lpos),
     cmd!("lmove", 5, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another.", lists::lmove),
     cmd!("rpoplpush", 3, "write denyoom", 1, 2, 1, "@write @list @slow", "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list.", lists::rpoplpush),
-    cmd!("lmpop", -4, "write movablekeys", 2, -1, 1, "@write @list @slow", "list", "7.0.0", "Returns multiple elements from a list after removing them.", lists::lmpop),
+    movable!(NUMKEYS_AT_1, cmd!("lmpop", -4, "write", 0, 0, 0, "@write @list @slow", "list", "7.0.0", "Returns multiple elements from a list after removing them.", lists::lmpop)),
     cmd!("blpop", -3, "write blocking", 1, -2, 1, "@write @list @slow @blocking", "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::blpop),
     cmd!("brpop", -3, "write blocking", 1, -2, 1, "@write @list @slow @blocking", "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::brpop),
     cmd!("blmove", 6, "write denyoom blocking", 1, 2, 1, "@write @list @slow @blocking", "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", blk::blmove),
     cmd!("brpoplpush", 4, "write denyoom blocking", 1, 2, 1, "@write @list @slow @blocking", "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", blk::brpoplpush),
-    cmd!("blmpop", -5, "write blocking movablekeys", 3, -1, 1, "@write @list @slow @blocking", "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::blmpop),
+    movable!(NUMKEYS_AT_2, cmd!("blmpop", -5, "write blocking", 0, 0, 0, "@write @list @slow @blocking", "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blk::blmpop)),
     // pub/sub
     cmd!("subscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Listens for messages published to channels.", ps::subscribe),
     cmd!("psubscribe", -2, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", ps::psubscribe),
@@ -238,12 +263,12 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zrevrangebyscore", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zranges::zrevrangebyscore),
     cmd!("zpopmin", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them.", zsets::zpopmin),
     cmd!("zpopmax", -2, "write fast", 1, 1, 1, "@write @sortedset @fast", "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them.", zsets::zpopmax),
-    cmd!("zunionstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", zsets::zunionstore),
-    cmd!("zinterstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", zsets::zinterstore),
-    cmd!("zdiffstore", -4, "write denyoom movablekeys", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore),
-    cmd!("zunion", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion),
-    cmd!("zinter", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter),
-    cmd!("zdiff", -3, "readonly movablekeys", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff),
+    movable!(DEST_NUMKEYS, cmd!("zunionstore", -4, "write denyoom", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", zsets::zunionstore)),
+    movable!(DEST_NUMKEYS, cmd!("zinterstore", -4, "write denyoom", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", zsets::zinterstore)),
+    movable!(DEST_NUMKEYS, cmd!("zdiffstore", -4, "write denyoom", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore)),
+    movable!(NUMKEYS_AT_1, cmd!("zunion", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion)),
+    movable!(NUMKEYS_AT_1, cmd!("zinter", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter)),
+    movable!(NUMKEYS_AT_1, cmd!("zdiff", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff)),
     cmd!("zrandmember", -2, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
     cmd!("zscan", -3, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),
     cmd!("zrangebylex", -4, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", zranges::zrangebylex),
@@ -253,10 +278,10 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("zremrangebyscore", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zranges::zremrangebyscore),
     cmd!("zremrangebylex", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zranges::zremrangebylex),
     cmd!("zremrangebyrank", 4, "write", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zranges::zremrangebyrank),
-    cmd!("zmpop", -4, "write movablekeys", 2, -1, 1, "@write @sortedset @slow", "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zsets::zmpop),
+    movable!(NUMKEYS_AT_1, cmd!("zmpop", -4, "write", 0, 0, 0, "@write @sortedset @slow", "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zsets::zmpop)),
     cmd!("bzpopmin", -3, "write blocking fast", 1, -2, 1, "@write @sortedset @fast @blocking", "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blk::bzpopmin),
     cmd!("bzpopmax", -3, "write blocking fast", 1, -2, 1, "@write @sortedset @fast @blocking", "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", blk::bzpopmax),
-    cmd!("bzmpop", -5, "write blocking movablekeys", 3, -1, 1, "@write @sortedset @slow @blocking", "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blk::bzmpop),
+    movable!(NUMKEYS_AT_2, cmd!("bzmpop", -5, "write blocking", 0, 0, 0, "@write @sortedset @slow @blocking", "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blk::bzmpop)),
     // cluster
     container!("cluster", "", "@slow", "cluster", "3.0.0", "A container for Redis Cluster commands.", cl::cluster, [
         cmd!("addslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER ADDSLOTS", cl::cluster),

@@ -514,7 +514,7 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         pattern,
         ..
     } = super::args::member_scan(args, false)?;
-    let shared = ctx.shared;
+    let shared = ctx.node;
     let ks = &shared.keyspace;
     read(ctx, &args[1], |z| {
         let mut out = Vec::new();

@@ -16,7 +16,6 @@ mod moving;
 mod overlay;
 mod pending;
 mod scan;
-mod slot;
 mod watch;
 mod zrank;
 mod zset;
@@ -26,6 +25,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use crate::slot::key_slot;
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
@@ -34,7 +34,6 @@ use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
 pub use pending::Pending;
 pub use scan::ScanFilter;
-pub use slot::key_slot;
 pub use watch::WatchFlag;
 pub use zset::{index_position, position_parts, successor_member, successor_position, ZTxn, ZView};
 

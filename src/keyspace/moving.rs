@@ -12,12 +12,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use super::{Keyspace, Result};
 use crate::storage::{Batch, SLOTS};
 
-/// Inclusive slot ranges.
-pub type Ranges = Vec<(u16, u16)>;
-
-pub fn in_ranges(ranges: &[(u16, u16)], slot: u16) -> bool {
-    ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))
-}
+pub use crate::slot::{in_ranges, Ranges};
 
 /// Writes committed to some slots since a snapshot, as encoded batches in commit order.
 pub struct Tap {

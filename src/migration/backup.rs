@@ -10,12 +10,12 @@ use parking_lot::Mutex;
 use tokio_stream::StreamExt;
 
 use super::import::export_stream;
+use super::MigrationHandle;
+use super::{BackupSide, ChunkStream, StageReport};
 use crate::keyspace::{is_key_entry, Ranges};
-use crate::rpc::{BackupSide, ChunkStream, StageReport};
-use crate::server::Shared;
 use crate::storage::{SlotLoader, Staged};
 
-pub struct BackupNode(pub Arc<Shared>);
+pub struct BackupNode(pub Arc<MigrationHandle>);
 
 /// Staged restores by job name.
 #[derive(Default)]
@@ -23,7 +23,7 @@ pub(crate) struct StagedJobs {
     jobs: Mutex<HashMap<String, (Staged, BTreeSet<u16>, StageReport)>>,
 }
 
-fn owned(shared: &Shared) -> Result<Vec<bool>, String> {
+fn owned(shared: &MigrationHandle) -> Result<Vec<bool>, String> {
     let cluster = shared.cluster.as_ref().ok_or("not in cluster mode")?;
     Ok(cluster.read(|st| {
         if !st.me().is_primary() {
@@ -40,7 +40,7 @@ fn slot_of(k: &[u8]) -> Option<u16> {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl BackupSide for BackupNode {
     async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String> {
         let mine = owned(&self.0)?;
@@ -146,7 +146,7 @@ impl BackupSide for BackupNode {
                 .recount_slots(&slots)
                 .map_err(|e| e.to_string())?;
             // Replicas fetch the restored slots from here, as after a slot migration.
-            let ranges = to_ranges(&slots);
+            let ranges = crate::slot::ranges_of(&slots);
             sh.keyspace
                 .import_mark_loaded(&ranges)
                 .map_err(|e| e.to_string())
@@ -165,18 +165,7 @@ impl BackupSide for BackupNode {
     }
 }
 
-fn to_ranges(slots: &[u16]) -> Ranges {
-    let mut out: Ranges = Vec::new();
-    for &s in slots {
-        match out.last_mut() {
-            Some((_, b)) if *b + 1 == s => *b = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
-}
-
 /// Staged restores do not survive a restart.
-pub fn clear_staging(shared: &Shared) {
+pub fn clear_staging(shared: &MigrationHandle) {
     let _ = std::fs::remove_dir_all(shared.config.snapshot().dir.join("restore"));
 }

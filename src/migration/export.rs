@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::records::{self, Record};
-use super::{unix_secs, Request};
+use super::records::{self, OutPhase, Record};
+use super::transport::{CommitError, ImportStatus, MigrationPeer};
+use super::DataChunk;
+use super::MigrationHandle;
+use super::{unix_secs, JobState, Request};
 use crate::cluster::NodeId;
 use crate::keyspace::{Ranges, Tap};
-use crate::rpc::{DataChunk, MigrationPeer};
-use crate::server::Shared;
 
 const CHUNK_ENTRIES: usize = 4096;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -39,7 +40,7 @@ impl From<String> for Failure {
 
 /// Undoes the source-side effects of a job that did not commit.
 struct Undo<'a> {
-    shared: &'a Shared,
+    shared: &'a MigrationHandle,
     tap: Option<Arc<Tap>>,
     paused: Option<Ranges>,
 }
@@ -55,35 +56,43 @@ impl Drop for Undo<'_> {
     }
 }
 
-fn peer_addr(shared: &Shared, id: &NodeId) -> Result<(String, u16), String> {
+fn peer_addr(shared: &MigrationHandle, id: &NodeId) -> Result<(String, u16), String> {
     let cluster = shared.cluster.as_ref().ok_or("not in cluster mode")?;
     cluster
         .read(|st| st.nodes.get(id).map(|n| (n.ip.clone(), n.cport)))
         .ok_or_else(|| format!("node {id} is not known any more"))
 }
 
-pub(super) async fn connect(shared: &Shared, id: &NodeId) -> Result<MigrationPeer, String> {
+pub(super) async fn connect(
+    shared: &MigrationHandle,
+    id: &NodeId,
+) -> Result<Box<dyn MigrationPeer>, String> {
     let (ip, cport) = peer_addr(shared, id)?;
     let digest = crate::cluster::bus_digest(&shared.config.snapshot());
-    MigrationPeer::connect(&ip, cport, digest).await
+    shared.peers.connect(&ip, cport, digest).await
 }
 
-pub(super) async fn run(shared: Arc<Shared>, name: String, req: Request, cancel: Arc<AtomicBool>) {
+pub(super) async fn run(
+    shared: Arc<MigrationHandle>,
+    name: String,
+    req: Request,
+    cancel: Arc<AtomicBool>,
+) {
     let t0 = Instant::now();
     let r = export(&shared, &name, &req, &cancel).await;
     let (state, message) = match r {
-        Ok(()) => ("success", String::new()),
-        Err(Failure::Cancelled) => ("cancelled", "cancelled".to_string()),
-        Err(Failure::Failed(m)) => ("failed", m),
+        Ok(()) => (JobState::Success, String::new()),
+        Err(Failure::Cancelled) => (JobState::Cancelled, "cancelled".to_string()),
+        Err(Failure::Failed(m)) => (JobState::Failed, m),
     };
     match state {
-        "success" => tracing::info!(
+        JobState::Success => tracing::info!(
             "slot migration {name}: slots {} moved to {} in {:?}",
             super::ranges_text(&req.ranges),
             req.target,
             t0.elapsed()
         ),
-        _ => tracing::warn!("slot migration {name}: {state}: {message}"),
+        _ => tracing::warn!("slot migration {name}: {}: {message}", state.as_str()),
     }
     shared.migrations.update(&name, |i| {
         i.state = state;
@@ -92,7 +101,7 @@ pub(super) async fn run(shared: Arc<Shared>, name: String, req: Request, cancel:
 }
 
 async fn export(
-    shared: &Arc<Shared>,
+    shared: &Arc<MigrationHandle>,
     name: &str,
     req: &Request,
     cancel: &AtomicBool,
@@ -102,13 +111,13 @@ async fn export(
         .clone()
         .ok_or("not in cluster mode".to_string())?;
     let myself = cluster.read(|st| st.myself);
-    let record = |state: &str| Record {
+    let record = |state: OutPhase| Record {
         name: name.to_string(),
         peer: req.target,
         ranges: req.ranges.clone(),
-        state: state.into(),
+        state,
     };
-    records::put_out(&shared.engine, record("stream")).map_err(|e| e.to_string())?;
+    records::put_out(&shared.engine, record(OutPhase::Stream)).map_err(|e| e.to_string())?;
     let mut peer = connect(shared, &req.target).await?;
     let mut undo = Undo {
         shared,
@@ -117,10 +126,10 @@ async fn export(
     };
     let outcome = async {
         peer.begin(name, &myself, &req.ranges).await?;
-        set(shared, name, "snapshot", "");
+        set(shared, name, JobState::Snapshot, "");
         let tap = stream_snapshot(shared, name, &req.ranges, &mut peer, cancel).await?;
         undo.tap = Some(Arc::clone(&tap));
-        set(shared, name, "catching-up", "");
+        set(shared, name, JobState::CatchingUp, "");
         for _ in 0..CATCH_UP_ROUNDS {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Failure::Cancelled);
@@ -149,15 +158,15 @@ async fn export(
         }
     };
     // From here the target may own the slots once it gets Commit.
-    records::put_out(&shared.engine, record("commit")).map_err(|e| e.to_string())?;
-    set(shared, name, "paused", "");
+    records::put_out(&shared.engine, record(OutPhase::Commit)).map_err(|e| e.to_string())?;
+    set(shared, name, JobState::Paused, "");
     let paused_at = Instant::now();
     pause(shared, &req.ranges, true).await;
     undo.paused = Some(req.ranges.clone());
     let last = tap.drain();
     let epoch = match peer.commit(name, last).await {
         Ok(e) => e,
-        Err(Some(refused)) => {
+        Err(CommitError::Refused(refused)) => {
             drop(undo);
             let _ = peer.abort(name).await;
             let _ = records::remove_out(&shared.engine, name);
@@ -165,7 +174,7 @@ async fn export(
                 "target refused the commit: {refused}"
             )));
         }
-        Err(None) => match resolve(shared, name, &req.target).await {
+        Err(CommitError::Unknown(e)) => match resolve(shared, name, &req.target, &e).await {
             Some(e) => e,
             None => {
                 drop(undo);
@@ -186,7 +195,7 @@ async fn export(
     Ok(())
 }
 
-fn set(shared: &Shared, name: &str, state: &'static str, message: &str) {
+fn set(shared: &MigrationHandle, name: &str, state: JobState, message: &str) {
     shared.migrations.update(name, |i| {
         i.state = state;
         i.message = message.to_string();
@@ -194,7 +203,7 @@ fn set(shared: &Shared, name: &str, state: &'static str, message: &str) {
     });
 }
 
-async fn pause(shared: &Arc<Shared>, ranges: &Ranges, on: bool) {
+async fn pause(shared: &Arc<MigrationHandle>, ranges: &Ranges, on: bool) {
     let sh = Arc::clone(shared);
     let r = ranges.clone();
     // Taking the request gate waits for in-flight request batches: not on a runtime thread.
@@ -203,10 +212,10 @@ async fn pause(shared: &Arc<Shared>, ranges: &Ranges, on: bool) {
 
 /// Streams the snapshot; returns the tap holding the writes made since.
 async fn stream_snapshot(
-    shared: &Arc<Shared>,
+    shared: &Arc<MigrationHandle>,
     name: &str,
     ranges: &Ranges,
-    peer: &mut MigrationPeer,
+    peer: &mut Box<dyn MigrationPeer>,
     cancel: &AtomicBool,
 ) -> Result<Arc<Tap>, Failure> {
     let (tx, rx) = tokio::sync::mpsc::channel::<DataChunk>(4);
@@ -272,7 +281,7 @@ async fn stream_snapshot(
         }
     };
     let loaded = tokio::select! {
-        r = peer.load(ReceiverStream::new(rx)) => r,
+        r = peer.load(Box::pin(ReceiverStream::new(rx))) => r,
         _ = watch_cancel => Err("cancelled".into()),
     };
     let tap = producer
@@ -291,24 +300,23 @@ async fn stream_snapshot(
     Ok(tap)
 }
 
-/// The Commit reply was lost: asks the target until it answers. Some(epoch) if it took the
-/// slots; None if it did not (and never will: an importing job is aborted first).
-async fn resolve(shared: &Shared, name: &str, target: &NodeId) -> Option<u64> {
+/// The Commit reply was lost (`why`): asks the target until it answers. Some(epoch) if it took
+/// the slots; None if it did not (and never will: an importing job is aborted first).
+async fn resolve(shared: &MigrationHandle, name: &str, target: &NodeId, why: &str) -> Option<u64> {
+    tracing::warn!("slot migration {name}: {why}; asking the target");
     let t0 = Instant::now();
     while t0.elapsed() < RESOLVE_FOR {
         // Gossip may already show the target owning the slots with a newer epoch.
         if let Ok(mut peer) = connect(shared, target).await {
             match peer.status(name).await {
-                Ok((s, e)) if s == "committed" => return Some(e),
-                Ok((s, _)) if s == "unknown" => return None,
-                Ok(_) => {
+                Ok((ImportStatus::Committed, e)) => return Some(e),
+                Ok((ImportStatus::Unknown, _)) => return None,
+                Ok((ImportStatus::Importing, _)) => {
                     if peer.abort(name).await.is_ok() {
-                        if let Ok((s, e)) = peer.status(name).await {
-                            match s.as_str() {
-                                "committed" => return Some(e),
-                                "unknown" => return None,
-                                _ => {}
-                            }
+                        match peer.status(name).await {
+                            Ok((ImportStatus::Committed, e)) => return Some(e),
+                            Ok((ImportStatus::Unknown, _)) => return None,
+                            _ => {}
                         }
                     }
                 }
@@ -326,7 +334,7 @@ async fn resolve(shared: &Shared, name: &str, target: &NodeId) -> Option<u64> {
 /// The target owns the slots: record that, let paused writers go (they get MOVED), and drop
 /// the data here (replicated, so this node's replicas drop it too).
 async fn hand_over(
-    shared: &Arc<Shared>,
+    shared: &Arc<MigrationHandle>,
     ranges: &Ranges,
     target: NodeId,
     epoch: u64,
@@ -345,14 +353,16 @@ async fn hand_over(
 
 /// After a restart: a job still streaming is aborted at the target; a job that sent Commit
 /// keeps its slots paused until the target says whether it took them.
-pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    for r in records::out_records(&shared.engine)? {
+pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError> {
+    let recs =
+        records::out_records(&shared.engine).map_err(|e| super::RecoverError(e.to_string()))?;
+    for r in recs {
         let sh = Arc::clone(shared);
-        if r.state == "commit" {
+        if r.state == OutPhase::Commit {
             shared.keyspace.pause_writes(&r.ranges, true);
         }
         tracing::warn!(
-            "slot migration {}: interrupted by a restart in phase {}; resolving with the target",
+            "slot migration {}: interrupted by a restart in phase {:?}; resolving with the target",
             r.name,
             r.state
         );
@@ -361,16 +371,14 @@ pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
             loop {
                 let res = async {
                     let mut peer = connect(&sh, &r.peer).await?;
-                    if r.state == "commit" {
-                        let (s, e) = peer.status(&r.name).await?;
-                        let s = if s == "importing" {
+                    if r.state == OutPhase::Commit {
+                        let mut s = peer.status(&r.name).await?;
+                        if s.0 == ImportStatus::Importing {
                             peer.abort(&r.name).await?;
-                            peer.status(&r.name).await?
-                        } else {
-                            (s, e)
-                        };
-                        if s.0 == "committed" {
-                            hand_over(&sh, &r.ranges, r.peer, s.1).await?;
+                            s = peer.status(&r.name).await?;
+                        }
+                        if let (ImportStatus::Committed, epoch) = s {
+                            hand_over(&sh, &r.ranges, r.peer, epoch).await?;
                             return Ok::<_, String>(());
                         }
                     } else {

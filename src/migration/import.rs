@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio_stream::StreamExt;
 
-use super::records::{self, Record};
-use super::{unix_secs, JobInfo, Operation};
+use super::records::{self, InState, Record};
+use super::MigrationHandle;
+use super::{unix_secs, JobInfo, JobState, Operation};
+use super::{ChunkStream, DataChunk, ImportSide, ImportStatus};
 use crate::cluster::NodeId;
 use crate::keyspace::{in_ranges, Ranges};
-use crate::rpc::{ChunkStream, DataChunk, ImportSide};
-use crate::server::Shared;
 use crate::storage::SlotLoader;
 
 /// An import with no request for this long is rolled back (its source is gone).
@@ -37,7 +37,7 @@ pub(crate) struct Imports {
     active: Mutex<HashMap<String, Arc<ImportJob>>>,
 }
 
-pub struct TargetSide(pub Arc<Shared>);
+pub struct TargetSide(pub Arc<MigrationHandle>);
 
 fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, String> + Send + 'static,
@@ -64,7 +64,7 @@ impl TargetSide {
         Ok(j)
     }
 
-    fn set_state(&self, name: &str, state: &'static str, message: String) {
+    fn set_state(&self, name: &str, state: JobState, message: String) {
         self.0.migrations.update(name, |i| {
             i.state = state;
             i.message = message;
@@ -74,7 +74,7 @@ impl TargetSide {
 }
 
 /// Drops an import's data and records (replicated, so the replicas drop it too).
-fn roll_back(shared: &Shared, name: &str, ranges: &[(u16, u16)]) -> Result<(), String> {
+fn roll_back(shared: &MigrationHandle, name: &str, ranges: &[(u16, u16)]) -> Result<(), String> {
     shared
         .keyspace
         .drop_slots(ranges)
@@ -83,7 +83,7 @@ fn roll_back(shared: &Shared, name: &str, ranges: &[(u16, u16)]) -> Result<(), S
     records::remove_in(&shared.engine, name).map_err(|e| e.to_string())
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl ImportSide for TargetSide {
     async fn begin(&self, job: String, source: NodeId, ranges: Ranges) -> Result<u64, String> {
         let shared = &self.0;
@@ -120,7 +120,7 @@ impl ImportSide for TargetSide {
                 name: job.clone(),
                 peer: source,
                 ranges: ranges.clone(),
-                state: "importing".into(),
+                state: InState::Importing,
             },
         )
         .map_err(|e| e.to_string())?;
@@ -151,7 +151,7 @@ impl ImportSide for TargetSide {
             create_time: now,
             last_update_time: now,
             last_ack_time: now,
-            state: "loading",
+            state: JobState::Loading,
             message: String::new(),
             keys: 0,
             bytes: 0,
@@ -236,7 +236,7 @@ impl ImportSide for TargetSide {
                 .map_err(|e| e.to_string())
         })
         .await?;
-        self.set_state(&job, "catching-up", format!("{n} entries loaded"));
+        self.set_state(&job, JobState::CatchingUp, format!("{n} entries loaded"));
         Ok(n)
     }
 
@@ -284,12 +284,12 @@ impl ImportSide for TargetSide {
                 name: job.clone(),
                 peer: j.source,
                 ranges: j.ranges.clone(),
-                state: format!("committed:{epoch}"),
+                state: InState::Committed(epoch),
             },
         )
         .map_err(|e| e.to_string())?;
         shared.migrations.imports.active.lock().remove(&job);
-        self.set_state(&job, "success", String::new());
+        self.set_state(&job, JobState::Success, String::new());
         tracing::info!(
             "slot migration {job}: took slots {} with config epoch {epoch}",
             super::ranges_text(&j.ranges)
@@ -307,22 +307,20 @@ impl ImportSide for TargetSide {
         let name = job.clone();
         blocking(move || roll_back(&sh, &name, &r)).await?;
         self.0.migrations.imports.active.lock().remove(&job);
-        self.set_state(&job, "failed", "aborted by the source".into());
+        self.set_state(&job, JobState::Failed, "aborted by the source".into());
         tracing::warn!("slot migration {job}: aborted by the source, imported data dropped");
         Ok(())
     }
 
-    async fn status(&self, job: String) -> (String, u64) {
+    async fn status(&self, job: String) -> (ImportStatus, u64) {
         if self.0.migrations.imports.active.lock().contains_key(&job) {
-            return ("importing".into(), 0);
+            return (ImportStatus::Importing, 0);
         }
         let recs = records::in_records(&self.0.engine).unwrap_or_default();
-        match recs.iter().find(|r| r.name == job) {
-            Some(r) => match r.state.strip_prefix("committed:") {
-                Some(e) => ("committed".into(), e.parse().unwrap_or(0)),
-                None => ("importing".into(), 0),
-            },
-            None => ("unknown".into(), 0),
+        match recs.iter().find(|r| r.name == job).map(|r| r.state) {
+            Some(InState::Committed(e)) => (ImportStatus::Committed, e),
+            Some(InState::Importing) => (ImportStatus::Importing, 0),
+            None => (ImportStatus::Unknown, 0),
         }
     }
 
@@ -333,7 +331,7 @@ impl ImportSide for TargetSide {
 
 /// A snapshot of `ranges` as a stream of chunks; the last chunk carries the write-log offset
 /// of the snapshot.
-pub(super) fn export_stream(shared: Arc<Shared>, ranges: Ranges) -> ChunkStream {
+pub(super) fn export_stream(shared: Arc<MigrationHandle>, ranges: Ranges) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<DataChunk, String>>(4);
     tokio::task::spawn_blocking(move || {
         let mut chunk = DataChunk::default();
@@ -362,12 +360,14 @@ pub(super) fn export_stream(shared: Arc<Shared>, ranges: Ranges) -> ChunkStream 
 
 /// After a restart: an import whose slots nodes.conf gives us was committed; any other
 /// import is rolled back.
-pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
+pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError> {
     let Some(cluster) = &shared.cluster else {
         return Ok(());
     };
-    for r in records::in_records(&shared.engine)? {
-        if r.state != "importing" {
+    let err = |e: String| super::RecoverError(e);
+    let recs = records::in_records(&shared.engine).map_err(|e| err(e.to_string()))?;
+    for r in recs {
+        if r.state != InState::Importing {
             continue;
         }
         let owned = cluster.read(|st| {
@@ -381,16 +381,17 @@ pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
             records::put_in(
                 &shared.engine,
                 Record {
-                    state: format!("committed:{epoch}"),
+                    state: InState::Committed(epoch),
                     ..r.clone()
                 },
-            )?;
+            )
+            .map_err(|e| err(e.to_string()))?;
             tracing::info!(
                 "slot migration {}: committed before the restart; finished",
                 r.name
             );
         } else {
-            roll_back(shared, &r.name, &r.ranges).map_err(anyhow::Error::msg)?;
+            roll_back(shared, &r.name, &r.ranges).map_err(err)?;
             tracing::warn!(
                 "slot migration {}: interrupted before its commit; imported data for slots {} dropped",
                 r.name,
@@ -402,7 +403,7 @@ pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
 }
 
 /// Rolls back imports whose source went quiet (it died and did not come back to abort).
-pub fn spawn_idle_sweeper(shared: Arc<Shared>) {
+pub fn spawn_idle_sweeper(shared: Arc<MigrationHandle>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {

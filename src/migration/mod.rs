@@ -3,26 +3,73 @@
 //! hands them over; the target ingests the data as SST files into hidden slots and takes
 //! ownership with a config-epoch bump. Clients only ever see MOVED.
 //!
-//! Owns: the job table (GETSLOTMIGRATIONS), the persisted job records that let either side
-//! roll back or finish after a crash, the source driver (`export`) and the target side
-//! (`import`). Must not: touch RocksDB (it goes through `keyspace`) or protobuf (`rpc`).
+//! Also the legacy path (`legacy`: MIGRATE's network side, for redis-cli's reshard) and slot
+//! backups (`backup`).
+//!
+//! Owns: [`MigrationHandle`] (what jobs reach of the node), the job table (GETSLOTMIGRATIONS),
+//! the persisted job records that let either side roll back or finish after a crash, the
+//! source driver (`export`), the target side (`import`), the transport traits the gRPC edge
+//! implements (`transport`). Must not: touch RocksDB (it goes through `keyspace`) or protobuf
+//! (`rpc`).
 
 mod backup;
 mod export;
 mod import;
+pub mod legacy;
 mod records;
+mod transport;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
 
-use crate::cluster::NodeId;
-use crate::keyspace::Ranges;
-use crate::server::Shared;
+use crate::cluster::{Cluster, NodeId};
+use crate::config::LiveConfig;
+use crate::keyspace::{Keyspace, Ranges};
+use crate::storage::Engine;
 
 pub use backup::BackupNode;
 pub use import::{spawn_idle_sweeper, TargetSide};
+pub use legacy::{MigrateLinks, MigrateRequest};
+pub use records::{InState, OutPhase};
+pub use transport::{
+    BackupSide, ChunkStream, CommitError, DataChunk, ImportSide, ImportStatus, MigrationConnector,
+    MigrationPeer, OutChunks, StageReport,
+};
+
+/// What migration and backup jobs reach of the node: storage, configuration, cluster
+/// membership, the job table and how to reach other nodes. Built once by the node.
+pub struct MigrationHandle {
+    pub keyspace: Arc<Keyspace>,
+    pub engine: Arc<Engine>,
+    pub config: Arc<LiveConfig>,
+    pub cluster: Option<Arc<Cluster>>,
+    pub migrations: Arc<Migrations>,
+    pub shutdown: CancellationToken,
+    pub peers: Arc<dyn MigrationConnector>,
+    /// Cached connections of the legacy MIGRATE command.
+    pub migrate_links: MigrateLinks,
+}
+
+impl MigrationHandle {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
+    pub fn isolated(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+    }
+}
+
+/// Why recovery of interrupted jobs at start-up failed.
+#[derive(Debug, thiserror::Error)]
+#[error("recovering interrupted slot migrations: {0}")]
+pub struct RecoverError(pub String);
 
 /// Finished jobs kept for GETSLOTMIGRATIONS (Valkey's cluster-slot-migration-log-max-len).
 const LOG_MAX: usize = 100;
@@ -44,15 +91,46 @@ pub struct JobInfo {
     pub create_time: u64,
     pub last_update_time: u64,
     pub last_ack_time: u64,
-    pub state: &'static str,
+    pub state: JobState,
     pub message: String,
     pub keys: u64,
     pub bytes: u64,
 }
 
+/// A job's state as GETSLOTMIGRATIONS names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Connecting,
+    Snapshot,
+    CatchingUp,
+    Paused,
+    Loading,
+    Success,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Connecting => "connecting",
+            JobState::Snapshot => "snapshot",
+            JobState::CatchingUp => "catching-up",
+            JobState::Paused => "paused",
+            JobState::Loading => "loading",
+            JobState::Success => "success",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl JobInfo {
     pub fn active(&self) -> bool {
-        !matches!(self.state, "success" | "failed" | "cancelled")
+        !matches!(
+            self.state,
+            JobState::Success | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -94,7 +172,6 @@ pub enum MigrateError {
 #[derive(Default)]
 pub struct Migrations {
     jobs: Mutex<Vec<Job>>,
-    shared: OnceLock<Weak<Shared>>,
     /// Test hook (DEBUG SLOT-MIGRATION-DELAY): a pause after each data chunk sent.
     pub chunk_delay_ms: AtomicU64,
     pub(crate) imports: import::Imports,
@@ -109,22 +186,9 @@ pub fn new_job_name() -> String {
     NodeId::random().to_string()
 }
 
-pub fn ranges_text(r: &[(u16, u16)]) -> String {
-    r.iter()
-        .map(|(a, b)| format!("{a}-{b}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::slot::ranges_text;
 
 impl Migrations {
-    pub fn bind(&self, shared: &Arc<Shared>) {
-        let _ = self.shared.set(Arc::downgrade(shared));
-    }
-
-    fn shared(&self) -> Option<Arc<Shared>> {
-        self.shared.get().and_then(Weak::upgrade)
-    }
-
     pub fn list(&self) -> Vec<JobInfo> {
         self.jobs.lock().iter().map(|j| j.info.clone()).collect()
     }
@@ -162,11 +226,34 @@ impl Migrations {
         }
     }
 
+    /// Cancels active export jobs started here (all, or the named one). Returns how many.
+    pub fn cancel(&self, name: Option<&str>) -> Result<usize, MigrateError> {
+        let jobs = self.jobs.lock();
+        let mut n = 0;
+        for j in jobs.iter() {
+            if j.info.operation == Operation::Export
+                && j.info.active()
+                && name.is_none_or(|x| x == j.info.name)
+            {
+                j.cancel.store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        if let Some(x) = name {
+            if n == 0 && !jobs.iter().any(|j| j.info.name == x) {
+                return Err(MigrateError::UnknownJob(x.to_string()));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl MigrationHandle {
     /// Validates every block of a MIGRATESLOTS call, then starts one export job per block;
     /// nothing starts unless all are valid.
-    pub fn start(&self, reqs: Vec<Request>) -> Result<(), MigrateError> {
-        let shared = self.shared().ok_or(MigrateError::NoCluster)?;
-        let cluster = shared.cluster.clone().ok_or(MigrateError::NoCluster)?;
+    pub fn start(self: &Arc<Self>, reqs: Vec<Request>) -> Result<(), MigrateError> {
+        let jobs = &self.migrations;
+        let cluster = self.cluster.clone().ok_or(MigrateError::NoCluster)?;
         let myself = cluster.read(|st| {
             if !st.me().is_primary() {
                 return Err(MigrateError::NotPrimary);
@@ -193,7 +280,7 @@ impl Migrations {
                         }
                         if st.migrating.contains_key(&s)
                             || st.importing.contains_key(&s)
-                            || self.busy(s)
+                            || jobs.busy(s)
                         {
                             return Err(MigrateError::Busy(s));
                         }
@@ -205,7 +292,7 @@ impl Migrations {
         for r in reqs {
             let now = unix_secs();
             let name = new_job_name();
-            let cancel = self.add(JobInfo {
+            let cancel = jobs.add(JobInfo {
                 name: name.clone(),
                 operation: Operation::Export,
                 ranges: r.ranges.clone(),
@@ -214,41 +301,19 @@ impl Migrations {
                 create_time: now,
                 last_update_time: now,
                 last_ack_time: now,
-                state: "connecting",
+                state: JobState::Connecting,
                 message: String::new(),
                 keys: 0,
                 bytes: 0,
             });
-            tokio::spawn(export::run(Arc::clone(&shared), name, r, cancel));
+            tokio::spawn(export::run(Arc::clone(self), name, r, cancel));
         }
         Ok(())
-    }
-
-    /// Cancels active export jobs started here (all, or the named one). Returns how many.
-    pub fn cancel(&self, name: Option<&str>) -> Result<usize, MigrateError> {
-        let jobs = self.jobs.lock();
-        let mut n = 0;
-        for j in jobs.iter() {
-            if j.info.operation == Operation::Export
-                && j.info.active()
-                && name.is_none_or(|x| x == j.info.name)
-            {
-                j.cancel.store(true, Ordering::Relaxed);
-                n += 1;
-            }
-        }
-        if let Some(x) = name {
-            if n == 0 && !jobs.iter().any(|j| j.info.name == x) {
-                return Err(MigrateError::UnknownJob(x.to_string()));
-            }
-        }
-        Ok(n)
     }
 }
 
 /// Finishes or rolls back what a crash interrupted; runs before the node serves clients.
-pub fn recover(shared: &Arc<Shared>) -> anyhow::Result<()> {
-    shared.migrations.bind(shared);
+pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), RecoverError> {
     backup::clear_staging(shared);
     if shared.cluster.is_none() {
         return Ok(());

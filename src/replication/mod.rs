@@ -24,6 +24,52 @@ use tokio::sync::watch;
 pub use backlog::Backlog;
 pub use primary::PrimarySide;
 pub use replica::spawn_replica_task;
+pub use wire::{ReplConnector, ReplSource};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::config::LiveConfig;
+use crate::keyspace::Keyspace;
+use crate::migration::MigrationConnector;
+use crate::storage::Engine;
+
+/// What the replication tasks reach of the node: storage, configuration, cluster membership
+/// and how to reach other nodes. Built once by the node.
+pub struct ReplHandle {
+    pub keyspace: Arc<Keyspace>,
+    pub engine: Arc<Engine>,
+    pub config: Arc<LiveConfig>,
+    pub cluster: Option<Arc<Cluster>>,
+    pub replication: Arc<Replication>,
+    pub shutdown: CancellationToken,
+    /// Opens the stream from a primary.
+    pub upstream: Arc<dyn ReplConnector>,
+    /// Fetches migrated slots from the primary after a slot migration.
+    pub peers: Arc<dyn MigrationConnector>,
+}
+
+impl ReplHandle {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
+    pub fn isolated(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+    }
+
+    /// Whether this node is a replica now, from the published cluster view (or REPLICAOF), so a
+    /// promotion takes effect for clients the moment the cluster state changes.
+    pub fn is_replica(&self) -> bool {
+        match &self.cluster {
+            Some(cl) => cl.view().role_replica_of.is_some(),
+            None => self.config.snapshot().replicaof.is_some(),
+        }
+    }
+}
 
 /// Meta record holding the replica's `replid(40) | offset:u64le`, written with every applied
 /// batch so a restarted replica resumes where it stopped.

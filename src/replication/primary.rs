@@ -9,24 +9,24 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use super::wire::ReplSource;
 use super::wire::{Hello, PrimaryMsg};
 use super::Link;
-use crate::rpc::ReplSource;
-use crate::server::Shared;
+use super::ReplHandle;
 
 const CHUNK: usize = 1 << 20;
 
 pub struct PrimarySide {
-    shared: Arc<Shared>,
+    shared: Arc<ReplHandle>,
 }
 
 impl PrimarySide {
-    pub fn new(shared: Arc<Shared>) -> PrimarySide {
+    pub fn new(shared: Arc<ReplHandle>) -> PrimarySide {
         PrimarySide { shared }
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl ReplSource for PrimarySide {
     async fn open(
         &self,
@@ -81,7 +81,7 @@ async fn send(tx: &mpsc::Sender<PrimaryMsg>, m: PrimaryMsg) -> Result<(), String
 }
 
 async fn feed(
-    shared: &Arc<Shared>,
+    shared: &Arc<ReplHandle>,
     link: u64,
     hello: Hello,
     tx: mpsc::Sender<PrimaryMsg>,
@@ -144,7 +144,7 @@ async fn feed(
 /// Exports a consistent snapshot as SST files and streams them; returns the offset the stream
 /// continues from.
 async fn full_sync(
-    shared: &Arc<Shared>,
+    shared: &Arc<ReplHandle>,
     link: u64,
     hello: &Hello,
     tx: &mpsc::Sender<PrimaryMsg>,

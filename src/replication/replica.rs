@@ -10,13 +10,12 @@ use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 
 use super::wire::{Hello, PrimaryMsg};
+use super::ReplHandle;
 use super::{encode_state, Upstream, STATE_KEY};
-use crate::rpc::ReplLink;
-use crate::server::Shared;
 use crate::storage::Batch;
 
 /// How this node reaches its primary: `(ip, client port, rpc port)`.
-fn upstream_target(shared: &Shared) -> Option<(String, u16, u16)> {
+fn upstream_target(shared: &ReplHandle) -> Option<(String, u16, u16)> {
     if let Some(cl) = &shared.cluster {
         let primary = cl.view().role_replica_of?;
         return cl.read(|st| {
@@ -30,7 +29,7 @@ fn upstream_target(shared: &Shared) -> Option<(String, u16, u16)> {
     Some((host, port, port.checked_add(10000)?))
 }
 
-pub fn spawn_replica_task(shared: Arc<Shared>) {
+pub fn spawn_replica_task(shared: Arc<ReplHandle>) {
     tokio::spawn(async move {
         let mut was_replica = shared.keyspace.is_read_only();
         loop {
@@ -86,7 +85,7 @@ pub fn spawn_replica_task(shared: Arc<Shared>) {
     });
 }
 
-fn still_following(shared: &Shared, ip: &str, rpc_port: u16) -> bool {
+fn still_following(shared: &ReplHandle, ip: &str, rpc_port: u16) -> bool {
     !shared.isolated()
         && matches!(upstream_target(shared), Some((i, _, r)) if i == ip && r == rpc_port)
 }
@@ -94,13 +93,13 @@ fn still_following(shared: &Shared, ip: &str, rpc_port: u16) -> bool {
 /// Creates the storage families of the primary's slots before any data arrives, so applying
 /// the stream never waits for a family to be created (each creation rewrites RocksDB's
 /// options file).
-fn prepare_families(shared: &Shared) {
+fn prepare_families(shared: &ReplHandle) {
     let Some(cl) = &shared.cluster else { return };
     let Some(primary) = cl.view().role_replica_of else {
         return;
     };
     let slots: Vec<u16> = cl.read(|st| {
-        (0..crate::storage::SLOTS as u16)
+        (0..crate::slot::SLOTS as u16)
             .filter(|s| st.slots[*s as usize] == Some(primary))
             .collect()
     });
@@ -110,13 +109,13 @@ fn prepare_families(shared: &Shared) {
 }
 
 /// One connection to the primary, until it breaks or the primary changes.
-async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), String> {
+async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(), String> {
     let c = shared.config.snapshot();
     let digest = c
         .masterauth
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(crate::rpc::secret_digest);
+        .map(crate::cluster::secret_digest);
     let pos = shared.replication.backlog.position();
     let node_id = shared
         .cluster
@@ -131,7 +130,10 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
         port: c.port,
         node_id,
     };
-    let mut link = ReplLink::open(ip, rpc_port, digest.as_deref(), hello).await?;
+    let mut link = shared
+        .upstream
+        .open(ip, rpc_port, digest.as_deref(), hello)
+        .await?;
     let mut replid = pos.replid;
     let mut applied = pos.offset;
     let mut incoming: Vec<(String, PathBuf)> = Vec::new();
@@ -273,14 +275,14 @@ async fn follow(shared: &Arc<Shared>, ip: &str, rpc_port: u16) -> Result<(), Str
 /// The primary ingested migrated slots: fetch them from it (its current state, whose write-log
 /// offset is returned so later batches for those slots up to it are skipped).
 async fn fetch_imported(
-    shared: &Arc<Shared>,
+    shared: &Arc<ReplHandle>,
     ip: &str,
     rpc_port: u16,
     ranges: &[(u16, u16)],
 ) -> Result<u64, String> {
     let t0 = Instant::now();
     let digest = crate::cluster::bus_digest(&shared.config.snapshot());
-    let mut peer = crate::rpc::MigrationPeer::connect(ip, rpc_port, digest).await?;
+    let mut peer = shared.peers.connect(ip, rpc_port, digest).await?;
     let mut chunks = peer.export(ranges).await?;
     let dir = shared
         .config
@@ -329,13 +331,13 @@ async fn fetch_imported(
     let offset = offset.ok_or("imported slots fetched without an offset")?;
     tracing::info!(
         "fetched {n} entries of imported slots {} from the primary in {:?}",
-        crate::migration::ranges_text(ranges),
+        crate::slot::ranges_text(ranges),
         t0.elapsed()
     );
     Ok(offset)
 }
 
-fn set_link(shared: &Shared, up: bool, syncing: Option<bool>) {
+fn set_link(shared: &ReplHandle, up: bool, syncing: Option<bool>) {
     if let Some(u) = shared.replication.upstream.lock().as_mut() {
         u.link_up = up;
         if let Some(s) = syncing {

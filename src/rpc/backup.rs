@@ -13,25 +13,8 @@ use super::mig_pb as pb;
 use super::mig_pb::slot_backup_client::SlotBackupClient;
 use super::mig_pb::slot_backup_server::{SlotBackup, SlotBackupServer};
 use super::migration::{chunk_from_pb, chunk_to_pb, ranges_from_pb, ranges_to_pb};
-use super::{ChunkStream, DataChunk, REPL_AUTH_METADATA};
-use crate::keyspace::Ranges;
-
-/// What a staged restore found.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct StageReport {
-    pub entries: u64,
-    pub keys: u64,
-    pub collisions: u64,
-    pub example: Vec<u8>,
-}
-
-#[tonic::async_trait]
-pub trait BackupSide: Send + Sync + 'static {
-    async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String>;
-    async fn stage(&self, job: String, chunks: ChunkStream) -> Result<StageReport, String>;
-    async fn commit(&self, job: String) -> Result<StageReport, String>;
-    async fn abort(&self, job: String) -> Result<(), String>;
-}
+use super::REPL_AUTH_METADATA;
+use crate::migration::{BackupSide, ChunkStream, DataChunk, StageReport};
 
 pub struct BackupService {
     side: Arc<dyn BackupSide>,
@@ -146,7 +129,9 @@ impl BackupPeer {
             .max_encoding_message_size(64 << 20);
         Ok(BackupPeer {
             client,
-            digest: password.filter(|p| !p.is_empty()).map(super::secret_digest),
+            digest: password
+                .filter(|p| !p.is_empty())
+                .map(crate::cluster::secret_digest),
         })
     }
 

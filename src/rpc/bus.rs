@@ -16,25 +16,7 @@ use super::pb::cluster_bus_client::ClusterBusClient;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
 use super::{pb, AUTH_METADATA};
 use crate::cluster::types::{AuthReply, AuthRequest, Message, NodeId};
-
-/// What the bus server hands validated messages to.
-#[tonic::async_trait]
-pub trait BusService: Send + Sync + 'static {
-    /// Handles a PING/MEET and returns the PONG.
-    fn on_exchange(&self, msg: Message, observed_ip: String) -> Message;
-    fn on_fail(&self, sender: NodeId, failing: NodeId);
-    /// Decides a failover vote.
-    fn on_auth_request(&self, req: AuthRequest) -> AuthReply;
-    /// Starts a manual failover's write pause for `replica`; returns the offset to catch up
-    /// with, or `None` when refused.
-    async fn on_manual_failover(&self, replica: NodeId) -> Option<u64>;
-    /// Delivers forwarded PUBLISH/SPUBLISH messages to local subscribers.
-    fn on_publish(&self, messages: Vec<Published>);
-    /// Fault injection: an isolated node answers no bus message (as if partitioned away).
-    fn isolated(&self) -> bool {
-        false
-    }
-}
+use crate::cluster::{BusCallError, BusService, BusTransport, Published};
 
 pub struct BusServer {
     svc: Arc<dyn BusService>,
@@ -151,15 +133,6 @@ impl ClusterBus for BusServer {
     }
 }
 
-/// One forwarded pub/sub message.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub channel: bytes::Bytes,
-    pub message: bytes::Bytes,
-    /// SPUBLISH rather than PUBLISH.
-    pub shard: bool,
-}
-
 /// The ClusterBus service for the cluster-port server ([`super::serve`]).
 pub fn bus_service(
     svc: Arc<dyn BusService>,
@@ -175,17 +148,16 @@ pub struct BusClient {
     channels: Mutex<HashMap<String, Channel>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BusCallError {
-    #[error("invalid peer address {0}")]
-    Address(String),
-    #[error("{0}")]
-    Status(#[from] Status),
-    #[error("{0}")]
-    Reply(#[from] super::InvalidMessage),
-}
-
 impl BusClient {
+    /// The client a node's configuration asks for: its bus secret, and calls bounded by the
+    /// node timeout (within 0.5–5 s).
+    pub fn for_config(c: &crate::config::Config) -> BusClient {
+        BusClient::new(
+            crate::cluster::bus_digest(c),
+            Duration::from_millis(c.cluster_node_timeout_ms.clamp(500, 5000)),
+        )
+    }
+
     pub fn new(digest: Option<String>, timeout: Duration) -> BusClient {
         BusClient {
             digest,
@@ -195,12 +167,7 @@ impl BusClient {
     }
 
     fn channel(&self, ip: &str, cport: u16) -> Result<Channel, BusCallError> {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
-        let uri = format!("http://{host}:{cport}");
+        let uri = peer_uri(ip, cport);
         let mut map = self.channels.lock();
         if let Some(c) = map.get(&uri) {
             return Ok(c.clone());
@@ -215,18 +182,6 @@ impl BusClient {
         Ok(ch)
     }
 
-    /// Drops the cached channel so the next call reconnects.
-    pub fn forget(&self, ip: &str, cport: u16) {
-        let host = if ip.contains(':') {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
-        self.channels
-            .lock()
-            .remove(&format!("http://{host}:{cport}"));
-    }
-
     fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         if let Some(d) = &self.digest {
@@ -237,74 +192,85 @@ impl BusClient {
         req
     }
 
-    pub async fn exchange(
-        &self,
-        ip: &str,
-        cport: u16,
-        msg: &Message,
-    ) -> Result<Message, BusCallError> {
-        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
-        let reply = c.exchange(self.request(message_to_pb(msg))).await?;
-        Ok(message_from_pb(reply.get_ref())?)
+    fn client(&self, ip: &str, cport: u16) -> Result<ClusterBusClient<Channel>, BusCallError> {
+        Ok(ClusterBusClient::new(self.channel(ip, cport)?))
+    }
+}
+
+fn status(s: Status) -> BusCallError {
+    BusCallError::Transport(s.to_string())
+}
+
+fn invalid(e: super::InvalidMessage) -> BusCallError {
+    BusCallError::Reply(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl BusTransport for BusClient {
+    async fn exchange(&self, ip: &str, cport: u16, msg: &Message) -> Result<Message, BusCallError> {
+        let mut c = self.client(ip, cport)?;
+        let reply = c
+            .exchange(self.request(message_to_pb(msg)))
+            .await
+            .map_err(status)?;
+        message_from_pb(reply.get_ref()).map_err(invalid)
     }
 
-    pub async fn fail(
+    async fn fail(
         &self,
         ip: &str,
         cport: u16,
         sender: NodeId,
         failing: NodeId,
     ) -> Result<(), BusCallError> {
-        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let mut c = self.client(ip, cport)?;
         c.fail(self.request(pb::FailNotice {
             sender: sender.to_string(),
             failing: failing.to_string(),
         }))
-        .await?;
+        .await
+        .map_err(status)?;
         Ok(())
     }
-}
 
-impl BusClient {
-    /// Asks a primary for its failover vote.
-    pub async fn auth_request(
+    async fn auth_request(
         &self,
         ip: &str,
         cport: u16,
         req: &AuthRequest,
     ) -> Result<AuthReply, BusCallError> {
-        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let mut c = self.client(ip, cport)?;
         let reply = c
             .auth_request(self.request(auth_request_to_pb(req)))
-            .await?;
-        Ok(auth_reply_from_pb(reply.get_ref())?)
+            .await
+            .map_err(status)?;
+        auth_reply_from_pb(reply.get_ref()).map_err(invalid)
     }
 
-    /// Asks our primary to pause writes for a manual failover; `None` when it refused.
-    pub async fn manual_failover(
+    async fn manual_failover(
         &self,
         ip: &str,
         cport: u16,
         replica: NodeId,
     ) -> Result<Option<u64>, BusCallError> {
-        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let mut c = self.client(ip, cport)?;
         let reply = c
             .manual_failover(self.request(pb::ManualFailoverRequest {
                 replica: replica.to_string(),
             }))
-            .await?;
+            .await
+            .map_err(status)?;
         let r = reply.get_ref();
         Ok(r.accepted.then_some(r.offset))
     }
 
-    /// Forwards pub/sub messages to a peer.
-    pub async fn publish(
+    async fn publish(
         &self,
         ip: &str,
         cport: u16,
         messages: &[Published],
     ) -> Result<(), BusCallError> {
-        let mut c = ClusterBusClient::new(self.channel(ip, cport)?);
+        let mut c = self.client(ip, cport)?;
         let batch = pb::PublishBatch {
             messages: messages
                 .iter()
@@ -315,7 +281,19 @@ impl BusClient {
                 })
                 .collect(),
         };
-        c.publish(self.request(batch)).await?;
+        c.publish(self.request(batch)).await.map_err(status)?;
         Ok(())
+    }
+
+    fn forget(&self, ip: &str, cport: u16) {
+        self.channels.lock().remove(&peer_uri(ip, cport));
+    }
+}
+
+pub(super) fn peer_uri(ip: &str, cport: u16) -> String {
+    if ip.contains(':') {
+        format!("http://[{ip}]:{cport}")
+    } else {
+        format!("http://{ip}:{cport}")
     }
 }

@@ -15,31 +15,11 @@ use super::mig_pb::migration_client::MigrationClient;
 use super::mig_pb::migration_server::{Migration, MigrationServer};
 use super::AUTH_METADATA;
 use crate::cluster::NodeId;
-use crate::keyspace::Ranges;
-
-/// Sorted storage entries of a slot move.
-#[derive(Debug, Default)]
-pub struct DataChunk {
-    pub job: String,
-    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Export only: the primary's write-log offset of the snapshot.
-    pub offset: u64,
-}
-
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<DataChunk, String>> + Send>>;
-
-/// What a node does as a migration target (and as the primary of a replica fetching slots).
-#[tonic::async_trait]
-pub trait ImportSide: Send + Sync + 'static {
-    async fn begin(&self, job: String, source: NodeId, ranges: Ranges) -> Result<u64, String>;
-    async fn load(&self, job: String, chunks: ChunkStream) -> Result<u64, String>;
-    async fn apply(&self, job: String, batches: Vec<Vec<u8>>) -> Result<u64, String>;
-    async fn commit(&self, job: String, batches: Vec<Vec<u8>>) -> Result<u64, String>;
-    async fn abort(&self, job: String) -> Result<(), String>;
-    /// ("importing" | "committed" | "unknown", config epoch when committed).
-    async fn status(&self, job: String) -> (String, u64);
-    async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String>;
-}
+use crate::migration::{
+    ChunkStream, CommitError, DataChunk, ImportSide, ImportStatus, MigrationConnector,
+    MigrationPeer, OutChunks,
+};
+use crate::slot::Ranges;
 
 pub struct MigrationService {
     side: Arc<dyn ImportSide>,
@@ -61,7 +41,7 @@ pub(super) fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
     }
     r.iter()
         .map(|x| {
-            if x.first <= x.last && x.last < crate::storage::SLOTS as u32 {
+            if x.first <= x.last && x.last < crate::slot::SLOTS as u32 {
                 Ok((x.first as u16, x.last as u16))
             } else {
                 Err(Status::invalid_argument(format!(
@@ -186,8 +166,13 @@ impl Migration for MigrationService {
     async fn status(&self, req: Request<pb::JobRef>) -> Result<Response<pb::StatusReply>, Status> {
         self.authenticate(&req)?;
         let (state, config_epoch) = self.side.status(req.into_inner().job).await;
+        let state = match state {
+            ImportStatus::Unknown => pb::ImportState::Unknown,
+            ImportStatus::Importing => pb::ImportState::Importing,
+            ImportStatus::Committed => pb::ImportState::Committed,
+        };
         Ok(Response::new(pb::StatusReply {
-            state,
+            state: state as i32,
             config_epoch,
         }))
     }
@@ -205,7 +190,7 @@ impl Migration for MigrationService {
 
 /// A connection to another node's Migration service.
 #[derive(Clone)]
-pub struct MigrationPeer {
+pub struct GrpcMigrationPeer {
     client: MigrationClient<Channel>,
     digest: Option<String>,
 }
@@ -214,21 +199,57 @@ fn msg(s: Status) -> String {
     s.message().to_string()
 }
 
-impl MigrationPeer {
-    /// Connects to `ip:cport` (the peer's cluster port).
-    pub async fn connect(ip: &str, cport: u16, digest: Option<String>) -> Result<Self, String> {
+/// Opens gRPC [`MigrationPeer`]s.
+pub struct MigrationClients;
+
+#[async_trait::async_trait]
+impl MigrationConnector for MigrationClients {
+    async fn connect(
+        &self,
+        ip: &str,
+        cport: u16,
+        digest: Option<String>,
+    ) -> Result<Box<dyn MigrationPeer>, String> {
         let ch = super::peer_channel(ip, cport).await?;
         let client = MigrationClient::new(ch)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
-        Ok(MigrationPeer { client, digest })
+        Ok(Box::new(GrpcMigrationPeer { client, digest }))
     }
+}
 
+/// Client-streaming Load, outside the trait's boxed future (whose `Send` proof rustc cannot
+/// make for tonic's streaming request).
+fn load_chunks(
+    mut client: MigrationClient<Channel>,
+    req: Request<OutChunks>,
+) -> Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::DataChunk>(4);
+    let (meta, mut chunks) = (req.metadata().clone(), req.into_inner());
+    tokio::spawn(async move {
+        while let Some(c) = chunks.next().await {
+            if tx.send(chunk_to_pb(c)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(async move {
+        let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        *req.metadata_mut() = meta;
+        let r = client.load(req).await.map_err(msg)?;
+        Ok(r.into_inner().entries)
+    })
+}
+
+impl GrpcMigrationPeer {
     fn req<T>(&self, m: T) -> Request<T> {
         super::with_digest(m, AUTH_METADATA, self.digest.as_deref())
     }
+}
 
-    pub async fn begin(
+#[async_trait::async_trait]
+impl MigrationPeer for GrpcMigrationPeer {
+    async fn begin(
         &mut self,
         job: &str,
         source: &NodeId,
@@ -243,20 +264,11 @@ impl MigrationPeer {
         Ok(())
     }
 
-    /// Streams `chunks` to the target; returns the entries it loaded.
-    pub async fn load(
-        &mut self,
-        chunks: impl Stream<Item = DataChunk> + Send + 'static,
-    ) -> Result<u64, String> {
-        let r = self
-            .client
-            .load(self.req(chunks.map(chunk_to_pb)))
-            .await
-            .map_err(msg)?;
-        Ok(r.into_inner().entries)
+    async fn load(&mut self, chunks: OutChunks) -> Result<u64, String> {
+        load_chunks(self.client.clone(), self.req(chunks)).await
     }
 
-    pub async fn apply(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<(), String> {
+    async fn apply(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<(), String> {
         let m = pb::ApplyWrites {
             job: job.into(),
             batches,
@@ -265,24 +277,21 @@ impl MigrationPeer {
         Ok(())
     }
 
-    /// Err(None): the outcome is unknown (transport failure); Err(Some): refused.
-    pub async fn commit(
-        &mut self,
-        job: &str,
-        batches: Vec<Vec<u8>>,
-    ) -> Result<u64, Option<String>> {
+    async fn commit(&mut self, job: &str, batches: Vec<Vec<u8>>) -> Result<u64, CommitError> {
         let m = pb::ApplyWrites {
             job: job.into(),
             batches,
         };
         match self.client.commit(self.req(m)).await {
             Ok(r) => Ok(r.into_inner().config_epoch),
-            Err(s) if s.code() == tonic::Code::FailedPrecondition => Err(Some(msg(s))),
-            Err(_) => Err(None),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                Err(CommitError::Refused(msg(s)))
+            }
+            Err(s) => Err(CommitError::Unknown(msg(s))),
         }
     }
 
-    pub async fn abort(&mut self, job: &str) -> Result<(), String> {
+    async fn abort(&mut self, job: &str) -> Result<(), String> {
         self.client
             .abort(self.req(pb::JobRef { job: job.into() }))
             .await
@@ -290,17 +299,23 @@ impl MigrationPeer {
         Ok(())
     }
 
-    pub async fn status(&mut self, job: &str) -> Result<(String, u64), String> {
+    async fn status(&mut self, job: &str) -> Result<(ImportStatus, u64), String> {
         let r = self
             .client
             .status(self.req(pb::JobRef { job: job.into() }))
             .await
             .map_err(msg)?
             .into_inner();
-        Ok((r.state, r.config_epoch))
+        let state = match pb::ImportState::try_from(r.state) {
+            Ok(pb::ImportState::Importing) => ImportStatus::Importing,
+            Ok(pb::ImportState::Committed) => ImportStatus::Committed,
+            Ok(pb::ImportState::Unknown) => ImportStatus::Unknown,
+            Err(_) => return Err(format!("unknown import state {}", r.state)),
+        };
+        Ok((state, r.config_epoch))
     }
 
-    pub async fn export(&mut self, ranges: &[(u16, u16)]) -> Result<ChunkStream, String> {
+    async fn export(&mut self, ranges: &[(u16, u16)]) -> Result<ChunkStream, String> {
         let m = pb::ExportRequest {
             ranges: ranges_to_pb(ranges),
         };

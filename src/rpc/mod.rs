@@ -10,13 +10,11 @@ mod convert;
 mod migration;
 mod replication;
 
-pub use backup::{backup_service, BackupPeer, BackupService, BackupSide, StageReport};
-pub use bus::{bus_service, BusClient, BusServer, BusService, Published};
+pub use backup::{backup_service, BackupPeer, BackupService};
+pub use bus::{bus_service, BusClient, BusServer};
 pub use convert::InvalidMessage;
-pub use migration::{
-    migration_service, ChunkStream, DataChunk, ImportSide, MigrationPeer, MigrationService,
-};
-pub use replication::{repl_service, ReplLink, ReplService, ReplSource, REPL_AUTH_METADATA};
+pub use migration::{migration_service, GrpcMigrationPeer, MigrationClients, MigrationService};
+pub use replication::{repl_service, ReplClients, ReplService, REPL_AUTH_METADATA};
 
 pub(crate) mod pb {
     tonic::include_proto!("rockslot.cluster");
@@ -33,22 +31,10 @@ pub(crate) mod mig_pb {
 /// Metadata key carrying the digest of the shared bus secret.
 pub const AUTH_METADATA: &str = "rockslot-bus-auth";
 
-/// What peers present: a digest of the secret, never the secret itself.
-pub fn secret_digest(secret: &str) -> String {
-    sha1_smol::Sha1::from(format!("rockslot-bus:{secret}"))
-        .digest()
-        .to_string()
-}
-
 /// A channel to a peer's cluster port, with HTTP/2 windows large enough for bulk streams
 /// (full syncs, slot moves, backups).
 pub(crate) async fn peer_channel(ip: &str, port: u16) -> Result<tonic::transport::Channel, String> {
-    let host = if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    };
-    tonic::transport::Endpoint::from_shared(format!("http://{host}:{port}"))
+    tonic::transport::Endpoint::from_shared(bus::peer_uri(ip, port))
         .map_err(|e| e.to_string())?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)

@@ -13,23 +13,10 @@ use tonic::{Request, Response, Status, Streaming};
 use super::repl_pb as pb;
 use super::repl_pb::replication_client::ReplicationClient;
 use super::repl_pb::replication_server::{Replication, ReplicationServer};
-use crate::replication::wire::{Hello, PrimaryMsg};
+use crate::replication::wire::{Hello, PrimaryMsg, ReplConnector, ReplSource, UpstreamLink};
 
 /// Metadata key carrying the digest of the replication password.
 pub const REPL_AUTH_METADATA: &str = "rockslot-repl-auth";
-
-/// What the primary side of the service hands streams to.
-#[tonic::async_trait]
-pub trait ReplSource: Send + Sync + 'static {
-    /// Starts serving a replica: returns the stream of messages for it and a link id.
-    async fn open(
-        &self,
-        hello: Hello,
-        peer_ip: String,
-    ) -> Result<(u64, mpsc::Receiver<PrimaryMsg>), String>;
-    fn on_ack(&self, link: u64, offset: u64);
-    fn on_close(&self, link: u64);
-}
 
 pub struct ReplService {
     src: Arc<dyn ReplSource>,
@@ -175,23 +162,20 @@ impl Replication for ReplService {
     }
 }
 
-/// A replica's connection to its primary.
-pub struct ReplLink {
-    pub inbound: Pin<Box<dyn Stream<Item = Result<PrimaryMsg, String>> + Send>>,
-    acks: mpsc::Sender<pb::ReplicaMessage>,
-}
+/// Opens replication streams over gRPC.
+pub struct ReplClients;
 
-impl ReplLink {
-    /// Opens the Sync stream to `ip:port` (the primary's cluster port).
-    pub async fn open(
+#[async_trait::async_trait]
+impl ReplConnector for ReplClients {
+    async fn open(
+        &self,
         ip: &str,
         port: u16,
         digest: Option<&str>,
         hello: Hello,
-    ) -> Result<ReplLink, String> {
+    ) -> Result<UpstreamLink, String> {
         let ch = super::peer_channel(ip, port).await?;
-        let (tx, rx) = mpsc::channel(64);
-        tx.send(pb::ReplicaMessage {
+        let first = pb::ReplicaMessage {
             msg: Some(pb::replica_message::Msg::Hello(pb::SyncRequest {
                 replid: hello.replid,
                 offset: hello.offset,
@@ -199,10 +183,14 @@ impl ReplLink {
                 port: hello.port as u32,
                 node_id: hello.node_id,
             })),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut req = Request::new(ReceiverStream::new(rx));
+        };
+        let (acks, rx) = mpsc::channel::<u64>(64);
+        let outbound = tokio_stream::once(first).chain(ReceiverStream::new(rx).map(|offset| {
+            pb::ReplicaMessage {
+                msg: Some(pb::replica_message::Msg::Ack(pb::Ack { offset })),
+            }
+        }));
+        let mut req = Request::new(outbound);
         if let Some(d) = digest {
             if let Ok(v) = d.parse() {
                 req.metadata_mut().insert(REPL_AUTH_METADATA, v);
@@ -216,24 +204,9 @@ impl ReplLink {
         let inbound = resp
             .into_inner()
             .map(|r| r.map_err(|s| s.message().to_string()).and_then(from_pb));
-        Ok(ReplLink {
+        Ok(UpstreamLink {
             inbound: Box::pin(inbound),
-            acks: tx,
+            acks,
         })
-    }
-
-    /// Acknowledges `offset` (the future does not borrow the link, so it is `Send`).
-    pub fn ack(
-        &self,
-        offset: u64,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
-        let tx = self.acks.clone();
-        async move {
-            tx.send(pb::ReplicaMessage {
-                msg: Some(pb::replica_message::Msg::Ack(pb::Ack { offset })),
-            })
-            .await
-            .map_err(|_| "replication stream closed".to_string())
-        }
     }
 }

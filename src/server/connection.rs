@@ -9,10 +9,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{After, ClientState, Shared};
-use crate::cluster::route;
-use crate::command::{self, CmdError, Ctx};
-use crate::keyspace::{key_slot, Pending};
+use crate::cluster::{route, Access};
+use crate::command;
+use crate::command::{After, ClientState};
+use crate::keyspace::key_slot;
+use crate::node::Node;
 use crate::resp::{encode, Decoder, Protocol, Reply};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -24,7 +25,7 @@ pub async fn reject(mut stream: TcpStream, msg: &str) {
     let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
 }
 
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+pub async fn serve(shared: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
     let laddr = stream.local_addr().unwrap_or(addr);
     let _ = stream.set_nodelay(true);
     let handle = shared.clients.register(addr, laddr);
@@ -71,7 +72,7 @@ enum Step {
         timeout: Option<std::time::Duration>,
         aof: Option<i64>,
     },
-    Migrate(Box<crate::command::MigrateRequest>),
+    Migrate(Box<crate::migration::MigrateRequest>),
     /// A write to a slot being handed over waits for the handover, then runs again.
     Park,
     /// A blocking command waits for a write to its keys or its timeout.
@@ -81,7 +82,7 @@ enum Step {
 /// What woke a connection waiting for input.
 enum Input {
     Read(usize),
-    Push(crate::server::pubsub::Delivery),
+    Push(crate::node::pubsub::Delivery),
     /// Time to check that this node still serves the client's shard channels.
     ShardCheck,
 }
@@ -91,7 +92,7 @@ const SHARD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Drops the shard channels whose slot moved to another shard, telling the client with an
 /// `sunsubscribe` push for each, as Valkey does when a node loses a slot.
-fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &mut BytesMut) {
+fn drop_moved_shard_channels(shared: &Node, client: &mut ClientState, wbuf: &mut BytesMut) {
     let (Some(cl), Some(subs)) = (shared.cluster.as_ref(), client.pubsub.as_mut()) else {
         return;
     };
@@ -101,7 +102,15 @@ fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &m
         .iter()
         .filter(|ch| {
             matches!(
-                route(&view, &[key_slot(ch)], false, false, true, || (0, 0)),
+                route(
+                    &view,
+                    &[key_slot(ch)],
+                    Access {
+                        readonly_client: true,
+                        ..Access::default()
+                    },
+                    || (0, 0),
+                ),
                 crate::cluster::Route::Moved(..)
             )
         })
@@ -111,7 +120,7 @@ fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &m
     for ch in lost {
         shared
             .pubsub
-            .unsubscribe(subs, id, crate::server::pubsub::Space::Shard, &ch);
+            .unsubscribe(subs, id, crate::node::pubsub::Space::Shard, &ch);
         let push = Reply::Push(vec![
             Reply::bulk_str("sunsubscribe"),
             Reply::Bulk(ch),
@@ -124,8 +133,8 @@ fn drop_moved_shard_channels(shared: &Shared, client: &mut ClientState, wbuf: &m
 
 /// The next pub/sub message for this connection; never ready when it has no subscriptions.
 async fn next_delivery(
-    subs: &mut Option<crate::server::pubsub::Subscriptions>,
-) -> crate::server::pubsub::Delivery {
+    subs: &mut Option<crate::node::pubsub::Subscriptions>,
+) -> crate::node::pubsub::Delivery {
     match subs {
         Some(s) => match s.rx.recv().await {
             Some(d) => d,
@@ -142,7 +151,7 @@ const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 const PUSH_BATCH: usize = 256;
 
 async fn serve_inner(
-    shared: &Arc<Shared>,
+    shared: &Arc<Node>,
     mut stream: TcpStream,
     client: &mut ClientState,
 ) -> std::io::Result<()> {
@@ -271,7 +280,7 @@ async fn serve_inner(
             Step::Migrate(req) => {
                 flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 let reply = tokio::select! {
-                    r = super::migrate::run(shared, &req) => r,
+                    r = crate::migration::legacy::run(&shared.migration, &req) => r,
                     _ = handle.killed() => return Ok(()),
                 };
                 encode(&reply, client.protocol, &mut wbuf);
@@ -293,7 +302,7 @@ async fn serve_inner(
 /// Decodes and runs every complete request in `rbuf` inside one write scope, committing the
 /// scope before returning so the replies in `wbuf` only acknowledge stored writes.
 fn process_ready(
-    shared: &Shared,
+    shared: &Node,
     client: &mut ClientState,
     decoder: &mut Decoder,
     rbuf: &mut BytesMut,
@@ -323,7 +332,7 @@ fn process_ready(
                 break Step::Close;
             }
         };
-        let reply = run_command(shared, client, &mut ks, &args)?;
+        let reply = command::dispatch(shared, client, &mut ks, &args)?;
         encode(&reply, client.protocol, wbuf);
         if client.blocked.is_some() && !matches!(client.after, Some(After::Block { .. })) {
             // The blocked command ran again and answered (or was redirected): stop waiting.
@@ -385,7 +394,7 @@ fn process_ready(
 /// out (its timeout reply goes into `wbuf`). False when the client went away meanwhile.
 /// Requests arriving meanwhile are read into `rbuf` and run after the command.
 async fn wait_unblocked(
-    shared: &Shared,
+    shared: &Node,
     stream: &mut TcpStream,
     client: &mut ClientState,
     rbuf: &mut BytesMut,
@@ -465,7 +474,7 @@ async fn wait_unblocked_inner(
 /// before reading any reply would otherwise deadlock with us once both socket buffers fill
 /// (Valkey reads on while its output buffer grows). Reading stops at the query buffer limit.
 async fn write_while_reading(
-    shared: &Shared,
+    shared: &Node,
     stream: &mut TcpStream,
     wbuf: &[u8],
     rbuf: &mut BytesMut,
@@ -498,7 +507,7 @@ async fn write_while_reading(
 
 /// Writes pending replies, first making the writes they acknowledge durable when required.
 async fn flush(
-    shared: &Shared,
+    shared: &Node,
     stream: &mut TcpStream,
     client: &mut ClientState,
     wbuf: &mut BytesMut,
@@ -539,226 +548,4 @@ async fn flush(
         .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     wbuf.clear();
     Ok(())
-}
-
-/// Resolves, checks and runs one command: the order of checks follows Valkey's
-/// `processCommand` (existence, arity, authentication, transaction queueing, cluster
-/// redirection, then execution).
-fn run_command(
-    shared: &Shared,
-    client: &mut ClientState,
-    ks: &mut Pending,
-    args: &[Bytes],
-) -> Result<Reply, crate::keyspace::KeyspaceError> {
-    shared
-        .stats
-        .commands_processed
-        .fetch_add(1, Ordering::Relaxed);
-    let spec = match command::resolve(args) {
-        Ok(s) => s,
-        Err(e) => {
-            if client.multi.is_some() {
-                client.multi_failed = true;
-            }
-            return Ok(error_reply(shared, e));
-        }
-    };
-    client.handle.touch(spec.name);
-    if !client.authenticated && !spec.has_flag("no_auth") {
-        return Ok(error_reply(shared, CmdError::NoAuth));
-    }
-    match spec.name {
-        "multi" | "exec" | "discard" => {
-            return super::transaction::run(shared, client, ks, spec.name)
-        }
-        _ => {}
-    }
-    if client.protocol == crate::resp::Protocol::Resp2
-        && client.pubsub.as_ref().is_some_and(|s| !s.is_empty())
-        && !matches!(
-            spec.name,
-            "subscribe"
-                | "ssubscribe"
-                | "sunsubscribe"
-                | "psubscribe"
-                | "unsubscribe"
-                | "punsubscribe"
-                | "ping"
-                | "quit"
-                | "reset"
-        )
-    {
-        return Ok(error_reply(
-            shared,
-            CmdError::err(format!(
-                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
-            )),
-        ));
-    }
-    let asking = std::mem::take(&mut client.asking);
-    match redirect(shared, client, ks, spec, args, asking) {
-        Ok(()) => {}
-        Err(Redirect::Refuse(e)) => {
-            if client.multi.is_some() {
-                client.multi_failed = true;
-            }
-            return Ok(error_reply(shared, CmdError::Line(e)));
-        }
-        Err(Redirect::Park) => {
-            let since = client
-                .parked_since
-                .get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() < PARK_LIMIT {
-                client.asking = asking;
-                client.parked = Some((args.to_vec(), *since));
-                client.after = Some(After::Park);
-                return Ok(Reply::Raw(bytes::Bytes::new()));
-            }
-            client.parked_since = None;
-            return Ok(error_reply(
-                shared,
-                CmdError::Line("TRYAGAIN slot migration in progress".into()),
-            ));
-        }
-    }
-    client.parked_since = None;
-    if spec.is_write() && !shared.is_replica() {
-        let c = shared.config.snapshot();
-        if c.min_replicas_to_write > 0 {
-            let lag = std::time::Duration::from_secs(c.min_replicas_max_lag as u64);
-            if shared.replication.good_replicas(lag) < c.min_replicas_to_write as usize {
-                return Ok(error_reply(
-                    shared,
-                    CmdError::Line("NOREPLICAS Not enough good replicas to write.".into()),
-                ));
-            }
-        }
-    }
-    if spec.is_write() && shared.is_replica() {
-        return Ok(error_reply(
-            shared,
-            CmdError::Line("READONLY You can't write against a read only replica.".into()),
-        ));
-    }
-    if let Some(q) = client.multi.as_mut() {
-        if matches!(spec.name, "watch" | "quit" | "reset") {
-            // Not queued, as in Valkey.
-        } else {
-            q.push(args.to_vec());
-            return Ok(Reply::Status("QUEUED"));
-        }
-    }
-    // Commands without keys (DBSIZE, SCAN, FLUSHALL, CLUSTER ...) see the keyspace as a
-    // whole, so the scope's staged writes are published first.
-    if spec.first_key <= 0 {
-        ks.commit()?;
-    }
-    Ok(execute(shared, client, ks, spec, args))
-}
-
-pub(super) fn execute(
-    shared: &Shared,
-    client: &mut ClientState,
-    ks: &mut Pending,
-    spec: &'static command::CommandSpec,
-    args: &[Bytes],
-) -> Reply {
-    let mut ctx = Ctx { shared, client, ks };
-    let reply = command::execute(spec, &mut ctx, args);
-    if reply.is_error() {
-        shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-    } else if spec.is_write() {
-        ctx.client.wrote = true;
-        shared.wal.note_write();
-        // Always noted (not only while someone is blocked): a client that blocks while this
-        // scope is still uncommitted must be woken by its commit.
-        for p in spec.key_positions(args) {
-            ctx.client.touched.push(args[p].clone());
-        }
-    }
-    reply
-}
-
-/// Why a command does not run now.
-enum Redirect {
-    /// An error reply (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN, ...).
-    Refuse(String),
-    /// A write to a slot whose handover is in progress: run it again once the pause ends.
-    Park,
-}
-
-/// How long a write waits for a slot handover before it gets TRYAGAIN.
-const PARK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The cluster redirection for a command with keys, if it must not run here.
-fn redirect(
-    shared: &Shared,
-    client: &ClientState,
-    ks: &Pending,
-    spec: &'static command::CommandSpec,
-    args: &[Bytes],
-    asking: bool,
-) -> Result<(), Redirect> {
-    let Some(cluster) = shared.cluster.as_ref() else {
-        return Ok(());
-    };
-    let pos = spec.key_positions(args);
-    if pos.is_empty() {
-        if !spec.is_write() {
-            return Ok(());
-        }
-        return write_paused(&cluster.view(), spec).map_or(Ok(()), |e| Err(Redirect::Refuse(e)));
-    }
-    let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
-    let view = cluster.view();
-    let missing = || {
-        let absent = pos
-            .iter()
-            .filter(|&&p| !matches!(ks.peek(&args[p]), Ok(Some(_))))
-            .count();
-        (absent, pos.len())
-    };
-    let asking = asking || spec.has_flag("asking");
-    // MIGRATE runs where the keys are while a slot is open, whoever the owner is (Valkey).
-    if spec.name == "migrate"
-        && slots
-            .iter()
-            .all(|s| view.migrating.contains_key(s) || view.importing.contains_key(s))
-    {
-        return Ok(());
-    }
-    // Shard channels are served by every node of the shard, as Valkey does.
-    let readonly = client.readonly || spec.has_flag("pubsub");
-    if let Some(e) = route(&view, &slots, spec.is_write(), asking, readonly, missing)
-        .error()
-        .or_else(|| write_paused(&view, spec))
-    {
-        return Err(Redirect::Refuse(e));
-    }
-    if spec.is_write() && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
-        if client.multi.is_some() {
-            return Err(Redirect::Refuse(
-                "TRYAGAIN slot migration in progress".into(),
-            ));
-        }
-        return Err(Redirect::Park);
-    }
-    Ok(())
-}
-
-/// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its
-/// replica has taken over, after which the slots answer MOVED: no write lands on the old
-/// primary after the offset the replica catches up with.
-pub(super) fn write_paused(
-    view: &crate::cluster::View,
-    spec: &command::CommandSpec,
-) -> Option<String> {
-    (spec.is_write() && view.writes_paused_until > crate::cluster::now_ms())
-        .then(|| "TRYAGAIN manual failover in progress".to_string())
-}
-
-pub(super) fn error_reply(shared: &Shared, e: CmdError) -> Reply {
-    shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-    Reply::Error(e.to_string())
 }

@@ -34,12 +34,8 @@ pub struct EngineOptions {
 }
 
 pub(super) fn slot_of(key: &[u8]) -> Result<u16> {
-    match key {
-        [a, b, ..] => Ok(u16::from_be_bytes([*a, *b]) & (SLOTS as u16 - 1)),
-        _ => Err(StorageError::Format(
-            "data key shorter than its slot prefix".into(),
-        )),
-    }
+    crate::slot::record_slot(key)
+        .ok_or_else(|| StorageError::Format("data key shorter than its slot prefix".into()))
 }
 
 pub(super) fn counter_key(slot: u16) -> [u8; 3] {

@@ -21,8 +21,7 @@ pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};
 
-/// Number of hash slots, as in Valkey.
-pub const SLOTS: usize = 16384;
+pub use crate::slot::SLOTS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

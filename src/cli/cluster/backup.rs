@@ -16,7 +16,9 @@ use super::manager::{ClusterNode, Manager};
 use super::nodes::SLOTS;
 use super::{host_port, ClusterOpts, INVALID_HOST_ARG};
 use crate::keyspace::is_key_entry;
-use crate::rpc::{BackupPeer, DataChunk};
+use crate::migration::DataChunk;
+use crate::rpc::BackupPeer;
+use crate::slot::{ranges_compact as ranges_text, ranges_of_mask as to_ranges};
 use crate::storage::{RunReader, RunWriter};
 
 const MANIFEST: &str = "manifest";
@@ -48,31 +50,8 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-fn ranges_text(r: &[(u16, u16)]) -> String {
-    r.iter()
-        .map(|(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn parse_ranges(s: &str) -> anyhow::Result<Vec<(u16, u16)>> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(|r| {
-            let (a, b) = r.split_once('-').unwrap_or((r, r));
-            let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
-            if a > b || b as usize >= SLOTS {
-                bail!("bad slot range {r}");
-            }
-            Ok((a, b))
-        })
-        .collect()
+    Ok(crate::slot::parse_ranges_compact(s)?)
 }
 
 fn mask(r: &[(u16, u16)]) -> Vec<bool> {
@@ -83,13 +62,6 @@ fn mask(r: &[(u16, u16)]) -> Vec<bool> {
         }
     }
     m
-}
-
-fn to_ranges(m: &[bool]) -> Vec<(u16, u16)> {
-    super::nodes::slot_ranges(m)
-        .into_iter()
-        .map(|(a, b)| (a as u16, b as u16))
-        .collect()
 }
 
 impl Manifest {

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Number of hash slots.
-pub const SLOTS: usize = 16384;
+pub use crate::slot::SLOTS;
 
 /// One line of a `CLUSTER NODES` reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

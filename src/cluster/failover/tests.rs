@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::cluster::nodes_conf;
 use crate::cluster::types::{MessageKind, NodeId, Role, SlotSet};
-use crate::cluster::{route, Route, View};
+use crate::cluster::{route, Access, Route, View};
 use crate::storage::SLOTS;
 
 const NT: u64 = 5000;
@@ -549,7 +549,15 @@ fn manual_failover_waits_for_the_replica_to_catch_up() {
     let v = View::build(old, false);
     let slot = slots.iter().next().unwrap();
     assert!(matches!(
-        route(&v, &[slot], true, false, false, || (0, 1)),
+        route(
+            &v,
+            &[slot],
+            Access {
+                write: true,
+                ..Access::default()
+            },
+            || (0, 1)
+        ),
         Route::Moved(s, a) if s == slot && a == "127.0.0.1:7003"
     ));
 }
@@ -657,7 +665,15 @@ fn primary_cut_off_in_a_minority_stops_accepting_writes() {
     assert!(down <= NT + 1000, "within the node timeout ({down} ms)");
     let v = View::build(&net.nodes[0], false);
     assert_eq!(
-        route(&v, &[slot], true, false, false, || (0, 1)),
+        route(
+            &v,
+            &[slot],
+            Access {
+                write: true,
+                ..Access::default()
+            },
+            || (0, 1)
+        ),
         Route::Down
     );
     // Meanwhile the majority replaces it.

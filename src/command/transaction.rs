@@ -1,18 +1,18 @@
-//! MULTI/EXEC/DISCARD: queueing lives in the connection's command path; this runs EXEC.
+//! MULTI/EXEC/DISCARD: queueing lives in `dispatch`; this runs EXEC.
 //! A transaction is checked as a whole (queueing errors, CROSSSLOT in a cluster, WATCH, write
 //! pauses), then its declared keys are locked and every write reaches storage in one batch.
 //!
 //! Must not: touch the socket; replies go back to the connection like any command's.
 
-use super::connection::{error_reply, execute, write_paused};
-use super::{ClientState, Shared};
-use crate::command::{self, CmdError, CommandSpec};
+use super::dispatch::{error_reply, execute, write_paused};
+use super::{ClientState, CmdError, CommandSpec};
 use crate::keyspace::{key_slot, KeyspaceError, Pending};
+use crate::node::Node;
 use crate::resp::Reply;
 
 /// Runs MULTI, DISCARD or EXEC (`name`).
 pub(super) fn run(
-    shared: &Shared,
+    shared: &Node,
     client: &mut ClientState,
     ks: &mut Pending,
     name: &str,
@@ -40,11 +40,7 @@ pub(super) fn run(
     }
 }
 
-fn exec(
-    shared: &Shared,
-    client: &mut ClientState,
-    ks: &mut Pending,
-) -> Result<Reply, KeyspaceError> {
+fn exec(shared: &Node, client: &mut ClientState, ks: &mut Pending) -> Result<Reply, KeyspaceError> {
     let Some(queued) = client.multi.take() else {
         return Ok(error_reply(shared, CmdError::err("EXEC without MULTI")));
     };
@@ -56,7 +52,7 @@ fn exec(
     // Each queued command with its key positions, found once for every check below.
     let resolved: Vec<(Result<&'static CommandSpec, CmdError>, Vec<usize>)> = queued
         .iter()
-        .map(|a| match command::resolve(a) {
+        .map(|a| match super::resolve(a) {
             Ok(spec) => (Ok(spec), spec.key_positions(a)),
             Err(e) => (Err(e), Vec::new()),
         })
@@ -109,7 +105,7 @@ fn exec(
     for (args, (spec, _)) in queued.iter().zip(resolved) {
         let reply = match spec {
             Ok(spec) => {
-                if spec.first_key <= 0 {
+                if !spec.takes_keys() {
                     // A keyless command (FLUSHALL, DBSIZE, SCAN) sees the keyspace as a
                     // whole: what came before it is committed first.
                     ks.end_atomic();

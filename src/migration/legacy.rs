@@ -16,10 +16,23 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::Shared;
-use crate::command::MigrateRequest;
+use super::MigrationHandle;
 use crate::keyspace::{now_ms, Entry, Update};
 use crate::resp::Reply;
+
+/// One MIGRATE call, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrateRequest {
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub timeout: Duration,
+    pub copy: bool,
+    pub replace: bool,
+    /// `AUTH pw` or `AUTH user pw` as sent to the target.
+    pub auth: Option<Vec<Bytes>>,
+    pub keys: Vec<Bytes>,
+}
 
 /// Idle cached connections are closed after this long (Valkey's MIGRATE_SOCKET_CACHE_TTL).
 const LINK_TTL: Duration = Duration::from_secs(10);
@@ -70,7 +83,7 @@ impl MigrateLinks {
 }
 
 /// Runs a MIGRATE and returns its reply.
-pub async fn run(shared: &Arc<Shared>, req: &MigrateRequest) -> Reply {
+pub async fn run(shared: &Arc<MigrationHandle>, req: &MigrateRequest) -> Reply {
     let mut pending: Vec<Bytes> = req.keys.clone();
     let mut replace = req.replace;
     let mut first_error = None;
@@ -121,7 +134,7 @@ pub async fn run(shared: &Arc<Shared>, req: &MigrateRequest) -> Reply {
 /// Each existing key with its entry and DUMP payload, as sent to the target.
 type Sent = Vec<(Bytes, Entry, Vec<u8>)>;
 
-fn dump_keys(shared: &Shared, keys: Vec<Bytes>) -> Result<Sent, Reply> {
+fn dump_keys(shared: &MigrationHandle, keys: Vec<Bytes>) -> Result<Sent, Reply> {
     let mut sent = Vec::with_capacity(keys.len());
     for k in keys {
         let err = |e: crate::keyspace::KeyspaceError| Reply::Error(format!("ERR {e}"));
@@ -135,7 +148,11 @@ fn dump_keys(shared: &Shared, keys: Vec<Bytes>) -> Result<Sent, Reply> {
 
 /// Moves keys that kept changing with writes to their slots paused (writers wait, as during
 /// a native handover), so the value sent is the value deleted.
-async fn last_round_paused(shared: &Arc<Shared>, req: &MigrateRequest, keys: Vec<Bytes>) -> Reply {
+async fn last_round_paused(
+    shared: &Arc<MigrationHandle>,
+    req: &MigrateRequest,
+    keys: Vec<Bytes>,
+) -> Reply {
     let mut slots: Vec<u16> = keys.iter().map(|k| crate::keyspace::key_slot(k)).collect();
     slots.sort_unstable();
     slots.dedup();
@@ -173,7 +190,7 @@ async fn last_round_paused(shared: &Arc<Shared>, req: &MigrateRequest, keys: Vec
 }
 
 /// Taking the pause waits for in-flight request batches: not on a runtime thread.
-async fn pause(shared: &Arc<Shared>, ranges: &[(u16, u16)], on: bool) {
+async fn pause(shared: &Arc<MigrationHandle>, ranges: &[(u16, u16)], on: bool) {
     let sh = Arc::clone(shared);
     let r = ranges.to_vec();
     if let Err(e) = tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r, on)).await {
@@ -182,7 +199,7 @@ async fn pause(shared: &Arc<Shared>, ranges: &[(u16, u16)], on: bool) {
 }
 
 fn delete_if_unchanged(
-    shared: &Shared,
+    shared: &MigrationHandle,
     key: &[u8],
     sent: &Entry,
     payload: &[u8],
@@ -200,7 +217,7 @@ fn delete_if_unchanged(
 
 /// Sends one round of keys; a cached connection that fails is retried once on a fresh one.
 async fn send(
-    shared: &Shared,
+    shared: &MigrationHandle,
     req: &MigrateRequest,
     keys: &[(Bytes, Entry, Vec<u8>)],
     replace: bool,

@@ -1,91 +1,15 @@
-//! Connected clients: per-connection state owned by its task, and a registry of shared handles
-//! for CLIENT LIST/KILL/INFO.
+//! Connected clients as other connections see them: a registry of shared handles for CLIENT
+//! LIST/KILL/INFO and shutdown. Per-connection state lives with the handler contract
+//! (`command::ClientState`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-
-use crate::resp::Protocol;
-
-/// What the connection does after writing the current reply.
-#[derive(Debug, Clone, PartialEq)]
-pub enum After {
-    Close,
-    Sleep(Duration),
-    Shutdown,
-    /// WAIT/WAITAOF: reply once `replicas` acknowledged `offset` or the timeout passed.
-    Wait {
-        replicas: usize,
-        offset: u64,
-        timeout: Option<Duration>,
-        aof: Option<i64>,
-    },
-    /// A write waits for a slot handover (`parked` holds it).
-    Park,
-    /// A blocking command found nothing: wait for a write to `keys` (then run it again) or
-    /// for the timeout (then answer `timeout_reply`). `None` waits forever.
-    Block {
-        keys: Vec<bytes::Bytes>,
-        timeout: Option<Duration>,
-        timeout_reply: crate::resp::Reply,
-    },
-    /// MIGRATE: the connection moves the keys, then replies.
-    Migrate(Box<crate::command::MigrateRequest>),
-}
-
-/// State of one connection, owned by its task and lent to handlers.
-pub struct ClientState {
-    pub handle: Arc<ClientHandle>,
-    pub protocol: Protocol,
-    pub authenticated: bool,
-    pub after: Option<After>,
-    /// Set by a successful write command; the connection waits for WAL durability before
-    /// replying when `appendfsync always`.
-    pub wrote: bool,
-    /// ASKING was sent: the next command may touch an importing slot.
-    pub asking: bool,
-    /// READONLY was sent: reads may be served by a replica.
-    pub readonly: bool,
-    /// Commands queued since MULTI.
-    pub multi: Option<Vec<Vec<bytes::Bytes>>>,
-    /// A queued command was refused: EXEC aborts.
-    pub multi_failed: bool,
-    /// A write waiting for a slot handover, run again before anything else is read.
-    pub parked: Option<(Vec<bytes::Bytes>, std::time::Instant)>,
-    /// When the current parked write first waited.
-    pub parked_since: Option<std::time::Instant>,
-    /// WATCHed keys: the flag set when the key changes, and the expiry it had when watched.
-    pub watched: Vec<(crate::keyspace::WatchFlag, Option<i64>)>,
-    /// The blocking command this connection waits on, registered with its keys.
-    pub blocked: Option<super::Blocked>,
-    /// Keys written by this connection since its last commit, for waking blocked clients.
-    pub touched: Vec<bytes::Bytes>,
-    /// EXEC is running the queued commands: blocking commands do not block.
-    pub in_exec: bool,
-    /// Pub/sub subscriptions, once the connection subscribed to anything.
-    pub pubsub: Option<super::pubsub::Subscriptions>,
-}
-
-impl ClientState {
-    /// Whether EXEC must fail: a watched key changed or expired since WATCH.
-    pub fn watch_dirty(&self) -> bool {
-        let now = crate::keyspace::now_ms();
-        self.watched.iter().any(|(f, at)| {
-            f.load(std::sync::atomic::Ordering::Acquire) || at.is_some_and(|at| at <= now)
-        })
-    }
-}
-
-impl ClientState {
-    pub fn id(&self) -> u64 {
-        self.handle.id
-    }
-}
 
 #[derive(Default)]
 pub struct ClientMeta {

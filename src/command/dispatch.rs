@@ -1,0 +1,245 @@
+//! Dispatch of one request: the order of checks follows Valkey's `processCommand`
+//! (existence, arity, authentication, transaction queueing, subscribed-mode rules, cluster
+//! redirection, replica and min-replicas rules), then the handler runs.
+//!
+//! Must not: touch the socket; the connection writes the reply and acts on `After`.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{After, ClientState, CmdError, CmdFlags, CommandSpec, Ctx};
+use crate::cluster::{route, Access};
+use crate::keyspace::{key_slot, Pending};
+use crate::node::Node;
+use crate::resp::Reply;
+
+/// Resolves, checks and runs one command (see the module doc for the order of checks).
+pub fn dispatch(
+    shared: &Node,
+    client: &mut ClientState,
+    ks: &mut Pending,
+    args: &[Bytes],
+) -> Result<Reply, crate::keyspace::KeyspaceError> {
+    shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    let spec = match super::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return Ok(error_reply(shared, e));
+        }
+    };
+    client.handle.touch(spec.name);
+    if !client.authenticated && !spec.has_flag(CmdFlags::NO_AUTH) {
+        return Ok(error_reply(shared, CmdError::NoAuth));
+    }
+    match spec.name {
+        "multi" | "exec" | "discard" => {
+            return super::transaction::run(shared, client, ks, spec.name)
+        }
+        _ => {}
+    }
+    if client.protocol == crate::resp::Protocol::Resp2
+        && client.pubsub.as_ref().is_some_and(|s| !s.is_empty())
+        && !matches!(
+            spec.name,
+            "subscribe"
+                | "ssubscribe"
+                | "sunsubscribe"
+                | "psubscribe"
+                | "unsubscribe"
+                | "punsubscribe"
+                | "ping"
+                | "quit"
+                | "reset"
+        )
+    {
+        return Ok(error_reply(
+            shared,
+            CmdError::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )),
+        ));
+    }
+    let asking = std::mem::take(&mut client.asking);
+    match redirect(shared, client, ks, spec, args, asking) {
+        Ok(()) => {}
+        Err(Redirect::Refuse(e)) => {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return Ok(error_reply(shared, CmdError::Line(e)));
+        }
+        Err(Redirect::Park) => {
+            let since = client
+                .parked_since
+                .get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < PARK_LIMIT {
+                client.asking = asking;
+                client.parked = Some((args.to_vec(), *since));
+                client.after = Some(After::Park);
+                return Ok(Reply::Raw(bytes::Bytes::new()));
+            }
+            client.parked_since = None;
+            return Ok(error_reply(
+                shared,
+                CmdError::Line("TRYAGAIN slot migration in progress".into()),
+            ));
+        }
+    }
+    client.parked_since = None;
+    if spec.is_write() && !shared.is_replica() {
+        let c = shared.config.snapshot();
+        if c.min_replicas_to_write > 0 {
+            let lag = std::time::Duration::from_secs(c.min_replicas_max_lag as u64);
+            if shared.replication.good_replicas(lag) < c.min_replicas_to_write as usize {
+                return Ok(error_reply(
+                    shared,
+                    CmdError::Line("NOREPLICAS Not enough good replicas to write.".into()),
+                ));
+            }
+        }
+    }
+    if spec.is_write() && shared.is_replica() {
+        return Ok(error_reply(
+            shared,
+            CmdError::Line("READONLY You can't write against a read only replica.".into()),
+        ));
+    }
+    if let Some(q) = client.multi.as_mut() {
+        if matches!(spec.name, "watch" | "quit" | "reset") {
+            // Not queued, as in Valkey.
+        } else {
+            q.push(args.to_vec());
+            return Ok(Reply::Status("QUEUED"));
+        }
+    }
+    // Commands without keys (DBSIZE, SCAN, FLUSHALL, CLUSTER ...) see the keyspace as a
+    // whole, so the scope's staged writes are published first.
+    if !spec.takes_keys() {
+        ks.commit()?;
+    }
+    Ok(execute(shared, client, ks, spec, args))
+}
+
+pub(super) fn execute(
+    shared: &Node,
+    client: &mut ClientState,
+    ks: &mut Pending,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Reply {
+    let mut ctx = Ctx {
+        node: shared,
+        client,
+        ks,
+    };
+    let reply = super::execute(spec, &mut ctx, args);
+    if reply.is_error() {
+        shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    } else if spec.is_write() {
+        ctx.client.wrote = true;
+        shared.wal.note_write();
+        // Always noted (not only while someone is blocked): a client that blocks while this
+        // scope is still uncommitted must be woken by its commit.
+        for p in spec.key_positions(args) {
+            ctx.client.touched.push(args[p].clone());
+        }
+    }
+    reply
+}
+
+/// Why a command does not run now.
+enum Redirect {
+    /// An error reply (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN, ...).
+    Refuse(String),
+    /// A write to a slot whose handover is in progress: run it again once the pause ends.
+    Park,
+}
+
+/// How long a write waits for a slot handover before it gets TRYAGAIN.
+const PARK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The cluster redirection for a command with keys, if it must not run here.
+fn redirect(
+    shared: &Node,
+    client: &ClientState,
+    ks: &Pending,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    asking: bool,
+) -> Result<(), Redirect> {
+    let Some(cluster) = shared.cluster.as_ref() else {
+        return Ok(());
+    };
+    let pos = spec.key_positions(args);
+    if pos.is_empty() {
+        if !spec.is_write() {
+            return Ok(());
+        }
+        return write_paused(&cluster.view(), spec).map_or(Ok(()), |e| Err(Redirect::Refuse(e)));
+    }
+    let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
+    let view = cluster.view();
+    let missing = || {
+        let absent = pos
+            .iter()
+            .filter(|&&p| !matches!(ks.peek(&args[p]), Ok(Some(_))))
+            .count();
+        (absent, pos.len())
+    };
+    let asking = asking || spec.has_flag(CmdFlags::ASKING);
+    // MIGRATE runs where the keys are while a slot is open, whoever the owner is (Valkey).
+    if spec.name == "migrate"
+        && slots
+            .iter()
+            .all(|s| view.migrating.contains_key(s) || view.importing.contains_key(s))
+    {
+        return Ok(());
+    }
+    // Shard channels are served by every node of the shard, as Valkey does.
+    let readonly = client.readonly || spec.has_flag(CmdFlags::PUBSUB);
+    if let Some(e) = route(
+        &view,
+        &slots,
+        Access {
+            write: spec.is_write(),
+            asking,
+            readonly_client: readonly,
+        },
+        missing,
+    )
+    .error()
+    .or_else(|| write_paused(&view, spec))
+    {
+        return Err(Redirect::Refuse(e));
+    }
+    if spec.is_write() && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
+        if client.multi.is_some() {
+            return Err(Redirect::Refuse(
+                "TRYAGAIN slot migration in progress".into(),
+            ));
+        }
+        return Err(Redirect::Park);
+    }
+    Ok(())
+}
+
+/// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its
+/// replica has taken over, after which the slots answer MOVED: no write lands on the old
+/// primary after the offset the replica catches up with.
+pub(super) fn write_paused(view: &crate::cluster::View, spec: &CommandSpec) -> Option<String> {
+    (spec.is_write() && view.writes_paused_until > crate::cluster::now_ms())
+        .then(|| "TRYAGAIN manual failover in progress".to_string())
+}
+
+pub(super) fn error_reply(shared: &Node, e: CmdError) -> Reply {
+    shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+    Reply::Error(e.to_string())
+}

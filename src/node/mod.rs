@@ -1,0 +1,270 @@
+//! The node handle: what every connection and command handler of one node shares — the
+//! keyspace and storage, live configuration, cluster membership, the replication and migration
+//! subsystems (through their own small handles), connected clients, pub/sub and clients
+//! blocked on keys.
+//!
+//! Owns: [`Node`] (built once by [`open`]), [`Stats`], the client registry, pub/sub, the
+//! blocking registry. Must not: do socket I/O (the `server` does) or implement commands
+//! (`command`); replication and migration never see a `Node`, only their handles.
+
+mod blocking;
+mod clients;
+pub mod pubsub;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+pub use blocking::{Blocked, BlockedKeys};
+pub use clients::{ClientHandle, ClientMeta, ClientRegistry};
+
+use crate::cluster::{Cluster, ClusterOpenError};
+use crate::config::{AppendFsync, Config, LiveConfig};
+use crate::keyspace::{Keyspace, KeyspaceError};
+use crate::migration::{MigrateLinks, MigrationHandle, Migrations};
+use crate::replication::{ReplHandle, Replication};
+use crate::resp::Limits;
+use crate::storage::{Engine, EngineOptions, StorageError, SyncMode, WalSync};
+
+/// Counters shown by INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub error_replies: AtomicU64,
+    /// Operations per second over the last sampling period.
+    pub ops_per_sec: AtomicU64,
+}
+
+/// Why a node could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("loading the cluster configuration: {0}")]
+    Cluster(#[from] ClusterOpenError),
+    #[error("opening storage in {0}: {1}")]
+    Storage(String, StorageError),
+    #[error("loading the keyspace: {0}")]
+    Keyspace(#[from] KeyspaceError),
+}
+
+/// Everything a command handler may reach. One per node, shared by all connections.
+pub struct Node {
+    pub keyspace: Arc<Keyspace>,
+    pub engine: Arc<Engine>,
+    pub wal: Arc<WalSync>,
+    pub config: Arc<LiveConfig>,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub started: Instant,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub executable: PathBuf,
+    pub active_expire: AtomicBool,
+    /// Cluster membership, when `cluster-enabled yes`.
+    pub cluster: Option<Arc<Cluster>>,
+    pub replication: Arc<Replication>,
+    /// What the replication tasks see of this node.
+    pub repl: Arc<ReplHandle>,
+    /// Atomic slot migration jobs (CLUSTER MIGRATESLOTS).
+    pub migrations: Arc<Migrations>,
+    /// What slot migration and backup jobs see of this node.
+    pub migration: Arc<MigrationHandle>,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocked: Arc<BlockedKeys>,
+    /// Local pub/sub subscriptions.
+    pub pubsub: Arc<pubsub::PubSub>,
+    /// Cancelled once at shutdown: listeners, the cluster port and background tasks stop.
+    pub shutdown: CancellationToken,
+}
+
+pub fn sync_mode(a: AppendFsync) -> SyncMode {
+    match a {
+        AppendFsync::Always => SyncMode::Always,
+        AppendFsync::Everysec => SyncMode::Everysec,
+        AppendFsync::No => SyncMode::No,
+    }
+}
+
+impl Node {
+    /// Protocol limits from the current configuration.
+    pub fn limits(&self) -> Limits {
+        let c = self.config.snapshot();
+        Limits {
+            max_bulk_len: c.proto_max_bulk_len,
+            max_query_buffer: c.client_query_buffer_limit,
+        }
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        self.config
+            .snapshot()
+            .requirepass
+            .clone()
+            .filter(|p| !p.is_empty())
+    }
+
+    /// Starts a graceful shutdown: listeners stop, connections close, the WAL is synced.
+    pub fn request_shutdown(&self) {
+        self.shutdown.cancel();
+        self.clients.kill_all();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// `(host, port)` of this node's primary when it is a replica (cluster state or REPLICAOF).
+    pub fn replica_of(&self) -> Option<(String, u16)> {
+        if let Some(cl) = &self.cluster {
+            let p = cl.view().role_replica_of?;
+            return cl.read(|st| st.nodes.get(&p).map(|n| (n.ip.clone(), n.port)));
+        }
+        self.config.snapshot().replicaof.clone()
+    }
+
+    /// Whether this node is a replica now (see [`ReplHandle::is_replica`]).
+    pub fn is_replica(&self) -> bool {
+        self.repl.is_replica()
+    }
+
+    /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
+    pub fn isolated(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+    }
+
+    /// Applies configuration changes that live outside the config store.
+    pub fn config_changed(&self) {
+        self.wal
+            .set_mode(sync_mode(self.config.snapshot().appendfsync));
+        if let Some(cl) = &self.cluster {
+            cl.apply_config(&self.config.snapshot());
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+/// How the node reaches its peers: the bus, the replication stream and the migration service
+/// of other nodes (the gRPC edge implements these).
+pub struct Transports {
+    pub bus: Arc<dyn crate::cluster::BusTransport>,
+    pub repl: Arc<dyn crate::replication::ReplConnector>,
+    pub migration: Arc<dyn crate::migration::MigrationConnector>,
+}
+
+/// Opens storage and builds the node.
+pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, NodeError> {
+    let config = Arc::new(config);
+    let c: Arc<Config> = config.snapshot();
+    let started = Instant::now();
+    let cluster = if c.cluster_enabled {
+        Some(Cluster::open(&c, transports.bus)?)
+    } else {
+        None
+    };
+    // A standalone node serves every slot; a cluster node what nodes.conf gives it.
+    let serving: Vec<u16> = match &cluster {
+        Some(cl) => cl.read(|st| {
+            let me = st.myself;
+            let shard = st.me().primary.unwrap_or(me);
+            (0..crate::slot::SLOTS as u16)
+                .filter(|s| st.slots[*s as usize] == Some(shard) || st.importing.contains_key(s))
+                .collect()
+        }),
+        None => (0..crate::slot::SLOTS as u16).collect(),
+    };
+    let engine = Arc::new(
+        Engine::open(&EngineOptions {
+            dir: c.dir.clone(),
+            block_cache_bytes: c.storage_block_cache_size as usize,
+            write_buffer_bytes: c.storage_write_buffer_size as usize,
+            slots_per_family: c.storage_slots_per_family as usize,
+            serving,
+        })
+        .map_err(|e| NodeError::Storage(c.dir.display().to_string(), e))?,
+    );
+    let keyspace = Arc::new(Keyspace::open(Arc::clone(&engine))?);
+    tracing::info!(
+        "storage open in {:?}: {} keys in {} families",
+        started.elapsed(),
+        keyspace.dbsize(),
+        engine.families().len()
+    );
+    let wal = WalSync::start(Arc::clone(&engine), sync_mode(c.appendfsync));
+    let persisted = engine
+        .get_meta(crate::replication::STATE_KEY)
+        .map_err(|e| NodeError::Storage(c.dir.display().to_string(), e))?
+        .and_then(|v| crate::replication::decode_state(&v));
+    let replication = Arc::new(Replication::new(persisted, c.repl_backlog_size));
+    keyspace.set_write_log(Arc::clone(&replication.backlog) as Arc<dyn crate::keyspace::WriteLog>);
+    let pubsub: Arc<pubsub::PubSub> = Default::default();
+    if let Some(cl) = &cluster {
+        let ps = Arc::clone(&pubsub);
+        cl.on_published(Box::new(move |messages| {
+            for m in messages {
+                if m.shard {
+                    ps.publish_shard(&m.channel, &m.message);
+                } else {
+                    ps.publish(&m.channel, &m.message);
+                }
+            }
+        }));
+    }
+    let shutdown = CancellationToken::new();
+    let migrations: Arc<Migrations> = Default::default();
+    let repl = Arc::new(ReplHandle {
+        keyspace: Arc::clone(&keyspace),
+        engine: Arc::clone(&engine),
+        config: config.clone(),
+        cluster: cluster.clone(),
+        replication: Arc::clone(&replication),
+        shutdown: shutdown.clone(),
+        upstream: transports.repl,
+        peers: Arc::clone(&transports.migration),
+    });
+    let migration = Arc::new(MigrationHandle {
+        keyspace: Arc::clone(&keyspace),
+        engine: Arc::clone(&engine),
+        config: config.clone(),
+        cluster: cluster.clone(),
+        migrations: Arc::clone(&migrations),
+        shutdown: shutdown.clone(),
+        peers: transports.migration,
+        migrate_links: MigrateLinks::default(),
+    });
+    Ok(Arc::new(Node {
+        keyspace,
+        engine,
+        wal,
+        clients: ClientRegistry::default(),
+        stats: Stats::default(),
+        started,
+        run_id: new_run_id(),
+        tcp_port: c.port,
+        executable: std::env::current_exe().unwrap_or_default(),
+        active_expire: AtomicBool::new(true),
+        cluster,
+        replication,
+        repl,
+        migrations,
+        migration,
+        blocked: Default::default(),
+        pubsub,
+        shutdown,
+        config,
+    }))
+}
