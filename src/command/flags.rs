@@ -19,7 +19,7 @@ const NAMES: [(&str, u32); 20] = [
     ("loading", 1 << 8),
     ("stale", 1 << 9),
     ("skip_monitor", 1 << 10),
-    ("skip_slowlog", 1 << 11),
+    ("skip_commandlog", 1 << 11),
     ("asking", 1 << 12),
     ("fast", 1 << 13),
     ("no_auth", 1 << 14),
