@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::state::ClusterState;
 use super::types::{render_ranges, NodeId, NodeRecord, Role};
+use crate::slot::Ranges;
 use crate::storage::SLOTS;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +151,7 @@ pub fn load(
         reason: reason.to_string(),
     };
     let mut st: Option<ClusterState> = None;
-    let mut records: Vec<(NodeRecord, Vec<(u16, u16)>, bool)> = Vec::new();
+    let mut records: Vec<(NodeRecord, Ranges, bool)> = Vec::new();
     let mut open: Vec<(u16, bool, NodeId)> = Vec::new();
     let (mut current_epoch, mut last_vote) = (0, 0);
     for (i, line) in text.lines().enumerate() {

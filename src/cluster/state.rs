@@ -311,12 +311,12 @@ impl ClusterState {
             if self.forgotten.contains_key(&sender) {
                 return;
             }
-            if !self.nodes.contains_key(&sender) {
+            self.nodes.entry(sender).or_insert_with(|| {
                 let mut n =
                     NodeRecord::new(sender, t.ip.clone(), msg.header.port, msg.header.cport, now);
                 n.created = t.created;
-                self.nodes.insert(sender, n);
-            }
+                n
+            });
             self.dirty = true;
         } else if target != sender {
             // The address now answers with another id: the node was replaced.

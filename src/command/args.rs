@@ -45,25 +45,6 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strict_integers() {
-        assert_eq!(parse_i64(b"10"), Some(10));
-        assert_eq!(parse_i64(b"-5"), Some(-5));
-        assert_eq!(parse_i64(b"0"), Some(0));
-        assert_eq!(parse_i64(b" 1"), None);
-        assert_eq!(parse_i64(b"+1"), None);
-        assert_eq!(parse_i64(b"01"), None);
-        assert_eq!(parse_i64(b"9223372036854775808"), None);
-        assert_eq!(parse_f64(b"1.5"), Some(1.5));
-        assert_eq!(parse_f64(b"nan"), None);
-        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
-    }
-}
-
 /// `key cursor [MATCH pattern] [COUNT n] [NOVALUES]` of HSCAN, SSCAN and ZSCAN.
 pub struct MemberScan {
     pub cursor: u64,
@@ -106,4 +87,23 @@ pub fn member_scan(args: &[Bytes], novalues_ok: bool) -> Result<MemberScan, CmdE
         i += 2;
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"10"), Some(10));
+        assert_eq!(parse_i64(b"-5"), Some(-5));
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+    }
 }

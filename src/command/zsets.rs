@@ -10,6 +10,9 @@ use crate::keyspace::ZView;
 use crate::resp::encode::format_double;
 use crate::resp::Reply;
 
+/// Members with their scores, in the order a reply lists them.
+type Scored = Vec<(Vec<u8>, f64)>;
+
 pub(super) fn read<R>(
     ctx: &mut Ctx,
     key: &[u8],
@@ -234,7 +237,7 @@ pub(super) fn pop_ends(
     key: &[u8],
     n: u64,
     highest: bool,
-) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+) -> Result<Scored, CmdError> {
     write(ctx, key, |z| {
         let picked = z.ends(n, highest)?;
         for (m, _) in &picked {
@@ -304,7 +307,7 @@ fn combine(
     op: SetOp,
     cmd: &str,
     allow_withscores: bool,
-) -> Result<(Vec<(Vec<u8>, f64)>, bool), CmdError> {
+) -> Result<(Scored, bool), CmdError> {
     let n = int(&args[at])?;
     if n < 1 {
         return Err(CmdError::err(format!(
@@ -418,7 +421,7 @@ fn combine(
             }
         }
     }
-    let mut out: Vec<(Vec<u8>, f64)> = acc.into_iter().collect();
+    let mut out: Scored = acc.into_iter().collect();
     out.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     Ok((out, withscores))
 }
@@ -488,7 +491,7 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .collect(),
         };
         // Few picks from a big set go through the rank blocks; otherwise one walk.
-        let picked: Vec<(Vec<u8>, f64)> = if picks.len() * 64 < len {
+        let picked: Scored = if picks.len() * 64 < len {
             let mut out = Vec::with_capacity(picks.len());
             for i in picks {
                 if let Some(p) = z.nth(i as u64)? {

@@ -17,10 +17,13 @@ use crate::storage::{SlotLoader, Staged};
 
 pub struct BackupNode(pub Arc<MigrationHandle>);
 
+/// One staged restore: its files, the slots it covers and what staging found.
+type StagedJob = (Staged, BTreeSet<u16>, StageReport);
+
 /// Staged restores by job name.
 #[derive(Default)]
 pub(crate) struct StagedJobs {
-    jobs: Mutex<HashMap<String, (Staged, BTreeSet<u16>, StageReport)>>,
+    jobs: Mutex<HashMap<String, StagedJob>>,
 }
 
 fn owned(shared: &MigrationHandle) -> Result<Vec<bool>, String> {

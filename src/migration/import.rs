@@ -39,14 +39,12 @@ pub(crate) struct Imports {
 
 pub struct TargetSide(pub Arc<MigrationHandle>);
 
-fn blocking<R: Send + 'static>(
+async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, String> + Send + 'static,
-) -> impl std::future::Future<Output = Result<R, String>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| format!("worker failed: {e}"))?
-    }
+) -> Result<R, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("worker failed: {e}"))?
 }
 
 impl TargetSide {

@@ -325,6 +325,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// [`split_args`] over text (CLI prompt lines).
+pub fn split_args_str(line: &str) -> Option<Vec<Vec<u8>>> {
+    split_args(line.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,9 +424,4 @@ mod tests {
         let r = dec(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap();
         assert_eq!(r.len(), 1);
     }
-}
-
-/// [`split_args`] over text (CLI prompt lines).
-pub fn split_args_str(line: &str) -> Option<Vec<Vec<u8>>> {
-    split_args(line.as_bytes())
 }

@@ -18,7 +18,7 @@ use super::{host_port, ClusterOpts, INVALID_HOST_ARG};
 use crate::keyspace::is_key_entry;
 use crate::migration::DataChunk;
 use crate::rpc::BackupPeer;
-use crate::slot::{ranges_compact as ranges_text, ranges_of_mask as to_ranges};
+use crate::slot::{ranges_compact as ranges_text, ranges_of_mask as to_ranges, Ranges};
 use crate::storage::{RunReader, RunWriter};
 
 const MANIFEST: &str = "manifest";
@@ -45,8 +45,9 @@ pub struct Manifest {
     pub version: String,
     pub created: u64,
     pub cluster: String,
-    pub slots: Vec<(u16, u16)>,
-    pub nodes: Vec<(String, String, Vec<(u16, u16)>)>,
+    pub slots: Ranges,
+    /// (node id, address, ranges) of each primary when the backup was taken.
+    pub nodes: Vec<(String, String, Ranges)>,
     pub files: Vec<FileEntry>,
 }
 

@@ -370,9 +370,7 @@ mod tests {
     #[test]
     fn slot_rendering() {
         let mut b = vec![false; SLOTS];
-        for i in 0..=5460 {
-            b[i] = true;
-        }
+        b[..=5460].fill(true);
         b[5462] = true;
         b[16383] = true;
         assert_eq!(slots_string(&b), "[0-5460],[5462],[16383]");

@@ -12,6 +12,7 @@ use super::manager::{ClusterNode, Manager};
 use super::nodes::{slot_ranges, SLOTS};
 use super::{host_port, ClusterOpts, INVALID_HOST_ARG};
 use crate::cli::conn::Value;
+use crate::slot::Ranges;
 
 /// Longest a move may take before the CLI gives up waiting (the jobs keep running).
 const MOVE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -61,7 +62,7 @@ pub fn reshard_table(sources: &[(usize, &[bool])], numslots: usize) -> Vec<(usiz
         .iter()
         .map(|(i, s)| (*i, *s, s.iter().filter(|x| **x).count()))
         .collect();
-    sorted.sort_by(|a, b| b.2.cmp(&a.2));
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.2));
     let total: usize = sorted.iter().map(|s| s.2).sum();
     let mut moved = Vec::new();
     for (k, (idx, slots, count)) in sorted.iter().enumerate() {
@@ -315,7 +316,7 @@ pub fn rebalance(o: &ClusterOpts) -> anyhow::Result<bool> {
 /// is done. True when all succeeded.
 fn run_plan(m: &mut Manager, plan: Plan, quiet: bool) -> bool {
     let t0 = Instant::now();
-    let mut blocks: BTreeMap<usize, Vec<(usize, Vec<(u16, u16)>)>> = BTreeMap::new();
+    let mut blocks: BTreeMap<usize, Vec<(usize, Ranges)>> = BTreeMap::new();
     let mut total_slots = 0;
     for (src, dst, slots) in plan {
         if slots.is_empty() {
