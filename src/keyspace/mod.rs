@@ -31,7 +31,7 @@ pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
 use locks::LockTable;
-pub use moving::{in_ranges, is_key_entry, Ranges, Tap};
+pub use moving::{in_ranges, is_key_entry, Ranges, Tap, WritePause};
 pub use pending::Pending;
 pub use scan::ScanFilter;
 pub use watch::WatchFlag;
@@ -132,7 +132,7 @@ pub struct Keyspace {
     commit_lock: parking_lot::Mutex<()>,
     log: std::sync::OnceLock<Arc<dyn WriteLog>>,
     read_only: std::sync::atomic::AtomicBool,
-    moving: moving::Moving,
+    moving: Arc<moving::Moving>,
     watches: watch::Watches,
 }
 
@@ -164,7 +164,7 @@ impl Keyspace {
             commit_lock: parking_lot::Mutex::new(()),
             log: std::sync::OnceLock::new(),
             read_only: std::sync::atomic::AtomicBool::new(false),
-            moving: moving::Moving::new(),
+            moving: Arc::new(moving::Moving::new()),
             watches: watch::Watches::default(),
         };
         ks.expiring.load(&ks)?;

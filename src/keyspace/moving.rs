@@ -4,7 +4,7 @@
 //!
 //! Must not: talk to other nodes or decide when a move happens (that is `migration`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
@@ -34,11 +34,30 @@ impl Tap {
     }
 }
 
+/// One owner's write pause (see [`Keyspace::pause_writes`]); dropping it ends the pause.
+#[must_use = "the pause ends when this is dropped"]
+pub struct WritePause {
+    moving: Arc<Moving>,
+    ranges: Ranges,
+}
+
+impl Drop for WritePause {
+    fn drop(&mut self) {
+        for &(a, b) in &self.ranges {
+            for s in a..=b {
+                self.moving.paused[s as usize].fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.moving.pause_changed.notify_waiters();
+    }
+}
+
 pub(super) struct Moving {
     taps: Mutex<Vec<Arc<Tap>>>,
     any_tap: AtomicBool,
     hidden: Vec<AtomicBool>,
-    paused: Vec<AtomicBool>,
+    /// Owners of a write pause per slot: writable again only when the last one lets go.
+    paused: Vec<AtomicU32>,
     pause_changed: tokio::sync::Notify,
     /// Held (shared) by every request batch from routing to commit; taken exclusively once
     /// after a pause starts, so no write routed before the pause commits after it.
@@ -51,7 +70,7 @@ impl Moving {
             taps: Mutex::new(Vec::new()),
             any_tap: AtomicBool::new(false),
             hidden: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
-            paused: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
+            paused: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
             pause_changed: tokio::sync::Notify::new(),
             gate: RwLock::new(()),
         }
@@ -218,23 +237,25 @@ impl Keyspace {
         self.commit(batch)
     }
 
-    /// Starts or ends a write pause on the slot ranges. Starting returns once every request
-    /// batch that was routed before the pause has committed.
-    pub fn pause_writes(&self, ranges: &[(u16, u16)], on: bool) {
+    /// Pauses writes to the slot ranges until the returned pause is dropped; returns once
+    /// every request batch routed before the pause has committed. Pauses of different owners
+    /// (a slot migration's handover, a legacy MIGRATE's last round) may overlap: each holds
+    /// its slots until it ends.
+    pub fn pause_writes(&self, ranges: &[(u16, u16)]) -> WritePause {
         for &(a, b) in ranges {
             for s in a..=b {
-                self.moving.paused[s as usize].store(on, Ordering::SeqCst);
+                self.moving.paused[s as usize].fetch_add(1, Ordering::SeqCst);
             }
         }
-        if on {
-            drop(self.moving.gate.write());
-        } else {
-            self.moving.pause_changed.notify_waiters();
+        drop(self.moving.gate.write());
+        WritePause {
+            moving: Arc::clone(&self.moving),
+            ranges: ranges.to_vec(),
         }
     }
 
     pub fn write_paused(&self, slot: u16) -> bool {
-        self.moving.paused[slot as usize].load(Ordering::SeqCst)
+        self.moving.paused[slot as usize].load(Ordering::SeqCst) > 0
     }
 
     /// Resolves when a write pause ends (callers re-check and bound their wait).

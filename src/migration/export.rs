@@ -16,7 +16,7 @@ use super::DataChunk;
 use super::MigrationHandle;
 use super::{unix_secs, JobState, Request};
 use crate::cluster::NodeId;
-use crate::keyspace::{Ranges, Tap};
+use crate::keyspace::{Ranges, Tap, WritePause};
 
 const CHUNK_ENTRIES: usize = 4096;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -42,16 +42,14 @@ impl From<String> for Failure {
 struct Undo<'a> {
     shared: &'a MigrationHandle,
     tap: Option<Arc<Tap>>,
-    paused: Option<Ranges>,
+    /// Dropped after the tap goes, so writers let through find no tap to miss.
+    paused: Option<WritePause>,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(t) = self.tap.take() {
             self.shared.keyspace.remove_tap(&t);
-        }
-        if let Some(r) = self.paused.take() {
-            self.shared.keyspace.pause_writes(&r, false);
         }
     }
 }
@@ -161,8 +159,7 @@ async fn export(
     records::put_out(&shared.engine, record(OutPhase::Commit)).map_err(|e| e.to_string())?;
     set(shared, name, JobState::Paused, "");
     let paused_at = Instant::now();
-    pause(shared, &req.ranges, true).await;
-    undo.paused = Some(req.ranges.clone());
+    undo.paused = Some(pause(shared, &req.ranges).await?);
     let last = tap.drain();
     let epoch = match peer.commit(name, last).await {
         Ok(e) => e,
@@ -185,8 +182,7 @@ async fn export(
     };
     undo.tap = None;
     shared.keyspace.remove_tap(&tap);
-    hand_over(shared, &req.ranges, req.target, epoch).await?;
-    undo.paused = None;
+    hand_over(shared, &req.ranges, req.target, epoch, undo.paused.take()).await?;
     let _ = records::remove_out(&shared.engine, name);
     tracing::info!(
         "slot migration {name}: writes paused for {:?} during the handover",
@@ -203,11 +199,13 @@ fn set(shared: &MigrationHandle, name: &str, state: JobState, message: &str) {
     });
 }
 
-async fn pause(shared: &Arc<MigrationHandle>, ranges: &Ranges, on: bool) {
+async fn pause(shared: &Arc<MigrationHandle>, ranges: &Ranges) -> Result<WritePause, String> {
     let sh = Arc::clone(shared);
     let r = ranges.clone();
     // Taking the request gate waits for in-flight request batches: not on a runtime thread.
-    let _ = tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r, on)).await;
+    tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r))
+        .await
+        .map_err(|e| format!("pausing writes: {e}"))
 }
 
 /// Streams the snapshot; returns the tap holding the writes made since.
@@ -338,11 +336,12 @@ async fn hand_over(
     ranges: &Ranges,
     target: NodeId,
     epoch: u64,
+    paused: Option<WritePause>,
 ) -> Result<(), String> {
     let cluster = shared.cluster.clone().ok_or("not in cluster mode")?;
     let slots: Vec<u16> = ranges.iter().flat_map(|&(a, b)| a..=b).collect();
     cluster.with_state(|st| st.hand_over(&slots, target, epoch));
-    pause(shared, ranges, false).await;
+    drop(paused);
     let sh = Arc::clone(shared);
     let r = ranges.clone();
     tokio::task::spawn_blocking(move || sh.keyspace.drop_slots(&r))
@@ -358,9 +357,8 @@ pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError>
         records::out_records(&shared.engine).map_err(|e| super::RecoverError(e.to_string()))?;
     for r in recs {
         let sh = Arc::clone(shared);
-        if r.state == OutPhase::Commit {
-            shared.keyspace.pause_writes(&r.ranges, true);
-        }
+        let mut paused =
+            (r.state == OutPhase::Commit).then(|| shared.keyspace.pause_writes(&r.ranges));
         tracing::warn!(
             "slot migration {}: interrupted by a restart in phase {:?}; resolving with the target",
             r.name,
@@ -378,13 +376,13 @@ pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError>
                             s = peer.status(&r.name).await?;
                         }
                         if let (ImportStatus::Committed, epoch) = s {
-                            hand_over(&sh, &r.ranges, r.peer, epoch).await?;
+                            hand_over(&sh, &r.ranges, r.peer, epoch, paused.take()).await?;
                             return Ok::<_, String>(());
                         }
                     } else {
                         peer.abort(&r.name).await?;
                     }
-                    sh.keyspace.pause_writes(&r.ranges, false);
+                    paused = None;
                     Ok(())
                 }
                 .await;
@@ -396,6 +394,8 @@ pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError>
                     }
                     Err(e) if t0.elapsed() > RESOLVE_FOR => {
                         tracing::error!("slot migration {}: unresolved: {e}", r.name);
+                        // Never unpause without the target's answer: the slots stay paused.
+                        std::mem::forget(paused);
                         return;
                     }
                     Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::MigrationHandle;
-use crate::keyspace::{now_ms, Entry, Update};
+use crate::keyspace::{now_ms, Entry, Update, WritePause};
 use crate::resp::Reply;
 
 /// One MIGRATE call, validated.
@@ -160,7 +160,10 @@ async fn last_round_paused(
         return Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into());
     }
     let ranges: Vec<(u16, u16)> = slots.iter().map(|s| (*s, *s)).collect();
-    pause(shared, &ranges, true).await;
+    let paused = match pause(shared, &ranges).await {
+        Ok(p) => p,
+        Err(e) => return Reply::Error(format!("ERR {e}")),
+    };
     let reply = async {
         let sent = match dump_keys(shared, keys) {
             Ok(s) => s,
@@ -185,17 +188,17 @@ async fn last_round_paused(
         Reply::OK
     }
     .await;
-    pause(shared, &ranges, false).await;
+    drop(paused);
     reply
 }
 
 /// Taking the pause waits for in-flight request batches: not on a runtime thread.
-async fn pause(shared: &Arc<MigrationHandle>, ranges: &[(u16, u16)], on: bool) {
+async fn pause(shared: &Arc<MigrationHandle>, ranges: &[(u16, u16)]) -> Result<WritePause, String> {
     let sh = Arc::clone(shared);
     let r = ranges.to_vec();
-    if let Err(e) = tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r, on)).await {
-        tracing::error!("MIGRATE write pause: {e}");
-    }
+    tokio::task::spawn_blocking(move || sh.keyspace.pause_writes(&r))
+        .await
+        .map_err(|e| format!("MIGRATE write pause: {e}"))
 }
 
 fn delete_if_unchanged(

@@ -9,7 +9,7 @@
 //! count:i64le): the slot's counter set to an absolute value (after a restore recounted it); 8
 //! delete-range(from, to): every key in `[from, to)` (one slot), e.g. a collection's members.
 
-use super::{Result, StorageError};
+use super::{Result, StorageError, SLOTS};
 
 const BATCH_FORMAT: u8 = 1;
 
@@ -285,14 +285,42 @@ impl Batch {
                 ),
                 _ => return Err(bad("unknown op")),
             };
-            if let Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) = &op {
-                if k.len() < 3 {
-                    return Err(bad("key shorter than its slot prefix"));
-                }
+            if let Some(what) = invalid(&op) {
+                return Err(bad(what));
             }
             ops.push(op);
         }
         Ok(Batch { ops })
+    }
+}
+
+/// What is wrong with a decoded op, if anything: slots must exist, ranges run upwards, and a
+/// delete range stays inside its slot (a peer's bad frame must not reach per-slot tables).
+fn invalid(op: &Op) -> Option<&'static str> {
+    let slot_ok = |s: u16| (s as usize) < SLOTS;
+    let prefix = |k: &[u8]| u16::from_be_bytes([k[0], k[1]]);
+    match op {
+        Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) if k.len() < 3 => {
+            Some("key shorter than its slot prefix")
+        }
+        Op::Put(k, _) | Op::Delete(k) if !slot_ok(prefix(k)) => Some("key slot out of range"),
+        Op::DeleteRange(from, to) => {
+            let slot = prefix(from);
+            // The end may be the next slot's bare prefix (a prefix's successor can carry).
+            let limit = (slot as u32 + 1).to_be_bytes();
+            if !slot_ok(slot) {
+                Some("range slot out of range")
+            } else if to < from || to.as_slice() > &limit[2..] {
+                Some("delete range outside its slot")
+            } else {
+                None
+            }
+        }
+        Op::Count(s, _) | Op::SetCount(s, _) if !slot_ok(*s) => Some("count slot out of range"),
+        Op::DeleteSlots(a, b) | Op::SlotsImported(a, b) if a > b || !slot_ok(*b) => {
+            Some("slot range out of range")
+        }
+        _ => None,
     }
 }
 
