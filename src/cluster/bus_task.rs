@@ -86,6 +86,45 @@ pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
     });
 }
 
+/// Tells every reachable node this node's configuration now and waits, at most `limit`,
+/// until each has taken it. CLUSTER SETSLOT NODE replies after this, so a `--cluster check`
+/// right after a reshard finds replicas agreeing too (Valkey 8.1 replicates SETSLOT to the
+/// replicas and broadcasts a PONG before it replies).
+pub async fn announce(cluster: &Arc<Cluster>, limit: Duration) {
+    if cluster.isolated.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let peers: Vec<(NodeId, String, u16, Message)> = cluster.read(|st| {
+        st.nodes
+            .values()
+            .filter(|n| n.id != st.myself && !n.handshake && !n.noaddr && !n.fail)
+            .map(|n| {
+                let msg = st.message(MessageKind::Ping, &n.id);
+                (n.id, n.ip.clone(), n.cport, msg)
+            })
+            .collect()
+    });
+    let calls = peers.into_iter().map(|(id, ip, cport, msg)| {
+        let c = Arc::clone(cluster);
+        async move {
+            c.stats.lock().ping_sent += 1;
+            match c.client.exchange(&ip, cport, &msg).await {
+                Ok(reply) => {
+                    c.stats.lock().pong_received += 1;
+                    c.with_state(|st| st.on_reply(id, &reply, now_ms()));
+                }
+                Err(e) => tracing::debug!("announcing to {ip}:{cport} failed: {e}"),
+            }
+        }
+    });
+    if tokio::time::timeout(limit, futures::future::join_all(calls))
+        .await
+        .is_err()
+    {
+        tracing::debug!("announcing the configuration: some nodes did not answer in {limit:?}");
+    }
+}
+
 /// Sends one message in the background, feeding any reply back into the state.
 /// The bus address of node `to` and our own id, if `to` is still known.
 fn peer(c: &Cluster, to: &NodeId) -> Option<(String, u16, NodeId)> {

@@ -265,4 +265,4 @@ fn apply_config(st: &mut ClusterState, c: &Config) {
     st.allow_replica_migration = c.cluster_allow_replica_migration;
 }
 
-pub use bus_task::spawn_bus;
+pub use bus_task::{announce, spawn_bus};

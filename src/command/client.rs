@@ -31,6 +31,8 @@ pub enum After {
         timeout: Option<Duration>,
         timeout_reply: crate::resp::Reply,
     },
+    /// CLUSTER SETSLOT NODE: the reply waits until the other nodes heard the new owner.
+    Announce,
     /// MIGRATE: the connection moves the keys, then replies.
     Migrate(Box<crate::migration::MigrateRequest>),
 }

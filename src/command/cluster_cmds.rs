@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::args::{int, is, text};
 use super::server_cmds::help;
-use super::{CmdError, CmdResult, Ctx};
+use super::{After, CmdError, CmdResult, Ctx};
 use crate::cluster::{view, Cluster, ClusterError, FailoverMode, NodeId, SetSlot};
 use crate::keyspace::key_slot;
 use crate::resp::Reply;
@@ -337,6 +337,10 @@ fn setslot(ctx: &mut Ctx, c: &Cluster, args: &[Bytes]) -> CmdResult {
         || c.read(|st| st.slots[slot as usize] == Some(st.myself))
     {
         ctx.node.engine.ensure_slots(&[slot])?;
+    }
+    // The new owner's claim is what the others need (its epoch wins): only it announces.
+    if matches!(act, SetSlot::Node(id) if c.read(|st| st.myself == id)) {
+        ctx.client.after = Some(After::Announce);
     }
     Ok(Reply::OK)
 }

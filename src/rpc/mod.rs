@@ -84,7 +84,18 @@ pub async fn serve(
     backup: Option<mig_pb::slot_backup_server::SlotBackupServer<BackupService>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small request/reply calls (bus pings, replica acks, commit) wait ~40 ms for a delayed
+    // ACK under Nagle: accepted connections send at once, as the clients' side does.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            conn.inspect(|s| {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY on a cluster-port connection: {e}");
+                }
+            })
+        },
+    );
     // Large flow-control windows: slot migration and full sync stream hundreds of MB, and
     // HTTP/2's 64 KiB default makes every 64 KiB wait for a window update.
     tonic::transport::Server::builder()

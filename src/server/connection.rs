@@ -77,6 +77,8 @@ enum Step {
     Park,
     /// A blocking command waits for a write to its keys or its timeout.
     Block,
+    /// The replies so far go out once the other nodes heard this node's configuration.
+    Announce,
 }
 
 /// What woke a connection waiting for input.
@@ -146,6 +148,9 @@ async fn next_delivery(
 
 /// How often a blocked command runs again in cluster mode (to notice its slot moved).
 const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest CLUSTER SETSLOT NODE waits for the other nodes to hear the new owner (a node
+/// that is down is not waited for; its next PING brings it the change).
+const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Most pub/sub messages written per flush, so a flood cannot starve the client's commands.
 const PUSH_BATCH: usize = 256;
@@ -277,6 +282,12 @@ async fn serve_inner(
                 }
                 read_more = false;
             }
+            Step::Announce => {
+                if let Some(c) = &shared.cluster {
+                    crate::cluster::announce(c, ANNOUNCE_WAIT).await;
+                }
+                read_more = rbuf.is_empty();
+            }
             Step::Migrate(req) => {
                 flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 let reply = tokio::select! {
@@ -364,6 +375,7 @@ fn process_ready(
             Some(After::Shutdown) => break Step::Shutdown,
             Some(After::Migrate(req)) => break Step::Migrate(req),
             Some(After::Park) => break Step::Park,
+            Some(After::Announce) => break Step::Announce,
             Some(After::Wait {
                 replicas,
                 offset,

@@ -129,6 +129,36 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
     Ok(())
 }
 
+/// `--cluster check` right after `--cluster reshard` (no waiting in between) is clean on a
+/// cluster with replicas: SETSLOT NODE must reach every node, replicas included, before it
+/// replies, as in Valkey 8.1 where the same sequence reports OK.
+#[test]
+fn check_right_after_reshard_agrees() -> Result<()> {
+    let c = seed_cluster(&[])?;
+    let seed = format!("127.0.0.1:{}", c.node(0).port());
+    let masters = c.masters(0)?;
+    for round in 0..3 {
+        let to = c.myid(masters[round % masters.len()])?;
+        let run = c
+            .redis_cli_cluster(&[
+                "reshard",
+                &seed,
+                "--cluster-from",
+                "all",
+                "--cluster-to",
+                &to,
+                "--cluster-slots",
+                "60",
+                "--cluster-yes",
+            ])?
+            .ensure_success()?;
+        println!("reshard round {round}: 60 slots in {:?}", run.elapsed);
+        c.check_clean(false)
+            .map_err(|e| e.context(format!("check right after reshard round {round}")))?;
+    }
+    Ok(())
+}
+
 /// MIGRATE between two standalone nodes (the target protected by a password): single key and
 /// KEYS forms, COPY, REPLACE, TTL carried over, NOKEY, BUSYKEY and wrong-password errors
 /// wrapped as Valkey does, and a dead target as IOERR; the source keeps serving.
