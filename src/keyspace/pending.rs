@@ -15,11 +15,15 @@ use crate::storage::Batch;
 
 /// Staged operations after which a scope commits on its own, bounding memory and lock time.
 const MAX_STAGED: usize = 1024;
+/// Staged bytes (keys and values) after which a scope commits on its own: a pipeline of
+/// large values becomes several batches, each replicated as one message.
+const MAX_STAGED_BYTES: usize = 16 << 20;
 
 pub struct Pending<'a> {
     ks: &'a Keyspace,
     batch: Batch,
     staged: usize,
+    staged_bytes: usize,
     /// The records staged in `batch`, for this scope's own reads.
     overlay: Overlay,
     held: Vec<(usize, MutexGuard<'a, ()>)>,
@@ -33,6 +37,7 @@ impl<'a> Pending<'a> {
             ks,
             batch: Batch::new(),
             staged: 0,
+            staged_bytes: 0,
             overlay: Overlay::default(),
             held: Vec::new(),
             atomic: false,
@@ -60,6 +65,7 @@ impl<'a> Pending<'a> {
             return;
         }
         self.overlay.apply(&batch);
+        self.staged_bytes += batch.payload_bytes();
         self.batch.ops_extend(batch);
         self.staged += 1;
     }
@@ -256,7 +262,7 @@ impl<'a> Pending<'a> {
     }
 
     fn maybe_commit(&mut self) -> Result<()> {
-        if self.staged >= MAX_STAGED && !self.atomic {
+        if (self.staged >= MAX_STAGED || self.staged_bytes >= MAX_STAGED_BYTES) && !self.atomic {
             self.commit()?;
         }
         Ok(())
@@ -284,6 +290,7 @@ impl<'a> Pending<'a> {
             self.ks.commit(batch)
         };
         self.staged = 0;
+        self.staged_bytes = 0;
         self.overlay.clear();
         self.held.clear();
         result

@@ -1,6 +1,9 @@
 //! The replication backlog: the most recent committed batches with their offsets, so a
 //! reconnecting replica continues from its offset instead of a full sync. Bounded by
-//! `repl-backlog-size`; a replica further behind than that gets a full sync.
+//! `repl-backlog-size`; a replica further behind than that gets a full sync. A streaming
+//! replica pins what it has not sent yet (as Valkey holds it in the replica's output buffer),
+//! up to [`STREAM_HOLD`] beyond the backlog size: a write larger than the backlog still
+//! streams instead of forcing a full sync.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,6 +12,10 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::keyspace::WriteLog;
+
+/// Most bytes held for streaming replicas beyond `repl-backlog-size` (Valkey's default hard
+/// `client-output-buffer-limit replica`); a replica further behind resyncs.
+pub const STREAM_HOLD: u64 = 256 << 20;
 
 pub fn new_replid() -> String {
     crate::cluster::NodeId::random().to_string()
@@ -25,6 +32,8 @@ struct Inner {
     frames: VecDeque<(u64, Arc<Vec<u8>>)>,
     bytes: u64,
     limit: u64,
+    /// Streaming replicas (by link) and the offset each has been handed up to.
+    readers: std::collections::HashMap<u64, u64>,
 }
 
 pub struct Backlog {
@@ -60,6 +69,7 @@ impl Backlog {
                 frames: VecDeque::new(),
                 bytes: 0,
                 limit: limit.max(1 << 20),
+                readers: Default::default(),
             }),
             active: std::sync::atomic::AtomicBool::new(false),
             tx,
@@ -93,6 +103,13 @@ impl Backlog {
         i.frames.push_back((end, frame));
         i.offset = end;
         while i.bytes > i.limit {
+            let Some(&(first_end, _)) = i.frames.front() else {
+                break;
+            };
+            let pinned = i.readers.values().any(|p| *p < first_end);
+            if pinned && i.bytes <= i.limit + STREAM_HOLD {
+                break;
+            }
             let Some((e, f)) = i.frames.pop_front() else {
                 break;
             };
@@ -146,7 +163,11 @@ impl Backlog {
     /// The batches after `offset`, or `None` if they are no longer held.
     pub fn frames_after(&self, offset: u64) -> Option<Vec<(u64, Arc<Vec<u8>>)>> {
         let i = self.inner.lock();
-        if offset < i.start || offset > i.offset || !Self::at_boundary(&i, offset) {
+        Self::after(&i, offset)
+    }
+
+    fn after(i: &Inner, offset: u64) -> Option<Vec<(u64, Arc<Vec<u8>>)>> {
+        if offset < i.start || offset > i.offset || !Self::at_boundary(i, offset) {
             return None;
         }
         Some(
@@ -156,6 +177,37 @@ impl Backlog {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Starts holding what the replica streaming on `link` from `offset` has not been handed
+    /// yet; the hold ends when the returned pin is dropped.
+    pub fn pin(self: &Arc<Self>, link: u64, offset: u64) -> StreamPin {
+        self.inner.lock().readers.insert(link, offset);
+        StreamPin {
+            backlog: Arc::clone(self),
+            link,
+        }
+    }
+
+    /// [`Backlog::frames_after`] for a pinned stream: what it is handed stops being held for it.
+    pub fn frames_for(&self, pin: &StreamPin, offset: u64) -> Option<Vec<(u64, Arc<Vec<u8>>)>> {
+        let mut i = self.inner.lock();
+        let frames = Self::after(&i, offset)?;
+        let upto = frames.last().map_or(offset, |(e, _)| *e);
+        i.readers.insert(pin.link, upto);
+        Some(frames)
+    }
+}
+
+/// A streaming replica's hold on the backlog (see [`Backlog::pin`]).
+pub struct StreamPin {
+    backlog: Arc<Backlog>,
+    link: u64,
+}
+
+impl Drop for StreamPin {
+    fn drop(&mut self) {
+        self.backlog.inner.lock().readers.remove(&self.link);
     }
 }
 
@@ -201,6 +253,28 @@ mod tests {
             b.can_continue(&"a".repeat(40), 30),
             "the old id stays valid after a failover"
         );
+    }
+
+    /// A write larger than the backlog still reaches a replica that is streaming; with no
+    /// replica streaming it is not held.
+    #[test]
+    fn streaming_replica_pins_a_write_larger_than_the_backlog() {
+        let b = Arc::new(Backlog::new("a".repeat(40), 0, 1 << 20));
+        let first = b.append(vec![0; 100]);
+        let pin = b.pin(7, first);
+        let big = b.append(vec![1; 3 << 20]);
+        let got = b
+            .frames_for(&pin, first)
+            .expect("the big write is held for the stream");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, big);
+        assert_eq!(got[0].1.len(), 3 << 20);
+        // Handed over: the next write may trim it.
+        let next = b.append(vec![2; 10]);
+        assert_eq!(b.frames_for(&pin, big).map(|f| f.len()), Some(1));
+        drop(pin);
+        b.append(vec![3; 3 << 20]);
+        assert!(b.frames_after(next).is_none(), "not held without a stream");
     }
 
     #[test]

@@ -97,7 +97,12 @@ async fn feed(
             now.offset
         );
     }
-    let mut pos = if repl.backlog.can_continue(&hello.replid, hello.offset) {
+    let continues = repl.backlog.can_continue(&hello.replid, hello.offset);
+    // Held from here: what is written during a full sync streams after it.
+    let pin = repl
+        .backlog
+        .pin(link, if continues { hello.offset } else { now.offset });
+    let mut pos = if continues {
         repl.partial_syncs_served.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             "replica {}:{} continues from offset {}",
@@ -120,7 +125,7 @@ async fn feed(
     repl.set_online(link);
     let mut changed = repl.backlog.subscribe();
     loop {
-        let Some(frames) = repl.backlog.frames_after(pos) else {
+        let Some(frames) = repl.backlog.frames_for(&pin, pos) else {
             return Err(format!(
                 "replica fell behind the backlog at offset {pos}; it will full sync"
             ));

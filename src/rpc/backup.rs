@@ -26,8 +26,8 @@ pub fn backup_service(
     digest: Option<String>,
 ) -> SlotBackupServer<BackupService> {
     SlotBackupServer::new(BackupService { side, digest })
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(super::MAX_MESSAGE)
+        .max_encoding_message_size(super::MAX_MESSAGE)
 }
 
 fn report_pb(r: StageReport) -> pb::StageReply {
@@ -125,8 +125,8 @@ impl BackupPeer {
     pub async fn connect(ip: &str, cport: u16, password: Option<&str>) -> Result<Self, String> {
         let ch = super::peer_channel(ip, cport).await?;
         let client = SlotBackupClient::new(ch)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+            .max_decoding_message_size(super::MAX_MESSAGE)
+            .max_encoding_message_size(super::MAX_MESSAGE);
         Ok(BackupPeer {
             client,
             digest: password

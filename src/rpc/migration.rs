@@ -31,8 +31,8 @@ pub fn migration_service(
     digest: Option<String>,
 ) -> MigrationServer<MigrationService> {
     MigrationServer::new(MigrationService { side, digest })
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(super::MAX_MESSAGE)
+        .max_encoding_message_size(super::MAX_MESSAGE)
 }
 
 pub(super) fn ranges_from_pb(r: &[pb::SlotRange]) -> Result<Ranges, Status> {
@@ -212,8 +212,8 @@ impl MigrationConnector for MigrationClients {
     ) -> Result<Box<dyn MigrationPeer>, String> {
         let ch = super::peer_channel(ip, cport).await?;
         let client = MigrationClient::new(ch)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+            .max_decoding_message_size(super::MAX_MESSAGE)
+            .max_encoding_message_size(super::MAX_MESSAGE);
         Ok(Box::new(GrpcMigrationPeer { client, digest }))
     }
 }

@@ -31,6 +31,12 @@ pub(crate) mod mig_pb {
 /// Metadata key carrying the digest of the shared bus secret.
 pub const AUTH_METADATA: &str = "rockslot-bus-auth";
 
+/// The largest message the data services (replication, migration, backup) send or accept.
+/// One replicated batch holds a whole pipeline scope or transaction, and a single value may
+/// be as large as `proto-max-bulk-len` (512 MB by default); a lower limit made the replica
+/// refuse such a batch and the primary re-send it forever. Peers are authenticated.
+pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+
 /// A channel to a peer's cluster port, with HTTP/2 windows large enough for bulk streams
 /// (full syncs, slot moves, backups).
 pub(crate) async fn peer_channel(ip: &str, port: u16) -> Result<tonic::transport::Channel, String> {

@@ -27,7 +27,8 @@ pub fn repl_service(
     src: Arc<dyn ReplSource>,
     digest: Option<String>,
 ) -> ReplicationServer<ReplService> {
-    ReplicationServer::new(ReplService { src, digest }).max_decoding_message_size(64 << 20)
+    ReplicationServer::new(ReplService { src, digest })
+        .max_decoding_message_size(super::MAX_MESSAGE)
 }
 
 fn to_pb(m: PrimaryMsg) -> pb::PrimaryMessage {
@@ -196,7 +197,7 @@ impl ReplConnector for ReplClients {
                 req.metadata_mut().insert(REPL_AUTH_METADATA, v);
             }
         }
-        let mut client = ReplicationClient::new(ch).max_decoding_message_size(64 << 20);
+        let mut client = ReplicationClient::new(ch).max_decoding_message_size(super::MAX_MESSAGE);
         let resp = client
             .sync(req)
             .await

@@ -158,6 +158,17 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+    /// Bytes of keys and values in this batch (what its encoding is made of).
+    pub fn payload_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(k, v) | Op::PutMeta(k, v) | Op::DeleteRange(k, v) => k.len() + v.len(),
+                Op::Delete(k) => k.len(),
+                _ => 0,
+            })
+            .sum()
+    }
     /// The counter changes this batch carries, for callers mirroring counters in memory.
     pub fn count_deltas(&self) -> Vec<(u16, i64)> {
         self.ops

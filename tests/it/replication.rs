@@ -227,3 +227,48 @@ fn replicaof_bad_arguments() -> Result<()> {
     assert_eq!(n, 0, "no replica: WAIT times out with 0");
     Ok(())
 }
+
+/// Values and pipelines larger than one gRPC message (64 MiB) reach the replica: a 70 MB
+/// value, then a pipeline of 100 one-megabyte values. Each must arrive once, with the stream
+/// going on after it, and WAIT must see the replica acknowledge them.
+#[test]
+fn writes_larger_than_one_message_replicate() -> Result<()> {
+    let (primary, replica) = pair(None)?;
+    replicate(&replica, &primary)?;
+    wait_until(Duration::from_secs(30), "the replica's link", || {
+        info_field(&replica, "master_link_status").as_deref() == Some("up")
+    })?;
+    let mut p = primary.conn()?;
+    let big = vec![b'x'; 70 << 20];
+    redis::cmd("SET").arg("big").arg(&big[..]).exec(&mut p)?;
+    let mut pipe = redis::pipe();
+    for i in 0..100u8 {
+        pipe.cmd("SET")
+            .arg(format!("mb{i}"))
+            .arg(vec![i; 1 << 20])
+            .ignore();
+    }
+    pipe.exec(&mut p)?;
+    redis::cmd("SET").arg("after").arg("1").exec(&mut p)?;
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(30_000).query(&mut p)?;
+    assert_eq!(acked, 1, "the replica acknowledged the large writes");
+    let mut r = replica.conn()?;
+    let n: i64 = redis::cmd("STRLEN").arg("big").query(&mut r)?;
+    assert_eq!(n, 70 << 20);
+    let v: Vec<u8> = redis::cmd("GET").arg("mb99").query(&mut r)?;
+    assert_eq!(v, vec![99u8; 1 << 20]);
+    assert_eq!(dbsize(&replica), 102);
+    let log = replica.log();
+    assert!(
+        !log.contains("full sync from") || log.matches("full sync from").count() == 1,
+        "the large writes streamed, without a new full sync: {}\nprimary: {}",
+        replica.log_tail(20),
+        primary.log_tail(20)
+    );
+    assert!(
+        !log.contains("message length too large"),
+        "a batch was refused: {}",
+        replica.log_tail(20)
+    );
+    Ok(())
+}
