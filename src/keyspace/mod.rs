@@ -144,6 +144,11 @@ pub trait WriteLog: Send + Sync {
     fn offset(&self) -> u64;
     /// Whether batches are recorded at all (a primary records once a replica has connected).
     fn active(&self) -> bool;
+    /// The node-local record stored in the same write as a batch ending at `end` (the stream
+    /// position), so after a restart the node resumes exactly where its data is.
+    fn position_record(&self, end: u64) -> Option<(Vec<u8>, Vec<u8>)>;
+    /// A batch was committed without being recorded (the log is not active yet).
+    fn skipped(&self);
 }
 
 impl Keyspace {
@@ -215,13 +220,21 @@ impl Keyspace {
 
     /// Applies a batch and mirrors its counter changes; commits are ordered by one lock so the
     /// write log (replication) sees them in storage order.
-    fn commit(&self, batch: Batch) -> Result<()> {
+    fn commit(&self, mut batch: Batch) -> Result<()> {
         let _order = self.commit_lock.lock();
-        let frame = self
-            .log
-            .get()
-            .filter(|l| l.active())
-            .map(|_| batch.encode());
+        let log = self.log.get().filter(|l| l.active());
+        if log.is_none() {
+            if let Some(l) = self.log.get() {
+                l.skipped();
+            }
+        }
+        let frame = log.map(|_| batch.encode());
+        // Encoded first: the position is this node's own record, not part of the stream.
+        if let (Some(log), Some(f)) = (log, &frame) {
+            if let Some((k, v)) = log.position_record(log.offset() + f.len() as u64) {
+                batch.put_meta(k, v);
+            }
+        }
         let tapped = self.moving.split_for_taps(&batch);
         self.write_and_mirror(batch)?;
         self.moving.deliver(tapped);

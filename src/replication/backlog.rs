@@ -41,6 +41,8 @@ pub struct Backlog {
     /// Set when the first replica connects (or this node follows a primary), as Valkey creates
     /// its backlog then: until then commits pay nothing for replication.
     active: std::sync::atomic::AtomicBool,
+    /// Writes were committed while not recording.
+    unlogged: std::sync::atomic::AtomicBool,
     tx: watch::Sender<u64>,
 }
 
@@ -72,11 +74,27 @@ impl Backlog {
                 readers: Default::default(),
             }),
             active: std::sync::atomic::AtomicBool::new(false),
+            unlogged: std::sync::atomic::AtomicBool::new(false),
             tx,
         }
     }
 
+    /// Starts recording. If writes were committed unrecorded, the stored position no longer
+    /// matches the data: a new history starts, so no replica continues from that position.
     pub fn activate(&self) {
+        let mut i = self.inner.lock();
+        if !self.active.load(std::sync::atomic::Ordering::Acquire)
+            && self
+                .unlogged
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            i.replid = new_replid();
+            i.replid2 = "0".repeat(40);
+            i.second_offset = -1;
+            i.start = i.offset;
+            i.frames.clear();
+            i.bytes = 0;
+        }
         self.active
             .store(true, std::sync::atomic::Ordering::Release);
     }
@@ -227,6 +245,16 @@ impl WriteLog for Backlog {
 
     fn active(&self) -> bool {
         self.active.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn skipped(&self) {
+        self.unlogged
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn position_record(&self, end: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+        let replid = self.inner.lock().replid.clone();
+        Some((super::STATE_KEY.to_vec(), super::encode_state(&replid, end)))
     }
 }
 

@@ -272,3 +272,75 @@ impl Replication {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::{Entry, Keyspace, Update, Value, WriteLog};
+    use crate::storage::{Batch, Engine, EngineOptions};
+
+    /// A primary's (replid, offset) is stored with every batch it records, so after a restart
+    /// it comes back where its data is. It used to come back at its replica-era position, from
+    /// which a sibling replica could continue and miss every write made since the promotion.
+    #[test]
+    fn primary_position_is_persisted_with_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(
+            Engine::open(&EngineOptions {
+                dir: dir.path().to_path_buf(),
+                block_cache_bytes: 8 << 20,
+                write_buffer_bytes: 8 << 20,
+                slots_per_family: 128,
+                serving: (0..16384).collect(),
+            })
+            .unwrap(),
+        );
+        let ks = Keyspace::open(Arc::clone(&engine)).unwrap();
+        let old = "a".repeat(40);
+        // Replica era: the stream's position is stored with the applied batches.
+        ks.apply_replicated(&Batch::new().encode(), STATE_KEY, encode_state(&old, 100))
+            .unwrap();
+        let repl = Replication::new(Some((old.clone(), 100)), 1 << 20);
+        ks.set_write_log(Arc::clone(&repl.backlog) as Arc<dyn WriteLog>);
+        repl.backlog.activate();
+        repl.backlog.promote();
+        for i in 0..3 {
+            ks.update(format!("k{i}").as_bytes(), |_| {
+                let value = Value::Str(bytes::Bytes::from_static(b"v"));
+                (
+                    Update::Put(Entry {
+                        value,
+                        expire_at: None,
+                    }),
+                    (),
+                )
+            })
+            .unwrap();
+        }
+        let now = repl.backlog.position();
+        assert_ne!(now.replid, old);
+        assert!(now.offset > 100);
+        let stored = engine
+            .get_meta(STATE_KEY)
+            .unwrap()
+            .and_then(|v| decode_state(&v));
+        assert_eq!(stored, Some((now.replid, now.offset)));
+    }
+
+    /// Writes committed before any replica connected are not in the stream: the position
+    /// stored earlier cannot be continued from once recording starts.
+    #[test]
+    fn unrecorded_writes_start_a_new_history() {
+        let old = "a".repeat(40);
+        let b = Backlog::new(old.clone(), 500, 1 << 20);
+        assert!(b.can_continue(&old, 500));
+        b.skipped();
+        b.activate();
+        assert!(!b.can_continue(&old, 500));
+        assert_eq!(b.position().offset, 500);
+        // Without unrecorded writes the stored position stays valid.
+        let b = Backlog::new(old.clone(), 500, 1 << 20);
+        b.activate();
+        assert!(b.can_continue(&old, 500));
+    }
+}
