@@ -98,6 +98,8 @@ pub struct Link {
     pub ack: u64,
     pub last_ack: Instant,
     pub online: bool,
+    /// The offset this primary has sent the replica up to: acks count no further.
+    pub sent: u64,
 }
 
 /// This node's view of its own primary (when it is a replica).
@@ -138,7 +140,9 @@ impl Replication {
         }
     }
 
-    fn add_link(&self, l: Link) -> u64 {
+    fn add_link(&self, mut l: Link) -> u64 {
+        // What a replica says it holds when it connects proves nothing until it is sent.
+        l.ack = l.ack.min(l.sent);
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         self.links.lock().insert(id, l);
         id
@@ -150,9 +154,20 @@ impl Replication {
         }
     }
 
+    /// Records what the stream is about to hand the replica (before it is sent, so an ack
+    /// that comes back at once counts).
+    pub fn note_sent(&self, id: u64, offset: u64) {
+        if let Some(l) = self.links.lock().get_mut(&id) {
+            l.sent = l.sent.max(offset);
+        }
+    }
+
     pub fn ack(&self, id: u64, offset: u64) {
         if let Some(l) = self.links.lock().get_mut(&id) {
-            l.ack = l.ack.max(offset);
+            if offset > l.sent {
+                tracing::debug!("replica acked offset {offset} beyond {} sent", l.sent);
+            }
+            l.ack = l.ack.max(offset.min(l.sent));
             l.last_ack = Instant::now();
         }
         self.acks.send_modify(|n| *n += 1);
@@ -325,6 +340,30 @@ mod tests {
             .unwrap()
             .and_then(|v| decode_state(&v));
         assert_eq!(stored, Some((now.replid, now.offset)));
+    }
+
+    /// WAIT counts a replica only for what this primary sent it: an acknowledgement (or the
+    /// offset a replica announces when it connects) beyond that is not proof of anything.
+    #[test]
+    fn acks_count_only_up_to_what_was_sent() {
+        let repl = Replication::new(None, 1 << 20);
+        let link = repl.add_link(Link {
+            ip: "127.0.0.1".into(),
+            port: 1,
+            node_id: String::new(),
+            ack: 5_000,
+            last_ack: Instant::now(),
+            online: false,
+            sent: 0,
+        });
+        repl.set_online(link);
+        repl.ack(link, 9_000);
+        assert_eq!(repl.acked(1), 0, "nothing was sent to this replica");
+        let end = repl.backlog.append(vec![0; 100]);
+        repl.note_sent(link, end);
+        repl.ack(link, 9_000);
+        assert_eq!(repl.acked(end), 1);
+        assert_eq!(repl.acked(end + 1), 0);
     }
 
     /// Writes committed before any replica connected are not in the stream: the position

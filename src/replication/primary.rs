@@ -53,6 +53,7 @@ impl ReplSource for PrimarySide {
             ack: hello.offset,
             last_ack: Instant::now(),
             online: false,
+            sent: 0,
         });
         let (tx, rx) = mpsc::channel(32);
         let shared = Arc::clone(&self.shared);
@@ -110,6 +111,7 @@ async fn feed(
             hello.port,
             hello.offset
         );
+        repl.note_sent(link, hello.offset);
         send(
             &tx,
             PrimaryMsg::Continue {
@@ -131,6 +133,7 @@ async fn feed(
             ));
         };
         for (end, ops) in frames {
+            repl.note_sent(link, end);
             send(&tx, PrimaryMsg::Batch { offset: end, ops }).await?;
             pos = end;
         }
@@ -225,6 +228,7 @@ async fn full_sync(
                 }
             }
         }
+        shared.replication.note_sent(link, offset);
         send(
             tx,
             PrimaryMsg::FullEnd {
