@@ -145,7 +145,6 @@ pub(super) fn execute(
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
     } else if spec.is_write() {
         ctx.client.wrote = true;
-        shared.wal.note_write();
         // Always noted (not only while someone is blocked): a client that blocks while this
         // scope is still uncommitted must be woken by its commit.
         for p in spec.key_positions(args) {

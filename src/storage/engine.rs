@@ -63,6 +63,8 @@ pub struct Engine {
     write_opts: WriteOptions,
     cache: Cache,
     wbm: WriteBufferManager,
+    /// Batches written (client, replicated, migrated alike): what `everysec` syncs.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 /// A consistent read view.
@@ -168,6 +170,7 @@ impl Engine {
             write_opts,
             cache,
             wbm,
+            writes: Default::default(),
         };
         engine.check_format()?;
         Ok(engine)
@@ -251,6 +254,11 @@ impl Engine {
     }
 
     /// Applies `batch` atomically. Durability is the caller's: see [`super::WalSync`].
+    /// How many batches were written since open.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn write(&self, batch: Batch) -> Result<()> {
         let mut wb = rocksdb::WriteBatch::default();
         // A pipeline usually writes into few families: resolve each handle once.
@@ -304,6 +312,8 @@ impl Engine {
             }
         }
         self.db.write_opt(wb, &self.write_opts)?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
