@@ -16,7 +16,7 @@ const MF_SETTLE: Duration = Duration::from_millis(100);
 #[async_trait::async_trait]
 impl BusService for Cluster {
     fn isolated(&self) -> bool {
-        self.isolated.load(std::sync::atomic::Ordering::Relaxed)
+        self.is_isolated()
     }
 
     fn on_exchange(&self, msg: Message, observed_ip: String) -> Message {
@@ -91,7 +91,7 @@ pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
 /// right after a reshard finds replicas agreeing too (Valkey 8.1 replicates SETSLOT to the
 /// replicas and broadcasts a PONG before it replies).
 pub async fn announce(cluster: &Arc<Cluster>, limit: Duration) {
-    if cluster.isolated.load(std::sync::atomic::Ordering::Relaxed) {
+    if cluster.is_isolated() {
         return;
     }
     let peers: Vec<(NodeId, String, u16, Message)> = cluster.read(|st| {
@@ -104,19 +104,10 @@ pub async fn announce(cluster: &Arc<Cluster>, limit: Duration) {
             })
             .collect()
     });
-    let calls = peers.into_iter().map(|(id, ip, cport, msg)| {
-        let c = Arc::clone(cluster);
-        async move {
-            c.stats.lock().ping_sent += 1;
-            match c.client.exchange(&ip, cport, &msg).await {
-                Ok(reply) => {
-                    c.stats.lock().pong_received += 1;
-                    c.with_state(|st| st.on_reply(id, &reply, now_ms()));
-                }
-                Err(e) => tracing::debug!("announcing to {ip}:{cport} failed: {e}"),
-            }
-        }
-    });
+    cluster.stats.lock().ping_sent += peers.len() as u64;
+    let calls = peers
+        .into_iter()
+        .map(|(id, ip, cport, msg)| exchange(cluster, id, ip, cport, msg));
     if tokio::time::timeout(limit, futures::future::join_all(calls))
         .await
         .is_err()
@@ -125,15 +116,30 @@ pub async fn announce(cluster: &Arc<Cluster>, limit: Duration) {
     }
 }
 
-/// Sends one message in the background, feeding any reply back into the state.
+/// Sends a PING or MEET to `id` and feeds the PONG (or the failed link) back into the state.
+async fn exchange(c: &Arc<Cluster>, id: NodeId, ip: String, cport: u16, msg: Message) {
+    match c.client.exchange(&ip, cport, &msg).await {
+        Ok(reply) => {
+            c.stats.lock().pong_received += 1;
+            c.with_state(|st| st.on_reply(id, &reply, now_ms()));
+        }
+        Err(e) => {
+            tracing::debug!("bus message to {ip}:{cport} failed: {e}");
+            c.client.forget(&ip, cport);
+            c.with_state(|st| st.on_link_error(id));
+        }
+    }
+}
+
 /// The bus address of node `to` and our own id, if `to` is still known.
 fn peer(c: &Cluster, to: &NodeId) -> Option<(String, u16, NodeId)> {
     c.read(|st| st.nodes.get(to).map(|n| (n.ip.clone(), n.cport, st.myself)))
 }
 
+/// Sends one message in the background, feeding any reply back into the state.
 pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
     let c = Arc::clone(cluster);
-    if c.isolated.load(std::sync::atomic::Ordering::Relaxed) {
+    if c.is_isolated() {
         if let Outgoing::Ping(id) | Outgoing::Meet(id) = o {
             c.with_state(|st| st.on_link_error(id));
         }
@@ -161,19 +167,7 @@ pub(super) fn send(cluster: &Arc<Cluster>, o: Outgoing) {
                     s.ping_sent += 1;
                 }
             }
-            tokio::spawn(async move {
-                match c.client.exchange(&ip, cport, &msg).await {
-                    Ok(reply) => {
-                        c.stats.lock().pong_received += 1;
-                        c.with_state(|st| st.on_reply(id, &reply, now_ms()));
-                    }
-                    Err(e) => {
-                        tracing::debug!("bus message to {ip}:{cport} failed: {e}");
-                        c.client.forget(&ip, cport);
-                        c.with_state(|st| st.on_link_error(id));
-                    }
-                }
-            });
+            tokio::spawn(async move { exchange(&c, id, ip, cport, msg).await });
         }
         Outgoing::Fail { to, failing } => {
             let Some((ip, cport, me)) = peer(&c, &to) else {

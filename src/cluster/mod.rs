@@ -186,6 +186,11 @@ impl Cluster {
         }))
     }
 
+    /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn view(&self) -> Arc<View> {
         Arc::clone(&self.view.read())
     }

@@ -89,7 +89,7 @@ async fn forward(cluster: std::sync::Weak<Cluster>, mut rx: mpsc::Receiver<Publi
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        if cluster.isolated.load(std::sync::atomic::Ordering::Relaxed) {
+        if cluster.is_isolated() {
             continue;
         }
         let sends = cluster

@@ -146,7 +146,7 @@ pub trait WriteLog: Send + Sync {
     fn active(&self) -> bool;
     /// The node-local record stored in the same write as a batch ending at `end` (the stream
     /// position), so after a restart the node resumes exactly where its data is.
-    fn position_record(&self, end: u64) -> Option<(Vec<u8>, Vec<u8>)>;
+    fn position_record(&self, end: u64) -> (Vec<u8>, Vec<u8>);
     /// A batch was committed without being recorded (the log is not active yet).
     fn skipped(&self);
 }
@@ -222,23 +222,24 @@ impl Keyspace {
     /// write log (replication) sees them in storage order.
     fn commit(&self, mut batch: Batch) -> Result<()> {
         let _order = self.commit_lock.lock();
-        let log = self.log.get().filter(|l| l.active());
-        if log.is_none() {
-            if let Some(l) = self.log.get() {
-                l.skipped();
-            }
-        }
-        let frame = log.map(|_| batch.encode());
-        // Encoded first: the position is this node's own record, not part of the stream.
-        if let (Some(log), Some(f)) = (log, &frame) {
-            if let Some((k, v)) = log.position_record(log.offset() + f.len() as u64) {
+        let recorded = match self.log.get() {
+            Some(log) if log.active() => {
+                // Encoded first: the position is this node's own record, not in the stream.
+                let frame = batch.encode();
+                let (k, v) = log.position_record(log.offset() + frame.len() as u64);
                 batch.put_meta(k, v);
+                Some((log, frame))
             }
-        }
+            Some(log) => {
+                log.skipped();
+                None
+            }
+            None => None,
+        };
         let tapped = self.moving.split_for_taps(&batch);
         self.write_and_mirror(batch)?;
         self.moving.deliver(tapped);
-        if let (Some(log), Some(frame)) = (self.log.get(), frame) {
+        if let Some((log, frame)) = recorded {
             log.append(frame);
         }
         Ok(())

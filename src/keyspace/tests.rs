@@ -5,18 +5,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
-use crate::storage::{Engine, EngineOptions};
+use crate::storage::Engine;
 
 fn open(dir: &std::path::Path) -> Keyspace {
-    let engine = Engine::open(&EngineOptions {
-        dir: dir.to_path_buf(),
-        block_cache_bytes: 8 << 20,
-        write_buffer_bytes: 8 << 20,
-        slots_per_family: 128,
-        serving: (0..16384).collect(),
-    })
-    .unwrap();
-    Keyspace::open(Arc::new(engine)).unwrap()
+    Keyspace::open(Arc::new(Engine::open_for_test(dir))).unwrap()
 }
 
 fn put(ks: &Keyspace, k: &str, v: &str, expire_at: Option<i64>) {

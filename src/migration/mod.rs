@@ -60,9 +60,7 @@ impl MigrationHandle {
 
     /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
     pub fn isolated(&self) -> bool {
-        self.cluster
-            .as_ref()
-            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+        self.cluster.as_ref().is_some_and(|c| c.is_isolated())
     }
 }
 

@@ -12,7 +12,7 @@ mod clients;
 pub mod pubsub;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -135,9 +135,7 @@ impl Node {
 
     /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
     pub fn isolated(&self) -> bool {
-        self.cluster
-            .as_ref()
-            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+        self.cluster.as_ref().is_some_and(|c| c.is_isolated())
     }
 
     /// Applies configuration changes that live outside the config store.

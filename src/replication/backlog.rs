@@ -248,13 +248,16 @@ impl WriteLog for Backlog {
     }
 
     fn skipped(&self) {
-        self.unlogged
-            .store(true, std::sync::atomic::Ordering::Release);
+        // Checked first: commits on every core would otherwise keep writing one cache line.
+        if !self.unlogged.load(std::sync::atomic::Ordering::Relaxed) {
+            self.unlogged
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 
-    fn position_record(&self, end: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+    fn position_record(&self, end: u64) -> (Vec<u8>, Vec<u8>) {
         let replid = self.inner.lock().replid.clone();
-        Some((super::STATE_KEY.to_vec(), super::encode_state(&replid, end)))
+        (super::STATE_KEY.to_vec(), super::encode_state(&replid, end))
     }
 }
 

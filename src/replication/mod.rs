@@ -56,9 +56,7 @@ impl ReplHandle {
 
     /// Fault injection: whether DEBUG CLUSTER-ISOLATE cut this node off.
     pub fn isolated(&self) -> bool {
-        self.cluster
-            .as_ref()
-            .is_some_and(|c| c.isolated.load(Ordering::Relaxed))
+        self.cluster.as_ref().is_some_and(|c| c.is_isolated())
     }
 
     /// Whether this node is a replica now, from the published cluster view (or REPLICAOF), so a
@@ -292,7 +290,7 @@ impl Replication {
 mod tests {
     use super::*;
     use crate::keyspace::{Entry, Keyspace, Update, Value, WriteLog};
-    use crate::storage::{Batch, Engine, EngineOptions};
+    use crate::storage::{Batch, Engine};
 
     /// A primary's (replid, offset) is stored with every batch it records, so after a restart
     /// it comes back where its data is. It used to come back at its replica-era position, from
@@ -300,16 +298,7 @@ mod tests {
     #[test]
     fn primary_position_is_persisted_with_its_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(
-            Engine::open(&EngineOptions {
-                dir: dir.path().to_path_buf(),
-                block_cache_bytes: 8 << 20,
-                write_buffer_bytes: 8 << 20,
-                slots_per_family: 128,
-                serving: (0..16384).collect(),
-            })
-            .unwrap(),
-        );
+        let engine = Arc::new(Engine::open_for_test(dir.path()));
         let ks = Keyspace::open(Arc::clone(&engine)).unwrap();
         let old = "a".repeat(40);
         // Replica era: the stream's position is stored with the applied batches.

@@ -254,6 +254,19 @@ impl Engine {
     }
 
     /// Applies `batch` atomically. Durability is the caller's: see [`super::WalSync`].
+    /// An engine in `dir` serving every slot, with small caches: for unit tests.
+    #[cfg(test)]
+    pub(crate) fn open_for_test(dir: &std::path::Path) -> Engine {
+        Engine::open(&EngineOptions {
+            dir: dir.to_path_buf(),
+            block_cache_bytes: 8 << 20,
+            write_buffer_bytes: 8 << 20,
+            slots_per_family: 128,
+            serving: (0..SLOTS as u16).collect(),
+        })
+        .expect("opening a test engine")
+    }
+
     /// How many batches were written since open.
     pub fn write_count(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)

@@ -138,23 +138,14 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::storage::{Batch, EngineOptions};
+    use crate::storage::Batch;
 
     /// `everysec` syncs batches that did not come from a client command too (a replica's
     /// applied stream, migrated slots): any write to the engine is synced within a second or so.
     #[test]
     fn everysec_syncs_every_kind_of_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(
-            Engine::open(&EngineOptions {
-                dir: dir.path().to_path_buf(),
-                block_cache_bytes: 8 << 20,
-                write_buffer_bytes: 8 << 20,
-                slots_per_family: 128,
-                serving: (0..16384).collect(),
-            })
-            .unwrap(),
-        );
+        let engine = Arc::new(Engine::open_for_test(dir.path()));
         let ws = WalSync::start(Arc::clone(&engine), SyncMode::Everysec);
         let before = ws.syncs();
         let mut b = Batch::new();

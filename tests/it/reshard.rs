@@ -25,19 +25,7 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
     let w = AckWriter::start_cycling(&c, "hot", 4, 2000)?;
     w.wait_acked_after(t, 500, SETTLE, "writer warm-up", |_| true)?;
     let seed = format!("127.0.0.1:{}", c.node(0).port());
-    let run = c
-        .redis_cli_cluster(&[
-            "reshard",
-            &seed,
-            "--cluster-from",
-            "all",
-            "--cluster-to",
-            &new_id,
-            "--cluster-slots",
-            "1000",
-            "--cluster-yes",
-        ])?
-        .ensure_success()?;
+    let run = c.reshard_to(&new_id, 1000)?;
     let moved = run.stdout.matches('.').count();
     println!(
         "reshard: redis-cli moved 1000 slots in {:?} (about {moved} keys and dots)",
@@ -135,23 +123,10 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
 #[test]
 fn check_right_after_reshard_agrees() -> Result<()> {
     let c = seed_cluster(&[])?;
-    let seed = format!("127.0.0.1:{}", c.node(0).port());
     let masters = c.masters(0)?;
     for round in 0..3 {
         let to = c.myid(masters[round % masters.len()])?;
-        let run = c
-            .redis_cli_cluster(&[
-                "reshard",
-                &seed,
-                "--cluster-from",
-                "all",
-                "--cluster-to",
-                &to,
-                "--cluster-slots",
-                "60",
-                "--cluster-yes",
-            ])?
-            .ensure_success()?;
+        let run = c.reshard_to(&to, 60)?;
         println!("reshard round {round}: 60 slots in {:?}", run.elapsed);
         c.check_clean(false)
             .map_err(|e| e.context(format!("check right after reshard round {round}")))?;

@@ -96,6 +96,25 @@ impl Cluster {
         Ok(self.myself(i)?.ranges())
     }
 
+    /// `redis-cli --cluster reshard` through node 0: `slots` slots from every primary to the
+    /// node with id `to`, without prompts; it must succeed.
+    pub fn reshard_to(&self, to: &str, slots: usize) -> Result<ToolRun> {
+        let seed = format!("127.0.0.1:{}", self.node(0).port());
+        let slots = slots.to_string();
+        self.redis_cli_cluster(&[
+            "reshard",
+            &seed,
+            "--cluster-from",
+            "all",
+            "--cluster-to",
+            to,
+            "--cluster-slots",
+            &slots,
+            "--cluster-yes",
+        ])?
+        .ensure_success()
+    }
+
     /// `--cluster check` through node 0 with `tool` (redis-cli or rockslot-cli) must pass with
     /// no error or warning.
     pub fn check_clean(&self, rockslot: bool) -> Result<()> {
