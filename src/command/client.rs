@@ -13,7 +13,6 @@ use crate::resp::Protocol;
 #[derive(Debug, Clone, PartialEq)]
 pub enum After {
     Close,
-    Sleep(Duration),
     Shutdown,
     /// WAIT/WAITAOF: reply once `replicas` acknowledged `offset` or the timeout passed.
     Wait {

@@ -219,6 +219,9 @@ pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     rename_generic(ctx, args, true)
 }
 
+/// SCAN COUNT above which the walk runs as a long command.
+const LONG_SCAN: usize = 1000;
+
 pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let cursor: u64 = std::str::from_utf8(&args[1])
         .ok()
@@ -250,7 +253,11 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         type_name,
         slots: None,
     };
-    let (next, keys) = ctx.node.keyspace.scan(cursor, count, &filter)?;
+    let (next, keys) = if count > LONG_SCAN {
+        super::long_running(|| ctx.node.keyspace.scan(cursor, count, &filter))?
+    } else {
+        ctx.node.keyspace.scan(cursor, count, &filter)?
+    };
     Ok(Reply::Array(vec![
         Reply::Bulk(Bytes::from(next.to_string())),
         Reply::bulks(keys.into_iter().map(Bytes::from)),
@@ -263,7 +270,7 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         type_name: None,
         slots: None,
     };
-    let keys = ctx.node.keyspace.keys(&filter)?;
+    let keys = super::long_running(|| ctx.node.keyspace.keys(&filter))?;
     Ok(Reply::bulks(keys.into_iter().map(Bytes::from)))
 }
 

@@ -179,35 +179,38 @@ pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let count = int(&args[2])?;
     let el = &args[3][..];
-    write(ctx, &args[1], |l| {
-        let all = l.all()?;
-        let mut removed = 0i64;
-        let limit = count.unsigned_abs() as i64;
-        let keep: Vec<Vec<u8>> = if count >= 0 {
-            all.into_iter()
-                .filter(|e| {
-                    let hit = e[..] == *el && (count == 0 || removed < limit);
-                    removed += hit as i64;
-                    !hit
-                })
-                .collect()
-        } else {
-            let mut v: Vec<Vec<u8>> = all
-                .into_iter()
-                .rev()
-                .filter(|e| {
-                    let hit = e[..] == *el && removed < limit;
-                    removed += hit as i64;
-                    !hit
-                })
-                .collect();
-            v.reverse();
-            v
-        };
-        if removed > 0 {
-            l.rewrite(keep);
-        }
-        Ok(Reply::Int(removed))
+    // The whole list is read and rewritten: a long command on a huge list.
+    super::long_running(|| {
+        write(ctx, &args[1], |l| {
+            let all = l.all()?;
+            let mut removed = 0i64;
+            let limit = count.unsigned_abs() as i64;
+            let keep: Vec<Vec<u8>> = if count >= 0 {
+                all.into_iter()
+                    .filter(|e| {
+                        let hit = e[..] == *el && (count == 0 || removed < limit);
+                        removed += hit as i64;
+                        !hit
+                    })
+                    .collect()
+            } else {
+                let mut v: Vec<Vec<u8>> = all
+                    .into_iter()
+                    .rev()
+                    .filter(|e| {
+                        let hit = e[..] == *el && removed < limit;
+                        removed += hit as i64;
+                        !hit
+                    })
+                    .collect();
+                v.reverse();
+                v
+            };
+            if removed > 0 {
+                l.rewrite(keep);
+            }
+            Ok(Reply::Int(removed))
+        })
     })
 }
 
@@ -219,17 +222,19 @@ pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         return Err(CmdError::Syntax);
     };
-    write(ctx, &args[1], |l| {
-        if l.is_empty() {
-            return Ok(Reply::Int(0));
-        }
-        let mut all = l.all()?;
-        let Some(i) = all.iter().position(|e| e[..] == args[3][..]) else {
-            return Ok(Reply::Int(-1));
-        };
-        all.insert(if before { i } else { i + 1 }, args[4].to_vec());
-        l.rewrite(all);
-        Ok(Reply::Int(l.len() as i64))
+    super::long_running(|| {
+        write(ctx, &args[1], |l| {
+            if l.is_empty() {
+                return Ok(Reply::Int(0));
+            }
+            let mut all = l.all()?;
+            let Some(i) = all.iter().position(|e| e[..] == args[3][..]) else {
+                return Ok(Reply::Int(-1));
+            };
+            all.insert(if before { i } else { i + 1 }, args[4].to_vec());
+            l.rewrite(all);
+            Ok(Reply::Int(l.len() as i64))
+        })
     })
 }
 
@@ -262,39 +267,41 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    write(ctx, &args[1], |l| {
-        let all = l.all()?;
-        let n = all.len();
-        let mut hits = Vec::new();
-        let want = match count {
-            Some(0) => usize::MAX,
-            Some(c) => c as usize,
-            None => 1,
-        };
-        let mut skip = rank.unsigned_abs() - 1;
-        let order: Box<dyn Iterator<Item = usize>> = if rank > 0 {
-            Box::new(0..n)
-        } else {
-            Box::new((0..n).rev())
-        };
-        for (checked, idx) in order.enumerate() {
-            if maxlen > 0 && checked as i64 >= maxlen {
-                break;
-            }
-            if all[idx][..] == args[2][..] {
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                hits.push(idx as i64);
-                if hits.len() >= want {
+    super::long_running(|| {
+        write(ctx, &args[1], |l| {
+            let all = l.all()?;
+            let n = all.len();
+            let mut hits = Vec::new();
+            let want = match count {
+                Some(0) => usize::MAX,
+                Some(c) => c as usize,
+                None => 1,
+            };
+            let mut skip = rank.unsigned_abs() - 1;
+            let order: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+                Box::new(0..n)
+            } else {
+                Box::new((0..n).rev())
+            };
+            for (checked, idx) in order.enumerate() {
+                if maxlen > 0 && checked as i64 >= maxlen {
                     break;
                 }
+                if all[idx][..] == args[2][..] {
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    hits.push(idx as i64);
+                    if hits.len() >= want {
+                        break;
+                    }
+                }
             }
-        }
-        Ok(match count {
-            Some(_) => Reply::Array(hits.into_iter().map(Reply::Int).collect()),
-            None => hits.first().map_or(Reply::Nil, |i| Reply::Int(*i)),
+            Ok(match count {
+                Some(_) => Reply::Array(hits.into_iter().map(Reply::Int).collect()),
+                None => hits.first().map_or(Reply::Nil, |i| Reply::Int(*i)),
+            })
         })
     })
 }

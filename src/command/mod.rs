@@ -5,8 +5,8 @@
 //! Owns: [`CommandSpec`], [`lookup`], [`resolve`], [`execute`], the handler contract ([`Ctx`],
 //! [`ClientState`], [`After`]), argument parsing, handlers.
 //! Must not: touch sockets or storage directly; handlers return a [`Reply`] and talk to the
-//! keyspace, and side effects on the connection (close, sleep, block, MIGRATE, shutdown) go
-//! through [`ClientState::after`].
+//! keyspace, and side effects on the connection (close, block, MIGRATE, shutdown) go through
+//! [`ClientState::after`]. Bodies that may run long go through [`long_running`].
 
 mod args;
 mod blocking_cmds;
@@ -49,6 +49,18 @@ pub use table::TABLE;
 use crate::keyspace::Pending;
 use crate::node::Node;
 use crate::resp::Reply;
+
+/// Runs a command body that may take long (a walk over the keyspace or a huge collection, DEBUG
+/// SLEEP) without stalling the other tasks of this runtime worker: on the multi-threaded
+/// runtime the worker hands its queue to another thread first. The caller's client still
+/// waits for the reply, as in Valkey.
+pub(crate) fn long_running<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 
 /// Handler context: the node, the calling client, and its write scope (key reads and writes
 /// go through `ks` so a pipeline sees its own staged writes).

@@ -429,7 +429,8 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if is(sub, "sleep") && args.len() == 3 {
         let secs = float(&args[2])?;
         let d = Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| CmdError::NotFloat)?;
-        ctx.client.after = Some(After::Sleep(d));
+        // As in Valkey, the client waits for the sleep and then gets +OK.
+        super::long_running(|| std::thread::sleep(d));
         Ok(Reply::OK)
     } else if is(sub, "digest-value") {
         let mut out = Vec::new();

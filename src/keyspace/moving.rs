@@ -62,6 +62,8 @@ pub(super) struct Moving {
     /// Held (shared) by every request batch from routing to commit; taken exclusively once
     /// after a pause starts, so no write routed before the pause commits after it.
     gate: RwLock<()>,
+    /// Woken when a pause has drained the gate: requests that found it closed try again.
+    gate_open: tokio::sync::Notify,
 }
 
 impl Moving {
@@ -73,6 +75,7 @@ impl Moving {
             paused: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
             pause_changed: tokio::sync::Notify::new(),
             gate: RwLock::new(()),
+            gate_open: tokio::sync::Notify::new(),
         }
     }
 
@@ -248,6 +251,7 @@ impl Keyspace {
             }
         }
         drop(self.moving.gate.write());
+        self.moving.gate_open.notify_waiters();
         WritePause {
             moving: Arc::clone(&self.moving),
             ranges: ranges.to_vec(),
@@ -263,9 +267,23 @@ impl Keyspace {
         self.moving.pause_changed.notified().await
     }
 
-    /// Held by a connection from routing its requests to committing their writes.
-    pub fn request_gate(&self) -> RwLockReadGuard<'_, ()> {
-        self.moving.gate.read()
+    /// Held by a connection from routing its requests to committing their writes. While a
+    /// pause waits for the requests already routed, new ones wait here without holding a
+    /// runtime worker: a blocking wait would stall every task on it, the cluster bus included.
+    pub async fn request_gate(&self) -> RwLockReadGuard<'_, ()> {
+        if let Some(gate) = self.moving.gate.try_read() {
+            return gate;
+        }
+        loop {
+            let opened = self.moving.gate_open.notified();
+            tokio::pin!(opened);
+            // Registered before trying, so a pause that drains in between still wakes us.
+            opened.as_mut().enable();
+            if let Some(gate) = self.moving.gate.try_read() {
+                return gate;
+            }
+            opened.await;
+        }
     }
 
     /// Counts the keys of `slots` in storage and stores the counts (replicated): after a

@@ -64,7 +64,6 @@ enum Step {
     /// Flush replies, then process what is still buffered (output reached [`FLUSH_AT`]).
     More,
     Close,
-    Sleep(std::time::Duration),
     Shutdown,
     Wait {
         replicas: usize,
@@ -216,7 +215,11 @@ async fn serve_inner(
                 decoder.set_limits(shared.limits());
             }
         }
-        let step = match process_ready(shared, client, &mut decoder, &mut rbuf, &mut wbuf) {
+        let gate = tokio::select! {
+            g = shared.keyspace.request_gate() => g,
+            _ = handle.killed() => return Ok(()),
+        };
+        let step = match process_ready(gate, shared, client, &mut decoder, &mut rbuf, &mut wbuf) {
             Ok(step) => step,
             Err(e) => {
                 // The staged writes did not reach storage: their replies must not go out.
@@ -238,11 +241,6 @@ async fn serve_inner(
             Step::Close => {
                 flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
                 return Ok(());
-            }
-            Step::Sleep(d) => {
-                flush(shared, &mut stream, client, &mut wbuf, &mut rbuf).await?;
-                tokio::time::sleep(d).await;
-                read_more = rbuf.is_empty();
             }
             Step::Shutdown => {
                 shared.request_shutdown();
@@ -311,16 +309,16 @@ async fn serve_inner(
 }
 
 /// Decodes and runs every complete request in `rbuf` inside one write scope, committing the
-/// scope before returning so the replies in `wbuf` only acknowledge stored writes.
+/// scope before returning so the replies in `wbuf` only acknowledge stored writes. The request
+/// gate is held until then: a slot-migration pause waits for this batch's writes.
 fn process_ready(
+    _gate: parking_lot::RwLockReadGuard<'_, ()>,
     shared: &Node,
     client: &mut ClientState,
     decoder: &mut Decoder,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
 ) -> Result<Step, crate::keyspace::KeyspaceError> {
-    // Held until this batch's writes are committed: a slot-migration pause waits for it.
-    let _gate = shared.keyspace.request_gate();
     let mut ks = shared.keyspace.pending();
     let step = loop {
         let parked = client.parked.take().map(|(args, _)| args);
@@ -371,7 +369,6 @@ fn process_ready(
                 continue;
             }
             Some(After::Close) => break Step::Close,
-            Some(After::Sleep(d)) => break Step::Sleep(d),
             Some(After::Shutdown) => break Step::Shutdown,
             Some(After::Migrate(req)) => break Step::Migrate(req),
             Some(After::Park) => break Step::Park,

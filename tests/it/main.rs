@@ -18,6 +18,7 @@ mod failover;
 mod failover_fullsync;
 mod failover_loss;
 mod hashes;
+mod liveness;
 mod memory;
 mod migrate_slots;
 mod node_auth;
