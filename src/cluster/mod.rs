@@ -209,13 +209,23 @@ impl Cluster {
         r
     }
 
-    /// Like [`Cluster::with_state`], but fails unless nodes.conf was written: for changes
-    /// that are a commit point (a slot migration taking its slots).
+    /// Like [`Cluster::with_state`], but for changes that are a commit point (a slot
+    /// migration taking its slots): the change is made on a copy and takes effect only once
+    /// nodes.conf holds it. If the save fails nothing changed, not even in memory: a claim
+    /// published but not saved would be forgotten by a restart while peers act on it.
     pub fn with_state_saved<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> Result<R, String> {
-        let r = self.with_state(f);
-        if self.read(|st| st.dirty) {
-            return Err("could not save the cluster configuration".into());
+        let mut st = self.state.lock();
+        let mut next = st.clone();
+        let r = f(&mut next);
+        if next.dirty {
+            if let Err(e) = nodes_conf::save(&next, &self.conf_path) {
+                tracing::error!("saving cluster config at a commit point: {e}");
+                return Err(format!("could not save the cluster configuration: {e}"));
+            }
+            next.dirty = false;
         }
+        *st = next;
+        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
         Ok(r)
     }
 

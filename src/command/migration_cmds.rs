@@ -100,15 +100,16 @@ pub fn list(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn cancel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let name = match args.len() {
-        2 => None,
-        3 => Some(text(&args[2])),
+    let (name, force) = match args.len() {
+        2 => (None, false),
+        3 => (Some(text(&args[2])), false),
+        4 if is(&args[3], "force") => (Some(text(&args[2])), true),
         _ => return Err(CmdError::Syntax),
     };
     let n = ctx
         .node
         .migrations
-        .cancel(name.as_deref())
+        .cancel(name.as_deref(), force)
         .map_err(|e| CmdError::Line(e.to_string()))?;
     Ok(Reply::Int(n as i64))
 }

@@ -456,6 +456,14 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let on = is(&args[2], "yes");
         cl.isolated.store(on, Ordering::Relaxed);
         Ok(Reply::OK)
+    } else if is(sub, "slot-migration-commit-delay") && args.len() == 3 {
+        // Test hook: holds a target's Commit between taking the slots and recording it.
+        let ms = int(&args[2])?.max(0) as u64;
+        ctx.node
+            .migrations
+            .commit_delay_ms
+            .store(ms, Ordering::Relaxed);
+        Ok(Reply::OK)
     } else if is(sub, "slot-migration-delay") && args.len() == 3 {
         // Test hook: slows a slot migration's snapshot stream so a test can crash it midway.
         let ms = int(&args[2])?.max(0) as u64;

@@ -23,8 +23,12 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Catch-up rounds before pausing: stop when less than this is left.
 const CATCH_UP_BYTES: u64 = 256 << 10;
 const CATCH_UP_ROUNDS: usize = 64;
-/// How long a source with an unknown commit outcome keeps asking the target.
+/// How long a job interrupted by a restart before Commit keeps asking the target to abort.
 const RESOLVE_FOR: Duration = Duration::from_secs(600);
+/// When a source still without the answer to its Commit says so in the job and the log.
+const UNANSWERED_AFTER: Duration = Duration::from_secs(10);
+/// One round of asking the target, connection included.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 enum Failure {
@@ -171,12 +175,18 @@ async fn export(
                 "target refused the commit: {refused}"
             )));
         }
-        Err(CommitError::Unknown(e)) => match resolve(shared, name, &req.target, &e).await {
-            Some(e) => e,
-            None => {
+        Err(CommitError::Unknown(e)) => match settle(shared, name, &req.target, &e).await {
+            Settled::Taken(e) => e,
+            Settled::NotTaken => {
                 drop(undo);
                 let _ = records::remove_out(&shared.engine, name);
                 return Err(Failure::Failed("the target did not commit".into()));
+            }
+            Settled::Kept => {
+                keep_slots(shared, name, &req.ranges);
+                drop(undo);
+                let _ = records::remove_out(&shared.engine, name);
+                return Err(Failure::Cancelled);
             }
         },
     };
@@ -298,35 +308,78 @@ async fn stream_snapshot(
     Ok(tap)
 }
 
-/// The Commit reply was lost (`why`): asks the target until it answers. Some(epoch) if it took
-/// the slots; None if it did not (and never will: an importing job is aborted first).
-async fn resolve(shared: &MigrationHandle, name: &str, target: &NodeId, why: &str) -> Option<u64> {
+/// How a Commit with an unknown outcome was settled.
+enum Settled {
+    /// The target took the slots with this config epoch.
+    Taken(u64),
+    /// The target does not have them (it rolled back or never heard of the job).
+    NotTaken,
+    /// The operator kept them here (CANCELSLOTMIGRATIONS <job> FORCE).
+    Kept,
+}
+
+/// Asks the target whether it took the slots until it answers or the operator decides; the
+/// caller keeps the slots paused meanwhile, since unpausing without an answer could let
+/// writes land on both sides. Past [`UNANSWERED_AFTER`] the job says how to end the wait.
+async fn settle(shared: &MigrationHandle, name: &str, target: &NodeId, why: &str) -> Settled {
     tracing::warn!("slot migration {name}: {why}; asking the target");
     let t0 = Instant::now();
-    while t0.elapsed() < RESOLVE_FOR {
-        // Gossip may already show the target owning the slots with a newer epoch.
-        if let Ok(mut peer) = connect(shared, target).await {
-            match peer.status(name).await {
-                Ok((ImportStatus::Committed, e)) => return Some(e),
-                Ok((ImportStatus::Unknown, _)) => return None,
-                Ok((ImportStatus::Importing, _)) => {
-                    if peer.abort(name).await.is_ok() {
-                        match peer.status(name).await {
-                            Ok((ImportStatus::Committed, e)) => return Some(e),
-                            Ok((ImportStatus::Unknown, _)) => return None,
-                            _ => {}
-                        }
-                    }
-                }
-                Err(_) => {}
-            }
+    let mut told = false;
+    loop {
+        if shared.migrations.keep_requested(name) {
+            return Settled::Kept;
+        }
+        let answer = tokio::time::timeout(ASK_TIMEOUT, async {
+            let mut peer = connect(shared, target).await.ok()?;
+            ask(&mut peer, name).await
+        })
+        .await;
+        if let Ok(Some(a)) = answer {
+            return a;
+        }
+        if !told && t0.elapsed() > UNANSWERED_AFTER {
+            told = true;
+            let hint = format!(
+                "the target has not said whether it took the slots for {:?}; they stay paused \
+                 until it does, or CLUSTER CANCELSLOTMIGRATIONS {name} FORCE keeps them here \
+                 (writes the target took would be lost)",
+                t0.elapsed()
+            );
+            tracing::error!("slot migration {name}: {hint}");
+            shared.migrations.update(name, |i| i.message = hint);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tracing::error!("slot migration {name}: the target never answered; the slots stay paused");
-    // Keep the record so a restart asks again; never unpause without an answer.
-    std::future::pending::<()>().await;
-    None
+}
+
+/// One round of asking: `None` when the target could not tell.
+async fn ask(peer: &mut Box<dyn MigrationPeer>, name: &str) -> Option<Settled> {
+    match peer.status(name).await.ok()? {
+        (ImportStatus::Committed, e) => Some(Settled::Taken(e)),
+        (ImportStatus::Unknown, _) => Some(Settled::NotTaken),
+        (ImportStatus::Importing, _) => {
+            peer.abort(name).await.ok()?;
+            match peer.status(name).await.ok()? {
+                (ImportStatus::Committed, e) => Some(Settled::Taken(e)),
+                (ImportStatus::Unknown, _) => Some(Settled::NotTaken),
+                (ImportStatus::Importing, _) => None,
+            }
+        }
+    }
+}
+
+/// The operator kept the slots without the target's answer: this node claims them again with
+/// a new config epoch, which outranks a claim the target made (announced or not) before it
+/// went away.
+fn keep_slots(shared: &MigrationHandle, name: &str, ranges: &Ranges) {
+    let Some(c) = &shared.cluster else { return };
+    let slots: Vec<u16> = ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+    match c.with_state(|st| st.take_imported_slots(&slots)) {
+        Ok(epoch) => tracing::warn!(
+            "slot migration {name}: slots kept here by the operator without the target's answer (config epoch {epoch})"
+        ),
+        Err(e) => tracing::error!("slot migration {name}: keeping the slots: {e}"),
+    }
 }
 
 /// The target owns the slots: record that, let paused writers go (they get MOVED), and drop
@@ -351,41 +404,53 @@ async fn hand_over(
 }
 
 /// After a restart: a job still streaming is aborted at the target; a job that sent Commit
-/// keeps its slots paused until the target says whether it took them.
+/// keeps its slots paused until the target says whether it took them (or the operator keeps
+/// them, as for a running job: it is listed by GETSLOTMIGRATIONS again).
 pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError> {
     let recs =
         records::out_records(&shared.engine).map_err(|e| super::RecoverError(e.to_string()))?;
     for r in recs {
         let sh = Arc::clone(shared);
-        let mut paused =
-            (r.state == OutPhase::Commit).then(|| shared.keyspace.pause_writes(&r.ranges));
         tracing::warn!(
             "slot migration {}: interrupted by a restart in phase {:?}; resolving with the target",
             r.name,
             r.state
         );
+        if r.state == OutPhase::Commit {
+            let paused = shared.keyspace.pause_writes(&r.ranges);
+            list_recovered(shared, &r);
+            tokio::spawn(async move {
+                let why = "interrupted by a restart after Commit was sent";
+                let (state, message) = match settle(&sh, &r.name, &r.peer, why).await {
+                    Settled::Taken(epoch) => {
+                        match hand_over(&sh, &r.ranges, r.peer, epoch, Some(paused)).await {
+                            Ok(()) => (JobState::Success, String::new()),
+                            Err(e) => (JobState::Failed, e),
+                        }
+                    }
+                    Settled::NotTaken => (JobState::Failed, "the target did not commit".into()),
+                    Settled::Kept => {
+                        keep_slots(&sh, &r.name, &r.ranges);
+                        (JobState::Cancelled, "cancelled".into())
+                    }
+                };
+                let _ = records::remove_out(&sh.engine, &r.name);
+                tracing::info!(
+                    "slot migration {}: resolved after the restart: {}",
+                    r.name,
+                    state.as_str()
+                );
+                sh.migrations.update(&r.name, |i| {
+                    i.state = state;
+                    i.message = message;
+                });
+            });
+            continue;
+        }
         tokio::spawn(async move {
             let t0 = Instant::now();
             loop {
-                let res = async {
-                    let mut peer = connect(&sh, &r.peer).await?;
-                    if r.state == OutPhase::Commit {
-                        let mut s = peer.status(&r.name).await?;
-                        if s.0 == ImportStatus::Importing {
-                            peer.abort(&r.name).await?;
-                            s = peer.status(&r.name).await?;
-                        }
-                        if let (ImportStatus::Committed, epoch) = s {
-                            hand_over(&sh, &r.ranges, r.peer, epoch, paused.take()).await?;
-                            return Ok::<_, String>(());
-                        }
-                    } else {
-                        peer.abort(&r.name).await?;
-                    }
-                    paused = None;
-                    Ok(())
-                }
-                .await;
+                let res = async { connect(&sh, &r.peer).await?.abort(&r.name).await }.await;
                 match res {
                     Ok(()) => {
                         let _ = records::remove_out(&sh.engine, &r.name);
@@ -393,9 +458,8 @@ pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError>
                         return;
                     }
                     Err(e) if t0.elapsed() > RESOLVE_FOR => {
-                        tracing::error!("slot migration {}: unresolved: {e}", r.name);
-                        // Never unpause without the target's answer: the slots stay paused.
-                        std::mem::forget(paused);
+                        // Nothing is paused: the target's idle rollback drops its copy.
+                        tracing::error!("slot migration {}: abort not confirmed: {e}", r.name);
                         return;
                     }
                     Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -404,4 +468,27 @@ pub fn recover(shared: &Arc<MigrationHandle>) -> Result<(), super::RecoverError>
         });
     }
     Ok(())
+}
+
+/// Lists a job recovered in its Commit phase, so GETSLOTMIGRATIONS shows it and
+/// CANCELSLOTMIGRATIONS can reach it.
+fn list_recovered(shared: &MigrationHandle, r: &Record<OutPhase>) {
+    let Some(myself) = shared.cluster.as_ref().map(|c| c.read(|st| st.myself)) else {
+        return;
+    };
+    let now = unix_secs();
+    shared.migrations.add(super::JobInfo {
+        name: r.name.clone(),
+        operation: super::Operation::Export,
+        ranges: r.ranges.clone(),
+        source: myself,
+        target: r.peer,
+        create_time: now,
+        last_update_time: now,
+        last_ack_time: now,
+        state: JobState::Paused,
+        message: "interrupted by a restart; asking the target whether it took the slots".into(),
+        keys: 0,
+        bytes: 0,
+    });
 }

@@ -4,6 +4,7 @@
 //! commit point is nodes.conf) and reveals them. Also serves `Export` to its replicas.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ use crate::storage::SlotLoader;
 
 /// An import with no request for this long is rolled back (its source is gone).
 const IDLE_ROLLBACK: Duration = Duration::from_secs(120);
+/// The longest STATUS waits for an operation in flight on the job (a commit) to finish.
+const STATUS_WAIT: Duration = Duration::from_secs(30);
 /// Entries per chunk when serving Export.
 const CHUNK_ENTRIES: usize = 2048;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -79,6 +82,74 @@ fn roll_back(shared: &MigrationHandle, name: &str, ranges: &[(u16, u16)]) -> Res
         .map_err(|e| e.to_string())?;
     shared.keyspace.set_hidden(ranges, false);
     records::remove_in(&shared.engine, name).map_err(|e| e.to_string())
+}
+
+/// A slot of `ranges` this node owns in its cluster view, if any.
+fn owned_slot(shared: &MigrationHandle, ranges: &[(u16, u16)]) -> Option<u16> {
+    let cluster = shared.cluster.as_ref()?;
+    cluster.read(|st| {
+        ranges
+            .iter()
+            .flat_map(|&(a, b)| a..=b)
+            .find(|&s| st.slots[s as usize] == Some(st.myself))
+    })
+}
+
+/// Applies the last writes, takes the slots (the commit point: nodes.conf), reveals them and
+/// records the commit.
+async fn commit_job(
+    shared: Arc<MigrationHandle>,
+    job: String,
+    j: Arc<ImportJob>,
+    batches: Vec<Vec<u8>>,
+) -> Result<u64, String> {
+    let _op = j.op.lock().await;
+    if !shared.migrations.imports.active.lock().contains_key(&job) {
+        return Err(format!("slot migration job {job} is not active any more"));
+    }
+    let cluster = shared.cluster.clone().ok_or("not in cluster mode")?;
+    let sh = Arc::clone(&shared);
+    let r = j.ranges.clone();
+    blocking(move || {
+        for b in &batches {
+            sh.keyspace.import_apply(&r, b).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await?;
+    let slots: Vec<u16> = j.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+    let epoch = cluster
+        .with_state_saved(|st| st.take_imported_slots(&slots))?
+        .map_err(|e| e.to_string())?;
+    let delay = shared.migrations.commit_delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        // Test hook: widens the window between the commit point and its record.
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let sh = Arc::clone(&shared);
+    let r = j.ranges.clone();
+    blocking(move || sh.keyspace.reveal_slots(&r).map_err(|e| e.to_string())).await?;
+    records::put_in(
+        &shared.engine,
+        Record {
+            name: job.clone(),
+            peer: j.source,
+            ranges: j.ranges.clone(),
+            state: InState::Committed(epoch),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    shared.migrations.imports.active.lock().remove(&job);
+    shared.migrations.update(&job, |i| {
+        i.state = JobState::Success;
+        i.message = String::new();
+        i.last_ack_time = unix_secs();
+    });
+    tracing::info!(
+        "slot migration {job}: took slots {} with config epoch {epoch}",
+        super::ranges_text(&j.ranges)
+    );
+    Ok(epoch)
 }
 
 #[async_trait::async_trait]
@@ -256,43 +327,12 @@ impl ImportSide for TargetSide {
 
     async fn commit(&self, job: String, batches: Vec<Vec<u8>>) -> Result<u64, String> {
         let j = self.job(&job)?;
-        let _op = j.op.lock().await;
-        let shared = Arc::clone(&self.0);
-        let cluster = shared.cluster.clone().ok_or("not in cluster mode")?;
-        let sh = Arc::clone(&shared);
-        let r = j.ranges.clone();
-        blocking(move || {
-            for b in &batches {
-                sh.keyspace.import_apply(&r, b).map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        })
-        .await?;
-        let slots: Vec<u16> = j.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
-        // The commit point: nodes.conf saying these slots are ours.
-        let epoch = cluster
-            .with_state_saved(|st| st.take_imported_slots(&slots))?
-            .map_err(|e| e.to_string())?;
-        let sh = Arc::clone(&shared);
-        let r = j.ranges.clone();
-        blocking(move || sh.keyspace.reveal_slots(&r).map_err(|e| e.to_string())).await?;
-        records::put_in(
-            &shared.engine,
-            Record {
-                name: job.clone(),
-                peer: j.source,
-                ranges: j.ranges.clone(),
-                state: InState::Committed(epoch),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        shared.migrations.imports.active.lock().remove(&job);
-        self.set_state(&job, JobState::Success, String::new());
-        tracing::info!(
-            "slot migration {job}: took slots {} with config epoch {epoch}",
-            super::ranges_text(&j.ranges)
-        );
-        Ok(epoch)
+        // Runs to the end even if the source's call is cut: a commit stopped between taking
+        // the slots and recording it would leave a job that an abort rolls back under slots
+        // this node already owns.
+        tokio::spawn(commit_job(Arc::clone(&self.0), job, j, batches))
+            .await
+            .map_err(|e| format!("commit failed: {e}"))?
     }
 
     async fn abort(&self, job: String) -> Result<(), String> {
@@ -300,6 +340,15 @@ impl ImportSide for TargetSide {
             return Ok(());
         };
         let _op = j.op.lock().await;
+        if !self.0.migrations.imports.active.lock().contains_key(&job) {
+            // A commit (or another abort) finished while this one waited: nothing to undo.
+            return Ok(());
+        }
+        if let Some(s) = owned_slot(&self.0, &j.ranges) {
+            // Never drop data under slots this node owns (recover() applies the same rule).
+            tracing::error!("slot migration {job}: abort refused, this node owns slot {s}");
+            return Err(format!("the target owns slot {s}; not rolling back"));
+        }
         let sh = Arc::clone(&self.0);
         let r = j.ranges.clone();
         let name = job.clone();
@@ -311,8 +360,13 @@ impl ImportSide for TargetSide {
     }
 
     async fn status(&self, job: String) -> (ImportStatus, u64) {
-        if self.0.migrations.imports.active.lock().contains_key(&job) {
-            return (ImportStatus::Importing, 0);
+        let active = self.0.migrations.imports.active.lock().get(&job).cloned();
+        if let Some(j) = active {
+            // A commit in flight holds the job's lock: its outcome is the answer.
+            let done = tokio::time::timeout(STATUS_WAIT, j.op.lock()).await.is_ok();
+            if !done || self.0.migrations.imports.active.lock().contains_key(&job) {
+                return (ImportStatus::Importing, 0);
+            }
         }
         let recs = records::in_records(&self.0.engine).unwrap_or_default();
         match recs.iter().find(|r| r.name == job).map(|r| r.state) {

@@ -135,6 +135,8 @@ impl JobInfo {
 struct Job {
     info: JobInfo,
     cancel: Arc<AtomicBool>,
+    /// CANCELSLOTMIGRATIONS <job> FORCE: keep the slots without the target's answer.
+    keep: bool,
 }
 
 /// A validated `NODE` block of MIGRATESLOTS.
@@ -172,6 +174,9 @@ pub struct Migrations {
     jobs: Mutex<Vec<Job>>,
     /// Test hook (DEBUG SLOT-MIGRATION-DELAY): a pause after each data chunk sent.
     pub chunk_delay_ms: AtomicU64,
+    /// Test hook (DEBUG SLOT-MIGRATION-COMMIT-DELAY): a target's pause right after it took
+    /// the slots at Commit.
+    pub commit_delay_ms: AtomicU64,
     pub(crate) imports: import::Imports,
     pub(crate) staged: backup::StagedJobs,
 }
@@ -205,6 +210,7 @@ impl Migrations {
         jobs.push(Job {
             info,
             cancel: Arc::clone(&cancel),
+            keep: false,
         });
         while jobs.len() > LOG_MAX {
             match jobs.iter().position(|j| !j.info.active()) {
@@ -217,6 +223,14 @@ impl Migrations {
         cancel
     }
 
+    /// Whether the operator told the job to keep its slots (see [`Migrations::cancel`]).
+    fn keep_requested(&self, name: &str) -> bool {
+        self.jobs
+            .lock()
+            .iter()
+            .any(|j| j.keep && j.info.name == name)
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut JobInfo)) {
         if let Some(j) = self.jobs.lock().iter_mut().find(|j| j.info.name == name) {
             f(&mut j.info);
@@ -225,15 +239,19 @@ impl Migrations {
     }
 
     /// Cancels active export jobs started here (all, or the named one). Returns how many.
-    pub fn cancel(&self, name: Option<&str>) -> Result<usize, MigrateError> {
-        let jobs = self.jobs.lock();
+    /// With `force` (one named job only), a job whose Commit outcome is unknown stops waiting
+    /// for the target's answer and keeps the slots here: the operator's call when the target
+    /// is gone for good.
+    pub fn cancel(&self, name: Option<&str>, force: bool) -> Result<usize, MigrateError> {
+        let mut jobs = self.jobs.lock();
         let mut n = 0;
-        for j in jobs.iter() {
+        for j in jobs.iter_mut() {
             if j.info.operation == Operation::Export
                 && j.info.active()
                 && name.is_none_or(|x| x == j.info.name)
             {
                 j.cancel.store(true, Ordering::Relaxed);
+                j.keep |= force;
                 n += 1;
             }
         }

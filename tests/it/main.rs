@@ -21,6 +21,7 @@ mod hashes;
 mod liveness;
 mod memory;
 mod migrate_slots;
+mod migration_faults;
 mod node_auth;
 mod pipelines;
 mod pubsub;

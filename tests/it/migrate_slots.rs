@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 
 use crate::failover::seed_cluster;
-use crate::harness::{last_acked, AckWriter, Cluster, RedirectObserver};
+use crate::harness::{AckWriter, Cluster, RedirectObserver};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -204,8 +204,7 @@ fn native_reshard_and_rebalance_under_writes() -> Result<()> {
         wrong.len(),
         &wrong[..wrong.len().min(5)]
     );
-    let last = last_acked(&report.acked);
-    let missing = c.missing_acked(0, &last)?;
+    let missing = report.lost(&c, 0)?;
     ensure!(
         missing.is_empty(),
         "{} acknowledged keys lost, e.g. {:?}",
@@ -315,8 +314,7 @@ fn crash_mid_migration(victim: Victim) -> Result<()> {
         wrong.len(),
         &wrong[..wrong.len().min(5)]
     );
-    let last = last_acked(&report.acked);
-    let missing = c.missing_acked(0, &last)?;
+    let missing = report.lost(&c, 0)?;
     ensure!(
         missing.is_empty(),
         "{} acknowledged keys lost, e.g. {:?}",

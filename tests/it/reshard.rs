@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 
 use crate::failover::seed_cluster;
-use crate::harness::{last_acked, AckWriter};
+use crate::harness::AckWriter;
 
 const LOADED: usize = 200_000;
 const SETTLE: Duration = Duration::from_secs(60);
@@ -97,13 +97,12 @@ fn seed_reshard_with_redis_cli_under_writes() -> Result<()> {
         wrong.len(),
         &wrong[..wrong.len().min(5)]
     );
-    let last = last_acked(&report.acked);
-    let missing = c.missing_acked(0, &last)?;
+    let missing = report.lost(&c, 0)?;
     ensure!(
         missing.is_empty(),
         "{} of {} acknowledged keys lost their last value, e.g. {:?}",
         missing.len(),
-        last.len(),
+        crate::harness::last_acked(&report.acked).len(),
         &missing[..missing.len().min(5)]
     );
     // The replicas of the sources dropped the moved keys with their primaries.

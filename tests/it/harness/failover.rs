@@ -482,6 +482,8 @@ pub struct Ack {
 #[derive(Debug)]
 pub struct WriterReport {
     pub acked: Vec<Ack>,
+    /// SETs that got an error: they may or may not have landed.
+    pub uncertain: Vec<Ack>,
     /// SETs that got an error (never acknowledged: their outcome is unknown).
     pub errors: u64,
     /// The first few distinct error texts.
@@ -492,6 +494,7 @@ pub struct WriterReport {
 struct Shared {
     stop: AtomicBool,
     acked: Mutex<Vec<Ack>>,
+    uncertain: Mutex<Vec<Ack>>,
     errors: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
@@ -536,6 +539,7 @@ impl AckWriter {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             acked: Mutex::new(Vec::new()),
+            uncertain: Mutex::new(Vec::new()),
             errors: AtomicU64::new(0),
             samples: Mutex::new(Vec::new()),
         });
@@ -570,6 +574,16 @@ impl AckWriter {
                                 }
                                 other => {
                                     sh.errors.fetch_add(1, Ordering::Relaxed);
+                                    if let Ok(mut u) = sh.uncertain.lock() {
+                                        let slot = key_slot(key.as_bytes());
+                                        let at = Instant::now();
+                                        u.push(Ack {
+                                            key,
+                                            value,
+                                            slot,
+                                            at,
+                                        });
+                                    }
                                     let text = match other {
                                         Ok(v) => format!("unexpected reply {v:?}"),
                                         Err(e) => e.to_string(),
@@ -651,8 +665,16 @@ impl AckWriter {
         }
         let acked =
             std::mem::take(&mut *self.shared.acked.lock().map_err(|_| anyhow!("poisoned"))?);
+        let uncertain = std::mem::take(
+            &mut *self
+                .shared
+                .uncertain
+                .lock()
+                .map_err(|_| anyhow!("poisoned"))?,
+        );
         Ok(WriterReport {
             acked,
+            uncertain,
             errors: self.shared.errors.load(Ordering::Relaxed),
             error_samples: self.error_samples(),
             elapsed: self.t0.elapsed(),
@@ -669,6 +691,26 @@ impl Drop for AckWriter {
 
 /// The last acknowledgement of every key (one thread writes a key, so its acknowledgements
 /// are in write order).
+impl WriterReport {
+    /// The keys whose last acknowledged value is gone: a key may instead hold the value of a
+    /// later SET that got an error (its outcome was unknown, so it may have landed).
+    pub fn lost(&self, c: &Cluster, view: usize) -> Result<Vec<Ack>> {
+        let missing = c.missing_acked(view, &last_acked(&self.acked))?;
+        let keys: Vec<String> = missing.iter().map(|a| a.key.clone()).collect();
+        let got = c.fetch_values(view, &keys)?;
+        Ok(missing
+            .into_iter()
+            .zip(got)
+            .filter(|(a, g)| {
+                !self.uncertain.iter().any(|u| {
+                    u.key == a.key && u.at > a.at && g.as_deref() == Some(u.value.as_str())
+                })
+            })
+            .map(|(a, _)| a)
+            .collect())
+    }
+}
+
 pub fn last_acked(acked: &[Ack]) -> Vec<Ack> {
     let mut last: BTreeMap<&str, &Ack> = BTreeMap::new();
     for a in acked {
