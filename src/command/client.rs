@@ -45,6 +45,8 @@ pub struct ClientState {
     /// Set by a successful write command; the connection waits for WAL durability before
     /// replying when `appendfsync always`.
     pub wrote: bool,
+    /// The connection already waited for those writes' WAL sync.
+    pub synced: bool,
     /// ASKING was sent: the next command may touch an importing slot.
     pub asking: bool,
     /// READONLY was sent: reads may be served by a replica.

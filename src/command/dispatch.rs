@@ -94,6 +94,19 @@ pub fn dispatch(
         }
     }
     client.parked_since = None;
+    if spec.is_write() || spec.name == "ping" {
+        // As Valkey after a failed AOF write or fsync: writes (and PING) are refused. RocksDB
+        // keeps its WAL writer failed, so this lasts until a restart.
+        if let Some(reason) = shared.engine.write_error() {
+            if client.multi.is_some() {
+                client.multi_failed = true;
+            }
+            return Ok(error_reply(
+                shared,
+                CmdError::Line(super::disk_error_line(&reason)),
+            ));
+        }
+    }
     if spec.is_write() && !shared.is_replica() {
         let c = shared.config.snapshot();
         if c.min_replicas_to_write > 0 {

@@ -197,7 +197,11 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
             line!(
                 out,
                 "aof_last_write_status:{}",
-                if sh.wal.failures() == 0 { "ok" } else { "err" }
+                if sh.wal.failures() == 0 && sh.engine.write_error().is_none() {
+                    "ok"
+                } else {
+                    "err"
+                }
             );
             line!(out, "rdb_changes_since_last_save:0");
             line!(out, "rdb_bgsave_in_progress:0");

@@ -62,6 +62,12 @@ pub(crate) fn long_running<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The refusal Valkey gives while it cannot persist (its AOF wording; rockslot's log is the
+/// RocksDB WAL).
+pub fn disk_error_line(reason: &str) -> String {
+    format!("MISCONF Errors writing to the AOF file: {reason}")
+}
+
 /// Handler context: the node, the calling client, and its write scope (key reads and writes
 /// go through `ks` so a pipeline sees its own staged writes).
 pub struct Ctx<'a, 'k> {

@@ -36,6 +36,7 @@ pub async fn serve(shared: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
         authenticated: shared.requirepass().is_none(),
         after: None,
         wrote: false,
+        synced: false,
         asking: false,
         readonly: false,
         multi: None,
@@ -219,17 +220,25 @@ async fn serve_inner(
             g = shared.keyspace.request_gate() => g,
             _ = handle.killed() => return Ok(()),
         };
-        let step = match process_ready(gate, shared, client, &mut decoder, &mut rbuf, &mut wbuf) {
-            Ok(step) => step,
-            Err(e) => {
-                // The staged writes did not reach storage: their replies must not go out.
-                tracing::error!(
-                    "client {}: storage write failed, closing the connection: {e}",
-                    client.id()
-                );
-                return Ok(());
+        let start = wbuf.len();
+        let (step, replies) =
+            match process_ready(gate, shared, client, &mut decoder, &mut rbuf, &mut wbuf) {
+                Ok(done) => done,
+                Err((e, replies)) => {
+                    // The staged writes did not reach storage: no reply of theirs may go out.
+                    tracing::error!("client {}: storage write failed: {e}", client.id());
+                    refuse_unstored(shared, client, &mut wbuf, start, replies);
+                    (Step::More, 0)
+                }
+            };
+        if client.wrote && !matches!(step, Step::Migrate(_)) {
+            // Synced here rather than in flush, while the replies are still countable.
+            client.synced = true;
+            if !shared.wal.wait_durable().await {
+                tracing::error!("client {}: WAL sync failed", client.id());
+                refuse_unstored(shared, client, &mut wbuf, start, replies);
             }
-        };
+        }
         client
             .handle
             .qbuf
@@ -318,8 +327,10 @@ fn process_ready(
     decoder: &mut Decoder,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
-) -> Result<Step, crate::keyspace::KeyspaceError> {
+) -> Result<(Step, usize), (crate::keyspace::KeyspaceError, usize)> {
     let mut ks = shared.keyspace.pending();
+    // Replies encoded so far; a failed command counts too (its reply is the error).
+    let mut replies = 0usize;
     let step = loop {
         let parked = client.parked.take().map(|(args, _)| args);
         let decoded = match parked {
@@ -341,8 +352,11 @@ fn process_ready(
                 break Step::Close;
             }
         };
-        let reply = command::dispatch(shared, client, &mut ks, &args)?;
+        let reply =
+            command::dispatch(shared, client, &mut ks, &args).map_err(|e| (e, replies + 1))?;
+        let before = wbuf.len();
         encode(&reply, client.protocol, wbuf);
+        replies += (wbuf.len() > before) as usize;
         if client.blocked.is_some() && !matches!(client.after, Some(After::Block { .. })) {
             // The blocked command ran again and answered (or was redirected): stop waiting.
             client.blocked = None;
@@ -391,12 +405,31 @@ fn process_ready(
             break Step::More;
         }
     };
-    ks.commit()?;
+    ks.commit().map_err(|e| (e, replies))?;
     if !client.touched.is_empty() {
         shared.blocked.signal(&client.touched);
         client.touched.clear();
     }
-    Ok(step)
+    Ok((step, replies))
+}
+
+/// Replaces the last `replies` replies (from `start` in `wbuf`) with the error Valkey gives
+/// when it cannot persist: none of them may acknowledge a write that is not stored. Later
+/// writes are refused with the same error (see dispatch).
+fn refuse_unstored(
+    shared: &Node,
+    client: &mut ClientState,
+    wbuf: &mut BytesMut,
+    start: usize,
+    replies: usize,
+) {
+    wbuf.truncate(start);
+    let line = command::disk_error_line(&shared.engine.write_error().unwrap_or_default());
+    for _ in 0..replies {
+        encode(&Reply::Error(line.clone()), client.protocol, wbuf);
+    }
+    client.wrote = false;
+    client.synced = false;
 }
 
 /// Waits until the blocked command should run again (a write to one of its keys), or times
@@ -524,7 +557,10 @@ async fn flush(
 ) -> std::io::Result<()> {
     if client.wrote {
         client.wrote = false;
-        shared.wal.wait_durable().await;
+        if !std::mem::take(&mut client.synced) && !shared.wal.wait_durable().await {
+            // Replies not countable here (after MIGRATE): leave the outcome unknown.
+            return Err(std::io::Error::other("WAL sync failed"));
+        }
         let c = shared.config.snapshot();
         if c.replica_ack_before_reply && !shared.is_replica() {
             // Synchronous mode: these replies acknowledge writes only once a replica has them,

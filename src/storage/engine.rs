@@ -38,6 +38,19 @@ pub(super) fn slot_of(key: &[u8]) -> Result<u16> {
         .ok_or_else(|| StorageError::Format("data key shorter than its slot prefix".into()))
 }
 
+fn write_error_reason(message: &str) -> String {
+    const KNOWN: [&str; 4] = [
+        "No space left on device",
+        "Disk quota exceeded",
+        "Read-only file system",
+        "Input/output error",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| message.contains(*k))
+        .map_or_else(|| message.to_string(), |k| k.to_string())
+}
+
 pub(super) fn counter_key(slot: u16) -> [u8; 3] {
     let s = slot.to_be_bytes();
     [s[0], s[1], COUNTER_KIND]
@@ -65,6 +78,9 @@ pub struct Engine {
     wbm: WriteBufferManager,
     /// Batches written (client, replicated, migrated alike): what `everysec` syncs.
     writes: std::sync::atomic::AtomicU64,
+    /// Why the last write or WAL sync failed. RocksDB keeps its WAL writer failed after such
+    /// an error, so this stays set until the node restarts.
+    write_error: Mutex<Option<String>>,
 }
 
 /// A consistent read view.
@@ -171,6 +187,7 @@ impl Engine {
             cache,
             wbm,
             writes: Default::default(),
+            write_error: Mutex::new(None),
         };
         engine.check_format()?;
         Ok(engine)
@@ -324,7 +341,9 @@ impl Engine {
                 }
             }
         }
-        self.db.write_opt(wb, &self.write_opts)?;
+        self.db
+            .write_opt(wb, &self.write_opts)
+            .map_err(|e| self.failed_write(e))?;
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -332,8 +351,23 @@ impl Engine {
 
     /// Syncs the write-ahead log to disk.
     pub fn sync_wal(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
+        self.db.flush_wal(true).map_err(|e| self.failed_write(e))?;
         Ok(())
+    }
+
+    fn failed_write(&self, e: rocksdb::Error) -> StorageError {
+        let e = StorageError::from(e);
+        let mut w = self.write_error.lock();
+        if w.is_none() {
+            *w = Some(write_error_reason(&e.to_string()));
+        }
+        e
+    }
+
+    /// Why writes fail since a write or WAL sync failed (`None` while they work): the
+    /// operating system's words when RocksDB passes them on, as Valkey reports `strerror`.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error.lock().clone()
     }
 
     /// The persistent counters of every slot (zero for slots without a family).

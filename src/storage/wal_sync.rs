@@ -27,6 +27,8 @@ pub struct WalSync {
     completed: watch::Sender<u64>,
     syncs: AtomicU64,
     failures: AtomicU64,
+    /// The highest ticket a successful sync covered.
+    durable: AtomicU64,
 }
 
 fn mode_to_u64(m: SyncMode) -> u64 {
@@ -48,6 +50,7 @@ impl WalSync {
             completed: tx,
             syncs: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
         });
         let me = Arc::clone(&ws);
         let weak = Arc::downgrade(&engine);
@@ -83,10 +86,11 @@ impl WalSync {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// Waits until every write made before this call is synced (only in `always` mode).
-    pub async fn wait_durable(&self) {
+    /// Waits until every write made before this call is synced (only in `always` mode);
+    /// false when the sync failed, so those writes must not be acknowledged.
+    pub async fn wait_durable(&self) -> bool {
         if self.mode() != SyncMode::Always {
-            return;
+            return true;
         }
         let ticket = {
             let mut r = self.requested.lock();
@@ -96,7 +100,10 @@ impl WalSync {
         self.wake.notify_one();
         let mut rx = self.completed.subscribe();
         // The sender lives as long as `self`; an error means shutdown, when waiting is moot.
-        let _ = rx.wait_for(|done| *done >= ticket).await;
+        if rx.wait_for(|done| *done >= ticket).await.is_err() {
+            return false;
+        }
+        self.durable.load(Ordering::Acquire) >= ticket
     }
 
     fn run(&self, engine: std::sync::Weak<Engine>, mut synced_writes: u64) {
@@ -120,6 +127,7 @@ impl WalSync {
                 match engine.sync_wal() {
                     Ok(()) => {
                         self.syncs.fetch_add(1, Ordering::Relaxed);
+                        self.durable.fetch_max(target, Ordering::AcqRel);
                     }
                     Err(e) => {
                         self.failures.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@ mod cluster_clients;
 mod cluster_create;
 mod cluster_restart;
 mod commands;
+mod disk_full;
 mod durability;
 mod failover;
 mod failover_fullsync;
