@@ -156,7 +156,8 @@ pub(super) fn execute(
     let reply = super::execute(spec, &mut ctx, args);
     if reply.is_error() {
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-    } else if spec.is_write() {
+    } else if spec.is_write() && !matches!(ctx.client.after, Some(After::Block { .. })) {
+        // A command that blocks wrote nothing: noting its keys would wake it at once.
         ctx.client.wrote = true;
         // Always noted (not only while someone is blocked): a client that blocks while this
         // scope is still uncommitted must be woken by its commit.
