@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod big_collections;
 mod blocking;
+mod chaos;
 mod clients;
 mod cluster_bad_input;
 mod cluster_clients;

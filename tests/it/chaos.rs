@@ -1,0 +1,276 @@
+//! The fault campaign (issue 13): a 3×2 cluster in synchronous mode (`replica-ack-before-reply
+//! yes`) under writer threads that cycle over their keys, while a seeded sequence of faults
+//! runs: SIGKILL of a primary (its replica takes over, it comes back as a replica), SIGKILL of a
+//! replica, SIGSTOP of any node for a third of the node timeout, manual failovers, and native
+//! slot migrations between primaries. After each fault the cluster must heal and take writes
+//! again; at the end every acknowledged write must be readable with its latest acknowledged
+//! value (a later SET that got an error may have replaced it), every slot has one owner, and
+//! every replica holds as many keys as its primary.
+//!
+//! `ROCKSLOT_CHAOS_SECS` (default 60) bounds the faults' time, `ROCKSLOT_CHAOS_SEED` replays a
+//! run; `scripts/chaos.sh SECONDS SEED` runs a long campaign.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::failover::seed_cluster;
+use crate::harness::{try_wait_until_every, AckWriter, Cluster};
+
+const SETTLE: Duration = Duration::from_secs(90);
+const WRITERS: usize = 3;
+/// Keys per writer thread: each is overwritten many times, so the latest value matters.
+const CYCLE: u64 = 500;
+
+/// xorshift64*: the campaign's only source of choices, so a seed replays it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> Result<T> {
+        ensure!(!from.is_empty(), "nothing to pick from");
+        Ok(from[self.below(from.len())])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillPrimary,
+    KillReplica,
+    StopNode,
+    ManualFailover,
+    Migrate,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::KillPrimary,
+    Fault::KillReplica,
+    Fault::StopNode,
+    Fault::ManualFailover,
+    Fault::Migrate,
+];
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// A live node to read the cluster's view from.
+fn viewer(c: &Cluster, except: &[usize]) -> Result<usize> {
+    c.live_except(except)
+        .first()
+        .copied()
+        .context("no live node")
+}
+
+/// One slot `primary` owns (in `view`'s eyes).
+fn a_slot_of(c: &Cluster, view: usize, primary: usize) -> Result<u16> {
+    let port = c.node(primary).port();
+    c.cluster_nodes(view)?
+        .iter()
+        .find(|l| l.port == port)
+        .and_then(|l| l.ranges().first().map(|r| r.0))
+        .with_context(|| format!("node {primary} owns no slot"))
+}
+
+fn heal(c: &Cluster) -> Result<()> {
+    c.wait_healthy(SETTLE)?;
+    c.wait_all_replicating(0, SETTLE)?;
+    Ok(())
+}
+
+fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
+    let view = viewer(c, &[])?;
+    let primaries = c.masters(view)?;
+    let replicas = c.replicas(view)?;
+    Ok(match f {
+        Fault::KillPrimary => {
+            let p = rng.pick(&primaries)?;
+            let heir = c.replica_of(view, p)?;
+            let slot = a_slot_of(c, view, p)?;
+            c.node_mut(p).kill9()?;
+            let views = c.live();
+            c.wait_slot_served_by(slot, heir, &views, SETTLE)?;
+            c.node_mut(p).restart()?;
+            heal(c)?;
+            format!("SIGKILL primary {p}, replica {heir} took over, {p} rejoined")
+        }
+        Fault::KillReplica => {
+            let r = rng.pick(&replicas)?;
+            c.node_mut(r).kill9()?;
+            c.node_mut(r).restart()?;
+            heal(c)?;
+            format!("SIGKILL replica {r}, restarted")
+        }
+        Fault::StopNode => {
+            let n = rng.below(c.len());
+            let stop = c.node_timeout() / 3;
+            c.node_mut(n).pause()?;
+            // The fault's length, not a wait for a condition.
+            std::thread::sleep(stop);
+            c.node_mut(n).resume()?;
+            heal(c)?;
+            format!("SIGSTOP node {n} for {stop:?}")
+        }
+        Fault::ManualFailover => {
+            let r = rng.pick(&replicas)?;
+            let old = c
+                .cluster_nodes(view)?
+                .iter()
+                .find(|l| l.port == c.node(r).port())
+                .and_then(|l| l.master.clone())
+                .context("replica without a primary")?;
+            let old = c
+                .cluster_nodes(view)?
+                .iter()
+                .find(|l| l.id == old)
+                .and_then(|l| c.index_of_port(l.port))
+                .context("unknown primary")?;
+            let slot = a_slot_of(c, view, old)?;
+            c.query(r, &["CLUSTER", "FAILOVER"])?;
+            let views = c.live();
+            c.wait_slot_served_by(slot, r, &views, SETTLE)?;
+            heal(c)?;
+            format!("CLUSTER FAILOVER on replica {r} of {old}")
+        }
+        Fault::Migrate => {
+            let src = rng.pick(&primaries)?;
+            let others: Vec<usize> = primaries.iter().copied().filter(|&p| p != src).collect();
+            let dst = rng.pick(&others)?;
+            let port = c.node(src).port();
+            let ranges = c
+                .cluster_nodes(view)?
+                .iter()
+                .find(|l| l.port == port)
+                .map(|l| l.ranges())
+                .unwrap_or_default();
+            let &(a, b) = ranges
+                .get(rng.below(ranges.len().max(1)))
+                .context("the source owns no slot")?;
+            let width = ((b - a) as usize + 1).min(1 + rng.below(64)) as u16;
+            let first = a + rng.below((b - a + 2 - width) as usize) as u16;
+            let last = first + width - 1;
+            let dst_id = c.myid(dst)?;
+            c.query(
+                src,
+                &[
+                    "CLUSTER",
+                    "MIGRATESLOTS",
+                    "SLOTSRANGE",
+                    &first.to_string(),
+                    &last.to_string(),
+                    "NODE",
+                    &dst_id,
+                ],
+            )?;
+            try_wait_until_every(SETTLE, Duration::from_millis(100), "migration done", || {
+                let jobs = c.slot_migrations(src)?;
+                if let Some(bad) = jobs.iter().find(|j| {
+                    matches!(
+                        j.get("state").map(String::as_str),
+                        Some("failed" | "cancelled")
+                    )
+                }) {
+                    bail!("a migration failed: {bad:?}");
+                }
+                Ok(jobs
+                    .iter()
+                    .all(|j| j.get("state").map(String::as_str) == Some("success")))
+            })?;
+            let views = c.live();
+            c.wait_slot_served_by(first, dst, &views, SETTLE)?;
+            heal(c)?;
+            format!("MIGRATESLOTS {first}-{last} from {src} to {dst}")
+        }
+    })
+}
+
+/// Every replica ends with its primary's key count.
+fn replicas_converged(c: &Cluster) -> Result<()> {
+    for p in c.masters(0)? {
+        for r in c.replicas_of(0, p)? {
+            c.wait_same_dbsize(r, p, SETTLE)
+                .with_context(|| format!("replica {r} of {p}"))?;
+        }
+    }
+    Ok(())
+}
+
+struct Campaign {
+    seed: u64,
+    ops: u64,
+    acked: usize,
+    lost: usize,
+    faults: BTreeMap<Fault, usize>,
+}
+
+fn campaign(seed: u64, budget: Duration) -> Result<Campaign> {
+    let mut rng = Rng(seed | 1);
+    let mut c = seed_cluster(&[("replica-ack-before-reply", "yes")])?;
+    c.touch_every_slot_range("chaos-warm:", 128, SETTLE)?;
+    let w = AckWriter::start_cycling(&c, "chaos", WRITERS, CYCLE)?;
+    w.wait_acked_after(Instant::now(), 200, SETTLE, "writer warm-up", |_| true)?;
+    let mut faults = BTreeMap::new();
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < budget && n < 1000 {
+        n += 1;
+        let f = rng.pick(&FAULTS)?;
+        let what = inject(&mut c, f, &mut rng)
+            .with_context(|| format!("fault {n} ({f:?}), seed {seed}"))?;
+        *faults.entry(f).or_insert(0) += 1;
+        // No node wedged: writes are acknowledged again after every fault.
+        w.wait_acked_after(Instant::now(), 50, SETTLE, "writes after a fault", |_| true)
+            .with_context(|| format!("after fault {n}: {what}, seed {seed}"))?;
+        println!("chaos[{seed}]: {:>6.1?} fault {n}: {what}", t0.elapsed());
+    }
+    let report = w.stop(Duration::from_secs(30))?;
+    heal(&c)?;
+    c.one_owner_per_slot()?;
+    replicas_converged(&c)?;
+    let lost = report.lost(&c, 0)?;
+    if !lost.is_empty() {
+        println!("chaos[{seed}]: lost, e.g. {:?}", &lost[..lost.len().min(5)]);
+    }
+    Ok(Campaign {
+        seed,
+        ops: report.acked.len() as u64 + report.errors,
+        acked: report.acked.len(),
+        lost: lost.len(),
+        faults,
+    })
+}
+
+#[test]
+fn chaos_campaign_sync_mode_loses_nothing() -> Result<()> {
+    let budget = Duration::from_secs(env_u64("ROCKSLOT_CHAOS_SECS").unwrap_or(60));
+    let seed = env_u64("ROCKSLOT_CHAOS_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    println!("chaos: seed {seed} (ROCKSLOT_CHAOS_SEED={seed} replays it), {budget:?} of faults");
+    let r = campaign(seed, budget).with_context(|| format!("chaos seed {seed}"))?;
+    println!(
+        "chaos[{}]: operations {}, acknowledged {}, lost {}, faults {:?}",
+        r.seed, r.ops, r.acked, r.lost, r.faults
+    );
+    ensure!(
+        r.lost == 0,
+        "{} acknowledged writes lost in synchronous mode (seed {})",
+        r.lost,
+        r.seed
+    );
+    Ok(())
+}
