@@ -20,6 +20,8 @@ use crate::harness::{try_wait_until_every, AckWriter, Cluster};
 
 const SETTLE: Duration = Duration::from_secs(90);
 const WRITERS: usize = 3;
+/// How long one CLUSTER FAILOVER may take before it is asked for again.
+const FAILOVER_WAIT: Duration = Duration::from_secs(20);
 /// Keys per writer thread: each is overwritten many times, so the latest value matters.
 const CYCLE: u64 = 500;
 
@@ -137,11 +139,23 @@ fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
                 .and_then(|l| c.index_of_port(l.port))
                 .context("unknown primary")?;
             let slot = a_slot_of(c, view, old)?;
-            c.query(r, &["CLUSTER", "FAILOVER"])?;
             let views = c.live();
-            c.wait_slot_served_by(slot, r, &views, SETTLE)?;
+            // A manual failover that does not complete in time is abandoned, as in Valkey
+            // (cluster-mf-timeout); the operator asks again.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                c.query(r, &["CLUSTER", "FAILOVER"])?;
+                match c.wait_slot_served_by(slot, r, &views, FAILOVER_WAIT) {
+                    Ok(_) => break,
+                    Err(e) if tries < 3 => {
+                        println!("chaos: CLUSTER FAILOVER on {r} did not complete: {e:#}")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             heal(c)?;
-            format!("CLUSTER FAILOVER on replica {r} of {old}")
+            format!("CLUSTER FAILOVER on replica {r} of {old} (tries: {tries})")
         }
         Fault::Migrate => {
             let src = rng.pick(&primaries)?;
