@@ -80,7 +80,7 @@ pub struct Engine {
     writes: std::sync::atomic::AtomicU64,
     /// Why the last write or WAL sync failed. RocksDB keeps its WAL writer failed after such
     /// an error, so this stays set until the node restarts.
-    write_error: Mutex<Option<String>>,
+    write_error: std::sync::OnceLock<String>,
 }
 
 /// A consistent read view.
@@ -187,7 +187,7 @@ impl Engine {
             cache,
             wbm,
             writes: Default::default(),
-            write_error: Mutex::new(None),
+            write_error: std::sync::OnceLock::new(),
         };
         engine.check_format()?;
         Ok(engine)
@@ -357,17 +357,16 @@ impl Engine {
 
     fn failed_write(&self, e: rocksdb::Error) -> StorageError {
         let e = StorageError::from(e);
-        let mut w = self.write_error.lock();
-        if w.is_none() {
-            *w = Some(write_error_reason(&e.to_string()));
-        }
+        // The first failure names the cause; the ones after it are its consequence.
+        let _ = self.write_error.set(write_error_reason(&e.to_string()));
         e
     }
 
     /// Why writes fail since a write or WAL sync failed (`None` while they work): the
     /// operating system's words when RocksDB passes them on, as Valkey reports `strerror`.
+    /// Lock-free: every write command checks it.
     pub fn write_error(&self) -> Option<String> {
-        self.write_error.lock().clone()
+        self.write_error.get().cloned()
     }
 
     /// The persistent counters of every slot (zero for slots without a family).

@@ -174,19 +174,7 @@ fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
             let width = ((b - a) as usize + 1).min(1 + rng.below(64)) as u16;
             let first = a + rng.below((b - a + 2 - width) as usize) as u16;
             let last = first + width - 1;
-            let dst_id = c.myid(dst)?;
-            c.query(
-                src,
-                &[
-                    "CLUSTER",
-                    "MIGRATESLOTS",
-                    "SLOTSRANGE",
-                    &first.to_string(),
-                    &last.to_string(),
-                    "NODE",
-                    &dst_id,
-                ],
-            )?;
+            c.migrate_slots(src, first, last, dst)?;
             try_wait_until_every(SETTLE, Duration::from_millis(100), "migration done", || {
                 let jobs = c.slot_migrations(src)?;
                 if let Some(bad) = jobs.iter().find(|j| {

@@ -23,7 +23,7 @@ fn long_command_under_a_write_pause_keeps_the_bus_alive() -> Result<()> {
     c.create_and_wait(0)?;
     let src = c.slot_owner(0, 0)?;
     let dst = c.slot_owner(0, 16383)?;
-    let (src_id, dst_id) = (c.myid(src)?, c.myid(dst)?);
+    let src_id = c.myid(src)?;
     let read_key = (0..10_000)
         .map(|i| format!("live-{i}"))
         .find(|k| {
@@ -56,18 +56,7 @@ fn long_command_under_a_write_pause_keeps_the_bus_alive() -> Result<()> {
             Ok(list.contains("cmd=debug"))
         },
     )?;
-    c.query(
-        src,
-        &[
-            "CLUSTER",
-            "MIGRATESLOTS",
-            "SLOTSRANGE",
-            "0",
-            "0",
-            "NODE",
-            &dst_id,
-        ],
-    )?;
+    c.migrate_slots(src, 0, 0, dst)?;
     // A client that keeps asking for the job until it sees the handover pause, so that one of
     // its requests arrives while the pause waits for the sleeping client; then it reads.
     let (src_node, key) = (c.node(src), read_key.clone());

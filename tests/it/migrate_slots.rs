@@ -283,17 +283,7 @@ fn crash_mid_migration(victim: Victim) -> Result<()> {
         SETTLE,
         Duration::from_millis(100),
         "job resolved",
-        || {
-            let active = |i| -> Result<bool> {
-                Ok(c.slot_migrations(i)?.iter().any(|j| {
-                    !matches!(
-                        j.get("state").map(String::as_str),
-                        Some("success" | "failed" | "cancelled")
-                    )
-                }))
-            };
-            Ok(!active(src)? && !active(dst)?)
-        },
+        || c.no_active_slot_jobs(),
     )?;
     let report = w.stop(Duration::from_secs(30))?;
     println!(

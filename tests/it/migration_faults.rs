@@ -10,38 +10,6 @@ use crate::harness::{try_wait_until_every, Cluster};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn migrate(c: &Cluster, src: usize, first: u16, last: u16, dst: usize) -> Result<()> {
-    let dst_id = c.myid(dst)?;
-    c.query(
-        src,
-        &[
-            "CLUSTER",
-            "MIGRATESLOTS",
-            "SLOTSRANGE",
-            &first.to_string(),
-            &last.to_string(),
-            "NODE",
-            &dst_id,
-        ],
-    )?;
-    Ok(())
-}
-
-fn no_active_jobs(c: &Cluster) -> Result<bool> {
-    for i in 0..c.len() {
-        let busy = c.slot_migrations(i)?.iter().any(|j| {
-            !matches!(
-                j.get("state").map(String::as_str),
-                Some("success" | "failed" | "cancelled")
-            )
-        });
-        if busy {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn all_loaded_keys_readable(c: &Cluster, loaded: &[(String, String)]) -> Result<()> {
     let wrong = c.wrong_values(0, loaded)?;
     ensure!(
@@ -68,7 +36,7 @@ fn source_killed_inside_the_commit_loses_nothing() -> Result<()> {
     let dst = c.slot_owner(0, 16383)?;
     let loaded = c.load_keys(0, "mid-commit", 5_000, 32)?;
     c.query(dst, &["DEBUG", "SLOT-MIGRATION-COMMIT-DELAY", "3000"])?;
-    migrate(&c, src, 0, 999, dst)?;
+    c.migrate_slots(src, 0, 999, dst)?;
     try_wait_until_every(
         SETTLE,
         Duration::from_millis(10),
@@ -83,7 +51,10 @@ fn source_killed_inside_the_commit_loses_nothing() -> Result<()> {
         SETTLE,
         Duration::from_millis(100),
         "jobs resolved and every node sees the target owning slot 0",
-        || Ok(no_active_jobs(&c)? && (0..c.len()).all(|i| c.slot_owner(i, 0).ok() == Some(dst))),
+        || {
+            Ok(c.no_active_slot_jobs()?
+                && (0..c.len()).all(|i| c.slot_owner(i, 0).ok() == Some(dst)))
+        },
     )?;
     c.one_owner_per_slot()?;
     all_loaded_keys_readable(&c, &loaded)
@@ -102,9 +73,9 @@ fn commit_without_a_saved_nodes_conf_changes_no_owner() -> Result<()> {
     let loaded = c.load_keys(0, "no-save", 3_000, 32)?;
     let blocker = c.nodes_conf_path(dst).with_extension("conf.tmp");
     std::fs::create_dir(&blocker)?;
-    migrate(&c, src, 0, 99, dst)?;
+    c.migrate_slots(src, 0, 99, dst)?;
     try_wait_until_every(SETTLE, Duration::from_millis(50), "job ended", || {
-        no_active_jobs(&c)
+        c.no_active_slot_jobs()
     })?;
     let jobs = c.slot_migrations(src)?;
     ensure!(
@@ -123,12 +94,15 @@ fn commit_without_a_saved_nodes_conf_changes_no_owner() -> Result<()> {
     all_loaded_keys_readable(&c, &loaded)?;
 
     std::fs::remove_dir(&blocker)?;
-    migrate(&c, src, 0, 99, dst)?;
+    c.migrate_slots(src, 0, 99, dst)?;
     try_wait_until_every(
         SETTLE,
         Duration::from_millis(50),
         "second migration",
-        || Ok(no_active_jobs(&c)? && (0..c.len()).all(|i| c.slot_owner(i, 0).ok() == Some(dst))),
+        || {
+            Ok(c.no_active_slot_jobs()?
+                && (0..c.len()).all(|i| c.slot_owner(i, 0).ok() == Some(dst)))
+        },
     )?;
     c.one_owner_per_slot()?;
     all_loaded_keys_readable(&c, &loaded)
@@ -150,7 +124,7 @@ fn operator_keeps_slots_when_the_target_is_gone() -> Result<()> {
     let loaded = c.load_keys(0, "gone", 3_000, 32)?;
     let epoch_before: u64 = c.info_field(src, "cluster_my_epoch")?.parse()?;
     c.query(dst, &["DEBUG", "SLOT-MIGRATION-COMMIT-DELAY", "60000"])?;
-    migrate(&c, src, 0, 99, dst)?;
+    c.migrate_slots(src, 0, 99, dst)?;
     try_wait_until_every(
         SETTLE,
         Duration::from_millis(10),

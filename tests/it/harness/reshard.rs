@@ -231,6 +231,40 @@ impl Cluster {
             .collect()
     }
 
+    /// `CLUSTER MIGRATESLOTS SLOTSRANGE first last NODE <dst's id>` on node `src`.
+    pub fn migrate_slots(&self, src: usize, first: u16, last: u16, dst: usize) -> Result<()> {
+        let dst_id = self.myid(dst)?;
+        self.query(
+            src,
+            &[
+                "CLUSTER",
+                "MIGRATESLOTS",
+                "SLOTSRANGE",
+                &first.to_string(),
+                &last.to_string(),
+                "NODE",
+                &dst_id,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether no node has a slot migration job that is still running.
+    pub fn no_active_slot_jobs(&self) -> Result<bool> {
+        for i in 0..self.len() {
+            let busy = self.slot_migrations(i)?.iter().any(|j| {
+                !matches!(
+                    j.get("state").map(String::as_str),
+                    Some("success" | "failed" | "cancelled")
+                )
+            });
+            if busy {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Every slot is owned by exactly one primary and every node agrees (the check passes with
     /// both tools).
     pub fn one_owner_per_slot(&self) -> Result<()> {
