@@ -45,6 +45,11 @@ pub struct Election {
     pub epoch: u64,
     /// Primaries that granted their vote for `epoch`.
     pub votes: BTreeSet<NodeId>,
+    /// Unix ms when this election was scheduled: sibling offsets heard after it are current
+    /// (the failed primary's stream has stopped).
+    pub scheduled: u64,
+    /// The synchronous-mode hold was logged.
+    pub held_back: bool,
 }
 
 /// A replica's manual failover in progress.
@@ -77,6 +82,9 @@ pub struct Failover {
     pub orphaned_since: BTreeMap<NodeId, u64>,
     /// xorshift state for the random part of the election delay (tests may set it).
     pub rng: u64,
+    /// Fault injection (DEBUG FAILOVER-DELAY): added to every automatic election's delay, so
+    /// a test can let another replica run first.
+    pub extra_delay_ms: u64,
 }
 
 impl Failover {
@@ -170,6 +178,38 @@ impl ClusterState {
             age -= self.node_timeout;
         }
         age <= REPL_PING_PERIOD_MS + self.node_timeout * self.replica_validity_factor
+    }
+
+    /// Synchronous mode (`replica-ack-before-reply`): a write was acknowledged once one replica
+    /// held it, so only a replica at least as far as every sibling may win, or acknowledged
+    /// writes would be lost. A sibling counts once it answered a ping sent after the election
+    /// was scheduled (its offset no longer moves: the primary failed); one flagged failing
+    /// cannot be asked and does not count. Returns why this replica must wait, if it must.
+    fn sibling_may_hold_more(&self) -> Option<String> {
+        let me = self.me();
+        let primary = me.primary?;
+        let since = self.failover.election.scheduled;
+        for n in self.nodes.values() {
+            if n.id == self.myself
+                || n.role != Role::Replica
+                || n.primary != Some(primary)
+                || n.pfail
+                || n.fail
+                || n.handshake
+            {
+                continue;
+            }
+            if n.pong_recv < since {
+                return Some(format!("waiting for replica {}'s current offset", n.id));
+            }
+            if n.repl_offset > me.repl_offset {
+                return Some(format!(
+                    "replica {} holds offset {} beyond ours ({})",
+                    n.id, n.repl_offset, me.repl_offset
+                ));
+            }
+        }
+        None
     }
 
     /// Makes this node a replica of `primary`, abandoning any election or manual failover.
@@ -299,11 +339,13 @@ impl ClusterState {
             } else {
                 let rank = self.replica_rank();
                 let jitter = self.failover.random(500);
-                (now + 500 + jitter + rank as u64 * 1000, rank)
+                let extra = self.failover.extra_delay_ms;
+                (now + 500 + jitter + rank as u64 * 1000 + extra, rank)
             };
             self.failover.election = Election {
                 auth_time,
                 rank,
+                scheduled: now,
                 ..Election::default()
             };
             tracing::info!(
@@ -333,6 +375,16 @@ impl ClusterState {
             // Not yet, or this attempt expired and waits for the retry.
             return;
         }
+        if !e.sent && !manual && self.sync_replication {
+            if let Some(why) = self.sibling_may_hold_more() {
+                if !self.failover.election.held_back {
+                    tracing::info!("failover election held back: {why}");
+                    self.failover.election.held_back = true;
+                }
+                return;
+            }
+        }
+        let e = &self.failover.election;
         if !e.sent {
             self.current_epoch += 1;
             let epoch = self.current_epoch;

@@ -278,6 +278,7 @@ fn apply_config(st: &mut ClusterState, c: &Config) {
     st.replica_no_failover = c.cluster_replica_no_failover;
     st.migration_barrier = c.cluster_migration_barrier;
     st.allow_replica_migration = c.cluster_allow_replica_migration;
+    st.sync_replication = c.replica_ack_before_reply;
 }
 
 pub use bus_task::{announce, spawn_bus};

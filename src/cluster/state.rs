@@ -124,6 +124,9 @@ pub struct ClusterState {
     pub migration_barrier: u32,
     /// `cluster-allow-replica-migration`.
     pub allow_replica_migration: bool,
+    /// `replica-ack-before-reply`: writes are acknowledged once a replica holds them, so an
+    /// election must not pick a replica missing some (see `sibling_may_hold_more`).
+    pub sync_replication: bool,
     /// Elections, votes, manual failover and replica migration bookkeeping.
     pub failover: Failover,
     pub ok: bool,
@@ -155,6 +158,7 @@ impl ClusterState {
             replica_no_failover: false,
             migration_barrier: 1,
             allow_replica_migration: true,
+            sync_replication: false,
             failover: Failover::new(),
             ok: false,
             dirty: true,

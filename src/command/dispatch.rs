@@ -119,6 +119,10 @@ pub fn dispatch(
             }
         }
     }
+    if spec.is_write() && !shared.is_replica() && shared.keyspace.is_read_only() {
+        // The view made this node a primary before the replica task took over the stream.
+        shared.repl.ensure_primary();
+    }
     if spec.is_write() && shared.is_replica() {
         return Ok(error_reply(
             shared,

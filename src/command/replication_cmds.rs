@@ -107,8 +107,7 @@ pub fn replicaof(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if is(&args[1], "no") && is(&args[2], "one") {
         ctx.node.config.update(|c| c.replicaof = None);
-        // Writable from the next command on; the replica task finishes the promotion.
-        ctx.node.keyspace.set_read_only(false);
+        ctx.node.repl.ensure_primary();
         return Ok(Reply::OK);
     }
     let port = super::args::parse_i64(&args[2])

@@ -444,6 +444,31 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             out.push(Reply::StatusOwned(digest));
         }
         Ok(Reply::Array(out))
+    } else if (is(sub, "digest") && args.len() == 2)
+        || (is(sub, "digest-slot") && (3..=4).contains(&args.len()))
+    {
+        // DIGEST-SLOT <first> [<last>] is rockslot's: replicas and primaries compare slots.
+        let (first, last) = if args.len() == 2 {
+            (0, (crate::slot::SLOTS - 1) as u16)
+        } else {
+            let slot = |a: &[u8]| -> Result<u16, CmdError> {
+                u16::try_from(int(a)?)
+                    .ok()
+                    .filter(|s| (*s as usize) < crate::slot::SLOTS)
+                    .ok_or_else(|| CmdError::err("Invalid or out of range slot"))
+            };
+            let first = slot(&args[2])?;
+            let last = args.get(3).map(|a| slot(a)).transpose()?.unwrap_or(first);
+            if last < first {
+                return Err(CmdError::err("Invalid or out of range slot"));
+            }
+            (first, last)
+        };
+        let digest = super::long_running(|| ctx.node.keyspace.digest_slots(first, last))?;
+        Ok(Reply::StatusOwned(match digest {
+            Some(d) => d.iter().map(|b| format!("{b:02x}")).collect(),
+            None => "0".repeat(40),
+        }))
     } else if is(sub, "reload") {
         // Data lives on disk already; syncing the WAL is what a reload would guarantee.
         ctx.node.engine.sync_wal()?;
@@ -456,6 +481,32 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let on = is(&args[2], "yes");
         cl.isolated.store(on, Ordering::Relaxed);
         Ok(Reply::OK)
+    } else if is(sub, "failover-delay") && args.len() == 3 {
+        // Fault injection: this replica's automatic elections start later, so a test can let
+        // a sibling run first.
+        let Some(cl) = &ctx.node.cluster else {
+            return Err(CmdError::err("This instance has cluster support disabled"));
+        };
+        let ms = int(&args[2])?.max(0) as u64;
+        cl.with_state(|st| st.failover.extra_delay_ms = ms);
+        Ok(Reply::OK)
+    } else if is(sub, "repl-promote-delay") && args.len() == 3 {
+        // Fault injection: a replica whose role turned primary takes over the replication
+        // stream this much later (writes arriving meanwhile must still start the new history).
+        let ms = int(&args[2])?.max(0) as u64;
+        ctx.node
+            .replication
+            .promote_delay_ms
+            .store(ms, Ordering::Relaxed);
+        Ok(Reply::OK)
+    } else if is(sub, "restore-stage-delay") && args.len() == 3 {
+        // Test hook: a staged restore answers this much later, so a test can write meanwhile.
+        let ms = int(&args[2])?.max(0) as u64;
+        ctx.node
+            .migrations
+            .stage_delay_ms
+            .store(ms, Ordering::Relaxed);
+        Ok(Reply::OK)
     } else if is(sub, "slot-migration-commit-delay") && args.len() == 3 {
         // Test hook: holds a target's Commit between taking the slots and recording it.
         let ms = int(&args[2])?.max(0) as u64;
@@ -465,7 +516,8 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .store(ms, Ordering::Relaxed);
         Ok(Reply::OK)
     } else if is(sub, "slot-migration-delay") && args.len() == 3 {
-        // Test hook: slows a slot migration's snapshot stream so a test can crash it midway.
+        // Test hook: slows this node's slot snapshot streams (to a migration target, or to a
+        // replica fetching imported slots) so a test can crash one midway.
         let ms = int(&args[2])?.max(0) as u64;
         ctx.node
             .migrations
@@ -488,6 +540,8 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if is(sub, "help") {
         Ok(help(&[
             "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DIGEST",
+            "DIGEST-SLOT <first-slot> [<last-slot>]",
             "DIGEST-VALUE <key> [<key> ...]",
             "OBJECT <key>",
             "RELOAD",

@@ -240,6 +240,40 @@ impl Keyspace {
         self.commit(batch)
     }
 
+    /// Replica side: deletes every key of the slot ranges before their fetched state is
+    /// ingested. Not recorded in the write log: the stream's own marker (SlotsImported) is
+    /// what this node's backlog must hold at that offset, not a delete of its own making.
+    pub fn replica_drop_slots(&self, ranges: &[(u16, u16)]) -> Result<()> {
+        let mut batch = Batch::new();
+        for &(a, b) in ranges {
+            batch.delete_slots(a, b);
+        }
+        let _order = self.commit_lock.lock();
+        self.write_and_mirror(batch)
+    }
+
+    /// A digest of everything stored under slots `first..=last` (keys, values, TTLs, indexes),
+    /// read from one snapshot in storage order, so a replica and its primary holding the same
+    /// data give the same digest. `None` when the slots hold nothing; hidden (importing) slots
+    /// count as empty.
+    pub fn digest_slots(&self, first: u16, last: u16) -> Result<Option<[u8; 20]>> {
+        let mut h = sha1_smol::Sha1::new();
+        let mut any = false;
+        let ranges: Vec<(u16, u16)> = (first..=last)
+            .filter(|s| !self.is_hidden(*s))
+            .map(|s| (s, s))
+            .collect();
+        self.export_slots(&ranges, false, |k, v| {
+            any = true;
+            h.update(&(k.len() as u32).to_le_bytes());
+            h.update(k);
+            h.update(&(v.len() as u32).to_le_bytes());
+            h.update(v);
+            true
+        })?;
+        Ok(any.then(|| h.digest().bytes()))
+    }
+
     /// Pauses writes to the slot ranges until the returned pause is dropped; returns once
     /// every request batch routed before the pause has committed. Pauses of different owners
     /// (a slot migration's handover, a legacy MIGRATE's last round) may overlap: each holds

@@ -95,6 +95,35 @@ fn owned_slot(shared: &MigrationHandle, ranges: &[(u16, u16)]) -> Option<u16> {
     })
 }
 
+/// How long a target waits for its replicas to fetch freshly loaded slots before it goes on.
+const REPLICA_FETCH_WAIT: Duration = Duration::from_secs(60);
+
+/// Before the commit point: the replicas online must hold everything imported, or a failover
+/// right after the commit would promote one without the slots' keys (the source drops them
+/// once the commit is known). In synchronous mode (`replica-ack-before-reply`) the commit
+/// fails without enough of them, as a write would; otherwise a replica that does not answer
+/// in time is left behind with a warning, as an asynchronous write would be.
+async fn replicas_hold_the_slots(shared: &MigrationHandle, job: &str) -> Result<(), String> {
+    let c = shared.config.snapshot();
+    let timeout = Duration::from_millis(c.cluster_node_timeout_ms.max(1000));
+    let (got, online) = shared.replicas.replicas_caught_up(timeout).await;
+    let need = if c.replica_ack_before_reply {
+        (c.min_replicas_to_write as usize).max(1)
+    } else {
+        online
+    };
+    if got >= need {
+        return Ok(());
+    }
+    if c.replica_ack_before_reply {
+        return Err(format!(
+            "only {got} replicas hold the imported slots, {need} needed (replica-ack-before-reply)"
+        ));
+    }
+    tracing::warn!("slot migration {job}: committing with {got} of {online} replicas caught up");
+    Ok(())
+}
+
 /// Applies the last writes, takes the slots (the commit point: nodes.conf), reveals them and
 /// records the commit.
 async fn commit_job(
@@ -117,6 +146,7 @@ async fn commit_job(
         Ok(())
     })
     .await?;
+    replicas_hold_the_slots(&shared, &job).await?;
     let slots: Vec<u16> = j.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
     let epoch = cluster
         .with_state_saved(|st| st.take_imported_slots(&slots))?
@@ -305,6 +335,14 @@ impl ImportSide for TargetSide {
                 .map_err(|e| e.to_string())
         })
         .await?;
+        // The replicas fetch the slots now. Waiting here, while the source still takes
+        // writes, keeps the commit's own wait (under the source's write pause) short.
+        let (got, online) = shared.replicas.replicas_caught_up(REPLICA_FETCH_WAIT).await;
+        if got < online {
+            tracing::warn!(
+                "slot migration {job}: {got} of {online} replicas fetched the slots within {REPLICA_FETCH_WAIT:?}"
+            );
+        }
         self.set_state(&job, JobState::CatchingUp, format!("{n} entries loaded"));
         Ok(n)
     }
@@ -385,6 +423,8 @@ impl ImportSide for TargetSide {
 /// of the snapshot.
 pub(super) fn export_stream(shared: Arc<MigrationHandle>, ranges: Ranges) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<DataChunk, String>>(4);
+    // Test hook (DEBUG SLOT-MIGRATION-DELAY): a test can act while a replica fetches.
+    let delay = Duration::from_millis(shared.migrations.chunk_delay_ms.load(Ordering::Relaxed));
     tokio::task::spawn_blocking(move || {
         let mut chunk = DataChunk::default();
         let mut size = 0usize;
@@ -393,6 +433,7 @@ pub(super) fn export_stream(shared: Arc<MigrationHandle>, ranges: Ranges) -> Chu
             size += k.len() + v.len();
             if chunk.entries.len() >= CHUNK_ENTRIES || size >= CHUNK_BYTES {
                 size = 0;
+                std::thread::sleep(delay);
                 tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_ok()
             } else {
                 true

@@ -51,6 +51,17 @@ pub struct MigrationHandle {
     pub peers: Arc<dyn MigrationConnector>,
     /// Cached connections of the legacy MIGRATE command.
     pub migrate_links: MigrateLinks,
+    /// This node's replicas: a target takes imported slots only once they hold them.
+    pub replicas: Arc<dyn ReplicaWait>,
+}
+
+/// How a migration target learns that its own replicas hold what it imported (they fetch
+/// imported slots when their stream reaches the marker, and acknowledge after).
+#[async_trait::async_trait]
+pub trait ReplicaWait: Send + Sync {
+    /// Waits until every replica online now acknowledged everything written so far, or
+    /// `timeout`; returns (acknowledged, online).
+    async fn replicas_caught_up(&self, timeout: std::time::Duration) -> (usize, usize);
 }
 
 impl MigrationHandle {
@@ -177,6 +188,9 @@ pub struct Migrations {
     /// Test hook (DEBUG SLOT-MIGRATION-COMMIT-DELAY): a target's pause right after it took
     /// the slots at Commit.
     pub commit_delay_ms: AtomicU64,
+    /// Test hook (DEBUG RESTORE-STAGE-DELAY): a pause after a restore's data is staged, before
+    /// the stage answers.
+    pub stage_delay_ms: AtomicU64,
     pub(crate) imports: import::Imports,
     pub(crate) staged: backup::StagedJobs,
 }

@@ -59,6 +59,21 @@ impl ReplHandle {
         self.cluster.as_ref().is_some_and(|c| c.is_isolated())
     }
 
+    /// Takes over the stream as a primary, once: the backlog gets a new replication id (the
+    /// old one stays valid up to this offset for former siblings) and writes are accepted.
+    /// The replica task calls it when it sees the role change, and dispatch before a write
+    /// that arrives first, so no write is ever logged under the old id: a former peer with
+    /// its own writes beyond our offset under that id would otherwise continue from it.
+    pub fn ensure_primary(&self) {
+        let _role = self.replication.role.lock();
+        if self.keyspace.is_read_only() && !self.is_replica() {
+            self.replication.backlog.promote();
+            self.keyspace.set_read_only(false);
+            *self.replication.upstream.lock() = None;
+            tracing::info!("this node is now a primary");
+        }
+    }
+
     /// Whether this node is a replica now, from the published cluster view (or REPLICAOF), so a
     /// promotion takes effect for clients the moment the cluster state changes.
     pub fn is_replica(&self) -> bool {
@@ -114,6 +129,12 @@ pub struct Upstream {
 
 pub struct Replication {
     pub backlog: Arc<Backlog>,
+    /// Held while a replicated batch is applied and while the node takes over as a primary,
+    /// so neither happens in the middle of the other.
+    role: Mutex<()>,
+    /// Fault injection (DEBUG REPL-PROMOTE-DELAY): how long the replica task waits before it
+    /// takes over as a primary once the role changed.
+    pub promote_delay_ms: AtomicU64,
     links: Mutex<BTreeMap<u64, Link>>,
     next_link: AtomicU64,
     acks: watch::Sender<u64>,
@@ -129,6 +150,8 @@ impl Replication {
         let (acks, _) = watch::channel(0);
         Replication {
             backlog: Arc::new(Backlog::new(replid, offset, backlog_size)),
+            role: Mutex::new(()),
+            promote_delay_ms: AtomicU64::new(0),
             links: Mutex::new(BTreeMap::new()),
             next_link: AtomicU64::new(1),
             acks,
@@ -224,6 +247,28 @@ impl Replication {
         }
     }
 
+    /// Waits until every replica online at the time has acknowledged `offset` (a replica that
+    /// disconnects meanwhile stops counting), or `timeout` passes. Returns (acknowledged,
+    /// online).
+    pub async fn wait_all_acked(&self, offset: u64, timeout: Duration) -> (usize, usize) {
+        let mut rx = self.acks.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (got, online) = {
+                let links = self.links.lock();
+                let online: Vec<&Link> = links.values().filter(|l| l.online).collect();
+                let got = online.iter().filter(|l| l.ack >= offset).count();
+                (got, online.len())
+            };
+            if got == online {
+                return (got, online);
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return (got, online);
+            }
+        }
+    }
+
     /// The `# Replication` section of INFO.
     pub fn info(&self, replica_of: Option<(String, u16)>) -> String {
         let p = self.backlog.position();
@@ -286,6 +331,14 @@ impl Replication {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::migration::ReplicaWait for Replication {
+    async fn replicas_caught_up(&self, timeout: Duration) -> (usize, usize) {
+        let offset = self.backlog.position().offset;
+        self.wait_all_acked(offset, timeout).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +382,33 @@ mod tests {
             .unwrap()
             .and_then(|v| decode_state(&v));
         assert_eq!(stored, Some((now.replid, now.offset)));
+    }
+
+    /// A replica clears imported slots before ingesting their fetched state. That delete is
+    /// its own and must not enter its backlog: it used to be recorded at the offset the
+    /// stream's SlotsImported marker then arrived with, so the marker was dropped and a
+    /// replica continuing from this node after a failover got a delete of the slots instead.
+    #[test]
+    fn replica_fetch_keeps_the_streams_marker_in_its_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open_for_test(dir.path()));
+        let ks = Keyspace::open(Arc::clone(&engine)).unwrap();
+        let id = "b".repeat(40);
+        let repl = Replication::new(Some((id.clone(), 0)), 1 << 20);
+        ks.set_write_log(Arc::clone(&repl.backlog) as Arc<dyn WriteLog>);
+        repl.backlog.activate();
+        let mut marker = Batch::new();
+        marker.slots_imported(0, 9);
+        let frame = marker.encode();
+        let end = frame.len() as u64;
+        ks.replica_drop_slots(&[(0, 9)]).unwrap();
+        ks.apply_replicated(&frame, STATE_KEY, encode_state(&id, end))
+            .unwrap();
+        repl.backlog.append_at(end, frame.clone());
+        let held = repl.backlog.frames_after(0).unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].0, end);
+        assert_eq!(*held[0].1, frame, "the backlog holds the marker, not a delete");
     }
 
     /// WAIT counts a replica only for what this primary sent it: an acknowledgement (or the

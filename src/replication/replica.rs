@@ -3,6 +3,7 @@
 //! When the node stops being a replica it takes over the stream as a primary.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use tokio_stream::StreamExt;
 use super::wire::{Hello, PrimaryMsg};
 use super::ReplHandle;
 use super::{encode_state, Upstream, STATE_KEY};
+use crate::config::{AppendFsync, Config};
 use crate::storage::Batch;
 
 /// How this node reaches its primary: `(ip, client port, rpc port)`.
@@ -31,26 +33,21 @@ fn upstream_target(shared: &ReplHandle) -> Option<(String, u16, u16)> {
 
 pub fn spawn_replica_task(shared: Arc<ReplHandle>) {
     tokio::spawn(async move {
-        let mut was_replica = shared.keyspace.is_read_only();
         loop {
             if shared.is_shutting_down() {
                 return;
             }
             match upstream_target(&shared) {
                 None => {
-                    if was_replica {
-                        // Promoted (failover or REPLICAOF NO ONE): continue the history as a
-                        // primary, keeping the old id valid for our former peers.
-                        shared.replication.backlog.promote();
-                        shared.keyspace.set_read_only(false);
-                        *shared.replication.upstream.lock() = None;
-                        tracing::info!("this node is now a primary");
-                        was_replica = false;
+                    // Promoted (failover or REPLICAOF NO ONE), unless a write got there first.
+                    if shared.keyspace.is_read_only() {
+                        let delay = shared.replication.promote_delay_ms.load(Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
                     }
+                    shared.ensure_primary();
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Some((ip, port, rpc_port)) => {
-                    was_replica = true;
                     shared.keyspace.set_read_only(true);
                     // A replica mirrors the stream so it can serve partial syncs once promoted.
                     shared.replication.backlog.activate();
@@ -143,6 +140,7 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
     // Slots fetched from the primary after a slot migration, with the primary's offset of
     // that fetch: batches up to it are already contained for those slots.
     let mut fetched: Vec<(Vec<(u16, u16)>, u64)> = Vec::new();
+    let acks = Acks::new(shared, &link, &c);
     set_link(shared, true, None);
     loop {
         if !still_following(shared, ip, rpc_port) || shared.is_shutting_down() {
@@ -227,7 +225,7 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                 }
                 set_link(shared, true, Some(false));
                 tracing::info!("full sync done: {keys} records, offset {offset}");
-                link.ack(applied).await?;
+                acks.ack(&link, applied).await?;
             }
             PrimaryMsg::Continue { replid: id, offset } => {
                 if id != replid {
@@ -238,15 +236,30 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                 if let Some(u) = shared.replication.upstream.lock().as_mut() {
                     u.partial_syncs += 1;
                 }
-                link.ack(applied).await?;
+                acks.ack(&link, applied).await?;
             }
             PrimaryMsg::Batch { offset, ops } => {
                 fetched.retain(|(_, until)| offset <= *until);
+                let imported = Batch::decode(&ops)
+                    .map(|b| b.imported_slots())
+                    .unwrap_or_default();
+                if !imported.is_empty() {
+                    // Fetched before the marker's offset is stored and acknowledged: a replica
+                    // stopped mid-fetch comes back before the marker and fetches again, and
+                    // the primary's commit (which waits for this ack) knows the data is here.
+                    let until = fetch_imported(shared, ip, rpc_port, &imported).await?;
+                    fetched.push((imported, until));
+                }
                 let skip: Vec<(u16, u16)> = fetched
                     .iter()
                     .flat_map(|(r, _)| r.iter().copied())
                     .collect();
                 let state = encode_state(&replid, offset);
+                // Not applied once this node has become a primary: its own writes follow.
+                let role = shared.replication.role.lock();
+                if !still_following(shared, ip, rpc_port) {
+                    return Ok(());
+                }
                 if skip.is_empty() {
                     shared.keyspace.apply_replicated(&ops, STATE_KEY, state)
                 } else {
@@ -255,19 +268,70 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                         .apply_replicated_except(&ops, &skip, STATE_KEY, state)
                 }
                 .map_err(|e| format!("applying batch at {offset}: {e}"))?;
-                let imported = Batch::decode(&ops)
-                    .map(|b| b.imported_slots())
-                    .unwrap_or_default();
-                if !imported.is_empty() {
-                    let until = fetch_imported(shared, ip, rpc_port, &imported).await?;
-                    fetched.push((imported, until));
-                }
                 shared.replication.backlog.append_at(offset, ops.to_vec());
+                drop(role);
                 applied = offset;
-                // Acknowledged at once: WAIT and the synchronous mode wait on it.
-                link.ack(applied).await?;
+                // WAIT and the synchronous mode wait on this ack.
+                acks.ack(&link, applied).await?;
             }
-            PrimaryMsg::Heartbeat { .. } => link.ack(applied).await?,
+            PrimaryMsg::Heartbeat { .. } => acks.ack(&link, applied).await?,
+        }
+    }
+}
+
+/// How applied offsets are acknowledged. With `replica-ack-before-reply` or `appendfsync
+/// always` an ack must mean the write is durable here (the primary tells its client on it), so
+/// a task syncs the WAL before each ack; offsets applied during one sync share the next.
+/// Otherwise an ack goes out as soon as the batch is applied (in the WAL, not yet synced).
+enum Acks {
+    Applied,
+    Durable(tokio::sync::watch::Sender<u64>),
+}
+
+impl Acks {
+    fn new(shared: &Arc<ReplHandle>, link: &super::wire::UpstreamLink, c: &Config) -> Acks {
+        if !c.replica_ack_before_reply && c.appendfsync != AppendFsync::Always {
+            return Acks::Applied;
+        }
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        rx.mark_unchanged();
+        let out = link.acks.clone();
+        let engine = Arc::clone(&shared.engine);
+        tokio::spawn(async move {
+            // Ends with the stream: its sender is dropped, or the primary hung up.
+            while rx.changed().await.is_ok() {
+                let offset = *rx.borrow_and_update();
+                let e = Arc::clone(&engine);
+                match tokio::task::spawn_blocking(move || e.sync_wal()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        // Nothing more is acknowledged: the primary's waiters time out
+                        // instead of counting a write this replica may not keep.
+                        tracing::error!("replica WAL sync failed, acknowledging no more: {err}");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+                if out.send(offset).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Acks::Durable(tx)
+    }
+
+    /// The future does not borrow the link, so the replica task stays `Send`.
+    fn ack(
+        &self,
+        link: &super::wire::UpstreamLink,
+        offset: u64,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        match self {
+            Acks::Applied => Box::pin(link.ack(offset)),
+            Acks::Durable(tx) => {
+                tx.send_replace(offset);
+                Box::pin(std::future::ready(Ok(())))
+            }
         }
     }
 }
@@ -281,6 +345,10 @@ async fn fetch_imported(
     ranges: &[(u16, u16)],
 ) -> Result<u64, String> {
     let t0 = Instant::now();
+    tracing::info!(
+        "fetching imported slots {} from the primary",
+        crate::slot::ranges_text(ranges)
+    );
     let digest = crate::cluster::bus_digest(&shared.config.snapshot());
     let mut peer = shared.peers.connect(ip, rpc_port, digest).await?;
     let mut chunks = peer.export(ranges).await?;
@@ -294,7 +362,9 @@ async fn fetch_imported(
     let sh = Arc::clone(shared);
     let r = ranges.to_vec();
     let writer = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        sh.keyspace.drop_slots(&r).map_err(|e| e.to_string())?;
+        sh.keyspace
+            .replica_drop_slots(&r)
+            .map_err(|e| e.to_string())?;
         let mut loader =
             crate::storage::SlotLoader::new(&sh.engine, &dir).map_err(|e| e.to_string())?;
         while let Ok(entries) = rx.recv() {

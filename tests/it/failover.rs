@@ -241,6 +241,11 @@ fn isolated_primary_refuses_writes_majority_fails_over_heal_rejoins_as_replica()
     c.wait_same_dbsize(p, r, Duration::from_secs(30))?;
     let probe = &keys[0];
     let slot = key_slot(probe.as_bytes());
+    // The replica takes over the replication stream late (issue 13, path 3): writes reaching
+    // it first must still start its new history, or the healed old primary, which wrote under
+    // the same replication id, would continue from an offset both histories share (before the
+    // fix it kept its minority writes and missed the majority's first ones).
+    c.query(r, &["DEBUG", "REPL-PROMOTE-DELAY", "4000"])?;
 
     c.isolate(p)?;
     let t0 = Instant::now();
@@ -255,7 +260,7 @@ fn isolated_primary_refuses_writes_majority_fails_over_heal_rejoins_as_replica()
         || {
             if refused.is_none() {
                 // Same slot as the probe (hashtag), so it is one of p's slots.
-                let k = format!("{{{probe}}}:minority:{n}");
+                let k = format!("{{{probe}}}:m:{n:06}");
                 n += 1;
                 let reply = raw_query(c.node(p), &["SET", &k, "minority"])?;
                 if reply == b"+OK\r\n" {
@@ -310,8 +315,13 @@ fn isolated_primary_refuses_writes_majority_fails_over_heal_rejoins_as_replica()
     println!("partition: isolated node's cluster_state: {state}");
     ensure!(state == "fail", "isolated node's cluster_state is {state}");
 
-    // The majority side takes writes on the new primary.
+    // The majority side takes writes on the new primary: first as many as the minority took
+    // and more, of the same size (the same replication frames), so the old primary's offset
+    // is a frame boundary of the new primary's history too.
     let mut rc = c.node(r).conn()?;
+    for n in 0..accepted.len() + 100 {
+        let _: () = rc.set(format!("{{{probe}}}:r:{n:06}"), "majority")?;
+    }
     for k in keys.iter().skip(1) {
         let _: () = rc.set(k, "majority")?;
     }
@@ -326,6 +336,8 @@ fn isolated_primary_refuses_writes_majority_fails_over_heal_rejoins_as_replica()
         "partition: healed; node {p} is a replica of node {r} with its link up after {following:?}, DBSIZE converged at {dbsize} {conv:?} later, cluster ok {healthy:?} after that ({:?} in all)",
         t1.elapsed()
     );
+    let digest = c.wait_same_slots(r, p, (0, 16383), HEALTHY)?;
+    println!("partition: the healed node holds exactly the new primary's data ({digest})");
     let mut pc = c.node(p).conn()?;
     let _: () = redis::cmd("READONLY").query(&mut pc)?;
     for k in keys.iter().skip(1) {

@@ -221,3 +221,73 @@ fn loss_sync_mode_is_zero_run_1() -> Result<()> {
 fn loss_sync_mode_is_zero_run_2() -> Result<()> {
     sync_run(false, "2")
 }
+
+/// Synchronous mode with two replicas (issue 13, path 5). One replica falls behind (its bus and
+/// stream cut), the other acknowledges every write alone, then the primary is SIGKILLed and the
+/// lagging replica is the first to ask for votes (the other's election is held back 8 s).
+/// Before the fix it won and every write since it fell behind was gone, though acknowledged;
+/// now it waits for the sibling holding more, which takes over with every key.
+#[test]
+fn sync_mode_lagging_replica_never_wins() -> Result<()> {
+    use crate::harness::{try_wait_until_every, Cluster};
+    let mut c = Cluster::builder(3)
+        .node_timeout_ms(2000)
+        .directive("replica-ack-before-reply", "yes")
+        .start()?;
+    c.create_and_wait(0)?;
+    let p = c.slot_owner(0, 0)?;
+    let r1 = c.add_replica_of(p, CONVERGE)?;
+    let r2 = c.add_replica_of(p, CONVERGE)?;
+    c.wait_state_ok(CONVERGE)?;
+    // Keys of p's slots only: the other primaries have no replica to acknowledge them.
+    let load = |prefix: &str, n: usize| -> Result<Vec<(String, String)>> {
+        let kvs: Vec<(String, String)> = c
+            .keys_owned_by(p, p, prefix, n)?
+            .into_iter()
+            .map(|k| {
+                let v = format!("{k}.value");
+                (k, v)
+            })
+            .collect();
+        let mut con = c.node(p).conn()?;
+        let mut pipe = redis::pipe();
+        for (k, v) in &kvs {
+            pipe.cmd("SET").arg(k).arg(v).ignore();
+        }
+        pipe.query::<()>(&mut con)?;
+        Ok(kvs)
+    };
+    let before = load("before:", 200)?;
+    c.wait_same_slots(p, r2, (0, 16383), CONVERGE)?;
+    c.isolate(r2)?;
+    let acked = load("acked:", 2000)?;
+    c.query(r1, &["DEBUG", "FAILOVER-DELAY", "8000"])?;
+    c.node_mut(p).kill9()?;
+    c.heal(r2)?;
+    let other = c.live_except(&[p, r1, r2])[0];
+    try_wait_until_every(
+        CONVERGE,
+        Duration::from_millis(100),
+        "a replica took over slot 0",
+        || Ok(matches!(c.slot_owner(other, 0), Ok(o) if o == r1 || o == r2)),
+    )?;
+    let winner = c.slot_owner(other, 0)?;
+    ensure!(
+        winner == r1,
+        "the lagging replica (node {r2}) won the election over node {r1}; logs:\n{}",
+        c.log_tails(20)
+    );
+    try_wait_until_every(CONVERGE, Duration::from_millis(100), "cluster_state:ok", || {
+        Ok(c.info_field(other, "cluster_state")? == "ok")
+    })?;
+    let wrong = c.wrong_values(other, &[before, acked].concat())?;
+    ensure!(
+        wrong.is_empty(),
+        "{} acknowledged keys lost, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+    c.wait_replicating(r2, r1, CONVERGE)?;
+    c.wait_same_slots(r1, r2, (0, 16383), CONVERGE)?;
+    Ok(())
+}

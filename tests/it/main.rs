@@ -24,6 +24,7 @@ mod liveness;
 mod memory;
 mod migrate_slots;
 mod migration_faults;
+mod migration_replicas;
 mod node_auth;
 mod pipelines;
 mod pubsub;

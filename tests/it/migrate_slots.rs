@@ -114,19 +114,7 @@ fn native_reshard_and_rebalance_under_writes() -> Result<()> {
     println!("migrate: loaded {} keys in {:?}", loaded.len(), t.elapsed());
     let (new, new_id) = c.add_primary(SETTLE)?;
     // The new primary gets a replica: imported slots must reach it too.
-    let r = c.add_empty_node()?;
-    let existing = format!("127.0.0.1:{}", c.node(0).port());
-    let rnew = format!("127.0.0.1:{}", c.node(r).port());
-    c.redis_cli_cluster(&[
-        "add-node",
-        &rnew,
-        &existing,
-        "--cluster-slave",
-        "--cluster-master-id",
-        &new_id,
-    ])?
-    .ensure_success()?;
-    c.wait_replicating(r, new, SETTLE)?;
+    c.add_replica_of(new, SETTLE)?;
     c.wait_state_ok(SETTLE)?;
 
     let w = AckWriter::start_cycling(&c, "hot", 4, 2000)?;

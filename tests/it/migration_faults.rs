@@ -10,7 +10,7 @@ use crate::harness::{try_wait_until_every, Cluster};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn all_loaded_keys_readable(c: &Cluster, loaded: &[(String, String)]) -> Result<()> {
+pub(crate) fn all_loaded_keys_readable(c: &Cluster, loaded: &[(String, String)]) -> Result<()> {
     let wrong = c.wrong_values(0, loaded)?;
     ensure!(
         wrong.is_empty(),

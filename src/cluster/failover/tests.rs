@@ -329,6 +329,55 @@ fn replica_with_the_greatest_offset_goes_first_and_the_other_follows() {
     net.assert_owner(4, &slots);
 }
 
+/// Synchronous mode (issue 13, path 5): a write acknowledged once one replica held it must
+/// survive the primary's failure, so the replica that is behind may not win even when it asks
+/// first. Here node 4 is far ahead but slow to ask (its election delayed by 8 s); without the
+/// rule node 3 wins after its one-second rank delay and the acknowledged writes are gone.
+#[test]
+fn sync_mode_lagging_replica_never_wins_over_one_holding_more() {
+    let mut net = Net::cluster(3, &[0, 0, 1, 2]);
+    for n in net.nodes.iter_mut() {
+        n.sync_replication = true;
+    }
+    net.nodes[4].failover.extra_delay_ms = 8000;
+    let now = net.now;
+    net.nodes[0].set_repl_offset(1000, now);
+    net.nodes[3].set_repl_offset(500, now);
+    net.nodes[4].set_repl_offset(1000, now);
+    net.run(2000);
+    let slots = net.nodes[1].slots_of(&net.id(0));
+    net.down.insert(0);
+    net.run_until(4 * NT + 8000, |n| {
+        n.nodes[3].me().is_primary() || n.nodes[4].me().is_primary()
+    })
+    .expect("a replica is promoted");
+    assert!(
+        net.nodes[4].me().is_primary() && !net.nodes[3].me().is_primary(),
+        "the replica holding every acknowledged write wins"
+    );
+    net.run(2000);
+    assert_eq!(net.nodes[3].me().primary, Some(net.id(4)));
+    net.assert_owner(4, &slots);
+}
+
+/// Synchronous mode does not wait for a sibling that is itself failing: with the better
+/// replica gone too, the remaining one still takes over (what it lacks was on two dead nodes).
+#[test]
+fn sync_mode_replica_goes_ahead_when_the_better_sibling_is_down() {
+    let mut net = Net::cluster(3, &[0, 0, 1, 2]);
+    for n in net.nodes.iter_mut() {
+        n.sync_replication = true;
+    }
+    let now = net.now;
+    net.nodes[3].set_repl_offset(500, now);
+    net.nodes[4].set_repl_offset(1000, now);
+    net.run(2000);
+    net.down.insert(0);
+    net.down.insert(4);
+    net.run_until(8 * NT, |n| n.nodes[3].me().is_primary())
+        .expect("the remaining replica is promoted");
+}
+
 #[test]
 fn a_primary_votes_at_most_once_per_epoch() {
     let net = Net::cluster(3, &[0, 0]);

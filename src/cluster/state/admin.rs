@@ -172,6 +172,8 @@ impl ClusterState {
         fresh.replica_no_failover = self.replica_no_failover;
         fresh.migration_barrier = self.migration_barrier;
         fresh.allow_replica_migration = self.allow_replica_migration;
+        fresh.sync_replication = self.sync_replication;
+        fresh.failover.extra_delay_ms = self.failover.extra_delay_ms;
         if !hard {
             fresh.current_epoch = self.current_epoch;
             fresh.last_vote_epoch = self.last_vote_epoch;

@@ -273,6 +273,34 @@ impl Cluster {
         Ok((last.0, t0.elapsed()))
     }
 
+    /// Waits until nodes `a` and `b` hold the same data under slots `first..=last` (their
+    /// `DEBUG DIGEST-SLOT` digests match) and `a` holds some; returns the digest.
+    pub fn wait_same_slots(
+        &self,
+        a: usize,
+        b: usize,
+        (first, last): (u16, u16),
+        timeout: Duration,
+    ) -> Result<String> {
+        let (f, l) = (first.to_string(), last.to_string());
+        let digest = |i: usize| self.query(i, &["DEBUG", "DIGEST-SLOT", &f, &l]);
+        let mut seen = (String::new(), String::new());
+        let res = try_wait_until_every(
+            timeout,
+            Duration::from_millis(100),
+            &format!("slots {first}-{last} of node {a} and node {b} to match"),
+            || {
+                let (Ok(x), Ok(y)) = (digest(a), digest(b)) else {
+                    return Ok(false);
+                };
+                seen = (x, y);
+                Ok(seen.0 == seen.1 && seen.0 != "0".repeat(40))
+            },
+        );
+        res.map_err(|e| anyhow!("{e:#}; last digests: {} vs {}", seen.0, seen.1))?;
+        Ok(seen.0)
+    }
+
     /// Bus-level partition: node `i` drops every cluster-bus message, both ways
     /// (`DEBUG CLUSTER-ISOLATE yes`); client connections keep working.
     pub fn isolate(&self, i: usize) -> Result<()> {

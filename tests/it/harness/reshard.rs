@@ -91,6 +91,26 @@ impl Cluster {
         Ok((i, id))
     }
 
+    /// Adds an empty node as a replica of `primary` (`redis-cli --cluster add-node
+    /// --cluster-slave --cluster-master-id`) and waits until it replicates.
+    pub fn add_replica_of(&mut self, primary: usize, timeout: Duration) -> Result<usize> {
+        let id = self.myid(primary)?;
+        let r = self.add_empty_node()?;
+        let existing = format!("127.0.0.1:{}", self.node(0).port());
+        let new = format!("127.0.0.1:{}", self.node(r).port());
+        self.redis_cli_cluster(&[
+            "add-node",
+            &new,
+            &existing,
+            "--cluster-slave",
+            "--cluster-master-id",
+            &id,
+        ])?
+        .ensure_success()?;
+        self.wait_replicating(r, primary, timeout)?;
+        Ok(r)
+    }
+
     /// Node `i`'s own slot ranges per its own CLUSTER NODES.
     pub fn own_ranges(&self, i: usize) -> Result<Vec<(u16, u16)>> {
         Ok(self.myself(i)?.ranges())
@@ -249,9 +269,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether no node has a slot migration job that is still running.
+    /// Whether no running node has a slot migration job that is still running.
     pub fn no_active_slot_jobs(&self) -> Result<bool> {
-        for i in 0..self.len() {
+        for i in self.live() {
             let busy = self.slot_migrations(i)?.iter().any(|j| {
                 !matches!(
                     j.get("state").map(String::as_str),
