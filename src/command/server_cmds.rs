@@ -499,12 +499,13 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .promote_delay_ms
             .store(ms, Ordering::Relaxed);
         Ok(Reply::OK)
-    } else if is(sub, "restore-stage-delay") && args.len() == 3 {
-        // Test hook: a staged restore answers this much later, so a test can write meanwhile.
+    } else if is(sub, "restore-delay") && args.len() == 3 {
+        // Test hook: a restore's stage answers, and its commit starts, this much later, so a
+        // test can write or crash a node in between.
         let ms = int(&args[2])?.max(0) as u64;
         ctx.node
             .migrations
-            .stage_delay_ms
+            .restore_delay_ms
             .store(ms, Ordering::Relaxed);
         Ok(Reply::OK)
     } else if is(sub, "slot-migration-commit-delay") && args.len() == 3 {

@@ -188,9 +188,9 @@ pub struct Migrations {
     /// Test hook (DEBUG SLOT-MIGRATION-COMMIT-DELAY): a target's pause right after it took
     /// the slots at Commit.
     pub commit_delay_ms: AtomicU64,
-    /// Test hook (DEBUG RESTORE-STAGE-DELAY): a pause after a restore's data is staged, before
-    /// the stage answers.
-    pub stage_delay_ms: AtomicU64,
+    /// Test hook (DEBUG RESTORE-DELAY): a pause before a restore's stage answers and before its
+    /// commit starts.
+    pub restore_delay_ms: AtomicU64,
     pub(crate) imports: import::Imports,
     pub(crate) staged: backup::StagedJobs,
 }

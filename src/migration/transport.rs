@@ -102,6 +102,10 @@ pub struct StageReport {
 pub trait BackupSide: Send + Sync + 'static {
     async fn export(&self, ranges: Ranges) -> Result<ChunkStream, String>;
     async fn stage(&self, job: String, chunks: ChunkStream) -> Result<StageReport, String>;
+    /// Pauses writes to the job's slots and counts the keys it would replace now; refused
+    /// (pause lifted, job kept for an abort) when there are some and `replace` is off.
+    async fn prepare(&self, job: String, replace: bool) -> Result<StageReport, String>;
+    /// Ingests a prepared job.
     async fn commit(&self, job: String) -> Result<StageReport, String>;
     async fn abort(&self, job: String) -> Result<(), String>;
 }

@@ -39,6 +39,15 @@ fn report_pb(r: StageReport) -> pb::StageReply {
     }
 }
 
+fn report_from_pb(r: pb::StageReply) -> StageReport {
+    StageReport {
+        entries: r.entries,
+        keys: r.keys,
+        collisions: r.collisions,
+        example: r.example,
+    }
+}
+
 impl BackupService {
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
         super::check_digest(
@@ -88,6 +97,20 @@ impl SlotBackup for BackupService {
         let r = self
             .side
             .stage(job, chunks)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(report_pb(r)))
+    }
+
+    async fn prepare(
+        &self,
+        req: Request<pb::PrepareRestore>,
+    ) -> Result<Response<pb::StageReply>, Status> {
+        self.authenticate(&req)?;
+        let m = req.into_inner();
+        let r = self
+            .side
+            .prepare(m.job, m.replace)
             .await
             .map_err(Status::failed_precondition)?;
         Ok(Response::new(report_pb(r)))
@@ -165,12 +188,20 @@ impl BackupPeer {
             .await
             .map_err(|s| s.message().to_string())?
             .into_inner();
-        Ok(StageReport {
-            entries: r.entries,
-            keys: r.keys,
-            collisions: r.collisions,
-            example: r.example,
-        })
+        Ok(report_from_pb(r))
+    }
+
+    pub async fn prepare(&mut self, job: &str, replace: bool) -> Result<StageReport, String> {
+        let r = self
+            .client
+            .prepare(self.req(pb::PrepareRestore {
+                job: job.into(),
+                replace,
+            }))
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        Ok(report_from_pb(r))
     }
 
     pub async fn commit(&mut self, job: &str) -> Result<StageReport, String> {
@@ -180,12 +211,7 @@ impl BackupPeer {
             .await
             .map_err(|s| s.message().to_string())?
             .into_inner();
-        Ok(StageReport {
-            entries: r.entries,
-            keys: r.keys,
-            collisions: r.collisions,
-            example: r.example,
-        })
+        Ok(report_from_pb(r))
     }
 
     pub async fn abort(&mut self, job: &str) -> Result<(), String> {

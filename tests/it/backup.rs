@@ -284,6 +284,162 @@ fn backup_under_writes_restores_into_another_layout() -> Result<()> {
     Ok(())
 }
 
+/// Issue 13, path 7. `--replace` over a live collection: the restored key is the backup's whole
+/// (before, a hash kept the fields written after the backup, and its newer TTL). A key written
+/// on one primary after its data was staged: the restore is refused at commit on every
+/// primary (before, the staged value overwrote it without `--replace`).
+#[test]
+fn restore_replaces_whole_keys_and_decides_collisions_at_commit() -> Result<()> {
+    let tmp = tempfile_dir("replace")?;
+    let c = Cluster::builder(3).start()?;
+    c.create_and_wait(0)?;
+    let loaded = c.load_keys(0, "rp", 3000, 16)?;
+    let h = c.key_owner("h")?;
+    c.query(h, &["HSET", "h", "a", "1", "b", "2"])?;
+    let dir = tmp.join("all");
+    let all = dir.display().to_string();
+    cli(&c, &["backup", &seed(&c), "--out", &all])?.ensure_success()?;
+
+    c.query(h, &["HSET", "h", "c", "3"])?;
+    c.query(h, &["EXPIRE", "h", "1000"])?;
+    let (k0, v0) = &loaded[0];
+    c.query(c.key_owner(k0)?, &["SET", k0, "changed"])?;
+    cli(&c, &["restore", &seed(&c), "--from", &all, "--replace"])?.ensure_success()?;
+    ensure!(
+        c.query(h, &["HEXISTS", "h", "c"])? == "0",
+        "the restored hash kept a field written after the backup"
+    );
+    let len: i64 = c.query(h, &["HLEN", "h"])?.parse()?;
+    ensure!(len == 2, "restored hash has {len} fields, the backup 2");
+    let ttl: i64 = c.query(h, &["TTL", "h"])?.parse()?;
+    ensure!(ttl == -1, "the restored hash kept a later TTL: {ttl}");
+    let v = c.query(c.key_owner(k0)?, &["GET", k0])?;
+    ensure!(&v == v0, "{k0} restored as {v:?}, backup {v0:?}");
+    ensure!(c.wrong_values(0, &loaded)?.is_empty(), "keys wrong after --replace");
+
+    // Empty the cluster, hold one primary's stage open and write one of its backed-up keys.
+    for m in c.masters(0)? {
+        c.query(m, &["FLUSHALL"])?;
+    }
+    let (k1, _) = &loaded[1];
+    let late = c.key_owner(k1)?;
+    c.query(late, &["DEBUG", "RESTORE-DELAY", "3000"])?;
+    let run = std::thread::scope(|s| -> Result<crate::harness::ToolRun> {
+        let restore = s.spawn(|| cli(&c, &["restore", &seed(&c), "--from", &all]));
+        crate::harness::try_wait_until_every(
+            SETTLE,
+            Duration::from_millis(20),
+            "the primary staged its part",
+            || Ok(c.node(late).log_count("staged") > 0),
+        )?;
+        c.query(late, &["SET", k1, "written-after-staging"])?;
+        restore
+            .join()
+            .map_err(|_| anyhow::anyhow!("restore thread panicked"))?
+    })?;
+    c.query(late, &["DEBUG", "RESTORE-DELAY", "0"])?;
+    let out = format!("{}{}", run.stdout, run.stderr);
+    ensure!(
+        !run.status.success() && out.contains("already exist") && out.contains("nothing changed"),
+        "a key written after staging was not refused at commit: {out}"
+    );
+    ensure!(
+        c.query(late, &["GET", k1])? == "written-after-staging",
+        "the restore overwrote a key written after staging"
+    );
+    ensure!(
+        total_keys(&c)? == 1,
+        "a refused restore changed some primary: {} keys",
+        total_keys(&c)?
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// Issue 13, path 7: a primary that dies between the final collision check and its commit.
+/// Before, the commit loop stopped at the first failure and left later primaries staged and
+/// unrestored without saying which slots; now every other primary commits, the report names
+/// the slots that were not restored, and a second restore with those `--slots` finishes it.
+#[test]
+fn restore_with_a_primary_lost_before_its_commit_names_what_to_restore_again() -> Result<()> {
+    let tmp = tempfile_dir("resume")?;
+    let mut c = Cluster::builder(3).start()?;
+    c.create_and_wait(0)?;
+    let loaded = c.load_keys(0, "rs", 3000, 16)?;
+    let dir = tmp.join("all").display().to_string();
+    cli(&c, &["backup", &seed(&c), "--out", &dir])?.ensure_success()?;
+    let primaries = c.masters(0)?;
+    for &m in &primaries {
+        c.query(m, &["FLUSHALL"])?;
+        c.query(m, &["DEBUG", "RESTORE-DELAY", "1500"])?;
+    }
+    // Node 0 is the tool's seed; one of the others dies once every primary is prepared.
+    let victim = *primaries.iter().find(|&&m| m != 0).unwrap_or(&primaries[0]);
+    let run = std::thread::scope(|s| -> Result<crate::harness::ToolRun> {
+        let restore = s.spawn(|| cli(&c, &["restore", &seed(&c), "--from", &dir]));
+        crate::harness::try_wait_until_every(
+            SETTLE,
+            Duration::from_millis(10),
+            "every primary prepared the restore",
+            || Ok(primaries.iter().all(|&m| c.node(m).log_count("prepared") > 0)),
+        )?;
+        c.node(victim).sigkill()?;
+        restore
+            .join()
+            .map_err(|_| anyhow::anyhow!("restore thread panicked"))?
+    })?;
+    let out = format!("{}{}", run.stdout, run.stderr);
+    ensure!(!run.status.success(), "the restore claimed success: {out}");
+    for l in out.lines().filter(|l| l.contains("[ERR]")) {
+        println!("restore report: {l}");
+    }
+    let again = out
+        .lines()
+        .find_map(|l| l.split("--slots ").nth(1))
+        .map(|r| r.trim().to_string())
+        .ok_or_else(|| anyhow::anyhow!("the report names no slots to restore again: {out}"))?;
+    let lost_ranges = c.own_ranges(victim).ok();
+    c.node_mut(victim).kill9()?;
+    c.node_mut(victim).restart()?;
+    c.wait_state_ok(SETTLE)?;
+    let theirs = lost_ranges.unwrap_or_else(|| c.own_ranges(victim).unwrap_or_default());
+    let expected = theirs
+        .iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",");
+    ensure!(
+        again == expected,
+        "the report names slots {again}, the lost primary owns {expected}: {out}"
+    );
+    let others: u64 = primaries
+        .iter()
+        .filter(|&&m| m != victim)
+        .map(|&m| c.node(m).dbsize())
+        .sum::<Result<u64>>()?;
+    let outside = loaded
+        .iter()
+        .filter(|(k, _)| !theirs.iter().any(|&(a, b)| (a..=b).contains(&key_slot(k.as_bytes()))))
+        .count() as u64;
+    ensure!(
+        others == outside,
+        "the other primaries hold {others} keys after the restore, the backup {outside}"
+    );
+    for &m in &primaries {
+        c.query(m, &["DEBUG", "RESTORE-DELAY", "0"])?;
+    }
+    cli(&c, &["restore", &seed(&c), "--from", &dir, "--slots", &again])?.ensure_success()?;
+    let wrong = c.wrong_values(0, &loaded)?;
+    ensure!(
+        wrong.is_empty(),
+        "{} keys wrong after the second restore, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
 fn tempfile_dir(name: &str) -> Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!(
         "rockslot-it-{name}-{}-{}",

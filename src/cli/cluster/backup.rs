@@ -506,21 +506,68 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         log_err!("[ERR] restore failed, nothing changed: {e}\n");
         return Ok(false);
     }
-    if collisions > 0 && !o.replace {
-        abort_all(&rt, &mut peers);
+    // The stage's collision count was early; every primary now pauses writes to its restored
+    // slots and decides against its data as it is then. One refusal aborts everywhere.
+    if collisions > 0 {
         let (i, k) = example.unwrap_or_default();
+        log_info!(
+            ">>> {collisions} keys of the backup exist at staging (e.g. {k:?} on {})\n",
+            primaries[i].addr()
+        );
+    }
+    let mut replaced = 0u64;
+    let mut refused = None;
+    for (i, p) in peers.iter_mut() {
+        match rt.block_on(p.prepare(&job, o.replace)) {
+            Ok(r) => replaced += r.collisions,
+            Err(e) => {
+                refused = Some((*i, e));
+                break;
+            }
+        }
+    }
+    if let Some((i, e)) = refused {
+        abort_all(&rt, &mut peers);
+        let hint = if e.contains("already exist") {
+            " Use --replace to overwrite them."
+        } else {
+            ""
+        };
         log_err!(
-            "[ERR] {collisions} keys of the backup already exist (e.g. {k:?} on {}); nothing changed. Use --replace to overwrite them.\n",
+            "[ERR] {}: {e}; nothing changed.{hint}\n",
             primaries[i].addr()
         );
         return Ok(false);
     }
+    // Commit everywhere. Only a primary that fails now (it died, its disk failed) misses its
+    // part; the others still commit, and the report names what to restore again.
+    let mut missed: Vec<(usize, String)> = Vec::new();
     for (i, p) in peers.iter_mut() {
         if let Err(e) = rt.block_on(p.commit(&job)) {
-            log_err!("[ERR] {}: commit failed: {e}\n", primaries[*i].addr());
-            return Ok(false);
+            missed.push((*i, e));
         }
     }
+    if !missed.is_empty() {
+        let mut again = vec![false; SLOTS];
+        for (i, e) in &missed {
+            let mine: Vec<bool> = (0..SLOTS).map(|s| want[s] && owner[s] == Some(*i)).collect();
+            log_err!(
+                "[ERR] {}: commit failed: {e}; slots {} were NOT restored\n",
+                primaries[*i].addr(),
+                ranges_text(&to_ranges(&mine))
+            );
+            for (a, m) in again.iter_mut().zip(&mine) {
+                *a |= *m;
+            }
+        }
+        log_err!(
+            "[ERR] Restore incomplete: every other slot was restored. Restore the rest with --slots {}{}\n",
+            ranges_text(&to_ranges(&again)),
+            if o.replace { " --replace" } else { "" }
+        );
+        return Ok(false);
+    }
+    let collisions = replaced;
     progress("restore", keys, bytes, t0, true);
     let secs = t0.elapsed().as_secs_f64().max(1e-3);
     log_ok!(

@@ -484,6 +484,13 @@ impl Node {
         self.signal_pid(pid, libc::SIGSTOP)
     }
 
+    /// SIGKILL through a shared borrow (from inside a scope where other threads use the
+    /// cluster); [`Self::kill9`] or a restart reaps it later.
+    pub fn sigkill(&self) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("node not running"))?;
+        self.signal_pid(pid, libc::SIGKILL)
+    }
+
     /// SIGCONT after [`Self::pause`].
     pub fn resume(&mut self) -> Result<()> {
         let pid = self.pid().ok_or_else(|| anyhow!("node not running"))?;
