@@ -1,11 +1,13 @@
 //! The fault campaign (issue 13): a 3×2 cluster in synchronous mode (`replica-ack-before-reply
 //! yes`) under writer threads that cycle over their keys, while a seeded sequence of faults
-//! runs: SIGKILL of a primary (its replica takes over, it comes back as a replica), SIGKILL of a
-//! replica, SIGSTOP of any node for a third of the node timeout, manual failovers, and native
-//! slot migrations between primaries. After each fault the cluster must heal and take writes
+//! runs: SIGKILL of a primary (its replica takes over, it comes back as a replica), a bus
+//! partition of a primary (the same, with the old primary alive and taking client writes it
+//! cannot get acknowledged), SIGKILL of a replica, SIGSTOP of any node for a third of the node
+//! timeout, manual failovers, native slot migrations between primaries, `redis-cli --cluster
+//! reshard` (the legacy path, checked clean right after) and a slot backup and restore. After each fault the cluster must heal and take writes
 //! again; at the end every acknowledged write must be readable with its latest acknowledged
 //! value (a later SET that got an error may have replaced it), every slot has one owner, and
-//! every replica holds as many keys as its primary.
+//! every replica holds exactly its primary's data (same per-slot digest).
 //!
 //! `ROCKSLOT_CHAOS_SECS` (default 60) bounds the faults' time, `ROCKSLOT_CHAOS_SEED` replays a
 //! run; `scripts/chaos.sh SECONDS SEED` runs a long campaign.
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::failover::seed_cluster;
-use crate::harness::{try_wait_until_every, AckWriter, Cluster};
+use crate::harness::{key_slot, try_wait_until_every, AckWriter, Cluster};
 
 const SETTLE: Duration = Duration::from_secs(90);
 const WRITERS: usize = 3;
@@ -53,14 +55,20 @@ enum Fault {
     StopNode,
     ManualFailover,
     Migrate,
+    PartitionPrimary,
+    LegacyReshard,
+    BackupRestore,
 }
 
-const FAULTS: [Fault; 5] = [
+const FAULTS: [Fault; 8] = [
     Fault::KillPrimary,
     Fault::KillReplica,
     Fault::StopNode,
     Fault::ManualFailover,
     Fault::Migrate,
+    Fault::PartitionPrimary,
+    Fault::LegacyReshard,
+    Fault::BackupRestore,
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -91,7 +99,85 @@ fn heal(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
-fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
+/// `redis-cli --cluster reshard` of a few slots between two primaries (the legacy path: SETSLOT,
+/// MIGRATE, ASK), then `--cluster check` must be clean at once.
+fn legacy_reshard(c: &Cluster, view: usize, primaries: &[usize], rng: &mut Rng) -> Result<String> {
+    let src = rng.pick(primaries)?;
+    let others: Vec<usize> = primaries.iter().copied().filter(|&p| p != src).collect();
+    let dst = rng.pick(&others)?;
+    let (from, to) = (c.myid(src)?, c.myid(dst)?);
+    let n = (1 + rng.below(16)).to_string();
+    let seed = format!("127.0.0.1:{}", c.node(view).port());
+    c.redis_cli_cluster(&[
+        "reshard",
+        &seed,
+        "--cluster-from",
+        &from,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        &n,
+        "--cluster-yes",
+    ])?
+    .ensure_success()?;
+    c.check_clean(false)?;
+    Ok(format!("redis-cli --cluster reshard of {n} slots from {src} to {dst}"))
+}
+
+/// Backs up the slots of fresh keys (none of the writers' slots), deletes the keys, restores
+/// the backup with `rockslot-cli --cluster restore --replace` and reads them back.
+fn backup_restore(c: &Cluster, round: usize, rng: &mut Rng) -> Result<String> {
+    let busy: std::collections::BTreeSet<u16> = (0..WRITERS)
+        .flat_map(|t| (0..CYCLE).map(move |i| key_slot(format!("chaos:{t}:{i}").as_bytes())))
+        .collect();
+    let base = rng.next() % 1_000_000;
+    let keys: Vec<(String, String)> = (0..200)
+        .map(|i| format!("bk{round}.{base}:{i}"))
+        .filter(|k| !busy.contains(&key_slot(k.as_bytes())))
+        .map(|k| {
+            let v = format!("{k}={}", rng.next());
+            (k, v)
+        })
+        .collect();
+    let slots: std::collections::BTreeSet<u16> =
+        keys.iter().map(|(k, _)| key_slot(k.as_bytes())).collect();
+    let mut con = c.failover_client()?;
+    for (k, v) in &keys {
+        con.set(k, v)?;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "rockslot-chaos-{}-{round}-{base}",
+        std::process::id()
+    ));
+    let list: Vec<String> = slots.iter().map(u16::to_string).collect();
+    let list = list.join(",");
+    let seed = format!("127.0.0.1:{}", c.node(viewer(c, &[])?).port());
+    let out = dir.display().to_string();
+    c.rockslot_cli_cluster(&["backup", &seed, "--out", &out, "--slots", &list])?
+        .ensure_success()?;
+    for (k, _) in &keys {
+        con.query::<()>(redis::cmd("DEL").arg(k))?;
+    }
+    let restored = c
+        .rockslot_cli_cluster(&["restore", &seed, "--from", &out, "--replace"])
+        .and_then(|r| r.ensure_success());
+    let _ = std::fs::remove_dir_all(&dir);
+    restored?;
+    let wrong = c.wrong_values(viewer(c, &[])?, &keys)?;
+    ensure!(
+        wrong.is_empty(),
+        "{} keys wrong after backup and restore, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+    Ok(format!(
+        "backup and restore of {} keys in {} slots",
+        keys.len(),
+        slots.len()
+    ))
+}
+
+fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng, round: usize) -> Result<String> {
     let view = viewer(c, &[])?;
     let primaries = c.masters(view)?;
     let replicas = c.replicas(view)?;
@@ -106,6 +192,26 @@ fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
             c.node_mut(p).restart()?;
             heal(c)?;
             format!("SIGKILL primary {p}, replica {heir} took over, {p} rejoined")
+        }
+        Fault::LegacyReshard => {
+            let what = legacy_reshard(c, view, &primaries, rng)?;
+            heal(c)?;
+            what
+        }
+        Fault::BackupRestore => backup_restore(c, round, rng)?,
+        Fault::PartitionPrimary => {
+            // Cut off from the bus and its replicas (clients still reach it): the majority
+            // fails it over; healed, it follows the new primary with exactly its data.
+            let p = rng.pick(&primaries)?;
+            let heir = c.replica_of(view, p)?;
+            let slot = a_slot_of(c, view, p)?;
+            c.isolate(p)?;
+            let views = c.live_except(&[p]);
+            let served = c.wait_slot_served_by(slot, heir, &views, SETTLE);
+            c.heal(p)?;
+            served?;
+            heal(c)?;
+            format!("partition of primary {p}, replica {heir} took over, {p} rejoined")
         }
         Fault::KillReplica => {
             let r = rng.pick(&replicas)?;
@@ -197,11 +303,12 @@ fn inject(c: &mut Cluster, f: Fault, rng: &mut Rng) -> Result<String> {
     })
 }
 
-/// Every replica ends with its primary's key count.
+/// Every replica ends holding exactly its primary's data (`DEBUG DIGEST-SLOT` over every
+/// slot: keys, values, TTLs and collection records).
 fn replicas_converged(c: &Cluster) -> Result<()> {
     for p in c.masters(0)? {
         for r in c.replicas_of(0, p)? {
-            c.wait_same_dbsize(r, p, SETTLE)
+            c.wait_same_slots(p, r, (0, 16383), SETTLE)
                 .with_context(|| format!("replica {r} of {p}"))?;
         }
     }
@@ -228,7 +335,7 @@ fn campaign(seed: u64, budget: Duration) -> Result<Campaign> {
     while t0.elapsed() < budget && n < 1000 {
         n += 1;
         let f = rng.pick(&FAULTS)?;
-        let what = inject(&mut c, f, &mut rng)
+        let what = inject(&mut c, f, &mut rng, n)
             .with_context(|| format!("fault {n} ({f:?}), seed {seed}"))?;
         *faults.entry(f).or_insert(0) += 1;
         // No node wedged: writes are acknowledged again after every fault.
