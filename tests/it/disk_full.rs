@@ -4,50 +4,11 @@
 //! The data directory is a small tmpfs this test mounts (the suite runs as root).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::harness::{parse_info, Node};
-
-/// A tmpfs mounted for the test's lifetime.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Result<Tmpfs> {
-        std::fs::create_dir_all(at)?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .context("running mount")?;
-        if !out.status.success() {
-            bail!(
-                "mounting a tmpfs at {} failed (the test needs root): {}",
-                at.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(Tmpfs(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) -> Result<()> {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()?;
-        ensure!(st.success(), "remounting {} failed", self.0.display());
-        Ok(())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+use crate::harness::{parse_info, Node, Tmpfs};
 
 fn misconf(reply: &redis::RedisResult<redis::Value>) -> bool {
     // The redis crate shows the error code apart from its text.

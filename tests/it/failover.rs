@@ -11,7 +11,7 @@ use redis::Commands;
 
 use crate::harness::{
     describe_runs, hold_for, key_slot, raw_query, show, try_wait_until_every, wait_until,
-    AckWriter, Cluster, ReplyTrace, CLUSTER_PASSWORD,
+    AckWriter, Cluster, ClusterBuilder, ReplyTrace, CLUSTER_PASSWORD,
 };
 
 /// `cluster-node-timeout` of these tests (ms).
@@ -25,11 +25,16 @@ const HEALTHY: Duration = Duration::from_secs(60);
 /// The seed cluster: 6 nodes, `redis-cli --cluster create --cluster-replicas 1`, healthy, and
 /// every replica's replication link up.
 pub fn seed_cluster(extra: &[(&str, &str)]) -> Result<Cluster> {
-    let mut b = Cluster::builder(6).node_timeout_ms(NODE_TIMEOUT_MS);
+    let mut b = Cluster::builder(6);
     for (k, v) in extra {
         b = b.directive(k, v);
     }
-    let c = b.start()?;
+    form_seed_cluster(b)
+}
+
+/// [`seed_cluster`] from a builder with more settings (the node timeout is set here).
+pub fn form_seed_cluster(b: ClusterBuilder) -> Result<Cluster> {
+    let c = b.node_timeout_ms(NODE_TIMEOUT_MS).start()?;
     c.create_and_wait(1)?;
     let t = c.wait_all_replicating(0, HEALTHY)?;
     println!("cluster: every replica's link up {t:?} after healthy");

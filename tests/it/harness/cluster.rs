@@ -38,6 +38,8 @@ pub struct ClusterBuilder {
     n: usize,
     node_timeout_ms: u64,
     template: NodeBuilder,
+    /// Each node's data dir on a tmpfs of this size (see [`Cluster::fill_disk`]).
+    tmpfs: Option<String>,
 }
 
 impl ClusterBuilder {
@@ -46,11 +48,19 @@ impl ClusterBuilder {
             n,
             node_timeout_ms: DEFAULT_NODE_TIMEOUT_MS,
             template: NodeBuilder::new(),
+            tmpfs: None,
         }
     }
 
     pub fn node_timeout_ms(mut self, ms: u64) -> Self {
         self.node_timeout_ms = ms;
+        self
+    }
+
+    /// Puts each node's data dir on its own tmpfs of `size` (e.g. "512m"), so a test can fill
+    /// it up ([`Cluster::fill_disk`]). Needs root.
+    pub fn data_on_tmpfs(mut self, size: &str) -> Self {
+        self.tmpfs = Some(size.to_string());
         self
     }
 
@@ -75,7 +85,21 @@ impl ClusterBuilder {
     pub fn start(self) -> Result<Cluster> {
         let template = self.template();
         let t0 = Instant::now();
-        let nodes = start_many(&template, self.n)?;
+        let (mut roots, mut disks) = (Vec::new(), Vec::new());
+        let mut builders = Vec::new();
+        for _ in 0..self.n {
+            let mut b = template.clone();
+            if let Some(size) = &self.tmpfs {
+                let root = tempfile::Builder::new().prefix("rockslot-it-").tempdir()?;
+                disks.push(Some(Tmpfs::mount(&root.path().join("data"), size)?));
+                b = b.root(root.path());
+                roots.push(root);
+            } else {
+                disks.push(None);
+            }
+            builders.push(b);
+        }
+        let nodes = start_many(builders)?;
         println!(
             "cluster: started {} empty nodes in {:?} (ports {:?})",
             self.n,
@@ -86,17 +110,17 @@ impl ClusterBuilder {
             nodes,
             template,
             node_timeout: Duration::from_millis(self.node_timeout_ms),
+            disks,
+            roots,
         })
     }
 }
 
-fn start_many(template: &NodeBuilder, n: usize) -> Result<Vec<Node>> {
+fn start_many(builders: Vec<NodeBuilder>) -> Result<Vec<Node>> {
     let results: Vec<Result<Node>> = thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let b = template.clone();
-                s.spawn(move || b.start())
-            })
+        let handles: Vec<_> = builders
+            .into_iter()
+            .map(|b| s.spawn(move || b.start()))
             .collect();
         handles
             .into_iter()
@@ -111,9 +135,13 @@ fn start_many(template: &NodeBuilder, n: usize) -> Result<Vec<Node>> {
 
 /// N nodes of one cluster (index = start order = order given to `--cluster create`).
 pub struct Cluster {
+    /// Dropped first (each SIGKILLs its process), then the tmpfs mounts, then their roots.
     pub nodes: Vec<Node>,
     template: NodeBuilder,
     node_timeout: Duration,
+    /// Node i's data tmpfs, if the builder asked for them.
+    pub(super) disks: Vec<Option<Tmpfs>>,
+    roots: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -168,6 +196,7 @@ impl Cluster {
     pub fn add_empty_node(&mut self) -> Result<usize> {
         let node = self.template.clone().start()?;
         self.nodes.push(node);
+        self.disks.push(None);
         Ok(self.nodes.len() - 1)
     }
 

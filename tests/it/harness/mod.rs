@@ -16,12 +16,14 @@
 //! `raw` (raw RESP over TCP), `cluster` (`Cluster`: forming with the real tools, convergence
 //! waits, cluster faults), `cluster_view` (key slots, CLUSTER NODES/INFO parsing), `failover`
 //! (INFO replication, slot-owner and replica waits, bus partitions, the acknowledged-write
-//! recorder [`AckWriter`]), `tools` (external tool runs, an interactive CLI on a pty).
+//! recorder [`AckWriter`]), `disk` (data dirs on a tmpfs that fills up), `tools` (external tool
+//! runs, an interactive CLI on a pty).
 
 #![allow(dead_code)]
 
 mod cluster;
 mod cluster_view;
+mod disk;
 mod failover;
 mod node;
 mod process;
@@ -32,6 +34,7 @@ mod tools;
 
 pub use cluster::*;
 pub use cluster_view::*;
+pub use disk::*;
 pub use failover::*;
 pub use node::*;
 pub use process::*;
