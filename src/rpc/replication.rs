@@ -31,40 +31,96 @@ pub fn repl_service(
         .max_decoding_message_size(super::MAX_MESSAGE)
 }
 
-fn to_pb(m: PrimaryMsg) -> pb::PrimaryMessage {
+/// Largest piece of a batch in one message: a batch of any size (one MSET may exceed 1 GiB)
+/// streams as parts instead of overflowing the message limit.
+const BATCH_PART: usize = 64 << 20;
+/// Most bytes a replica reassembles into one batch.
+const MAX_BATCH: usize = 4 << 30;
+
+/// One domain message as the protobuf messages that carry it (several for a large batch).
+fn to_pb(m: PrimaryMsg) -> Vec<pb::PrimaryMessage> {
     use pb::primary_message::Msg;
-    let msg = match m {
+    let one = |msg| vec![pb::PrimaryMessage { msg: Some(msg) }];
+    match m {
         PrimaryMsg::FullBegin {
             replid,
             offset,
             files,
-        } => Msg::FullBegin(pb::FullSyncBegin {
+        } => one(Msg::FullBegin(pb::FullSyncBegin {
             replid,
             offset,
             files,
-        }),
+        })),
         PrimaryMsg::Chunk {
             family,
             name,
             data,
             last,
             crc32,
-        } => Msg::File(pb::FileChunk {
+        } => one(Msg::File(pb::FileChunk {
             family,
             name,
             data,
             last,
             crc32,
-        }),
-        PrimaryMsg::FullEnd { offset, keys } => Msg::FullEnd(pb::FullSyncEnd { offset, keys }),
-        PrimaryMsg::Continue { replid, offset } => Msg::Resume(pb::Continue { replid, offset }),
-        PrimaryMsg::Batch { offset, ops } => Msg::Batch(pb::Batch {
-            offset,
-            ops: ops.to_vec(),
-        }),
-        PrimaryMsg::Heartbeat { offset } => Msg::Heartbeat(pb::Heartbeat { offset }),
-    };
-    pb::PrimaryMessage { msg: Some(msg) }
+        })),
+        PrimaryMsg::FullEnd { offset, keys } => one(Msg::FullEnd(pb::FullSyncEnd { offset, keys })),
+        PrimaryMsg::Continue { replid, offset } => {
+            one(Msg::Resume(pb::Continue { replid, offset }))
+        }
+        PrimaryMsg::Batch { offset, ops } => {
+            let mut pieces: Vec<&[u8]> = ops.chunks(BATCH_PART).collect();
+            let last = pieces.pop().unwrap_or_default();
+            let mut out: Vec<pb::PrimaryMessage> = pieces
+                .into_iter()
+                .map(|p| pb::PrimaryMessage {
+                    msg: Some(Msg::BatchPart(pb::BatchPart { data: p.to_vec() })),
+                })
+                .collect();
+            out.extend(one(Msg::Batch(pb::Batch {
+                offset,
+                ops: last.to_vec(),
+            })));
+            out
+        }
+        PrimaryMsg::Heartbeat { offset } => one(Msg::Heartbeat(pb::Heartbeat { offset })),
+    }
+}
+
+/// Reassembles batches sent in parts; every other message passes through.
+#[derive(Default)]
+struct Reassembly {
+    parts: Vec<u8>,
+}
+
+impl Reassembly {
+    /// `None` while a batch is incomplete.
+    fn push(&mut self, m: pb::PrimaryMessage) -> Option<Result<PrimaryMsg, String>> {
+        use pb::primary_message::Msg;
+        match m.msg {
+            Some(Msg::BatchPart(p)) => {
+                if self.parts.len() + p.data.len() > MAX_BATCH {
+                    self.parts = Vec::new();
+                    return Some(Err(format!("a batch from the primary exceeds {MAX_BATCH} bytes")));
+                }
+                self.parts.extend_from_slice(&p.data);
+                None
+            }
+            Some(Msg::Batch(mut b)) if !self.parts.is_empty() => {
+                let mut ops = std::mem::take(&mut self.parts);
+                ops.extend_from_slice(&b.ops);
+                b.ops = ops;
+                Some(from_pb(pb::PrimaryMessage {
+                    msg: Some(Msg::Batch(b)),
+                }))
+            }
+            _ if !self.parts.is_empty() => {
+                self.parts = Vec::new();
+                Some(Err("the primary interrupted a batch sent in parts".into()))
+            }
+            msg => Some(from_pb(pb::PrimaryMessage { msg })),
+        }
+    }
 }
 
 fn from_pb(m: pb::PrimaryMessage) -> Result<PrimaryMsg, String> {
@@ -95,6 +151,7 @@ fn from_pb(m: pb::PrimaryMessage) -> Result<PrimaryMsg, String> {
             ops: Arc::new(b.ops),
         },
         Msg::Heartbeat(h) => PrimaryMsg::Heartbeat { offset: h.offset },
+        Msg::BatchPart(_) => return Err("a batch part outside a batch".into()),
     })
 }
 
@@ -158,7 +215,9 @@ impl Replication for ReplService {
             }
             src.on_close(link);
         });
-        let out = ReceiverStream::new(rx).map(|m| Ok(to_pb(m)));
+        let out = futures::StreamExt::flat_map(ReceiverStream::new(rx), |m| {
+            futures::stream::iter(to_pb(m).into_iter().map(Ok))
+        });
         Ok(Response::new(Box::pin(out)))
     }
 }
@@ -202,12 +261,58 @@ impl ReplConnector for ReplClients {
             .sync(req)
             .await
             .map_err(|s| s.message().to_string())?;
-        let inbound = resp
-            .into_inner()
-            .map(|r| r.map_err(|s| s.message().to_string()).and_then(from_pb));
+        let mut batches = Reassembly::default();
+        let inbound = resp.into_inner().filter_map(move |r| match r {
+            Ok(m) => batches.push(m),
+            Err(s) => Some(Err(s.message().to_string())),
+        });
         Ok(UpstreamLink {
             inbound: Box::pin(inbound),
             acks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reassemble(msgs: Vec<pb::PrimaryMessage>) -> Vec<Result<PrimaryMsg, String>> {
+        let mut r = Reassembly::default();
+        msgs.into_iter().filter_map(|m| r.push(m)).collect()
+    }
+
+    /// A batch larger than one message travels as parts and arrives whole, with its offset.
+    #[test]
+    fn large_batches_travel_in_parts() {
+        let ops: Vec<u8> = (0..BATCH_PART * 2 + 12345).map(|i| (i % 251) as u8).collect();
+        let msgs = to_pb(PrimaryMsg::Batch {
+            offset: 77,
+            ops: Arc::new(ops.clone()),
+        });
+        assert_eq!(msgs.len(), 3);
+        let got = reassemble(msgs);
+        match got.as_slice() {
+            [Ok(PrimaryMsg::Batch { offset: 77, ops: o })] => assert!(**o == ops),
+            other => panic!("unexpected {:?}", other.len()),
+        }
+        let small = to_pb(PrimaryMsg::Batch {
+            offset: 5,
+            ops: Arc::new(vec![1, 2, 3]),
+        });
+        assert_eq!(small.len(), 1);
+    }
+
+    /// Parts not closed by their batch are a broken stream, not a batch.
+    #[test]
+    fn interrupted_parts_are_refused() {
+        let mut msgs = to_pb(PrimaryMsg::Batch {
+            offset: 9,
+            ops: Arc::new(vec![0; BATCH_PART + 1]),
+        });
+        msgs.pop();
+        msgs.extend(to_pb(PrimaryMsg::Heartbeat { offset: 9 }));
+        let got = reassemble(msgs);
+        assert!(matches!(got.as_slice(), [Err(_)]));
     }
 }
