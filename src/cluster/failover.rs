@@ -19,6 +19,9 @@ pub const REPL_PING_PERIOD_MS: u64 = 10_000;
 /// How long a primary stays orphaned before a replica migrates to it (Valkey's
 /// CLUSTER_REPLICA_MIGRATION_DELAY), so a replica that only restarts is not replaced.
 pub const MIGRATION_DELAY_MS: u64 = 5_000;
+/// Node timeouts a synchronous-mode replica waits for a sibling holding more to win before it
+/// runs anyway.
+const SYNC_HOLD_LIMIT: u64 = 10;
 /// Votes are awaited at least this long, however small the node timeout.
 const MIN_AUTH_TIMEOUT_MS: u64 = 2_000;
 
@@ -85,6 +88,8 @@ pub struct Failover {
     /// Fault injection (DEBUG FAILOVER-DELAY): added to every automatic election's delay, so
     /// a test can let another replica run first.
     pub extra_delay_ms: u64,
+    /// Unix ms since when a synchronous-mode election has been held back for a sibling.
+    pub held_since: Option<u64>,
 }
 
 impl Failover {
@@ -119,6 +124,17 @@ impl Failover {
 
 impl ClusterState {
     // ---- hooks for the replication module ---------------------------------------------
+
+    /// `cluster-replica-no-failover`: this replica never starts an automatic failover, and says
+    /// so with the `nofailover` flag (gossip, CLUSTER NODES), as Valkey does, so siblings do not
+    /// wait for it.
+    pub fn set_no_failover(&mut self, on: bool) {
+        self.replica_no_failover = on;
+        if self.me().nofailover != on {
+            self.me_mut().nofailover = on;
+            self.dirty = true;
+        }
+    }
 
     /// Records this node's replication offset: on a replica the applied offset, on a primary
     /// the offset of its stream. Carried in every header (replica ranking) and used by manual
@@ -184,7 +200,8 @@ impl ClusterState {
     /// held it, so only a replica at least as far as every sibling may win, or acknowledged
     /// writes would be lost. A sibling counts once it answered a ping sent after the election
     /// was scheduled (its offset no longer moves: the primary failed); one flagged failing
-    /// cannot be asked and does not count. Returns why this replica must wait, if it must.
+    /// cannot be asked and does not count, nor one that never fails over
+    /// (`cluster-replica-no-failover`). Returns why this replica must wait, if it must.
     fn sibling_may_hold_more(&self) -> Option<String> {
         let me = self.me();
         let primary = me.primary?;
@@ -193,6 +210,7 @@ impl ClusterState {
             if n.id == self.myself
                 || n.role != Role::Replica
                 || n.primary != Some(primary)
+                || n.nofailover
                 || n.pfail
                 || n.fail
                 || n.handshake
@@ -218,6 +236,7 @@ impl ClusterState {
         me.role = Role::Replica;
         me.primary = Some(primary);
         self.failover.election = Election::default();
+        self.failover.held_since = None;
         self.failover.manual = None;
         self.failover.paused_until = 0;
         self.migrating.clear();
@@ -256,6 +275,7 @@ impl ClusterState {
         }
         self.current_epoch = self.current_epoch.max(epoch);
         self.failover.election = Election::default();
+        self.failover.held_since = None;
         self.failover.manual = None;
         self.failover.paused_until = 0;
         self.migrating.clear();
@@ -320,6 +340,7 @@ impl ClusterState {
         let (primary_failed, primary_epoch) = (p.fail, p.config_epoch);
         let manual = self.failover.manual.as_ref().is_some_and(|m| m.can_start);
         if !primary_failed && !manual {
+            self.failover.held_since = None;
             return;
         }
         if (self.replica_no_failover && !manual) || self.slot_count(&primary) == 0 {
@@ -377,11 +398,23 @@ impl ClusterState {
         }
         if !e.sent && !manual && self.sync_replication {
             if let Some(why) = self.sibling_may_hold_more() {
+                // Bounded: a sibling that holds more but cannot win (cut off from most
+                // primaries) must not keep the slots down for good.
+                let since = *self.failover.held_since.get_or_insert(now);
+                if now.saturating_sub(since) < SYNC_HOLD_LIMIT * self.node_timeout {
+                    if !self.failover.election.held_back {
+                        tracing::info!("failover election held back: {why}");
+                        self.failover.election.held_back = true;
+                    }
+                    return;
+                }
                 if !self.failover.election.held_back {
-                    tracing::info!("failover election held back: {why}");
+                    tracing::warn!(
+                        "failover election goes ahead after {} ms held back ({why}): writes acknowledged by that replica alone may be lost",
+                        now - since
+                    );
                     self.failover.election.held_back = true;
                 }
-                return;
             }
         }
         let e = &self.failover.election;

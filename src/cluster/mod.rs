@@ -275,7 +275,7 @@ fn apply_config(st: &mut ClusterState, c: &Config) {
     st.node_timeout = c.cluster_node_timeout_ms;
     st.require_full_coverage = c.cluster_require_full_coverage;
     st.replica_validity_factor = c.cluster_replica_validity_factor as u64;
-    st.replica_no_failover = c.cluster_replica_no_failover;
+    st.set_no_failover(c.cluster_replica_no_failover);
     st.migration_barrier = c.cluster_migration_barrier;
     st.allow_replica_migration = c.cluster_allow_replica_migration;
     st.sync_replication = c.replica_ack_before_reply;

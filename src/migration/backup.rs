@@ -67,6 +67,18 @@ fn owned(shared: &MigrationHandle) -> Result<Vec<bool>, String> {
     }))
 }
 
+/// Refuses when this node is no longer a primary owning every one of `slots`.
+fn still_owned(shared: &MigrationHandle, slots: &[u16]) -> Result<(), String> {
+    let mine = owned(shared)?;
+    match slots
+        .iter()
+        .find(|s| !mine.get(**s as usize).copied().unwrap_or(false))
+    {
+        Some(s) => Err(format!("slot {s} is no longer served by this primary")),
+        None => Ok(()),
+    }
+}
+
 fn slot_of(k: &[u8]) -> Option<u16> {
     match k {
         [a, b, _, ..] => Some(u16::from_be_bytes([*a, *b]) & 0x3fff),
@@ -127,11 +139,9 @@ fn delete_replaced(shared: &MigrationHandle, keys_file: &Path) -> Result<u64, St
     let mut scope = shared.keyspace.pending();
     let mut staged = 0usize;
     for_each_key(keys_file, |k| {
+        // Deleted even when expired but still stored: its members and TTL entry go too.
         let gone = scope
-            .update(k, |old| match old {
-                Some(_) => (Update::Delete, true),
-                None => (Update::Keep, false),
-            })
+            .update(k, |old| (Update::Delete, old.is_some()))
             .map_err(|e| e.to_string())?;
         deleted += gone as u64;
         staged += 1;
@@ -260,10 +270,7 @@ impl BackupSide for BackupNode {
             }
             (j.slots.iter().copied().collect::<Vec<u16>>(), j.keys_file.clone())
         };
-        let mine = owned(&shared)?;
-        if let Some(s) = slots.iter().find(|s| !mine[**s as usize]) {
-            return Err(format!("slot {s} is no longer served by this primary"));
-        }
+        still_owned(&shared, &slots)?;
         let ranges = crate::slot::ranges_of(&slots);
         let sh = Arc::clone(&shared);
         // Waits for the writes already routed to these slots, then counts against the result.
@@ -318,24 +325,39 @@ impl BackupSide for BackupNode {
             .staged
             .take(&job)
             .ok_or_else(|| format!("no staged restore named {job}"))?;
-        if j.prepared.is_none() {
+        let slots: Vec<u16> = j.slots.iter().copied().collect();
+        let refused = if j.prepared.is_none() {
+            Err(format!("restore {job} was not prepared"))
+        } else {
+            // A failover since Prepare made this node a replica, or moved a slot away.
+            still_owned(&self.0, &slots)
+        };
+        if let Err(e) = refused {
             let _ = std::fs::remove_dir_all(&j.staged.dir);
-            return Err(format!("restore {job} was not prepared"));
+            return Err(e);
         }
         let sh = Arc::clone(&self.0);
         let keys = j.report.keys;
         let report = j.report.clone();
-        let replaced = tokio::task::spawn_blocking(move || {
+        let (replaced, j) = tokio::task::spawn_blocking(move || {
             let r = commit_staged(&sh, &j);
             if r.is_err() {
                 let _ = std::fs::remove_dir_all(&j.staged.dir);
             }
-            // The prepare's pause ends here, with the job.
-            drop(j);
-            r
+            r.map(|n| (n, j))
         })
         .await
         .map_err(|e| e.to_string())??;
+        // The replicas fetch the restored slots now; writes to them stay paused until they
+        // hold them (bounded), so a failover right after finds them there.
+        let c = self.0.config.snapshot();
+        let wait = Duration::from_millis(c.cluster_node_timeout_ms.max(1000));
+        let (got, online) = self.0.replicas.replicas_caught_up(wait).await;
+        if got < online {
+            tracing::warn!("restore {job}: {got} of {online} replicas hold the restored slots");
+        }
+        // The prepare's pause ends here, with the job.
+        drop(j);
         tracing::info!("restore {job}: {keys} keys ingested, {replaced} existing keys replaced");
         Ok(report)
     }

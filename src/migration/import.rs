@@ -442,6 +442,7 @@ pub(super) fn export_stream(shared: Arc<MigrationHandle>, ranges: Ranges) -> Chu
         let last = match r {
             Ok((_, offset)) => {
                 chunk.offset = offset;
+                chunk.last = true;
                 Ok(chunk)
             }
             Err(e) => Err(e.to_string()),

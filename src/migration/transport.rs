@@ -17,8 +17,10 @@ use crate::slot::Ranges;
 pub struct DataChunk {
     pub job: String,
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Export only: the primary's write-log offset of the snapshot.
+    /// Export only: the primary's write-log offset of the snapshot (on the last chunk).
     pub offset: u64,
+    /// Export only: this chunk ends the snapshot.
+    pub last: bool,
 }
 
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<DataChunk, String>> + Send>>;

@@ -14,7 +14,7 @@ use super::wire::{Hello, PrimaryMsg};
 use super::ReplHandle;
 use super::{encode_state, Upstream, STATE_KEY};
 use crate::config::{AppendFsync, Config};
-use crate::storage::Batch;
+use crate::storage::{Batch, Staged};
 
 /// How this node reaches its primary: `(ip, client port, rpc port)`.
 fn upstream_target(shared: &ReplHandle) -> Option<(String, u16, u16)> {
@@ -204,7 +204,13 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                 let sh = Arc::clone(shared);
                 let files = std::mem::take(&mut incoming);
                 let id = replid.clone();
+                let (from_ip, port) = (ip.to_string(), rpc_port);
                 tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    // Not over the writes of a node promoted meanwhile.
+                    let _role = sh.replication.role.lock();
+                    if !still_following(&sh, &from_ip, port) {
+                        return Err("no longer following this primary".into());
+                    }
                     sh.engine.replace_all(&files).map_err(|e| e.to_string())?;
                     sh.keyspace.reload().map_err(|e| e.to_string())?;
                     sh.keyspace
@@ -213,12 +219,13 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                             STATE_KEY,
                             encode_state(&id, offset),
                         )
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.to_string())?;
+                    sh.replication.backlog.reset(id, offset);
+                    Ok(())
                 })
                 .await
                 .map_err(|e| e.to_string())??;
                 let _ = tokio::fs::remove_dir_all(&sync_dir).await;
-                shared.replication.backlog.reset(replid.clone(), offset);
                 applied = offset;
                 if let Some(u) = shared.replication.upstream.lock().as_mut() {
                     u.full_syncs += 1;
@@ -229,6 +236,10 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
             }
             PrimaryMsg::Continue { replid: id, offset } => {
                 if id != replid {
+                    let _role = shared.replication.role.lock();
+                    if !still_following(shared, ip, rpc_port) {
+                        return Ok(());
+                    }
                     replid = id;
                     shared.replication.backlog.reset(replid.clone(), offset);
                 }
@@ -360,11 +371,8 @@ async fn fetch_imported(
         .join("replica-fetch");
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Vec<u8>)>>(4);
     let sh = Arc::clone(shared);
-    let r = ranges.to_vec();
-    let writer = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        sh.keyspace
-            .replica_drop_slots(&r)
-            .map_err(|e| e.to_string())?;
+    // Written to files first: the slots keep their contents until the whole state is here.
+    let writer = tokio::task::spawn_blocking(move || -> Result<(Staged, u64), String> {
         let mut loader =
             crate::storage::SlotLoader::new(&sh.engine, &dir).map_err(|e| e.to_string())?;
         while let Ok(entries) = rx.recv() {
@@ -372,17 +380,17 @@ async fn fetch_imported(
                 loader.put(k, v).map_err(|e| e.to_string())?;
             }
         }
-        let n = loader.ingest().map_err(|e| e.to_string())?;
-        sh.keyspace.reload_slots(&r).map_err(|e| e.to_string())?;
-        Ok(n)
+        let n = loader.entries();
+        Ok((loader.stage().map_err(|e| e.to_string())?, n))
     });
-    let mut offset = None;
+    let mut end = None;
     let mut failure = None;
     while let Some(c) = chunks.next().await {
         match c {
             Ok(c) => {
-                // The last chunk carries the snapshot's offset.
-                offset = Some(c.offset);
+                if c.last {
+                    end = Some(c.offset);
+                }
                 if tx.send(c.entries).is_err() {
                     break;
                 }
@@ -394,11 +402,39 @@ async fn fetch_imported(
         }
     }
     drop(tx);
-    let n = writer.await.map_err(|e| e.to_string())??;
-    if let Some(e) = failure {
-        return Err(format!("fetching imported slots: {e}"));
-    }
-    let offset = offset.ok_or("imported slots fetched without an offset")?;
+    let (staged, n) = writer.await.map_err(|e| e.to_string())??;
+    let offset = match (failure, end) {
+        (None, Some(offset)) => offset,
+        (failure, _) => {
+            let _ = std::fs::remove_dir_all(&staged.dir);
+            return Err(format!(
+                "fetching imported slots: {}",
+                failure.unwrap_or_else(|| "the stream ended before the snapshot did".into())
+            ));
+        }
+    };
+    // The slots' old contents go and the fetched state takes their place while no promotion
+    // can happen, and only while this node still follows that primary.
+    let sh = Arc::clone(shared);
+    let (r, ip) = (ranges.to_vec(), ip.to_string());
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let _role = sh.replication.role.lock();
+        let done = if still_following(&sh, &ip, rpc_port) {
+            sh.keyspace
+                .replica_drop_slots(&r)
+                .and_then(|_| sh.engine.ingest_staged(&staged).map_err(Into::into))
+                .and_then(|_| sh.keyspace.reload_slots(&r))
+                .map_err(|e| e.to_string())
+        } else {
+            Err("no longer following this primary".into())
+        };
+        if done.is_err() {
+            let _ = std::fs::remove_dir_all(&staged.dir);
+        }
+        done
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     tracing::info!(
         "fetched {n} entries of imported slots {} from the primary in {:?}",
         crate::slot::ranges_text(ranges),

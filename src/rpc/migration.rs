@@ -70,6 +70,7 @@ pub(super) fn chunk_from_pb(c: pb::DataChunk) -> Result<DataChunk, String> {
         job: c.job,
         entries: c.keys.into_iter().zip(c.values).collect(),
         offset: c.offset,
+        last: c.last,
     })
 }
 
@@ -80,6 +81,7 @@ pub(super) fn chunk_to_pb(c: DataChunk) -> pb::DataChunk {
         keys,
         values,
         offset: c.offset,
+        last: c.last,
     }
 }
 

@@ -515,14 +515,19 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             primaries[i].addr()
         );
     }
+    // All at once: each primary's pause (and its 60 s limit) starts at the same time.
+    let replace = o.replace;
+    let prepared = rt.block_on(futures::future::join_all(peers.iter().map(|(&i, p)| {
+        let (mut p, job) = (p.clone(), job.clone());
+        async move { (i, p.prepare(&job, replace).await) }
+    })));
     let mut replaced = 0u64;
     let mut refused = None;
-    for (i, p) in peers.iter_mut() {
-        match rt.block_on(p.prepare(&job, o.replace)) {
+    for (i, r) in prepared {
+        match r {
             Ok(r) => replaced += r.collisions,
             Err(e) => {
-                refused = Some((*i, e));
-                break;
+                refused.get_or_insert((i, e));
             }
         }
     }
@@ -541,12 +546,14 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
     }
     // Commit everywhere. Only a primary that fails now (it died, its disk failed) misses its
     // part; the others still commit, and the report names what to restore again.
-    let mut missed: Vec<(usize, String)> = Vec::new();
-    for (i, p) in peers.iter_mut() {
-        if let Err(e) = rt.block_on(p.commit(&job)) {
-            missed.push((*i, e));
-        }
-    }
+    let committed = rt.block_on(futures::future::join_all(peers.iter().map(|(&i, p)| {
+        let (mut p, job) = (p.clone(), job.clone());
+        async move { (i, p.commit(&job).await) }
+    })));
+    let missed: Vec<(usize, String)> = committed
+        .into_iter()
+        .filter_map(|(i, r)| r.err().map(|e| (i, e)))
+        .collect();
     if !missed.is_empty() {
         let mut again = vec![false; SLOTS];
         for (i, e) in &missed {

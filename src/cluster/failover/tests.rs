@@ -360,6 +360,24 @@ fn sync_mode_lagging_replica_never_wins_over_one_holding_more() {
     net.assert_owner(4, &slots);
 }
 
+/// Synchronous mode does not wait for a sibling that never fails over: it could only hold
+/// the slots down for good.
+#[test]
+fn sync_mode_ignores_a_sibling_that_never_fails_over() {
+    let mut net = Net::cluster(3, &[0, 0, 1, 2]);
+    for n in net.nodes.iter_mut() {
+        n.sync_replication = true;
+    }
+    net.nodes[4].set_no_failover(true);
+    let now = net.now;
+    net.nodes[3].set_repl_offset(500, now);
+    net.nodes[4].set_repl_offset(1000, now);
+    net.run(2000);
+    net.down.insert(0);
+    net.run_until(4 * NT, |n| n.nodes[3].me().is_primary())
+        .expect("the replica that may fail over is promoted");
+}
+
 /// Synchronous mode does not wait for a sibling that is itself failing: with the better
 /// replica gone too, the remaining one still takes over (what it lacks was on two dead nodes).
 #[test]

@@ -169,7 +169,7 @@ impl ClusterState {
         fresh.node_timeout = self.node_timeout;
         fresh.require_full_coverage = self.require_full_coverage;
         fresh.replica_validity_factor = self.replica_validity_factor;
-        fresh.replica_no_failover = self.replica_no_failover;
+        fresh.set_no_failover(self.replica_no_failover);
         fresh.migration_barrier = self.migration_barrier;
         fresh.allow_replica_migration = self.allow_replica_migration;
         fresh.sync_replication = self.sync_replication;
