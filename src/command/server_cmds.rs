@@ -490,40 +490,8 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let ms = int(&args[2])?.max(0) as u64;
         cl.with_state(|st| st.failover.extra_delay_ms = ms);
         Ok(Reply::OK)
-    } else if is(sub, "repl-promote-delay") && args.len() == 3 {
-        // Fault injection: a replica whose role turned primary takes over the replication
-        // stream this much later (writes arriving meanwhile must still start the new history).
-        let ms = int(&args[2])?.max(0) as u64;
-        ctx.node
-            .replication
-            .promote_delay_ms
-            .store(ms, Ordering::Relaxed);
-        Ok(Reply::OK)
-    } else if is(sub, "restore-delay") && args.len() == 3 {
-        // Test hook: a restore's stage answers, and its commit starts, this much later, so a
-        // test can write or crash a node in between.
-        let ms = int(&args[2])?.max(0) as u64;
-        ctx.node
-            .migrations
-            .restore_delay_ms
-            .store(ms, Ordering::Relaxed);
-        Ok(Reply::OK)
-    } else if is(sub, "slot-migration-commit-delay") && args.len() == 3 {
-        // Test hook: holds a target's Commit between taking the slots and recording it.
-        let ms = int(&args[2])?.max(0) as u64;
-        ctx.node
-            .migrations
-            .commit_delay_ms
-            .store(ms, Ordering::Relaxed);
-        Ok(Reply::OK)
-    } else if is(sub, "slot-migration-delay") && args.len() == 3 {
-        // Test hook: slows this node's slot snapshot streams (to a migration target, or to a
-        // replica fetching imported slots) so a test can crash one midway.
-        let ms = int(&args[2])?.max(0) as u64;
-        ctx.node
-            .migrations
-            .chunk_delay_ms
-            .store(ms, Ordering::Relaxed);
+    } else if let (Some(hook), 3) = (delay_hook(ctx.node, sub), args.len()) {
+        hook.store(int(&args[2])?.max(0) as u64, Ordering::Relaxed);
         Ok(Reply::OK)
     } else if is(sub, "set-active-expire") && args.len() == 3 {
         ctx.node
@@ -553,6 +521,27 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         Err(CmdError::UnknownSubcommand(text(sub), "DEBUG".into()))
     }
+}
+
+/// Fault-injection hooks that hold a step for some milliseconds: `DEBUG <name> <ms>`.
+fn delay_hook<'a>(
+    node: &'a crate::node::Node,
+    sub: &Bytes,
+) -> Option<&'a std::sync::atomic::AtomicU64> {
+    let m = &node.migrations;
+    let hooks = [
+        // A replica whose role turned primary takes over the replication stream this much
+        // later (writes arriving meanwhile must still start the new history).
+        ("repl-promote-delay", &node.replication.promote_delay_ms),
+        // A restore's stage answers, and its commit starts, this much later.
+        ("restore-delay", &m.restore_delay_ms),
+        // A target's Commit waits between taking the slots and recording it.
+        ("slot-migration-commit-delay", &m.commit_delay_ms),
+        // This node's slot snapshot streams (to a migration target, or to a replica fetching
+        // imported slots) pause after each chunk.
+        ("slot-migration-delay", &m.chunk_delay_ms),
+    ];
+    hooks.into_iter().find(|(n, _)| is(sub, n)).map(|(_, h)| h)
 }
 
 impl From<crate::storage::StorageError> for CmdError {

@@ -97,10 +97,7 @@ fn valid_job(job: &str) -> bool {
 }
 
 /// Visits each user key named in a job's key file.
-fn for_each_key(
-    path: &Path,
-    mut f: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<(), String> {
+fn for_each_key(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut r = BufReader::new(file);
     let mut len = [0u8; 4];
@@ -121,7 +118,12 @@ fn for_each_key(
 fn live_collisions(shared: &MigrationHandle, keys_file: &Path) -> Result<(u64, Vec<u8>), String> {
     let (mut n, mut example) = (0u64, Vec::new());
     for_each_key(keys_file, |k| {
-        if shared.keyspace.peek(k).map_err(|e| e.to_string())?.is_some() {
+        if shared
+            .keyspace
+            .peek(k)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
             n += 1;
             if example.is_empty() {
                 example = k.to_vec();
@@ -268,7 +270,10 @@ impl BackupSide for BackupNode {
             if j.prepared.is_some() {
                 return Err(format!("restore {job} is already prepared"));
             }
-            (j.slots.iter().copied().collect::<Vec<u16>>(), j.keys_file.clone())
+            (
+                j.slots.iter().copied().collect::<Vec<u16>>(),
+                j.keys_file.clone(),
+            )
         };
         still_owned(&shared, &slots)?;
         let ranges = crate::slot::ranges_of(&slots);

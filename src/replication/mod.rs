@@ -263,7 +263,10 @@ impl Replication {
             if got == online {
                 return (got, online);
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return (got, online);
             }
         }
@@ -408,7 +411,10 @@ mod tests {
         let held = repl.backlog.frames_after(0).unwrap();
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].0, end);
-        assert_eq!(*held[0].1, frame, "the backlog holds the marker, not a delete");
+        assert_eq!(
+            *held[0].1, frame,
+            "the backlog holds the marker, not a delete"
+        );
     }
 
     /// WAIT counts a replica only for what this primary sent it: an acknowledgement (or the

@@ -101,7 +101,9 @@ impl Reassembly {
             Some(Msg::BatchPart(p)) => {
                 if self.parts.len() + p.data.len() > MAX_BATCH {
                     self.parts = Vec::new();
-                    return Some(Err(format!("a batch from the primary exceeds {MAX_BATCH} bytes")));
+                    return Some(Err(format!(
+                        "a batch from the primary exceeds {MAX_BATCH} bytes"
+                    )));
                 }
                 self.parts.extend_from_slice(&p.data);
                 None
@@ -285,7 +287,9 @@ mod tests {
     /// A batch larger than one message travels as parts and arrives whole, with its offset.
     #[test]
     fn large_batches_travel_in_parts() {
-        let ops: Vec<u8> = (0..BATCH_PART * 2 + 12345).map(|i| (i % 251) as u8).collect();
+        let ops: Vec<u8> = (0..BATCH_PART * 2 + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let msgs = to_pb(PrimaryMsg::Batch {
             offset: 77,
             ops: Arc::new(ops.clone()),

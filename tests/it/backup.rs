@@ -315,7 +315,10 @@ fn restore_replaces_whole_keys_and_decides_collisions_at_commit() -> Result<()> 
     ensure!(ttl == -1, "the restored hash kept a later TTL: {ttl}");
     let v = c.query(c.key_owner(k0)?, &["GET", k0])?;
     ensure!(&v == v0, "{k0} restored as {v:?}, backup {v0:?}");
-    ensure!(c.wrong_values(0, &loaded)?.is_empty(), "keys wrong after --replace");
+    ensure!(
+        c.wrong_values(0, &loaded)?.is_empty(),
+        "keys wrong after --replace"
+    );
 
     // Empty the cluster, hold one primary's stage open and write one of its backed-up keys.
     for m in c.masters(0)? {
@@ -381,7 +384,11 @@ fn restore_with_a_primary_lost_before_its_commit_names_what_to_restore_again() -
             SETTLE,
             Duration::from_millis(10),
             "every primary prepared the restore",
-            || Ok(primaries.iter().all(|&m| c.node(m).log_count("prepared") > 0)),
+            || {
+                Ok(primaries
+                    .iter()
+                    .all(|&m| c.node(m).log_count("prepared") > 0))
+            },
         )?;
         c.node(victim).sigkill()?;
         restore
@@ -405,7 +412,13 @@ fn restore_with_a_primary_lost_before_its_commit_names_what_to_restore_again() -
     let theirs = lost_ranges.unwrap_or_else(|| c.own_ranges(victim).unwrap_or_default());
     let expected = theirs
         .iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",");
     ensure!(
@@ -419,7 +432,11 @@ fn restore_with_a_primary_lost_before_its_commit_names_what_to_restore_again() -
         .sum::<Result<u64>>()?;
     let outside = loaded
         .iter()
-        .filter(|(k, _)| !theirs.iter().any(|&(a, b)| (a..=b).contains(&key_slot(k.as_bytes()))))
+        .filter(|(k, _)| {
+            !theirs
+                .iter()
+                .any(|&(a, b)| (a..=b).contains(&key_slot(k.as_bytes())))
+        })
         .count() as u64;
     ensure!(
         others == outside,
@@ -428,7 +445,11 @@ fn restore_with_a_primary_lost_before_its_commit_names_what_to_restore_again() -
     for &m in &primaries {
         c.query(m, &["DEBUG", "RESTORE-DELAY", "0"])?;
     }
-    cli(&c, &["restore", &seed(&c), "--from", &dir, "--slots", &again])?.ensure_success()?;
+    cli(
+        &c,
+        &["restore", &seed(&c), "--from", &dir, "--slots", &again],
+    )?
+    .ensure_success()?;
     let wrong = c.wrong_values(0, &loaded)?;
     ensure!(
         wrong.is_empty(),

@@ -125,7 +125,9 @@ fn legacy_reshard(c: &Cluster, view: usize, primaries: &[usize], rng: &mut Rng) 
     ])?
     .ensure_success()?;
     c.check_clean(false)?;
-    Ok(format!("redis-cli --cluster reshard of {n} slots from {src} to {dst}"))
+    Ok(format!(
+        "redis-cli --cluster reshard of {n} slots from {src} to {dst}"
+    ))
 }
 
 /// Backs up the slots of fresh keys (none of the writers' slots), deletes the keys, restores
@@ -198,14 +200,20 @@ fn fill_disk(c: &mut Cluster, view: usize, primaries: &[usize], rng: &mut Rng) -
         if reply.starts_with(b"-") {
             break String::from_utf8_lossy(&reply).trim().to_string();
         }
-        ensure!(probes < 256, "node {p} kept acknowledging writes on a full disk");
+        ensure!(
+            probes < 256,
+            "node {p} kept acknowledging writes on a full disk"
+        );
     };
     let status = c
         .node(p)
         .info_section("persistence")?
         .remove("aof_last_write_status")
         .unwrap_or_default();
-    ensure!(status == "err", "node {p} refused a write ({refused}) but reports {status}");
+    ensure!(
+        status == "err",
+        "node {p} refused a write ({refused}) but reports {status}"
+    );
     c.empty_disk(p)?;
     c.node_mut(p).kill9()?;
     c.node_mut(p).restart()?;
@@ -416,7 +424,11 @@ fn campaign(seed: u64, budget: Duration, sync: bool) -> Result<Campaign> {
     }
     let lost_outside = lost
         .iter()
-        .filter(|a| !windows.iter().any(|(from, to)| (*from..=*to).contains(&a.at)))
+        .filter(|a| {
+            !windows
+                .iter()
+                .any(|(from, to)| (*from..=*to).contains(&a.at))
+        })
         .count();
     Ok(Campaign {
         seed,

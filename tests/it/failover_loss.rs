@@ -277,9 +277,12 @@ fn sync_mode_lagging_replica_never_wins() -> Result<()> {
         "the lagging replica (node {r2}) won the election over node {r1}; logs:\n{}",
         c.log_tails(20)
     );
-    try_wait_until_every(CONVERGE, Duration::from_millis(100), "cluster_state:ok", || {
-        Ok(c.info_field(other, "cluster_state")? == "ok")
-    })?;
+    try_wait_until_every(
+        CONVERGE,
+        Duration::from_millis(100),
+        "cluster_state:ok",
+        || Ok(c.info_field(other, "cluster_state")? == "ok"),
+    )?;
     let wrong = c.wrong_values(other, &[before, acked].concat())?;
     ensure!(
         wrong.is_empty(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
-use crate::harness::{try_wait_until_every, Cluster};
+use crate::harness::{primaries_only, try_wait_until_every, Cluster};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -28,12 +28,7 @@ pub(crate) fn all_loaded_keys_readable(c: &Cluster, loaded: &[(String, String)])
 /// the target ended up owning the slots with none of their keys.
 #[test]
 fn source_killed_inside_the_commit_loses_nothing() -> Result<()> {
-    let mut c = Cluster::builder(3)
-        .directive("appendfsync", "always")
-        .start()?;
-    c.create_and_wait(0)?;
-    let src = c.slot_owner(0, 0)?;
-    let dst = c.slot_owner(0, 16383)?;
+    let (mut c, src, dst) = primaries_only(Cluster::builder(3).directive("appendfsync", "always"))?;
     let loaded = c.load_keys(0, "mid-commit", 5_000, 32)?;
     c.query(dst, &["DEBUG", "SLOT-MIGRATION-COMMIT-DELAY", "3000"])?;
     c.migrate_slots(src, 0, 999, dst)?;
@@ -66,10 +61,7 @@ fn source_killed_inside_the_commit_loses_nothing() -> Result<()> {
 /// once the target can save again.
 #[test]
 fn commit_without_a_saved_nodes_conf_changes_no_owner() -> Result<()> {
-    let c = Cluster::builder(3).start()?;
-    c.create_and_wait(0)?;
-    let src = c.slot_owner(0, 0)?;
-    let dst = c.slot_owner(0, 16383)?;
+    let (c, src, dst) = primaries_only(Cluster::builder(3))?;
     let loaded = c.load_keys(0, "no-save", 3_000, 32)?;
     let blocker = c.nodes_conf_path(dst).with_extension("conf.tmp");
     std::fs::create_dir(&blocker)?;
@@ -115,12 +107,8 @@ fn commit_without_a_saved_nodes_conf_changes_no_owner() -> Result<()> {
 #[test]
 fn operator_keeps_slots_when_the_target_is_gone() -> Result<()> {
     // The dead target's own slots stay uncovered: the rest of the cluster keeps serving.
-    let mut c = Cluster::builder(3)
-        .directive("cluster-require-full-coverage", "no")
-        .start()?;
-    c.create_and_wait(0)?;
-    let src = c.slot_owner(0, 0)?;
-    let dst = c.slot_owner(0, 16383)?;
+    let (mut c, src, dst) =
+        primaries_only(Cluster::builder(3).directive("cluster-require-full-coverage", "no"))?;
     let loaded = c.load_keys(0, "gone", 3_000, 32)?;
     let epoch_before: u64 = c.info_field(src, "cluster_my_epoch")?.parse()?;
     c.query(dst, &["DEBUG", "SLOT-MIGRATION-COMMIT-DELAY", "60000"])?;

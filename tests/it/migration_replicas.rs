@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::harness::{try_wait_until_every, Cluster};
+use crate::harness::{primaries_only, try_wait_until_every, Cluster};
 use crate::migration_faults::all_loaded_keys_readable;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -18,12 +18,7 @@ const KEYS: usize = 60_000;
 /// Three primaries, and a replica of the one owning slot 16383 (the target). Returns the
 /// cluster, the source (owner of slot 0), the target and the replica.
 fn target_with_replica() -> Result<(Cluster, usize, usize, usize)> {
-    let mut c = Cluster::builder(3)
-        .directive("appendfsync", "always")
-        .start()?;
-    c.create_and_wait(0)?;
-    let src = c.slot_owner(0, 0)?;
-    let dst = c.slot_owner(0, 16383)?;
+    let (mut c, src, dst) = primaries_only(Cluster::builder(3).directive("appendfsync", "always"))?;
     let r = c.add_replica_of(dst, SETTLE)?;
     c.wait_state_ok(SETTLE)?;
     Ok((c, src, dst, r))
@@ -92,8 +87,11 @@ fn target_failed_over_right_after_commit_keeps_every_key() -> Result<()> {
             c.log_tails(30)
         )
     })?;
-    try_wait_until_every(SETTLE, Duration::from_millis(100), "cluster_state:ok", || {
-        Ok(c.info_field(src, "cluster_state")? == "ok")
-    })?;
+    try_wait_until_every(
+        SETTLE,
+        Duration::from_millis(100),
+        "cluster_state:ok",
+        || Ok(c.info_field(src, "cluster_state")? == "ok"),
+    )?;
     all_loaded_keys_readable(&c, &loaded)
 }

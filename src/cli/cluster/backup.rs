@@ -557,7 +557,9 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
     if !missed.is_empty() {
         let mut again = vec![false; SLOTS];
         for (i, e) in &missed {
-            let mine: Vec<bool> = (0..SLOTS).map(|s| want[s] && owner[s] == Some(*i)).collect();
+            let mine: Vec<bool> = (0..SLOTS)
+                .map(|s| want[s] && owner[s] == Some(*i))
+                .collect();
             log_err!(
                 "[ERR] {}: commit failed: {e}; slots {} were NOT restored\n",
                 primaries[*i].addr(),

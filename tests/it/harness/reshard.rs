@@ -8,6 +8,16 @@ use anyhow::{anyhow, ensure, Context, Result};
 
 use super::*;
 
+/// Forms a cluster of primaries only from `b`; returns it with the owners of slot 0 (the
+/// migration tests' source) and slot 16383 (their target).
+pub fn primaries_only(b: ClusterBuilder) -> Result<(Cluster, usize, usize)> {
+    let c = b.start()?;
+    c.create_and_wait(0)?;
+    let src = c.slot_owner(0, 0)?;
+    let dst = c.slot_owner(0, 16383)?;
+    Ok((c, src, dst))
+}
+
 impl Cluster {
     /// SETs `n` keys `prefix:i` (values of `value_len` bytes) with pipelines sent straight to
     /// each key's owner per node `view`; returns the (key, value) pairs.
