@@ -384,6 +384,7 @@ async fn restore_delay(shared: &MigrationHandle) {
 /// Deletes what the job replaces, ingests it and recounts its slots; runs under the prepare's
 /// pause, so nothing writes these slots in between.
 fn commit_staged(sh: &MigrationHandle, j: &StagedJob) -> Result<u64, String> {
+    sh.replicas.ensure_primary();
     let replaced = delete_replaced(sh, &j.keys_file)?;
     sh.engine
         .ingest_staged(&j.staged)

@@ -147,6 +147,7 @@ async fn commit_job(
     })
     .await?;
     replicas_hold_the_slots(&shared, &job).await?;
+    shared.replicas.ensure_primary();
     let slots: Vec<u16> = j.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
     let epoch = cluster
         .with_state_saved(|st| st.take_imported_slots(&slots))?
@@ -200,6 +201,8 @@ impl ImportSide for TargetSide {
             }
             Ok(st.myself)
         })?;
+        // The job writes (clears the slots, loads them): under this node's own history.
+        shared.replicas.ensure_primary();
         {
             let active = shared.migrations.imports.active.lock();
             if active.contains_key(&job) {

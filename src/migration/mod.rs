@@ -55,13 +55,18 @@ pub struct MigrationHandle {
     pub replicas: Arc<dyn ReplicaWait>,
 }
 
-/// How a migration target learns that its own replicas hold what it imported (they fetch
-/// imported slots when their stream reaches the marker, and acknowledge after).
+/// What slot jobs need of replication: a migration target (or a restore) learns that its own
+/// replicas hold what it loaded (they fetch the slots when their stream reaches the marker,
+/// and acknowledge after), and a node promoted a moment ago takes over its replication stream
+/// before a job writes, as a client write would through dispatch.
 #[async_trait::async_trait]
 pub trait ReplicaWait: Send + Sync {
     /// Waits until every replica online now acknowledged everything written so far, or
     /// `timeout`; returns (acknowledged, online).
     async fn replicas_caught_up(&self, timeout: std::time::Duration) -> (usize, usize);
+    /// Starts this node's own replication history if the cluster made it a primary and the
+    /// replica task has not taken over yet.
+    fn ensure_primary(&self);
 }
 
 impl MigrationHandle {

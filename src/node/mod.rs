@@ -243,7 +243,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         shutdown: shutdown.clone(),
         peers: transports.migration,
         migrate_links: MigrateLinks::default(),
-        replicas: Arc::clone(&replication) as Arc<dyn crate::migration::ReplicaWait>,
+        replicas: Arc::clone(&repl) as Arc<dyn crate::migration::ReplicaWait>,
     });
     Ok(Arc::new(Node {
         keyspace,

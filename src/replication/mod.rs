@@ -335,10 +335,14 @@ impl Replication {
 }
 
 #[async_trait::async_trait]
-impl crate::migration::ReplicaWait for Replication {
+impl crate::migration::ReplicaWait for ReplHandle {
     async fn replicas_caught_up(&self, timeout: Duration) -> (usize, usize) {
-        let offset = self.backlog.position().offset;
-        self.wait_all_acked(offset, timeout).await
+        let offset = self.replication.backlog.position().offset;
+        self.replication.wait_all_acked(offset, timeout).await
+    }
+
+    fn ensure_primary(&self) {
+        ReplHandle::ensure_primary(self)
     }
 }
 
