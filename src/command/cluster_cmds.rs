@@ -23,7 +23,8 @@ impl From<ClusterError> for CmdError {
     }
 }
 
-fn slot_arg(b: &[u8]) -> Result<u16, CmdError> {
+/// A slot number argument, with Valkey's error for anything else.
+pub(super) fn slot_arg(b: &[u8]) -> Result<u16, CmdError> {
     match super::args::parse_i64(b) {
         Some(s) if (0..SLOTS as i64).contains(&s) => Ok(s as u16),
         _ => Err(CmdError::err("Invalid or out of range slot")),

@@ -107,7 +107,17 @@ pub fn dispatch(
             ));
         }
     }
-    if spec.is_write() && !shared.is_replica() {
+    if spec.is_write() {
+        if shared.is_replica() {
+            return Ok(error_reply(
+                shared,
+                CmdError::Line("READONLY You can't write against a read only replica.".into()),
+            ));
+        }
+        if shared.keyspace.is_read_only() {
+            // The view made this node a primary before the replica task took over the stream.
+            shared.repl.ensure_primary();
+        }
         let c = shared.config.snapshot();
         if c.min_replicas_to_write > 0 {
             let lag = std::time::Duration::from_secs(c.min_replicas_max_lag as u64);
@@ -118,16 +128,6 @@ pub fn dispatch(
                 ));
             }
         }
-    }
-    if spec.is_write() && !shared.is_replica() && shared.keyspace.is_read_only() {
-        // The view made this node a primary before the replica task took over the stream.
-        shared.repl.ensure_primary();
-    }
-    if spec.is_write() && shared.is_replica() {
-        return Ok(error_reply(
-            shared,
-            CmdError::Line("READONLY You can't write against a read only replica.".into()),
-        ));
     }
     if let Some(q) = client.multi.as_mut() {
         if matches!(spec.name, "watch" | "quit" | "reset") {

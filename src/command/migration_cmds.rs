@@ -3,19 +3,12 @@
 
 use bytes::Bytes;
 
-use super::args::{is, parse_i64, text};
+use super::args::{is, text};
+use super::cluster_cmds::slot_arg as slot;
 use super::{CmdError, CmdResult, Ctx};
 use crate::cluster::NodeId;
 use crate::migration::{ranges_text, Operation, Request};
 use crate::resp::Reply;
-use crate::storage::SLOTS;
-
-fn slot(b: &[u8]) -> Result<u16, CmdError> {
-    match parse_i64(b) {
-        Some(s) if (0..SLOTS as i64).contains(&s) => Ok(s as u16),
-        _ => Err(CmdError::err("Invalid or out of range slot")),
-    }
-}
 
 /// `SLOTSRANGE a b [a b ...] NODE id [SLOTSRANGE ... NODE id ...]`
 pub fn parse(args: &[Bytes]) -> Result<Vec<Request>, CmdError> {

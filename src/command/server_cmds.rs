@@ -451,12 +451,7 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let (first, last) = if args.len() == 2 {
             (0, (crate::slot::SLOTS - 1) as u16)
         } else {
-            let slot = |a: &[u8]| -> Result<u16, CmdError> {
-                u16::try_from(int(a)?)
-                    .ok()
-                    .filter(|s| (*s as usize) < crate::slot::SLOTS)
-                    .ok_or_else(|| CmdError::err("Invalid or out of range slot"))
-            };
+            let slot = super::cluster_cmds::slot_arg;
             let first = slot(&args[2])?;
             let last = args.get(3).map(|a| slot(a)).transpose()?.unwrap_or(first);
             if last < first {

@@ -201,14 +201,8 @@ impl BackupSide for BackupNode {
                         continue;
                     }
                     if is_key_entry(k) {
+                        // Collisions are decided at Prepare, against the data as it is then.
                         report.keys += 1;
-                        // An early count only: Prepare decides against the data as it is then.
-                        if sh.engine.get(k).map_err(|e| e.to_string())?.is_some() {
-                            report.collisions += 1;
-                            if report.example.is_empty() {
-                                report.example = k[3..].to_vec();
-                            }
-                        }
                         names
                             .write_all(&(k.len() as u32).to_le_bytes())
                             .and_then(|_| names.write_all(k))

@@ -224,51 +224,48 @@ impl Replication {
     /// WAIT: until `n` replicas acknowledged `offset` or `timeout` (None = forever, bounded by
     /// the caller's connection) passes. Returns how many did.
     pub async fn wait_acked(&self, n: usize, offset: u64, timeout: Option<Duration>) -> usize {
-        let mut rx = self.acks.subscribe();
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        loop {
-            let got = self.acked(offset);
-            if got >= n {
-                return got;
-            }
-            let changed = rx.changed();
-            match deadline {
-                Some(d) => {
-                    if tokio::time::timeout_at(d, changed).await.is_err() {
-                        return self.acked(offset);
-                    }
-                }
-                None => {
-                    if changed.await.is_err() {
-                        return self.acked(offset);
-                    }
-                }
-            }
-        }
+        self.wait_for_acks(offset, timeout, |got, _| got >= n)
+            .await
+            .0
     }
 
     /// Waits until every replica online at the time has acknowledged `offset` (a replica that
     /// disconnects meanwhile stops counting), or `timeout` passes. Returns (acknowledged,
     /// online).
     pub async fn wait_all_acked(&self, offset: u64, timeout: Duration) -> (usize, usize) {
+        self.wait_for_acks(offset, Some(timeout), |got, online| got == online)
+            .await
+    }
+
+    /// Waits until `enough(acknowledged offset, online)` or the timeout; returns the counts
+    /// as they are then.
+    async fn wait_for_acks(
+        &self,
+        offset: u64,
+        timeout: Option<Duration>,
+        enough: impl Fn(usize, usize) -> bool,
+    ) -> (usize, usize) {
         let mut rx = self.acks.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut last = false;
         loop {
-            let (got, online) = {
+            let counts = {
                 let links = self.links.lock();
-                let online: Vec<&Link> = links.values().filter(|l| l.online).collect();
-                let got = online.iter().filter(|l| l.ack >= offset).count();
-                (got, online.len())
+                let online = links.values().filter(|l| l.online);
+                (
+                    online.clone().filter(|l| l.ack >= offset).count(),
+                    online.count(),
+                )
             };
-            if got == online {
-                return (got, online);
+            if last || enough(counts.0, counts.1) {
+                return counts;
             }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return (got, online);
-            }
+            let changed = rx.changed();
+            // Timed out or no more acks can come: count once more and return.
+            last = match deadline {
+                Some(d) => !matches!(tokio::time::timeout_at(d, changed).await, Ok(Ok(()))),
+                None => changed.await.is_err(),
+            };
         }
     }
 

@@ -478,17 +478,10 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     drop(senders);
-    let mut collisions = 0u64;
-    let mut example = None;
     let mut failed = None;
     for (i, h) in stages {
         match rt.block_on(h) {
-            Ok(Ok(r)) => {
-                collisions += r.collisions;
-                if r.collisions > 0 && example.is_none() {
-                    example = Some((i, String::from_utf8_lossy(&r.example).into_owned()));
-                }
-            }
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => failed = Some(format!("{}: {e}", primaries[i].addr())),
             Err(e) => failed = Some(e.to_string()),
         }
@@ -506,16 +499,9 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         log_err!("[ERR] restore failed, nothing changed: {e}\n");
         return Ok(false);
     }
-    // The stage's collision count was early; every primary now pauses writes to its restored
-    // slots and decides against its data as it is then. One refusal aborts everywhere.
-    if collisions > 0 {
-        let (i, k) = example.unwrap_or_default();
-        log_info!(
-            ">>> {collisions} keys of the backup exist at staging (e.g. {k:?} on {})\n",
-            primaries[i].addr()
-        );
-    }
-    // All at once: each primary's pause (and its 60 s limit) starts at the same time.
+    // Every primary pauses writes to its restored slots and decides collisions against its
+    // data as it is then; one refusal aborts everywhere. All at once: each primary's pause
+    // (and its 60 s limit) starts at the same time.
     let replace = o.replace;
     let prepared = rt.block_on(futures::future::join_all(peers.iter().map(|(&i, p)| {
         let (mut p, job) = (p.clone(), job.clone());
@@ -576,11 +562,10 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         );
         return Ok(false);
     }
-    let collisions = replaced;
     progress("restore", keys, bytes, t0, true);
     let secs = t0.elapsed().as_secs_f64().max(1e-3);
     log_ok!(
-        "[OK] Restored {keys} keys ({:.1} MB, {collisions} replaced) in {secs:.2} s ({:.1} MB/s)\n",
+        "[OK] Restored {keys} keys ({:.1} MB, {replaced} replaced) in {secs:.2} s ({:.1} MB/s)\n",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / secs
     );
