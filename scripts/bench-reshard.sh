@@ -2,17 +2,19 @@
 # Resharding benchmark: moves 1000 hash slots (0-999) holding KEYS keys (default 2M, about
 # 1 GB of values) from one primary to another, on two clusters of 3 primaries side by side:
 #
-#   redis     Debian's redis-server, moved with `redis-cli --cluster reshard` (MIGRATE, the
-#             legacy path; redis-cli takes the source's first 1000 slots, 0-999)
+#   peer      valkey-server 8.1.8 (PEER=valkey, the default) or Debian's redis-server 7.0
+#             (PEER=redis), moved with its own `valkey-cli|redis-cli --cluster reshard`
+#             (MIGRATE, the legacy path; the CLI takes the source's first 1000 slots, 0-999)
 #   rockslot  rockslot-server, moved with `CLUSTER MIGRATESLOTS SLOTSRANGE 0 999 NODE <dst>`
 #             (atomic slot migration), polled with CLUSTER GETSLOTMIGRATIONS every 50 ms;
-#             ROCKSLOT_MOVE=cli uses `rockslot-cli --cluster reshard` instead
+#             ROCKSLOT_MOVE=cli uses `rockslot-cli --cluster reshard` instead, and
+#             ROCKSLOT_MOVE=legacy the peer's own CLI reshard (the same legacy path as the peer)
 #
 # Each move is timed from its start until the target owns slots 0-999 (in its own and the
 # source's view) and the move reports done. Then: CLUSTER COUNTKEYSINSLOT over 0-999 sums to
 # KEYS on the target and to 0 on the source, and a sample of keys reads back the same value
 # from both targets. Prints seconds, keys/s, MB/s (value bytes / s, MB = 10^6 bytes), the
-# rockslot/redis speed ratio and the RSS of every server process.
+# rockslot/peer speed ratio and the RSS of every server process.
 #
 # Both servers persist with appendfsync everysec (redis: AOF on, RDB snapshots off), password
 # "valkey", loopback ports from a random free base in 20000-29000, data in a temporary
@@ -21,7 +23,8 @@
 # Environment:
 #   KEYS           keys to load and move (default 2000000)
 #   VALUE_SIZE     bytes per value, random base64 text (default 500)
-#   ROCKSLOT_MOVE  native (default) or cli
+#   PEER           valkey (default) or redis
+#   ROCKSLOT_MOVE  native (default), cli or legacy
 #   MOVE_TIMEOUT   seconds one move may take (default 1800)
 #   KEEP           1 = keep the temporary directory
 #   CARGO_TARGET_DIR  where the release binaries are (default ~/.cache/rockslot-target);
@@ -62,7 +65,9 @@ STOP_TIMEOUT=20     # seconds for a server to exit after SIGTERM
 [[ "$KEYS" =~ ^[0-9]+$ ]] && [ "$KEYS" -ge "$SLOTS" ] || die "KEYS must be a number >= $SLOTS"
 [[ "$VALUE_SIZE" =~ ^[0-9]+$ ]] && [ "$VALUE_SIZE" -ge 1 ] || die "VALUE_SIZE must be >= 1"
 [[ "$MOVE_TIMEOUT" =~ ^[0-9]+$ ]] || die "MOVE_TIMEOUT must be a number of seconds"
-case "$ROCKSLOT_MOVE" in native | cli) ;; *) die "ROCKSLOT_MOVE must be native or cli" ;; esac
+case "$ROCKSLOT_MOVE" in native | cli | legacy) ;; *) die "ROCKSLOT_MOVE must be native, cli or legacy" ;; esac
+PEER="${PEER:-valkey}"
+case "$PEER" in valkey | redis) ;; *) die "PEER must be valkey or redis" ;; esac
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rockslot-target}"
 BIN="$CARGO_TARGET_DIR/release"
@@ -70,9 +75,15 @@ BIN="$CARGO_TARGET_DIR/release"
 if [ "$ROCKSLOT_MOVE" = cli ]; then
     [ -x "$BIN/rockslot-cli" ] || die "no $BIN/rockslot-cli; build it (cargo build --release --bins)"
 fi
-REDIS_SERVER=/usr/bin/redis-server
-REDIS_CLI=/usr/bin/redis-cli
-[ -x "$REDIS_SERVER" ] && [ -x "$REDIS_CLI" ] || die "needs Debian's redis-server and redis-cli (apt-get install redis-server)"
+if [ "$PEER" = valkey ]; then
+    VK_DIR="$(bash scripts/valkey-bin.sh)" || die "needs valkey-server 8.1.8 (scripts/setup.sh)"
+    REDIS_SERVER="$VK_DIR/valkey-server"
+    REDIS_CLI="$VK_DIR/valkey-cli"
+else
+    REDIS_SERVER=/usr/bin/redis-server
+    REDIS_CLI=/usr/bin/redis-cli
+fi
+[ -x "$REDIS_SERVER" ] && [ -x "$REDIS_CLI" ] || die "needs $REDIS_SERVER and $REDIS_CLI"
 command -v python3 >/dev/null || die "needs python3"
 python3 -c 'import redis' 2>/dev/null || die "needs the python3 redis module (redis-py)"
 command -v ss >/dev/null || die "needs ss (iproute2)"
@@ -525,17 +536,22 @@ for p in "${RD_PORTS[@]}" "${RS_PORTS[@]}"; do RSS_LOAD[$p]="$(rss_mib "${PID_OF
 
 # ---------------------------------------------------------------------------------------------
 # Moves.
-say "redis: redis-cli --cluster reshard, $SLOTS slots ${RD_PORTS[0]} -> ${RD_PORTS[1]} ..."
+say "$PEER: $(basename "$REDIS_CLI") --cluster reshard, $SLOTS slots ${RD_PORTS[0]} -> ${RD_PORTS[1]} ..."
 RD_SECS="$(helper move "${RD_PORTS[0]}" "${RD_PORTS[1]}" "$RD_DST_ID" "$MOVE_TIMEOUT" \
     "$TMP/redis-reshard.log" -- \
     "$REDIS_CLI" -a "$PASS" --no-auth-warning --cluster reshard "127.0.0.1:${RD_PORTS[0]}" \
     --cluster-from "$RD_SRC_ID" --cluster-to "$RD_DST_ID" --cluster-slots "$SLOTS" --cluster-yes)" \
-    || { tail -n 20 "$TMP/redis-reshard.log" >&2; alive "${RD_PORTS[@]}"; die "redis: move failed"; }
-say "redis: moved in $RD_SECS s"
+    || { tail -n 20 "$TMP/redis-reshard.log" >&2; alive "${RD_PORTS[@]}"; die "$PEER: move failed"; }
+say "$PEER: moved in $RD_SECS s"
 
 if [ "$ROCKSLOT_MOVE" = cli ]; then
     RS_HOW="rockslot-cli reshard"
     RS_CMD=("$BIN/rockslot-cli" -a "$PASS" --no-auth-warning --cluster reshard
+        "127.0.0.1:${RS_PORTS[0]}" --cluster-from "$RS_SRC_ID" --cluster-to "$RS_DST_ID"
+        --cluster-slots "$SLOTS" --cluster-yes)
+elif [ "$ROCKSLOT_MOVE" = legacy ]; then
+    RS_HOW="$(basename "$REDIS_CLI") reshard"
+    RS_CMD=("$REDIS_CLI" -a "$PASS" --no-auth-warning --cluster reshard
         "127.0.0.1:${RS_PORTS[0]}" --cluster-from "$RS_SRC_ID" --cluster-to "$RS_DST_ID"
         --cluster-slots "$SLOTS" --cluster-yes)
 else
@@ -565,7 +581,7 @@ rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 mbps() { awk -v n="$1" -v v="$VALUE_SIZE" -v s="$2" 'BEGIN { printf "%.1f", n * v / 1e6 / s }'; }
 RATIO="$(awk -v a="$RD_SECS" -v b="$RS_SECS" 'BEGIN { printf "%.2f", a / b }')"
 MB="$(awk -v n="$KEYS" -v v="$VALUE_SIZE" 'BEGIN { printf "%.0f", n * v / 1e6 }')"
-RD_VER="$("$REDIS_SERVER" --version | awk '{ sub(/^v=/, "", $3); print $3 }')"
+RD_VER="$PEER $("$REDIS_SERVER" --version | awk '{ sub(/^v=/, "", $3); print $3 }')"
 
 ROW='| %-33s | %9s | %9s | %7s | %7s | %10s |\n'
 row() { # label secs load-secs
@@ -576,15 +592,15 @@ echo "Moving $SLOTS slots: $KEYS keys, ${VALUE_SIZE}-byte values ($MB MB of valu
 printf "$ROW" server seconds keys/s MB/s "load s" "load MB/s"
 printf '|%s|%s|%s|%s|%s|%s|\n' ----------------------------------- ----------- ----------- \
     --------- --------- ------------
-row "redis $RD_VER (redis-cli reshard)" "$RD_SECS" "$RD_LOAD"
+row "$RD_VER ($(basename "$REDIS_CLI") reshard)" "$RD_SECS" "$RD_LOAD"
 row "rockslot ($RS_HOW)" "$RS_SECS" "$RS_LOAD"
-echo "speed ratio rockslot / redis: ${RATIO}x"
+echo "speed ratio rockslot / $PEER: ${RATIO}x"
 echo
 echo "RSS (MiB, VmRSS)     after load  after move"
 ROLES=(source target other)
 for i in 0 1 2; do
     p="${RD_PORTS[$i]}"
-    printf '  redis    %-8s  %10s  %10s\n' "${ROLES[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
+    printf '  %-8s %-8s  %10s  %10s\n' "$PEER" "${ROLES[$i]}" "${RSS_LOAD[$p]}" "${RSS_MOVE[$p]}"
 done
 for i in 0 1 2; do
     p="${RS_PORTS[$i]}"

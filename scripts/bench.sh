@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
     cat <<'USAGE'
-usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE]
+usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE] [-d BYTES]
 
 Builds rockslot-server (release), starts it and redis-server on free loopback ports with
 temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c CLIENTS -P 1` and `-P 16`
@@ -17,6 +17,7 @@ removed on exit.
   -c CLIENTS    parallel connections (default 50)
   -t TESTS      redis-benchmark tests (default set,get; "all" = its full default list)
   -r KEYSPACE   random keys from a keyspace of this size (default: the single default key)
+  -d BYTES      value size (default 3, redis-benchmark's own)
   -h, --help    this help
 
 Environment: CARGO_TARGET_DIR (default $HOME/.cache/rockslot-target).
@@ -27,12 +28,14 @@ REQUESTS=200000
 CLIENTS=50
 TESTS=set,get
 KEYSPACE=
+DATASIZE=
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) REQUESTS="$2"; shift 2 ;;
         -c) CLIENTS="$2"; shift 2 ;;
         -t) TESTS="$2"; shift 2 ;;
         -r) KEYSPACE="$2"; shift 2 ;;
+        -d) DATASIZE="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -84,7 +87,8 @@ RS_PORT=$(free_port)
 mkdir -p "$TMP/rockslot"
 "$BIN" --bind 127.0.0.1 --port "$RS_PORT" --dir "$TMP/rockslot" --appendfsync everysec \
     >"$TMP/rockslot.log" 2>&1 &
-PIDS+=($!)
+RS_PID=$!
+PIDS+=($RS_PID)
 wait_ready "$RS_PORT" rockslot-server "$TMP/rockslot.log"
 
 RD_PORT=$(free_port)
@@ -92,7 +96,8 @@ while [ "$RD_PORT" = "$RS_PORT" ]; do RD_PORT=$(free_port); done
 mkdir -p "$TMP/redis"
 redis-server --bind 127.0.0.1 --port "$RD_PORT" --appendonly yes --appendfsync everysec \
     --save "" --dir "$TMP/redis" --daemonize no >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
+RD_PID=$!
+PIDS+=($RD_PID)
 wait_ready "$RD_PORT" redis-server "$TMP/redis.log"
 
 VK_BIN="$(bash scripts/valkey-bin.sh)"
@@ -101,7 +106,8 @@ while [ "$VK_PORT" = "$RS_PORT" ] || [ "$VK_PORT" = "$RD_PORT" ]; do VK_PORT=$(f
 mkdir -p "$TMP/valkey"
 "$VK_BIN/valkey-server" --bind 127.0.0.1 --port "$VK_PORT" --appendonly yes --appendfsync everysec \
     --save "" --dir "$TMP/valkey" --daemonize no >"$TMP/valkey.log" 2>&1 &
-PIDS+=($!)
+VK_PID=$!
+PIDS+=($VK_PID)
 wait_ready "$VK_PORT" valkey-server "$TMP/valkey.log"
 
 # Prints "TEST rps" lines for one run.
@@ -109,6 +115,7 @@ bench() { # port pipeline
     local tests=(-t "$TESTS")
     [ "$TESTS" = all ] && tests=()
     [ -n "$KEYSPACE" ] && tests+=(-r "$KEYSPACE")
+    [ -n "$DATASIZE" ] && tests+=(-d "$DATASIZE")
     redis-benchmark -h 127.0.0.1 -p "$1" -q "${tests[@]}" -n "$REQUESTS" -c "$CLIENTS" -P "$2" 2>&1 \
         | tr '\r' '\n' | awk -F': ' '/ requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
 }
@@ -135,3 +142,5 @@ for row in "${ROWS[@]}"; do
     IFS=$'\t' read -r test p rs rd vk <<<"$row"
     printf '| %-8s | %-8s | %12.0f | %12s | %8s | %12s | %8s |\n' "$test" "$p" "$rs" "$vk" "$(ratio "$rs" "$vk")" "$rd" "$(ratio "$rs" "$rd")"
 done
+rss() { awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo n/a; }
+echo "RSS after the run: rockslot $(rss "$RS_PID"), valkey $(rss "$VK_PID"), redis $(rss "$RD_PID")"
