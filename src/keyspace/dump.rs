@@ -62,15 +62,6 @@ impl Keyspace {
     pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
         self.pending().dump_payload(key, e)
     }
-
-    /// Deletes `key` if its DUMP payload is still `payload`; see
-    /// [`Pending::delete_if_dump_equals`].
-    pub fn delete_if_dump_equals(&self, key: &[u8], payload: &[u8]) -> super::Result<bool> {
-        let mut p = self.pending();
-        let r = p.delete_if_dump_equals(key, payload)?;
-        p.commit()?;
-        Ok(r)
-    }
 }
 
 impl super::Pending<'_> {

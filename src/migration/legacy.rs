@@ -99,18 +99,19 @@ pub async fn run(shared: &Arc<MigrationHandle>, req: &MigrateRequest) -> Reply {
             Ok(r) => r,
             Err(f) => return f.reply(),
         };
-        for ((key, entry, payload), result) in sent.into_iter().zip(results) {
+        let mut restored = Vec::with_capacity(sent.len());
+        for (item, result) in sent.into_iter().zip(results) {
             match result {
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
                 Ok(()) if req.copy => {}
-                Ok(()) => match delete_if_unchanged(shared, &key, &entry, &payload) {
-                    Ok(true) => {}
-                    Ok(false) => pending.push(key),
-                    Err(e) => return Reply::Error(format!("ERR {e}")),
-                },
+                Ok(()) => restored.push(item),
             }
+        }
+        match delete_if_unchanged(shared, &restored) {
+            Ok(kept) => pending.extend(kept),
+            Err(e) => return Reply::Error(format!("ERR {e}")),
         }
         if pending.is_empty() {
             break;
@@ -173,19 +174,16 @@ async fn last_round_paused(
             Ok(r) => r,
             Err(f) => return f.reply(),
         };
-        for ((key, entry, payload), result) in sent.into_iter().zip(results) {
+        for result in results {
             if let Err(e) = result {
                 return Failure::Target(e).reply();
             }
-            match delete_if_unchanged(shared, &key, &entry, &payload) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into())
-                }
-                Err(e) => return Reply::Error(format!("ERR {e}")),
-            }
         }
-        Reply::OK
+        match delete_if_unchanged(shared, &sent) {
+            Ok(kept) if kept.is_empty() => Reply::OK,
+            Ok(_) => Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into()),
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        }
     }
     .await;
     drop(paused);
@@ -201,21 +199,32 @@ async fn pause(shared: &Arc<MigrationHandle>, ranges: &[(u16, u16)]) -> Result<W
         .map_err(|e| format!("MIGRATE write pause: {e}"))
 }
 
+/// Deletes the keys the target restored, each only if it still holds the value sent, in one
+/// write (one WAL append and one replicated batch per MIGRATE); returns the keys that changed
+/// meanwhile and must be sent again.
 fn delete_if_unchanged(
     shared: &MigrationHandle,
-    key: &[u8],
-    sent: &Entry,
-    payload: &[u8],
-) -> crate::keyspace::Result<bool> {
-    if sent.value.is_collection() {
-        // A collection's meta record does not show a changed member: compare whole payloads.
-        return shared.keyspace.delete_if_dump_equals(key, payload);
+    sent: &[(Bytes, Entry, Vec<u8>)],
+) -> crate::keyspace::Result<Vec<Bytes>> {
+    let mut scope = shared.keyspace.pending();
+    let mut changed = Vec::new();
+    for (key, entry, payload) in sent {
+        let deleted = if entry.value.is_collection() {
+            // A collection's meta record does not show a changed member: compare payloads.
+            scope.delete_if_dump_equals(key, payload)?
+        } else {
+            scope.update(key, |cur| match cur {
+                Some(c) if &c == entry => (Update::Delete, true),
+                None => (Update::Keep, true),
+                Some(_) => (Update::Keep, false),
+            })?
+        };
+        if !deleted {
+            changed.push(key.clone());
+        }
     }
-    shared.keyspace.update(key, |cur| match cur {
-        Some(c) if &c == sent => (Update::Delete, true),
-        None => (Update::Keep, true),
-        Some(_) => (Update::Keep, false),
-    })
+    scope.commit()?;
+    Ok(changed)
 }
 
 /// Sends one round of keys; a cached connection that fails is retried once on a fresh one.
