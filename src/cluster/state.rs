@@ -569,11 +569,21 @@ impl ClusterState {
 
     /// Primaries that serve at least one slot.
     pub(super) fn serving_primaries(&self) -> Vec<NodeId> {
+        self.owners().0
+    }
+
+    /// The distinct slot owners (sorted) and whether every slot has one.
+    fn owners(&self) -> (Vec<NodeId>, bool) {
         // Slots come in runs: skipping repeats of the previous owner avoids sorting 16384
         // ids on every tick and message.
         let mut v: Vec<NodeId> = Vec::new();
+        let mut covered = true;
         let mut last: Option<NodeId> = None;
-        for id in self.slots.iter().flatten() {
+        for o in &self.slots {
+            let Some(id) = o else {
+                covered = false;
+                continue;
+            };
             if last != Some(*id) {
                 last = Some(*id);
                 if !v.contains(id) {
@@ -582,7 +592,7 @@ impl ClusterState {
             }
         }
         v.sort();
-        v
+        (v, covered)
     }
 
     pub(super) fn quorum(&self) -> usize {
@@ -719,13 +729,15 @@ impl ClusterState {
     /// FAILed, and this node not cut off from the majority of serving primaries.
     pub fn update_health(&mut self) {
         let mut ok = true;
+        // One pass over the slots (a 650 KB table walked on every message): the owners, and
+        // whether every slot has one.
+        let (serving, covered) = self.owners();
         if self.require_full_coverage {
-            ok = self
-                .slots
-                .iter()
-                .all(|o| o.is_some_and(|id| self.nodes.get(&id).is_some_and(|n| !n.fail)));
+            ok = covered
+                && serving
+                    .iter()
+                    .all(|id| self.nodes.get(id).is_some_and(|n| !n.fail));
         }
-        let serving = self.serving_primaries();
         if ok && !serving.is_empty() {
             let reachable = serving
                 .iter()
