@@ -69,11 +69,24 @@ impl View {
                 None
             },
             ok: st.ok,
-            slots: st
-                .slots
-                .iter()
-                .map(|o| o.and_then(|id| idx.get(&id).copied()))
-                .collect(),
+            slots: {
+                // Owners come in long runs: look an id up once per run, not once per slot.
+                let mut last: Option<(NodeId, Option<u16>)> = None;
+                st.slots
+                    .iter()
+                    .map(|o| {
+                        let id = (*o)?;
+                        match last {
+                            Some((l, i)) if l == id => i,
+                            _ => {
+                                let i = idx.get(&id).copied();
+                                last = Some((id, i));
+                                i
+                            }
+                        }
+                    })
+                    .collect()
+            },
             nodes,
             migrating: st
                 .migrating
@@ -91,6 +104,33 @@ impl View {
             } else {
                 0
             },
+        }
+    }
+}
+
+/// What nodes.conf must hold durably before a change takes effect: the last vote (never two
+/// votes in one epoch), this node's config epoch and its role. Other changes (open slots,
+/// slots lost to a newer owner, what gossip said of other nodes, a greater current epoch
+/// learned from a peer) are written without fsync within one bus tick (100 ms): a crash that
+/// loses them is healed by gossip (a stale claim loses to the newer epoch) or by `--cluster
+/// fix`, and an election started from a forgotten, lower current epoch is refused by the
+/// voters. That keeps each peer hearing of a new owner off the disk.
+#[derive(PartialEq)]
+struct SyncPoint {
+    last_vote_epoch: u64,
+    config_epoch: u64,
+    role: Role,
+    primary: Option<NodeId>,
+}
+
+impl SyncPoint {
+    fn of(st: &ClusterState) -> SyncPoint {
+        let me = st.me();
+        SyncPoint {
+            last_vote_epoch: st.last_vote_epoch,
+            config_epoch: me.config_epoch,
+            role: me.role,
+            primary: me.primary,
         }
     }
 }
@@ -198,15 +238,48 @@ impl Cluster {
     /// Runs `f` on the state, then publishes a new view and saves nodes.conf if needed.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
         let mut st = self.state.lock();
+        let before = SyncPoint::of(&st);
         let r = f(&mut st);
         *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
-        if st.dirty {
+        // A change that must be durable is saved (fsynced) before it takes effect; the rest
+        // is written by the bus task within a tick (`flush_config`), once for many changes.
+        if st.dirty && SyncPoint::of(&st) != before {
             match nodes_conf::save(&st, &self.conf_path) {
                 Ok(()) => st.dirty = false,
                 Err(e) => tracing::error!("saving cluster config: {e}"),
             }
         }
         r
+    }
+
+    /// Like [`Cluster::with_state`], for slot changes an operator's tool makes one slot at a
+    /// time (CLUSTER SETSLOT): written before the reply, so a killed process keeps them, but
+    /// not fsynced, as Valkey 8.1 does (it renames nodes.conf twice per moved slot and never
+    /// syncs it). An fsync per SETSLOT doubled the time of a legacy reshard; a machine crash
+    /// that loses one is repaired by `--cluster fix`, as in Valkey.
+    pub fn with_state_written<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+        let mut st = self.state.lock();
+        let r = f(&mut st);
+        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
+        if st.dirty {
+            match nodes_conf::write(&st, &self.conf_path, false) {
+                Ok(()) => st.dirty = false,
+                Err(e) => tracing::error!("saving cluster config: {e}"),
+            }
+        }
+        r
+    }
+
+    /// Writes nodes.conf if it lags behind the state (no fsync: see [`SyncPoint`]). Called
+    /// by the bus task every tick and at shutdown.
+    pub fn flush_config(&self) {
+        let mut st = self.state.lock();
+        if st.dirty {
+            match nodes_conf::write(&st, &self.conf_path, false) {
+                Ok(()) => st.dirty = false,
+                Err(e) => tracing::error!("saving cluster config: {e}"),
+            }
+        }
     }
 
     /// Like [`Cluster::with_state`], but for changes that are a commit point (a slot

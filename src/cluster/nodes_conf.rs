@@ -104,6 +104,12 @@ pub fn render(st: &ClusterState) -> String {
 }
 
 pub fn save(st: &ClusterState, path: &Path) -> Result<(), NodesConfError> {
+    write(st, path, true)
+}
+
+/// Writes nodes.conf atomically (temp file, rename); with `sync` the file and the rename are
+/// fsynced before this returns.
+pub fn write(st: &ClusterState, path: &Path, sync: bool) -> Result<(), NodesConfError> {
     let io = |source| NodesConfError::Io {
         path: path.display().to_string(),
         source,
@@ -111,8 +117,13 @@ pub fn save(st: &ClusterState, path: &Path) -> Result<(), NodesConfError> {
     let tmp = path.with_extension("conf.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(render(st).as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    if sync {
+        f.sync_all().map_err(io)?;
+    }
     std::fs::rename(&tmp, path).map_err(io)?;
+    if !sync {
+        return Ok(());
+    }
     if let Some(dir) = path.parent() {
         // The rename is durable only once the directory is synced.
         if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {

@@ -333,7 +333,7 @@ fn setslot(ctx: &mut Ctx, c: &Cluster, args: &[Bytes]) -> CmdResult {
         return Err(bad());
     };
     let keys = ctx.node.keyspace.count_in_slot(slot);
-    c.with_state(|st| st.set_slot(slot, act, keys))?;
+    c.with_state_written(|st| st.set_slot(slot, act, keys))?;
     if matches!(act, SetSlot::Importing(_))
         || c.read(|st| st.slots[slot as usize] == Some(st.myself))
     {

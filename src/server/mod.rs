@@ -146,6 +146,9 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     shared.engine.sync_wal().map_err(ServerError::Sync)?;
+    if let Some(c) = &shared.cluster {
+        c.flush_config();
+    }
     tracing::info!("rockslot is now ready to exit, bye bye...");
     Ok(())
 }
