@@ -153,7 +153,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int(&args[2])?, int(&args[3])?);
     write(ctx, &args[1], |l| {
         Ok(Reply::Array(match span(l.len(), start, stop) {
-            Some((a, z)) => l.range(a, z)?.into_iter().map(b).collect(),
+            Some((a, z)) => l.range_shared(a, z)?.into_iter().map(Reply::Bulk).collect(),
             None => Vec::new(),
         }))
     })

@@ -106,6 +106,43 @@ impl ListTxn<'_> {
         }
         Ok(out)
     }
+    /// [`ListTxn::range`] for replies (LRANGE): the elements are copied into one buffer and
+    /// handed out as slices of it, one allocation for the range instead of one per element
+    /// (allocation and freeing were an eighth of LRANGE_100's CPU).
+    pub fn range_shared(&self, start: u64, stop: u64) -> Result<Vec<bytes::Bytes>> {
+        if !(self.changes.is_empty() && !self.cleared && self.existed) {
+            return Ok(self
+                .range(start, stop)?
+                .into_iter()
+                .map(bytes::Bytes::from)
+                .collect());
+        }
+        if start > stop || start >= self.len {
+            return Ok(Vec::new());
+        }
+        let stop = stop.min(self.len - 1);
+        let (_, end) = member_range(self.slot, &self.key);
+        let from = member_key(self.slot, &self.key, &list_pos(self.head + start as i64));
+        let want = (stop - start + 1) as usize;
+        let mut arena = bytes::BytesMut::new();
+        let mut ends = Vec::with_capacity(want.min(1 << 16));
+        self.src.scan(&from, &end, false, |_, v| {
+            arena.extend_from_slice(v);
+            ends.push(arena.len());
+            ends.len() < want
+        })?;
+        let arena = arena.freeze();
+        let mut at = 0;
+        Ok(ends
+            .into_iter()
+            .map(|e| {
+                let piece = arena.slice(at..e);
+                at = e;
+                piece
+            })
+            .collect())
+    }
+
     /// Replaces the whole list with `elems` (LREM, LINSERT, LTRIM).
     pub fn rewrite(&mut self, elems: Vec<Vec<u8>>) {
         self.cleared = true;

@@ -329,7 +329,7 @@ impl Keyspace {
         for &s in slots {
             let (start, end) = super::scan::meta_range_of(s);
             let mut n = 0i64;
-            self.engine.scan(&start, &end, |_, _| {
+            self.engine.scan_bulk(&start, &end, |_, _| {
                 n += 1;
                 true
             })?;

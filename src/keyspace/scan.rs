@@ -186,7 +186,7 @@ impl Keyspace {
                 continue;
             }
             let (start, end) = meta_range(slot);
-            self.engine.scan(&start, &end, |k, v| {
+            self.engine.scan_bulk(&start, &end, |k, v| {
                 if filter.matches(&k[3..], v, now) {
                     out.push(k[3..].to_vec());
                 }

@@ -403,7 +403,28 @@ impl Engine {
 
     /// Visits keys in `[from, to)` (both within one slot's family) in order until `f` returns
     /// false.
+    ///
+    /// Client reads fill the block cache like point reads do: without it every LRANGE,
+    /// HGETALL or ZRANGE of a hot collection read its blocks from the OS and decompressed
+    /// them again (a fifth of LRANGE_100's CPU). Bulk walks (snapshots) do not fill it.
     pub fn scan(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some(cf) = self.family(slot_of(from)?)? else {
+            return Ok(());
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let it = self.db.raw_iterator_cf_opt(&cf, ro);
+        visit(it, from, f)
+    }
+
+    /// [`Engine::scan`] for walks over whole slots (KEYS, recounts): blocks read stay out of
+    /// the block cache, so one walk does not evict what clients read often.
+    pub fn scan_bulk(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
         let Some(cf) = self.family(slot_of(from)?)? else {
             return Ok(());
         };
@@ -428,7 +449,6 @@ impl Engine {
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(from.to_vec());
         ro.set_iterate_upper_bound(to.to_vec());
-        ro.fill_cache(false);
         let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
         it.seek_to_last();
         while it.valid() {
