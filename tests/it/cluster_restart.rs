@@ -71,3 +71,69 @@ fn restart_all_rejoins_from_nodes_conf() -> Result<()> {
     ensure!(v == ["1", "2"], "{{r}} keys after restart: {v:?}");
     Ok(())
 }
+
+/// CLUSTER SETSLOT is written to nodes.conf before it replies (without fsync, as Valkey 8.1):
+/// nodes SIGKILLed right after a reshard step come back with the open slots and the new owner.
+#[test]
+fn setslot_survives_a_sigkill_right_after_its_reply() -> Result<()> {
+    let mut c = Cluster::start(3)?;
+    c.create_and_wait(0)?;
+    let (src, dst) = (0, 1);
+    let (src_id, dst_id) = (c.myid(src)?, c.myid(dst)?);
+    // Slot 100 belongs to node 0 after create; slot 101 is moved all the way.
+    for (i, args) in [
+        (
+            dst,
+            ["CLUSTER", "SETSLOT", "100", "IMPORTING", src_id.as_str()],
+        ),
+        (
+            src,
+            ["CLUSTER", "SETSLOT", "100", "MIGRATING", dst_id.as_str()],
+        ),
+        (dst, ["CLUSTER", "SETSLOT", "101", "NODE", dst_id.as_str()]),
+        (src, ["CLUSTER", "SETSLOT", "101", "NODE", dst_id.as_str()]),
+    ] {
+        let r = c.query(i, &args)?;
+        ensure!(r == "OK", "{args:?} on node {i}: {r}");
+    }
+    for i in [src, dst] {
+        c.node(i).sigkill()?;
+    }
+    for i in [src, dst] {
+        c.node_mut(i).restart()?;
+    }
+    let src_line = c.cluster_nodes_text(src)?;
+    let dst_line = c.cluster_nodes_text(dst)?;
+    let mine = |text: &str| -> String {
+        text.lines()
+            .find(|l| l.contains("myself"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    ensure!(
+        mine(&src_line).contains(&format!("[100->-{dst_id}]")),
+        "source lost its MIGRATING slot across a SIGKILL:\n{src_line}"
+    );
+    ensure!(
+        mine(&dst_line).contains(&format!("[100-<-{src_id}]")),
+        "target lost its IMPORTING slot across a SIGKILL:\n{dst_line}"
+    );
+    let owns_101 = |line: &str| {
+        line.split_whitespace()
+            .skip(8)
+            .filter(|r| !r.starts_with('['))
+            .any(|r| {
+                let (a, b) = r.split_once('-').unwrap_or((r, r));
+                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= 101 && 101 <= b)
+            })
+    };
+    ensure!(
+        owns_101(&mine(&dst_line)),
+        "target does not own slot 101 after a SIGKILL:\n{dst_line}"
+    );
+    ensure!(
+        !owns_101(&mine(&src_line)),
+        "source owns slot 101 again after a SIGKILL:\n{src_line}"
+    );
+    Ok(())
+}
