@@ -1,6 +1,8 @@
 //! Sorted-set commands (see `hashes` for how a command runs). Score ranges walk the score
 //! index from their lower bound; index ranges from the top and ranks walk up to the answer.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 
 use super::args::{int, is, parse_f64};
@@ -322,6 +324,12 @@ fn combine(
     // Valkey looks the keys up (and checks their types) before the options.
     let mut sets = Vec::with_capacity(n);
     for k in keys {
+        // A plain set takes part as a sorted set whose scores are all 1, as in Valkey.
+        if matches!(ctx.ks.peek(k)?, Some((t, _)) if t == crate::keyspace::TYPE_SET_TAG) {
+            let members = ctx.ks.members(k, crate::keyspace::Kind::Set)?;
+            sets.push(members.into_iter().map(|(m, _)| (m, 1.0)).collect());
+            continue;
+        }
         let all = read(ctx, k, |z| match z {
             Some(z) => z.all(),
             None => Ok(Vec::new()),
@@ -359,62 +367,76 @@ fn combine(
             return Err(CmdError::Syntax);
         }
     }
-    let weigh = |s: f64, w: f64| {
-        let v = s * w;
-        if v.is_nan() {
-            0.0
-        } else {
-            v
-        }
-    };
-    let combine_scores = |a: f64, b: f64| match agg {
-        1 => a.min(b),
-        2 => a.max(b),
-        _ => {
-            let v = a + b;
-            if v.is_nan() {
-                0.0
-            } else {
+    // Valkey's arithmetic, NaN rules included: a weighted score that is NaN (inf * 0) counts
+    // as 0 where Valkey zeroes it (every union input, the first intersection input), and an
+    // aggregate is `v < t ? v : t` (MIN) / `v > t ? v : t` (MAX) / a sum whose NaN is 0.
+    let zeroed = |v: f64| if v.is_nan() { 0.0 } else { v };
+    let aggregate = |t: f64, v: f64| match agg {
+        1 => {
+            if v < t {
                 v
+            } else {
+                t
             }
         }
+        2 => {
+            if v > t {
+                v
+            } else {
+                t
+            }
+        }
+        _ => zeroed(t + v),
     };
     let mut acc: std::collections::BTreeMap<Vec<u8>, f64> = std::collections::BTreeMap::new();
     match op {
         SetOp::Union => {
             for (set, w) in sets.iter().zip(&weights) {
                 for (m, s) in set {
-                    let v = weigh(*s, *w);
+                    let v = zeroed(*s * *w);
                     acc.entry(m.clone())
-                        .and_modify(|x| *x = combine_scores(*x, v))
+                        .and_modify(|x| *x = aggregate(*x, v))
                         .or_insert(v);
                 }
             }
         }
         SetOp::Inter => {
-            if let Some(first) = sets.first() {
-                for (m, s) in first {
-                    let mut v = weigh(*s, weights[0]);
-                    let mut everywhere = true;
-                    for (set, w) in sets.iter().zip(&weights).skip(1) {
-                        match set.iter().find(|(x, _)| x == m) {
-                            Some((_, s2)) => v = combine_scores(v, weigh(*s2, *w)),
-                            None => {
-                                everywhere = false;
-                                break;
-                            }
+            // Valkey walks the inputs from the smallest (a stable sort by size), which decides
+            // whose NaN is zeroed first.
+            let mut order: Vec<usize> = (0..sets.len()).collect();
+            order.sort_by_key(|&i| sets[i].len());
+            // Member lookups by hash: a linear search per member made large inputs quadratic.
+            let index: Vec<HashMap<&[u8], f64>> = sets
+                .iter()
+                .map(|set| set.iter().map(|(m, s)| (m.as_slice(), *s)).collect())
+                .collect();
+            let first = order[0];
+            for (m, s) in &sets[first] {
+                let mut v = zeroed(*s * weights[first]);
+                let mut everywhere = true;
+                for &j in &order[1..] {
+                    match index[j].get(m.as_slice()) {
+                        Some(s2) => v = aggregate(v, *s2 * weights[j]),
+                        None => {
+                            everywhere = false;
+                            break;
                         }
                     }
-                    if everywhere {
-                        acc.insert(m.clone(), v);
-                    }
+                }
+                if everywhere {
+                    acc.insert(m.clone(), v);
                 }
             }
         }
         SetOp::Diff => {
+            let others: std::collections::HashSet<&[u8]> = sets
+                .iter()
+                .skip(1)
+                .flat_map(|set| set.iter().map(|(m, _)| m.as_slice()))
+                .collect();
             if let Some(first) = sets.first() {
                 for (m, s) in first {
-                    if !sets[1..].iter().any(|set| set.iter().any(|(x, _)| x == m)) {
+                    if !others.contains(m.as_slice()) {
                         acc.insert(m.clone(), *s);
                     }
                 }
@@ -422,7 +444,12 @@ fn combine(
         }
     }
     let mut out: Scored = acc.into_iter().collect();
-    out.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    // Scores compare as numbers (-0 equals 0, as in Valkey), then members.
+    out.sort_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(&b.0))
+    });
     Ok((out, withscores))
 }
 

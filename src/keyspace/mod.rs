@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 pub use crate::slot::key_slot;
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
-pub use encoding::{CorruptRecord, TYPE_STRING as TYPE_STRING_TAG};
+pub use encoding::{CorruptRecord, TYPE_SET as TYPE_SET_TAG, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
 use locks::LockTable;

@@ -148,7 +148,8 @@ impl ZTxn<'_> {
         if cur.is_none() {
             self.len += 1;
         }
-        self.changes.insert(member.to_vec(), (old, Some(score)));
+        self.changes
+            .insert(member.to_vec(), (old, Some(stored_score(score))));
         Ok(cur.is_none())
     }
     pub fn remove(&mut self, member: &[u8]) -> Result<bool> {
@@ -331,7 +332,10 @@ impl Pending<'_> {
         if let Some(e) = &stored {
             stage_delete_any(&mut batch, slot, key, e);
         }
-        let members: BTreeMap<Vec<u8>, f64> = members.into_iter().collect();
+        let members: BTreeMap<Vec<u8>, f64> = members
+            .into_iter()
+            .map(|(m, s)| (m, stored_score(s)))
+            .collect();
         if !members.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
             let mut positions = Vec::with_capacity(members.len());
             for (m, s) in &members {
@@ -355,5 +359,17 @@ impl Pending<'_> {
             self.push(batch)?;
         }
         Ok(true)
+    }
+}
+
+/// A score as a sorted set keeps it: a negative zero becomes 0, as Valkey's compact encoding
+/// (listpack, the one small sets use) stores it, so ZSCORE and ZRANGE … WITHSCORES print "0"
+/// and -0 and 0 sort as one score. Replies computed without storing (ZUNION … WITHSCORES)
+/// still print "-0", as in Valkey.
+fn stored_score(s: f64) -> f64 {
+    if s == 0.0 {
+        0.0
+    } else {
+        s
     }
 }

@@ -21,6 +21,10 @@ fn put_bulk(out: &mut BytesMut, b: &[u8]) {
 /// exponent, trailing zeros trimmed. Valkey computes in long double; 15 significant digits in
 /// f64 give the same text for the sums people make (0.1 + 0.2 = "0.3").
 pub fn format_human(d: f64) -> String {
+    if d == 0.0 && d.is_sign_negative() {
+        // Valkey prints the sign of a negative zero (inf * -1 weights, -0.5 * 0).
+        return "-0".into();
+    }
     if d == d.trunc() && d.abs() < 1e17 {
         return format!("{}", d as i64);
     }
@@ -67,6 +71,10 @@ pub fn format_double(d: f64) -> String {
     }
     if d.is_nan() {
         return "nan".into();
+    }
+    if d == 0.0 && d.is_sign_negative() {
+        // Valkey prints the sign of a negative zero (inf * -1 weights, -0.5 * 0).
+        return "-0".into();
     }
     if d == d.trunc() && d.abs() < 1e17 {
         return format!("{}", d as i64);

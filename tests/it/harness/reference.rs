@@ -15,10 +15,34 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Debian's redis-server 7.0.
     pub fn start() -> Result<RedisServer> {
+        Self::start_binary("redis-server".into())
+    }
+
+    /// valkey-server 8.1.8, the anchor (installed by scripts/setup.sh; scripts/valkey-bin.sh
+    /// says where).
+    pub fn start_valkey() -> Result<RedisServer> {
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/valkey-bin.sh"
+            ))
+            .output()
+            .context("running scripts/valkey-bin.sh")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "valkey-server not installed (scripts/setup.sh): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = String::from_utf8(out.stdout)?.trim().to_string();
+        Self::start_binary(std::path::Path::new(&dir).join("valkey-server"))
+    }
+
+    fn start_binary(bin: std::path::PathBuf) -> Result<RedisServer> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(&bin);
         cmd.args([
             "--port",
             &port.to_string(),
@@ -33,8 +57,9 @@ impl RedisServer {
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        let child =
-            spawn_server(cmd).context("spawning redis-server (scripts/setup.sh installs it)")?;
+        let child = spawn_server(cmd).with_context(|| {
+            format!("spawning {} (scripts/setup.sh installs it)", bin.display())
+        })?;
         let me = RedisServer {
             child,
             port,
@@ -43,7 +68,7 @@ impl RedisServer {
         let url = format!("redis://127.0.0.1:{port}/");
         wait_until(
             Duration::from_secs(20),
-            "redis-server to answer PING",
+            "the reference server to answer PING",
             || {
                 redis::Client::open(url.as_str())
                     .and_then(|c| c.get_connection())
