@@ -11,6 +11,7 @@
 #   VALUE_SIZE   bytes per value (default 1000)
 #   CACHE        storage-block-cache-size (default 1gb)
 #   REQUESTS     requests per redis-benchmark run (default 200000)
+#   SETTLE_TIMEOUT  seconds to wait for the load's compactions before measuring (default 1800)
 #   KEEP         1 = keep the temporary directory
 #   CARGO_TARGET_DIR  where the release binary is (default ~/.cache/rockslot-target); this
 #                script does not build
@@ -100,8 +101,24 @@ PY
 LOAD_S=$(since "$t")
 grep -q "errors: 0, replies: $KEYS\$" "$TMP/load.out" || { cat "$TMP/load.out" >&2; die "load reported errors"; }
 RSS_LOAD=$(rss)
+echo "loaded in $LOAD_S s; RSS $RSS_LOAD MiB" >&2
+
+# Settle: the load leaves compactions behind; measure once the server has used less than 5%
+# of a core for a second (at most SETTLE_TIMEOUT), so reads do not compete with them.
+SETTLE_TIMEOUT="${SETTLE_TIMEOUT:-1800}"
+hz=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
+t=$(now)
+deadline=$((SECONDS + SETTLE_TIMEOUT))
+while [ "$SECONDS" -lt "$deadline" ]; do
+    a=$(ticks)
+    sleep 1
+    b=$(ticks)
+    [ $((b - a)) -le $((hz * 5 / 100)) ] && break
+done
+SETTLE_S=$(since "$t")
 DISK_MB=$(du -sm "$TMP/data" | cut -f1)
-echo "loaded in $LOAD_S s; RSS $RSS_LOAD MiB; $DISK_MB MB on disk" >&2
+echo "compactions settled after $SETTLE_S s; $DISK_MB MB on disk" >&2
 
 # One redis-benchmark run: "rps p50 p99" from its latency summary.
 run() { # test pipeline
@@ -121,7 +138,7 @@ done
 
 echo
 echo "Larger than RAM: $KEYS keys, $VALUE_SIZE-byte random values ($DATA_GB GB, $DISK_MB MB on disk), block cache $CACHE"
-echo "load: $LOAD_S s with redis-cli --pipe, RSS after load $RSS_LOAD MiB"
+echo "load: $LOAD_S s with redis-cli --pipe (compactions done $SETTLE_S s later), RSS after load $RSS_LOAD MiB"
 echo "| test | -P | requests/s | p50 (ms) | p99 (ms) | RSS (MiB) |"
 echo "|------|----|------------|----------|----------|-----------|"
 printf '%s\n' "${ROWS[@]}"

@@ -51,6 +51,23 @@ fn write_error_reason(message: &str) -> String {
         .map_or_else(|| message.to_string(), |k| k.to_string())
 }
 
+/// SST files RocksDB keeps open: half the process's file limit (the rest is for clients and
+/// the cluster port), at least 512. A fixed 512 made larger-than-RAM reads reopen tables
+/// (footer, index and filter read again) once the data passed about 3 GB in ~6 MB files.
+fn max_open_files() -> i32 {
+    // The soft limit, from /proc (no unsafe getrlimit); "unlimited" or no /proc: 512.
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    (soft / 2).clamp(512, i32::MAX as u64) as i32
+}
+
 pub(super) fn counter_key(slot: u16) -> [u8; 3] {
     let s = slot.to_be_bytes();
     [s[0], s[1], COUNTER_KIND]
@@ -149,7 +166,7 @@ impl Engine {
         db_opts.set_max_background_jobs(2);
         db_opts.set_max_total_wal_size((opts.write_buffer_bytes as u64 * 2).max(64 << 20));
         db_opts.set_keep_log_file_num(4);
-        db_opts.set_max_open_files(512);
+        db_opts.set_max_open_files(max_open_files());
 
         let mut existing = if path.join("CURRENT").exists() {
             Db::list_cf(&db_opts, &path)?
@@ -408,13 +425,7 @@ impl Engine {
     /// HGETALL or ZRANGE of a hot collection read its blocks from the OS and decompressed
     /// them again (a fifth of LRANGE_100's CPU). Bulk walks (snapshots) do not fill it.
     pub fn scan(&self, from: &[u8], to: &[u8], f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
-        let Some(cf) = self.family(slot_of(from)?)? else {
-            return Ok(());
-        };
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(to.to_vec());
-        let it = self.db.raw_iterator_cf_opt(&cf, ro);
-        visit(it, from, f)
+        self.scan_filling(from, to, true, f)
     }
 
     /// [`Engine::scan`] for walks over whole slots (KEYS, recounts): blocks read stay out of
@@ -425,12 +436,22 @@ impl Engine {
         to: &[u8],
         f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
+        self.scan_filling(from, to, false, f)
+    }
+
+    fn scan_filling(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        fill_cache: bool,
+        f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
         let Some(cf) = self.family(slot_of(from)?)? else {
             return Ok(());
         };
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(to.to_vec());
-        ro.fill_cache(false);
+        ro.fill_cache(fill_cache);
         let it = self.db.raw_iterator_cf_opt(&cf, ro);
         visit(it, from, f)
     }
