@@ -292,30 +292,40 @@ pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let ttl = int(&args[2])?;
+    // Valkey's order: options, then BUSYKEY, then the TTL, then the payload.
     let (mut replace, mut absttl) = (false, false);
+    let (mut idletime, mut freq) = (false, false);
     let mut i = 4;
     while i < args.len() {
         let a = &args[i];
+        let more = i + 1 < args.len();
         if is(a, "replace") {
             replace = true;
         } else if is(a, "absttl") {
             absttl = true;
-        } else if (is(a, "idletime") || is(a, "freq")) && i + 1 < args.len() {
-            let v = int(&args[i + 1])?;
-            if v < 0 {
-                return Err(CmdError::err(if is(a, "idletime") {
-                    "Invalid IDLETIME value, must be >= 0"
-                } else {
-                    "Invalid FREQ value, must be >= 0 and <= 255"
-                }));
+        } else if is(a, "idletime") && more && !freq {
+            if int(&args[i + 1])? < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
             }
+            idletime = true;
+            i += 1;
+        } else if is(a, "freq") && more && !idletime {
+            if !(0..=255).contains(&int(&args[i + 1])?) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = true;
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
+    if !replace && ctx.ks.peek(&args[1])?.is_some() {
+        return Err(CmdError::Line(
+            "BUSYKEY Target key name already exists.".into(),
+        ));
+    }
+    let ttl = int(&args[2])?;
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }

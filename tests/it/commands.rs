@@ -742,3 +742,53 @@ fn list_commands_match_redis_server() -> Result<()> {
     println!("differential list commands compared: {total}");
     Ok(())
 }
+
+/// RESTORE's checks in Valkey's order, byte for byte against valkey-server 8.1.8: option
+/// errors first, then BUSYKEY (before the TTL is even parsed), then the TTL, then the payload.
+#[test]
+fn restore_error_precedence_matches_valkey_byte_for_byte() -> Result<()> {
+    use crate::harness::RawConn;
+
+    let node = Node::start()?;
+    let reference = RedisServer::start_valkey()?;
+    let script: &[&[&str]] = &[
+        &["SET", "here", "v"],
+        &["RESTORE", "here", "0", "garbage"],
+        &["RESTORE", "here", "abc", "garbage"],
+        &["RESTORE", "here", "-1", "garbage"],
+        &["RESTORE", "here", "0", "garbage", "FREQ", "300"],
+        &["RESTORE", "here", "0", "garbage", "BOGUS"],
+        &["RESTORE", "here", "0", "garbage", "REPLACE"],
+        &["RESTORE", "new", "abc", "garbage"],
+        &["RESTORE", "new", "-1", "garbage"],
+        &["RESTORE", "new", "0", "garbage"],
+        &[
+            "RESTORE", "new", "0", "garbage", "IDLETIME", "5", "FREQ", "5",
+        ],
+        &[
+            "RESTORE", "new", "0", "garbage", "FREQ", "5", "IDLETIME", "5",
+        ],
+        &["RESTORE", "new", "0", "garbage", "FREQ", "256"],
+        &["RESTORE", "new", "0", "garbage", "FREQ", "-1"],
+        &["RESTORE", "new", "0", "garbage", "IDLETIME", "-1"],
+        &["RESTORE", "new", "0", "garbage", "IDLETIME", "abc"],
+        &["RESTORE", "new", "0", "garbage", "IDLETIME"],
+        &["RESTORE", "new", "0", "garbage", "ABSTTL", "REPLACE"],
+        &["RESTORE", "new", "0"],
+        // Expired at once: a key that is logically gone is no BUSYKEY.
+        &["SET", "gone", "v", "PXAT", "1"],
+        &["RESTORE", "gone", "0", "garbage"],
+    ];
+    let mut ours = RawConn::connect(node.addr())?;
+    let mut theirs = RawConn::connect(reference.addr())?;
+    for cmd in script {
+        let a = ours.cmd(cmd)?;
+        let b = theirs.cmd(cmd)?;
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "{cmd:?}"
+        );
+    }
+    Ok(())
+}
