@@ -268,6 +268,7 @@ pub static TABLE: &[CommandSpec] = &[
     movable!(DEST_NUMKEYS, cmd!("zdiffstore", -4, "write denyoom", 1, 1, 1, "@write @sortedset @slow", "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore)),
     movable!(NUMKEYS_AT_1, cmd!("zunion", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion)),
     movable!(NUMKEYS_AT_1, cmd!("zinter", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter)),
+    movable!(NUMKEYS_AT_1, cmd!("zintercard", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", zsets::zintercard)),
     movable!(NUMKEYS_AT_1, cmd!("zdiff", -3, "readonly", 0, 0, 0, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff)),
     cmd!("zrandmember", -2, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
     cmd!("zscan", -3, "readonly", 1, 1, 1, "@read @sortedset @slow", "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),

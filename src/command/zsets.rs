@@ -302,14 +302,31 @@ enum SetOp {
 }
 
 /// `numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]` from `args[at]`.
+/// Which command form runs the algebra: a `*STORE`, a reply (WITHSCORES allowed) or
+/// ZINTERCARD (LIMIT allowed, no WEIGHTS or AGGREGATE).
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    Store,
+    Reply,
+    Card,
+}
+
+/// What [`combine`] computed: the members with scores, WITHSCORES, and ZINTERCARD's LIMIT (0 =
+/// none).
+struct Combined {
+    items: Scored,
+    withscores: bool,
+    limit: u64,
+}
+
 fn combine(
     ctx: &mut Ctx,
     args: &[Bytes],
     at: usize,
     op: SetOp,
     cmd: &str,
-    allow_withscores: bool,
-) -> Result<(Scored, bool), CmdError> {
+    form: Form,
+) -> Result<Combined, CmdError> {
     let n = int(&args[at])?;
     if n < 1 {
         return Err(CmdError::err(format!(
@@ -339,16 +356,25 @@ fn combine(
     let mut weights = vec![1.0f64; n];
     let mut agg = 0u8; // 0 sum, 1 min, 2 max
     let mut withscores = false;
+    let mut limit = 0u64;
+    let algebra = op != SetOp::Diff && form != Form::Card;
     let mut i = at + 1 + n;
     while i < args.len() {
         let a = &args[i];
-        if op != SetOp::Diff && is(a, "weights") && i + n < args.len() {
+        if form == Form::Card && is(a, "limit") && i + 1 < args.len() {
+            let negative = || CmdError::err("LIMIT can't be negative");
+            limit = int(&args[i + 1])
+                .ok()
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(negative)?;
+            i += 2;
+        } else if algebra && is(a, "weights") && i + n < args.len() {
             for (j, w) in weights.iter_mut().enumerate() {
                 *w = parse_f64(&args[i + 1 + j])
                     .ok_or_else(|| CmdError::err("weight value is not a float"))?;
             }
             i += n + 1;
-        } else if op != SetOp::Diff && is(a, "aggregate") && i + 1 < args.len() {
+        } else if algebra && is(a, "aggregate") && i + 1 < args.len() {
             let v = &args[i + 1];
             agg = if is(v, "sum") {
                 0
@@ -360,7 +386,7 @@ fn combine(
                 return Err(CmdError::Syntax);
             };
             i += 2;
-        } else if allow_withscores && is(a, "withscores") {
+        } else if form == Form::Reply && is(a, "withscores") {
             withscores = true;
             i += 1;
         } else {
@@ -450,19 +476,32 @@ fn combine(
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.0.cmp(&b.0))
     });
-    Ok((out, withscores))
+    Ok(Combined {
+        items: out,
+        withscores,
+        limit,
+    })
 }
 
 fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResult {
-    let (items, _) = combine(ctx, args, 2, op, cmd, false)?;
+    let items = combine(ctx, args, 2, op, cmd, Form::Store)?.items;
     let n = items.len() as i64;
     ctx.ks.zset_put_all(&args[1], items, None, false)?;
     Ok(Reply::Int(n))
 }
 
 fn combine_reply(ctx: &mut Ctx, args: &[Bytes], op: SetOp, cmd: &str) -> CmdResult {
-    let (items, withscores) = combine(ctx, args, 1, op, cmd, true)?;
-    Ok(flat(items, withscores))
+    let c = combine(ctx, args, 1, op, cmd, Form::Reply)?;
+    Ok(flat(c.items, c.withscores))
+}
+
+/// ZINTERCARD numkeys key [key ...] [LIMIT limit]
+pub fn zintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let c = combine(ctx, args, 1, SetOp::Inter, "zintercard", Form::Card)?;
+    let n = c.items.len() as u64;
+    Ok(Reply::Int(
+        if c.limit > 0 { n.min(c.limit) } else { n } as i64
+    ))
 }
 
 pub fn zunionstore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

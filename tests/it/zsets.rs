@@ -356,9 +356,9 @@ fn resp3_score_replies_match_redis_server() -> Result<()> {
     Ok(())
 }
 
-/// Sorted-set algebra over keys that hold sorted sets, plain sets, strings or nothing, against
-/// valkey-server 8.1.8 byte for byte in RESP2 and RESP3: a plain set takes part with scores of
-/// 1, any other type is WRONGTYPE.
+/// Sorted-set algebra (ZUNION/ZINTER/ZDIFF, their STORE forms, ZINTERCARD) over keys that
+/// hold sorted sets, plain sets, strings or nothing, against valkey-server 8.1.8 byte for byte
+/// in RESP2 and RESP3: a plain set takes part with scores of 1, any other type is WRONGTYPE.
 #[test]
 fn set_algebra_over_mixed_types_matches_valkey_byte_for_byte() -> Result<()> {
     use crate::harness::RawConn;
@@ -414,7 +414,23 @@ fn set_algebra_over_mixed_types_matches_valkey_byte_for_byte() -> Result<()> {
                 }
                 c
             }
-            16 | 17 => s(&["ZRANGE", &k2, "0", "-1", "WITHSCORES"]),
+            16 => s(&["ZRANGE", &k2, "0", "-1", "WITHSCORES"]),
+            17 => {
+                let n = r.below(4);
+                let mut c = vec!["ZINTERCARD".to_string(), n.to_string()];
+                for _ in 0..n.max(1) {
+                    c.push(r.pick(MKEYS).to_string());
+                }
+                match r.below(4) {
+                    0 => {}
+                    1 => c.push("WEIGHTS".into()),
+                    _ => {
+                        c.push("LIMIT".into());
+                        c.push(r.pick(&["0", "1", "2", "-1", "x"]).to_string());
+                    }
+                }
+                c
+            }
             18 => s(&["TYPE", &k]),
             _ => s(&["SCARD", &k]),
         }
