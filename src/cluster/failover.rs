@@ -153,7 +153,7 @@ impl ClusterState {
     // ---- helpers ----------------------------------------------------------------------
 
     fn slot_count(&self, id: &NodeId) -> usize {
-        self.slots.iter().filter(|o| o.as_ref() == Some(id)).count()
+        self.slots.count_of(id)
     }
 
     /// How long a replica waits for votes (Valkey: twice the node timeout, at least 2 s).
@@ -262,9 +262,7 @@ impl ClusterState {
     fn replace_primary(&mut self, epoch: u64, now: u64, out: &mut Vec<Outgoing>) {
         let Some(old) = self.me().primary else { return };
         let me = self.myself;
-        for s in self.slots.iter_mut().filter(|o| **o == Some(old)) {
-            *s = Some(me);
-        }
+        self.slots.reassign(old, Some(me));
         {
             let m = self.me_mut();
             m.role = Role::Primary;

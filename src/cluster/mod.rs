@@ -11,6 +11,7 @@ pub mod failover;
 pub mod nodes_conf;
 pub mod publish;
 mod routing;
+pub mod slot_table;
 pub mod state;
 pub mod transport;
 pub mod types;
@@ -42,8 +43,10 @@ pub struct View {
     pub myself: Option<NodeId>,
     pub role_replica_of: Option<NodeId>,
     pub ok: bool,
-    /// Slot → index into `nodes`.
-    pub slots: Vec<Option<u16>>,
+    /// Slot → index into `nodes`; shared with the next view while neither the slot table
+    /// (its generation) nor the node list changes.
+    pub slots: Arc<Vec<Option<u16>>>,
+    slots_generation: u64,
     pub nodes: Vec<(NodeId, String)>,
     pub migrating: HashMap<u16, u16>,
     pub importing: HashMap<u16, u16>,
@@ -54,12 +57,30 @@ pub struct View {
 
 impl View {
     pub(crate) fn build(st: &ClusterState, allow_reads_when_down: bool) -> View {
+        Self::build_after(st, allow_reads_when_down, None)
+    }
+
+    /// [`View::build`] reusing `prev`'s slot map when the slot table and the node list are
+    /// the same: most state changes (a PONG, a flag) leave them alone, and rebuilding the map
+    /// walks the 650 KB slot table.
+    pub(crate) fn build_after(
+        st: &ClusterState,
+        allow_reads_when_down: bool,
+        prev: Option<&View>,
+    ) -> View {
         let mut idx: HashMap<NodeId, u16> = HashMap::new();
         let mut nodes = Vec::new();
         for n in st.nodes.values() {
             idx.insert(n.id, nodes.len() as u16);
             nodes.push((n.id, format!("{}:{}", n.ip, n.port)));
         }
+        let generation = st.slots.generation();
+        let reusable = prev.filter(|p| {
+            p.slots_generation == generation
+                && !p.slots.is_empty()
+                && p.nodes.len() == nodes.len()
+                && p.nodes.iter().zip(&nodes).all(|(a, b)| a.0 == b.0)
+        });
         let me = st.me();
         View {
             myself: Some(st.myself),
@@ -69,24 +90,30 @@ impl View {
                 None
             },
             ok: st.ok,
-            slots: {
-                // Owners come in long runs: look an id up once per run, not once per slot.
-                let mut last: Option<(NodeId, Option<u16>)> = None;
-                st.slots
-                    .iter()
-                    .map(|o| {
-                        let id = (*o)?;
-                        match last {
-                            Some((l, i)) if l == id => i,
-                            _ => {
-                                let i = idx.get(&id).copied();
-                                last = Some((id, i));
-                                i
-                            }
-                        }
-                    })
-                    .collect()
+            slots: match reusable {
+                Some(p) => Arc::clone(&p.slots),
+                None => {
+                    // Owners come in long runs: look an id up once per run, not once per slot.
+                    let mut last: Option<(NodeId, Option<u16>)> = None;
+                    Arc::new(
+                        st.slots
+                            .iter()
+                            .map(|o| {
+                                let id = (*o)?;
+                                match last {
+                                    Some((l, i)) if l == id => i,
+                                    _ => {
+                                        let i = idx.get(&id).copied();
+                                        last = Some((id, i));
+                                        i
+                                    }
+                                }
+                            })
+                            .collect(),
+                    )
+                }
             },
+            slots_generation: generation,
             nodes,
             migrating: st
                 .migrating
@@ -240,7 +267,7 @@ impl Cluster {
         let mut st = self.state.lock();
         let before = SyncPoint::of(&st);
         let r = f(&mut st);
-        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
+        self.publish_view(&st);
         // A change that must be durable is saved (fsynced) before it takes effect; the rest
         // is written by the bus task within a tick (`flush_config`), once for many changes.
         if st.dirty && SyncPoint::of(&st) != before {
@@ -260,7 +287,7 @@ impl Cluster {
     pub fn with_state_written<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
         let mut st = self.state.lock();
         let r = f(&mut st);
-        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
+        self.publish_view(&st);
         if st.dirty {
             match nodes_conf::write(&st, &self.conf_path, false) {
                 Ok(()) => st.dirty = false,
@@ -268,6 +295,12 @@ impl Cluster {
             }
         }
         r
+    }
+
+    fn publish_view(&self, st: &ClusterState) {
+        let prev = Arc::clone(&self.view.read());
+        let next = View::build_after(st, self.allow_reads_when_down, Some(&prev));
+        *self.view.write() = Arc::new(next);
     }
 
     /// Writes nodes.conf if it lags behind the state (no fsync: see [`SyncPoint`]). Called
@@ -298,7 +331,7 @@ impl Cluster {
             next.dirty = false;
         }
         *st = next;
-        *self.view.write() = Arc::new(View::build(&st, self.allow_reads_when_down));
+        self.publish_view(&st);
         Ok(r)
     }
 

@@ -270,7 +270,7 @@ pub fn load(
     for (mut n, ranges, myself) in records {
         for (a, b) in ranges {
             for s in a..=b {
-                st.slots[s as usize] = Some(n.id);
+                st.slots.set(s as usize, Some(n.id));
             }
         }
         if myself {

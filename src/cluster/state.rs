@@ -9,7 +9,6 @@ use super::types::{
     flag, AuthRequest, Gossip, Header, Message, MessageKind, NodeId, NodeRecord, Role, SlotSet,
     SlotUpdate,
 };
-use crate::storage::SLOTS;
 
 mod admin;
 
@@ -104,7 +103,7 @@ pub struct ClusterState {
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
     pub nodes: BTreeMap<NodeId, NodeRecord>,
-    pub slots: Vec<Option<NodeId>>,
+    pub slots: super::slot_table::SlotTable,
     pub migrating: BTreeMap<u16, NodeId>,
     pub importing: BTreeMap<u16, NodeId>,
     pub forgotten: BTreeMap<NodeId, u64>,
@@ -145,7 +144,7 @@ impl ClusterState {
             current_epoch: 0,
             last_vote_epoch: 0,
             nodes,
-            slots: vec![None; SLOTS],
+            slots: Default::default(),
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
             forgotten: BTreeMap::new(),
@@ -177,13 +176,7 @@ impl ClusterState {
 
     /// Slots owned by `id`.
     pub fn slots_of(&self, id: &NodeId) -> SlotSet {
-        let mut s = SlotSet::default();
-        for (i, o) in self.slots.iter().enumerate() {
-            if o.as_ref() == Some(id) {
-                s.insert(i as u16);
-            }
-        }
-        s
+        self.slots.slots_of(id)
     }
 
     /// A node's config epoch as shown to clients: a replica shows its primary's.
@@ -462,7 +455,7 @@ impl ClusterState {
                 if cur.is_some() && cur == shard {
                     migrated += 1;
                 }
-                self.slots[s as usize] = Some(sender);
+                self.slots.set(s as usize, Some(sender));
                 changed = true;
             }
         }
@@ -574,25 +567,7 @@ impl ClusterState {
 
     /// The distinct slot owners (sorted) and whether every slot has one.
     fn owners(&self) -> (Vec<NodeId>, bool) {
-        // Slots come in runs: skipping repeats of the previous owner avoids sorting 16384
-        // ids on every tick and message.
-        let mut v: Vec<NodeId> = Vec::new();
-        let mut covered = true;
-        let mut last: Option<NodeId> = None;
-        for o in &self.slots {
-            let Some(id) = o else {
-                covered = false;
-                continue;
-            };
-            if last != Some(*id) {
-                last = Some(*id);
-                if !v.contains(id) {
-                    v.push(*id);
-                }
-            }
-        }
-        v.sort();
-        (v, covered)
+        self.slots.owners()
     }
 
     pub(super) fn quorum(&self) -> usize {

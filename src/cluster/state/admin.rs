@@ -10,7 +10,7 @@ impl ClusterState {
             return Err(ClusterError::SlotBusy(s));
         }
         for &s in slots {
-            self.slots[s as usize] = Some(self.myself);
+            self.slots.set(s as usize, Some(self.myself));
             self.importing.remove(&s);
         }
         self.changed();
@@ -23,7 +23,7 @@ impl ClusterState {
             return Err(ClusterError::SlotUnassigned(s));
         }
         for &s in slots {
-            self.slots[s as usize] = None;
+            self.slots.set(s as usize, None);
             self.migrating.remove(&s);
             self.importing.remove(&s);
         }
@@ -34,9 +34,7 @@ impl ClusterState {
     /// Unassigns every slot this node owns (FLUSHSLOTS).
     pub fn flush_slots(&mut self) {
         let me = self.myself;
-        for s in self.slots.iter_mut().filter(|o| **o == Some(me)) {
-            *s = None;
-        }
+        self.slots.reassign(me, None);
         self.changed();
     }
 
@@ -143,9 +141,7 @@ impl ClusterState {
 
     fn remove_node(&mut self, id: NodeId) {
         self.nodes.remove(&id);
-        for s in self.slots.iter_mut().filter(|o| **o == Some(id)) {
-            *s = None;
-        }
+        self.slots.reassign(id, None);
         self.migrating.retain(|_, n| *n != id);
         self.importing.retain(|_, n| *n != id);
         self.fail_reports.remove(&id);
@@ -236,7 +232,7 @@ impl ClusterState {
                     self.migrating.remove(&slot);
                 }
                 let was_importing = self.importing.remove(&slot).is_some();
-                self.slots[slot as usize] = Some(id);
+                self.slots.set(slot as usize, Some(id));
                 // Taking a slot we imported needs an epoch that wins over the old owner's.
                 if id == self.myself && was_importing {
                     self.bump_epoch();
@@ -268,7 +264,7 @@ impl ClusterState {
         }
         let me = self.myself;
         for &s in slots {
-            self.slots[s as usize] = Some(me);
+            self.slots.set(s as usize, Some(me));
             self.migrating.remove(&s);
             self.importing.remove(&s);
         }
@@ -282,7 +278,7 @@ impl ClusterState {
         let me = self.myself;
         for &s in slots {
             if self.slots[s as usize] == Some(me) {
-                self.slots[s as usize] = Some(target);
+                self.slots.set(s as usize, Some(target));
             }
             self.migrating.remove(&s);
         }

@@ -123,7 +123,7 @@ fn higher_config_epoch_wins_a_slot() {
     let (a, b) = (nodes[0].myself, nodes[1].myself);
     assert_eq!(nodes[1].slots[5], Some(a));
     // Node 1 takes the slot with a newer epoch (as SETSLOT NODE + bump does after a move).
-    nodes[1].slots[5] = Some(b);
+    nodes[1].slots.set(5, Some(b));
     nodes[1].bump_epoch();
     converge(&mut nodes, now);
     assert_eq!(nodes[0].slots[5], Some(b));
