@@ -279,17 +279,21 @@ impl Cluster {
         r
     }
 
-    /// Like [`Cluster::with_state`], for slot changes an operator's tool makes one slot at a
-    /// time (CLUSTER SETSLOT): written before the reply, so a killed process keeps them, but
-    /// not fsynced, as Valkey 8.1 does (it renames nodes.conf twice per moved slot and never
-    /// syncs it). An fsync per SETSLOT doubled the time of a legacy reshard; a machine crash
-    /// that loses one is repaired by `--cluster fix`, as in Valkey.
-    pub fn with_state_written<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+    /// Like [`Cluster::with_state`], for changes made by a command (CLUSTER ADDSLOTS, MEET,
+    /// SETSLOT, FORGET, a slot handover…): nodes.conf is written before this returns, so a
+    /// killed process keeps the change, and fsynced when `sync` and the change touches what
+    /// [`SyncPoint`] guards. CLUSTER SETSLOT passes `sync = false`, as Valkey 8.1 never syncs
+    /// nodes.conf for it (it renames the file twice per moved slot): an fsync per SETSLOT
+    /// doubled the time of a legacy reshard, and a machine crash that loses one is repaired
+    /// by `--cluster fix`, as in Valkey.
+    pub fn with_state_written<R>(&self, sync: bool, f: impl FnOnce(&mut ClusterState) -> R) -> R {
         let mut st = self.state.lock();
+        let before = SyncPoint::of(&st);
         let r = f(&mut st);
         self.publish_view(&st);
         if st.dirty {
-            match nodes_conf::write(&st, &self.conf_path, false) {
+            let fsync = sync && SyncPoint::of(&st) != before;
+            match nodes_conf::write(&st, &self.conf_path, fsync) {
                 Ok(()) => st.dirty = false,
                 Err(e) => tracing::error!("saving cluster config: {e}"),
             }

@@ -153,27 +153,29 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 "Invalid bus port specified: {cport}"
             )));
         }
-        c.with_state(|st| st.meet(&ip, port as u16, cport as u16, crate::cluster::now_ms()))?;
+        c.with_state_written(true, |st| {
+            st.meet(&ip, port as u16, cport as u16, crate::cluster::now_ms())
+        })?;
         c.poke();
         return Ok(Reply::OK);
     }
     if is(sub, "addslots") || is(sub, "delslots") {
         let slots = slot_list(&args[2..])?;
         if is(sub, "addslots") {
-            c.with_state(|st| st.add_slots(&slots))?;
+            c.with_state_written(true, |st| st.add_slots(&slots))?;
             ctx.node.engine.ensure_slots(&slots)?;
         } else {
-            c.with_state(|st| st.del_slots(&slots))?;
+            c.with_state_written(true, |st| st.del_slots(&slots))?;
         }
         return Ok(Reply::OK);
     }
     if is(sub, "addslotsrange") || is(sub, "delslotsrange") {
         let slots = slot_ranges(&args[2..], &text(sub).to_ascii_lowercase())?;
         if is(sub, "addslotsrange") {
-            c.with_state(|st| st.add_slots(&slots))?;
+            c.with_state_written(true, |st| st.add_slots(&slots))?;
             ctx.node.engine.ensure_slots(&slots)?;
         } else {
-            c.with_state(|st| st.del_slots(&slots))?;
+            c.with_state_written(true, |st| st.del_slots(&slots))?;
         }
         return Ok(Reply::OK);
     }
@@ -183,7 +185,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 "DB must be empty to perform CLUSTER FLUSHSLOTS.",
             ));
         }
-        c.with_state(|st| st.flush_slots());
+        c.with_state_written(true, |st| st.flush_slots());
         return Ok(Reply::OK);
     }
     if is(sub, "set-config-epoch") {
@@ -193,11 +195,11 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 "Invalid config epoch specified: {e}"
             )));
         }
-        c.with_state(|st| st.set_config_epoch(e as u64))?;
+        c.with_state_written(true, |st| st.set_config_epoch(e as u64))?;
         return Ok(Reply::OK);
     }
     if is(sub, "bumpepoch") {
-        let (bumped, e) = c.with_state(|st| st.bump_epoch());
+        let (bumped, e) = c.with_state_written(true, |st| st.bump_epoch());
         return Ok(Reply::StatusOwned(format!(
             "{} {e}",
             if bumped { "BUMPED" } else { "STILL" }
@@ -205,7 +207,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if is(sub, "replicate") {
         let has_keys = ks.dbsize() != 0;
-        c.with_state(|st| st.replicate(&args[2], has_keys))?;
+        c.with_state_written(true, |st| st.replicate(&args[2], has_keys))?;
         return Ok(Reply::OK);
     }
     if is(sub, "replicas") || is(sub, "slaves") {
@@ -250,7 +252,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::OK);
     }
     if is(sub, "forget") {
-        c.with_state(|st| st.forget(&args[2], crate::cluster::now_ms()))?;
+        c.with_state_written(true, |st| st.forget(&args[2], crate::cluster::now_ms()))?;
         return Ok(Reply::OK);
     }
     if is(sub, "reset") {
@@ -269,7 +271,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if !primary {
             ks.flush_all()?;
         }
-        c.with_state(|st| st.reset(hard, crate::cluster::now_ms()));
+        c.with_state_written(true, |st| st.reset(hard, crate::cluster::now_ms()));
         return Ok(Reply::OK);
     }
     if is(sub, "setslot") {
@@ -333,7 +335,7 @@ fn setslot(ctx: &mut Ctx, c: &Cluster, args: &[Bytes]) -> CmdResult {
         return Err(bad());
     };
     let keys = ctx.node.keyspace.count_in_slot(slot);
-    c.with_state_written(|st| st.set_slot(slot, act, keys))?;
+    c.with_state_written(false, |st| st.set_slot(slot, act, keys))?;
     if matches!(act, SetSlot::Importing(_))
         || c.read(|st| st.slots[slot as usize] == Some(st.myself))
     {

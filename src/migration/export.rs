@@ -374,7 +374,7 @@ async fn ask(peer: &mut Box<dyn MigrationPeer>, name: &str) -> Option<Settled> {
 fn keep_slots(shared: &MigrationHandle, name: &str, ranges: &Ranges) {
     let Some(c) = &shared.cluster else { return };
     let slots: Vec<u16> = ranges.iter().flat_map(|&(a, b)| a..=b).collect();
-    match c.with_state(|st| st.take_imported_slots(&slots)) {
+    match c.with_state_written(true, |st| st.take_imported_slots(&slots)) {
         Ok(epoch) => tracing::warn!(
             "slot migration {name}: slots kept here by the operator without the target's answer (config epoch {epoch})"
         ),
@@ -393,7 +393,7 @@ async fn hand_over(
 ) -> Result<(), String> {
     let cluster = shared.cluster.clone().ok_or("not in cluster mode")?;
     let slots: Vec<u16> = ranges.iter().flat_map(|&(a, b)| a..=b).collect();
-    cluster.with_state(|st| st.hand_over(&slots, target, epoch));
+    cluster.with_state_written(true, |st| st.hand_over(&slots, target, epoch));
     drop(paused);
     let sh = Arc::clone(shared);
     let r = ranges.clone();

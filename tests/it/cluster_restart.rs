@@ -72,13 +72,16 @@ fn restart_all_rejoins_from_nodes_conf() -> Result<()> {
     Ok(())
 }
 
-/// CLUSTER SETSLOT is written to nodes.conf before it replies (without fsync, as Valkey 8.1):
-/// nodes SIGKILLed right after a reshard step come back with the open slots and the new owner.
+/// CLUSTER SETSLOT (and the other slot commands) are written to nodes.conf before they reply
+/// (SETSLOT without fsync, as Valkey 8.1): nodes SIGKILLed right after a reshard step come back
+/// with the open slots and the new owner, and a node right after DELSLOTS without the slot.
 #[test]
 fn setslot_survives_a_sigkill_right_after_its_reply() -> Result<()> {
     let mut c = Cluster::start(3)?;
     c.create_and_wait(0)?;
-    let (src, dst) = (0, 1);
+    let (src, dst, other) = (0, 1, 2);
+    let r = c.query(other, &["CLUSTER", "DELSLOTS", "16000"])?;
+    ensure!(r == "OK", "DELSLOTS 16000 on node {other}: {r}");
     let (src_id, dst_id) = (c.myid(src)?, c.myid(dst)?);
     // Slot 100 belongs to node 0 after create; slot 101 is moved all the way.
     for (i, args) in [
@@ -96,10 +99,10 @@ fn setslot_survives_a_sigkill_right_after_its_reply() -> Result<()> {
         let r = c.query(i, &args)?;
         ensure!(r == "OK", "{args:?} on node {i}: {r}");
     }
-    for i in [src, dst] {
+    for i in [src, dst, other] {
         c.node(i).sigkill()?;
     }
-    for i in [src, dst] {
+    for i in [src, dst, other] {
         c.node_mut(i).restart()?;
     }
     let src_line = c.cluster_nodes_text(src)?;
@@ -118,15 +121,21 @@ fn setslot_survives_a_sigkill_right_after_its_reply() -> Result<()> {
         mine(&dst_line).contains(&format!("[100-<-{src_id}]")),
         "target lost its IMPORTING slot across a SIGKILL:\n{dst_line}"
     );
-    let owns_101 = |line: &str| {
+    let owns = |line: &str, slot: u16| {
         line.split_whitespace()
             .skip(8)
             .filter(|r| !r.starts_with('['))
             .any(|r| {
                 let (a, b) = r.split_once('-').unwrap_or((r, r));
-                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= 101 && 101 <= b)
+                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
             })
     };
+    let owns_101 = |line: &str| owns(line, 101);
+    let other_line = c.cluster_nodes_text(other)?;
+    ensure!(
+        !owns(&mine(&other_line), 16000) && owns(&mine(&other_line), 16001),
+        "node {other} owns slot 16000 again (or lost 16001) after a SIGKILL:\n{other_line}"
+    );
     ensure!(
         owns_101(&mine(&dst_line)),
         "target does not own slot 101 after a SIGKILL:\n{dst_line}"
