@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Larger-than-RAM benchmark: loads DATA_GB of incompressible values into one rockslot-server
-# whose block cache is CACHE (default 1 GB for 20 GB of data, the 1:20 the issue names; scale
+# whose block cache is CACHE (default 1 GB for 20 GB of data, a 1:20 ratio; scale
 # DATA_GB down where the disk or the time is short), then runs redis-benchmark random GET and
 # SET over the whole keyspace and prints requests/s, p50/p99 latency, RSS and the data size on
 # disk. The keys are `key:%012d`, the names redis-benchmark's `-r` produces, so every GET hits

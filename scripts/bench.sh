@@ -8,10 +8,10 @@ usage() {
     cat <<'USAGE'
 usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE] [-d BYTES]
 
-Builds rockslot-server (release), starts it and redis-server on free loopback ports with
-temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c CLIENTS -P 1` and `-P 16`
-against each, and prints requests/s side by side. Both servers are stopped and their data
-removed on exit.
+Builds rockslot-server (release), starts it, valkey-server 8.1.8 and redis-server on free
+loopback ports with temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c
+CLIENTS -P 1` and `-P 16` against each, and prints requests/s side by side with ratios to
+both peers, then each server's RSS. All servers are stopped and their data removed on exit.
 
   -n REQUESTS   requests per test (default 200000)
   -c CLIENTS    parallel connections (default 50)
