@@ -792,3 +792,38 @@ fn restore_error_precedence_matches_valkey_byte_for_byte() -> Result<()> {
     }
     Ok(())
 }
+
+/// OBJECT IDLETIME/FREQ answer or refuse by the eviction policy, as valkey-server 8.1.8 does
+/// (byte for byte): FREQ needs an LFU policy, IDLETIME refuses one, a missing key is nil.
+#[test]
+fn object_idletime_and_freq_follow_the_policy_as_valkey() -> Result<()> {
+    use crate::harness::RawConn;
+
+    let node = Node::start()?;
+    let reference = RedisServer::start_valkey()?;
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v"],
+        &["OBJECT", "FREQ", "k"],
+        &["OBJECT", "IDLETIME", "k"],
+        &["OBJECT", "FREQ", "nokey"],
+        &["OBJECT", "IDLETIME", "nokey"],
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        &["OBJECT", "IDLETIME", "k"],
+        &["OBJECT", "FREQ", "nokey"],
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
+        &["OBJECT", "FREQ", "k"],
+        &["OBJECT", "IDLETIME", "k"],
+    ];
+    let mut ours = RawConn::connect(node.addr())?;
+    let mut theirs = RawConn::connect(reference.addr())?;
+    for cmd in script {
+        let a = ours.cmd(cmd)?;
+        let b = theirs.cmd(cmd)?;
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "{cmd:?}"
+        );
+    }
+    Ok(())
+}
