@@ -76,10 +76,8 @@ pub fn spawn_bus(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = cluster.wake.notified() => {}
-                _ = shutdown.cancelled() => {
-                    cluster.flush_config();
-                    return;
-                }
+                // The server writes what is left (flush_config) once connections drained.
+                _ = shutdown.cancelled() => return,
             }
             let out = cluster.with_state(|st| st.tick(now_ms()));
             for o in out {

@@ -308,7 +308,7 @@ impl Cluster {
     }
 
     /// Writes nodes.conf if it lags behind the state (no fsync: see [`SyncPoint`]). Called
-    /// by the bus task every tick and at shutdown.
+    /// by the bus task every tick and by the server at shutdown.
     pub fn flush_config(&self) {
         let mut st = self.state.lock();
         if st.dirty {

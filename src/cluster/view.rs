@@ -124,28 +124,18 @@ pub struct BusStats {
 }
 
 pub fn info(st: &ClusterState, stats: &BusStats) -> String {
-    let assigned = st.slots.iter().filter(|o| o.is_some()).count();
-    let (mut pfail, mut fail) = (0, 0);
-    // Owners come in runs: one lookup per run, not per slot.
-    let mut last: Option<(NodeId, bool, bool)> = None;
-    for id in st.slots.iter().flatten() {
-        let (is_fail, is_pfail) = match last {
-            Some((l, f, p)) if l == *id => (f, p),
-            _ => {
-                let n = st.nodes.get(id);
-                let f = n.is_some_and(|n| n.fail);
-                let p = n.is_some_and(|n| n.pfail);
-                last = Some((*id, f, p));
-                (f, p)
-            }
-        };
-        if is_fail {
-            fail += 1;
-        } else if is_pfail {
-            pfail += 1;
+    // Per owner, from the slot table's cached per-owner sets: no walk over the slots.
+    let size = st.serving_primaries();
+    let (mut assigned, mut pfail, mut fail) = (0, 0, 0);
+    for id in &size {
+        let n = st.slots.count_of(id);
+        assigned += n;
+        match st.nodes.get(id) {
+            Some(node) if node.fail => fail += n,
+            Some(node) if node.pfail => pfail += n,
+            _ => {}
         }
     }
-    let size = st.serving_primaries();
     let me = st.me();
     let mut out = String::new();
     let mut l = |k: &str, v: String| {

@@ -85,51 +85,19 @@ impl ListTxn<'_> {
     /// Elements `start..=stop` (already clamped to the list).
     pub fn range(&self, start: u64, stop: u64) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        if start > stop || start >= self.len {
-            return Ok(out);
-        }
-        let stop = stop.min(self.len - 1);
-        if self.changes.is_empty() && !self.cleared && self.existed {
-            let (_, end) = member_range(self.slot, &self.key);
-            let from = member_key(self.slot, &self.key, &list_pos(self.head + start as i64));
-            let want = (stop - start + 1) as usize;
-            self.src.scan(&from, &end, false, |_, v| {
-                out.push(v.to_vec());
-                out.len() < want
-            })?;
-            return Ok(out);
-        }
-        for i in start..=stop {
-            if let Some(v) = self.get(i)? {
-                out.push(v);
-            }
-        }
+        self.each_in_range(start, stop, |v| out.push(v.to_vec()))?;
         Ok(out)
     }
+
     /// [`ListTxn::range`] for replies (LRANGE): the elements are copied into one buffer and
     /// handed out as slices of it, one allocation for the range instead of one per element
     /// (allocation and freeing were an eighth of LRANGE_100's CPU).
     pub fn range_shared(&self, start: u64, stop: u64) -> Result<Vec<bytes::Bytes>> {
-        if !(self.changes.is_empty() && !self.cleared && self.existed) {
-            return Ok(self
-                .range(start, stop)?
-                .into_iter()
-                .map(bytes::Bytes::from)
-                .collect());
-        }
-        if start > stop || start >= self.len {
-            return Ok(Vec::new());
-        }
-        let stop = stop.min(self.len - 1);
-        let (_, end) = member_range(self.slot, &self.key);
-        let from = member_key(self.slot, &self.key, &list_pos(self.head + start as i64));
-        let want = (stop - start + 1) as usize;
         let mut arena = bytes::BytesMut::new();
-        let mut ends = Vec::with_capacity(want.min(1 << 16));
-        self.src.scan(&from, &end, false, |_, v| {
+        let mut ends = Vec::new();
+        self.each_in_range(start, stop, |v| {
             arena.extend_from_slice(v);
             ends.push(arena.len());
-            ends.len() < want
         })?;
         let arena = arena.freeze();
         let mut at = 0;
@@ -141,6 +109,33 @@ impl ListTxn<'_> {
                 piece
             })
             .collect())
+    }
+
+    /// Visits elements `start..=stop` (clamped to the list) in order: one walk of the stored
+    /// records when this transaction changed nothing, element by element otherwise.
+    fn each_in_range(&self, start: u64, stop: u64, mut f: impl FnMut(&[u8])) -> Result<()> {
+        if start > stop || start >= self.len {
+            return Ok(());
+        }
+        let stop = stop.min(self.len - 1);
+        if self.changes.is_empty() && !self.cleared && self.existed {
+            let (_, end) = member_range(self.slot, &self.key);
+            let from = member_key(self.slot, &self.key, &list_pos(self.head + start as i64));
+            let want = (stop - start + 1) as usize;
+            let mut seen = 0;
+            self.src.scan(&from, &end, false, |_, v| {
+                f(v);
+                seen += 1;
+                seen < want
+            })?;
+            return Ok(());
+        }
+        for i in start..=stop {
+            if let Some(v) = self.get(i)? {
+                f(&v);
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the whole list with `elems` (LREM, LINSERT, LTRIM).

@@ -747,10 +747,6 @@ fn list_commands_match_redis_server() -> Result<()> {
 /// errors first, then BUSYKEY (before the TTL is even parsed), then the TTL, then the payload.
 #[test]
 fn restore_error_precedence_matches_valkey_byte_for_byte() -> Result<()> {
-    use crate::harness::RawConn;
-
-    let node = Node::start()?;
-    let reference = RedisServer::start_valkey()?;
     let script: &[&[&str]] = &[
         &["SET", "here", "v"],
         &["RESTORE", "here", "0", "garbage"],
@@ -779,28 +775,13 @@ fn restore_error_precedence_matches_valkey_byte_for_byte() -> Result<()> {
         &["SET", "gone", "v", "PXAT", "1"],
         &["RESTORE", "gone", "0", "garbage"],
     ];
-    let mut ours = RawConn::connect(node.addr())?;
-    let mut theirs = RawConn::connect(reference.addr())?;
-    for cmd in script {
-        let a = ours.cmd(cmd)?;
-        let b = theirs.cmd(cmd)?;
-        assert_eq!(
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b),
-            "{cmd:?}"
-        );
-    }
-    Ok(())
+    crate::harness::assert_script_matches_valkey(script)
 }
 
 /// OBJECT IDLETIME/FREQ answer or refuse by the eviction policy, as valkey-server 8.1.8 does
 /// (byte for byte): FREQ needs an LFU policy, IDLETIME refuses one, a missing key is nil.
 #[test]
 fn object_idletime_and_freq_follow_the_policy_as_valkey() -> Result<()> {
-    use crate::harness::RawConn;
-
-    let node = Node::start()?;
-    let reference = RedisServer::start_valkey()?;
     let script: &[&[&str]] = &[
         &["SET", "k", "v"],
         &["OBJECT", "FREQ", "k"],
@@ -814,16 +795,5 @@ fn object_idletime_and_freq_follow_the_policy_as_valkey() -> Result<()> {
         &["OBJECT", "FREQ", "k"],
         &["OBJECT", "IDLETIME", "k"],
     ];
-    let mut ours = RawConn::connect(node.addr())?;
-    let mut theirs = RawConn::connect(reference.addr())?;
-    for cmd in script {
-        let a = ours.cmd(cmd)?;
-        let b = theirs.cmd(cmd)?;
-        assert_eq!(
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b),
-            "{cmd:?}"
-        );
-    }
-    Ok(())
+    crate::harness::assert_script_matches_valkey(script)
 }

@@ -361,7 +361,7 @@ fn resp3_score_replies_match_redis_server() -> Result<()> {
 /// in RESP2 and RESP3: a plain set takes part with scores of 1, any other type is WRONGTYPE.
 #[test]
 fn set_algebra_over_mixed_types_matches_valkey_byte_for_byte() -> Result<()> {
-    use crate::harness::RawConn;
+    use crate::harness::{assert_same_reply, RawConn};
 
     const MKEYS: &[&str] = &["{m}a", "{m}b", "{m}c", "{m}d"];
     const WEIGHTS: &[&str] = &["1", "2", "0.5", "-1", "0", "3"];
@@ -440,7 +440,7 @@ fn set_algebra_over_mixed_types_matches_valkey_byte_for_byte() -> Result<()> {
     let reference = RedisServer::start_valkey()?;
     let mut total = 0;
     for protocol in ["2", "3"] {
-        let mut ours = RawConn::connect(node.addr())?;
+        let mut ours = node.raw()?;
         let mut theirs = RawConn::connect(reference.addr())?;
         // HELLO's own reply names the server: only what follows is compared.
         ours.cmd(&["HELLO", protocol])?;
@@ -451,13 +451,8 @@ fn set_algebra_over_mixed_types_matches_valkey_byte_for_byte() -> Result<()> {
             let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
             for step in 0..600 {
                 let cmd = random_mixed(&mut r);
-                let a = ours.cmd(&cmd)?;
-                let b = theirs.cmd(&cmd)?;
-                assert_eq!(
-                    String::from_utf8_lossy(&a),
-                    String::from_utf8_lossy(&b),
-                    "RESP{protocol} seed {seed} step {step}: {cmd:?}"
-                );
+                let context = format!("RESP{protocol} seed {seed} step {step}");
+                assert_same_reply(&mut ours, &mut theirs, &cmd, &context)?;
                 total += 1;
             }
         }

@@ -88,6 +88,36 @@ impl RedisServer {
     }
 }
 
+/// Sends `cmd` on both connections and asserts the raw reply frames are identical, byte for
+/// byte; `context` says where in a sequence it ran.
+pub fn assert_same_reply<A: AsRef<[u8]>>(
+    ours: &mut super::RawConn,
+    theirs: &mut super::RawConn,
+    cmd: &[A],
+    context: &str,
+) -> Result<()> {
+    let (a, b) = (ours.cmd(cmd)?, theirs.cmd(cmd)?);
+    let shown: Vec<String> = cmd
+        .iter()
+        .map(|x| String::from_utf8_lossy(x.as_ref()).into_owned())
+        .collect();
+    assert_eq!(super::show(&a), super::show(&b), "{context}: {shown:?}");
+    Ok(())
+}
+
+/// Runs `script` on a fresh rockslot node and on valkey-server 8.1.8, one connection each,
+/// asserting every reply is identical byte for byte.
+pub fn assert_script_matches_valkey(script: &[&[&str]]) -> Result<()> {
+    let node = super::Node::start()?;
+    let reference = RedisServer::start_valkey()?;
+    let mut ours = node.raw()?;
+    let mut theirs = super::RawConn::connect(reference.addr())?;
+    for (step, cmd) in script.iter().enumerate() {
+        assert_same_reply(&mut ours, &mut theirs, cmd, &format!("step {step}"))?;
+    }
+    Ok(())
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
