@@ -25,6 +25,7 @@
 //! - `config` (4): valkey.conf parsing and validation, CONFIG GET/SET/REWRITE.
 //! - `storage` (3): the only module that names RocksDB: families, batches, snapshots, SSTs.
 //! - `resp` (3): RESP2/RESP3 frames, decoder limits, encoder; knows no commands.
+//! - `rdb` (2): Valkey's RDB encoding (DUMP payloads, dump.rdb files); bytes in, values out.
 //! - `slot` (1): key slots, slot ranges, record slot prefixes.
 //! - `glob` (1): Valkey's glob matching.
 //!
@@ -42,6 +43,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod migration;
 pub mod node;
+pub mod rdb;
 pub mod replication;
 pub mod resp;
 pub mod rpc;

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use super::args::{int, is, text};
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{now_ms, Entry, ScanFilter, Update, Value};
+use crate::keyspace::dump::Object;
+use crate::keyspace::{now_ms, Entry, Kind, ScanFilter, Update, Value};
 use crate::resp::Reply;
 
 fn key_refs(args: &[Bytes]) -> Vec<&[u8]> {
@@ -329,55 +330,50 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let restored = crate::keyspace::dump::deserialize(&args[3])
-        .map_err(|_| CmdError::err("DUMP payload version or checksum are wrong"))?;
+    let restored =
+        crate::keyspace::dump::deserialize(&args[3]).map_err(|e| CmdError::err(e.to_string()))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => None,
         (t, true) => Some(t),
         (t, false) => Some(now_ms().saturating_add(t)),
     };
-    let restored_kind = match &restored {
-        crate::keyspace::dump::Restored::Str(_) => 0,
-        crate::keyspace::dump::Restored::Hash(_) => 1,
-        crate::keyspace::dump::Restored::Set(_) => 2,
-        crate::keyspace::dump::Restored::List(_) => 3,
-        crate::keyspace::dump::Restored::ZSet(_) => 4,
-    };
-    let value = match restored {
-        crate::keyspace::dump::Restored::Str(b) => Value::Str(b),
-        crate::keyspace::dump::Restored::ZSet(m) => {
-            if !ctx.ks.zset_put_all(&args[1], m, expire_at, !replace)? {
-                return Err(CmdError::Line(
-                    "BUSYKEY Target key name already exists.".into(),
-                ));
-            }
-            return Ok(Reply::OK);
-        }
-        crate::keyspace::dump::Restored::List(elems) => {
-            if !ctx.ks.list_put_all(&args[1], elems, expire_at, !replace)? {
-                return Err(CmdError::Line(
-                    "BUSYKEY Target key name already exists.".into(),
-                ));
-            }
-            return Ok(Reply::OK);
-        }
-        crate::keyspace::dump::Restored::Hash(m) | crate::keyspace::dump::Restored::Set(m) => {
-            let kind = if matches!(restored_kind, 1) {
-                crate::keyspace::Kind::Hash
-            } else {
-                crate::keyspace::Kind::Set
+    let busy = || CmdError::Line("BUSYKEY Target key name already exists.".into());
+    let key = &args[1];
+    let stored = match restored {
+        Object::Str(b) => b,
+        Object::ZSet(m) => {
+            return match ctx.ks.zset_put_all(key, m, expire_at, !replace)? {
+                true => Ok(Reply::OK),
+                false => Err(busy()),
             };
-            if !ctx
+        }
+        Object::List(elems) => {
+            return match ctx.ks.list_put_all(key, elems, expire_at, !replace)? {
+                true => Ok(Reply::OK),
+                false => Err(busy()),
+            };
+        }
+        Object::Hash(fields) => {
+            return match ctx
                 .ks
-                .coll_put_all(&args[1], kind, m, expire_at, !replace)?
+                .coll_put_all(key, Kind::Hash, fields, expire_at, !replace)?
             {
-                return Err(CmdError::Line(
-                    "BUSYKEY Target key name already exists.".into(),
-                ));
-            }
-            return Ok(Reply::OK);
+                true => Ok(Reply::OK),
+                false => Err(busy()),
+            };
+        }
+        Object::Set(members) => {
+            let m = members.into_iter().map(|m| (m, Vec::new())).collect();
+            return match ctx
+                .ks
+                .coll_put_all(key, Kind::Set, m, expire_at, !replace)?
+            {
+                true => Ok(Reply::OK),
+                false => Err(busy()),
+            };
         }
     };
+    let value = Value::Str(stored);
     ctx.ks.update(&args[1], |old| {
         if old.is_some() && !replace {
             return (

@@ -63,8 +63,9 @@ pub fn format_human(d: f64) -> String {
     out
 }
 
-/// Formats a double the way Valkey does for RESP2 bulk and RESP3 double replies
-/// (`%.17g`-like shortest round-trip, `inf`/`-inf`/`nan`).
+/// Formats a double the way Valkey 8.1's `d2string` does for RESP2 bulk and RESP3 double
+/// replies: integers within ±2^62 as integers, otherwise the shortest round-trip digits laid
+/// out by fpconv's rules (plain when the exponent is small, else `d.ddde±x`).
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
@@ -72,19 +73,52 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".into();
     }
-    if d == 0.0 && d.is_sign_negative() {
+    if d == 0.0 {
         // Valkey prints the sign of a negative zero (inf * -1 weights, -0.5 * 0).
-        return "-0".into();
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
     }
-    if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
+    const HALF_LLONG_MAX: f64 = (i64::MAX / 2) as f64;
+    if (-HALF_LLONG_MAX..=HALF_LLONG_MAX).contains(&d) && d == d.trunc() {
+        return (d as i64).to_string();
     }
-    let s = format!("{d}");
-    if s.contains('e') || s.len() <= 17 {
-        s
+    // `{:e}` gives the shortest round-trip digits: "d.ddd" mantissa, decimal exponent.
+    let sci = format!("{:e}", d.abs());
+    let (mantissa, e10) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let e10: i32 = e10.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let n = digits.len() as i32;
+    // fpconv's K: the exponent of the last digit.
+    let k = e10 - (n - 1);
+    let exp = e10.abs();
+    let mut out = String::with_capacity(24);
+    if d < 0.0 {
+        out.push('-');
+    }
+    if k >= 0 && exp < n + 7 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || exp < 4) {
+        let offset = n + k;
+        if offset <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-offset) as usize));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&digits[..offset as usize]);
+            out.push('.');
+            out.push_str(&digits[offset as usize..]);
+        }
     } else {
-        format!("{d:e}")
+        out.push_str(&digits[..1]);
+        if n > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if e10 < 0 { '-' } else { '+' });
+        out.push_str(&exp.to_string());
     }
+    out
 }
 
 /// Appends the encoding of `reply` to `out`.
@@ -238,6 +272,30 @@ mod tests {
         assert_eq!(format_double(1.5), "1.5");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(10.5), "10.5");
+        // valkey-server 8.1.8's ZSCORE for these scores.
+        for (d, want) in [
+            (-42.230000000000004, "-42.230000000000004"),
+            (1e16, "10000000000000000"),
+            (1.5e17, "150000000000000000"),
+            (123456789012345678.0, "123456789012345680"),
+            (1e21, "1e+21"),
+            (1e20, "1e+20"),
+            (0.0001, "0.0001"),
+            (0.00001, "0.00001"),
+            (0.000012345, "1.2345e-5"),
+            (1.2345678901234567e-5, "1.2345678901234568e-5"),
+            (2.5e-7, "2.5e-7"),
+            (1234567.125, "1234567.125"),
+            (12345678912345.5, "12345678912345.5"),
+            (-0.30000000000000004, "-0.30000000000000004"),
+            (1e-300, "1e-300"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (0.1234567890123456789, "0.12345678901234568"),
+            (123456.78901234567, "1.2345678901234567e+5"),
+        ] {
+            assert_eq!(format_double(d), want, "{d:e}");
+        }
         assert_eq!(format_human(0.1 + 0.2), "0.3");
         assert_eq!(format_human(10.5), "10.5");
         assert_eq!(format_human(-0.0025), "-0.0025");

@@ -31,4 +31,5 @@ mod pubsub;
 mod replication;
 mod reshard;
 mod transactions;
+mod valkey_data;
 mod zsets;
