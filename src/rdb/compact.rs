@@ -215,8 +215,7 @@ pub fn zipmap(b: &[u8]) -> Option<Vec<Vec<u8>>> {
             }
         }
     };
-    loop {
-        let Some(klen) = len_at(&mut p)? else { break };
+    while let Some(klen) = len_at(&mut p)? {
         out.push(b.get(p..p + klen)?.to_vec());
         p += klen;
         let vlen = len_at(&mut p)??;
