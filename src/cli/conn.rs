@@ -27,6 +27,15 @@ impl Value {
     }
 }
 
+fn encode(buf: &mut Vec<u8>, argv: &[Vec<u8>]) {
+    buf.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+    for a in argv {
+        buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+}
+
 pub struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
@@ -61,14 +70,20 @@ impl Connection {
     }
 
     pub fn call(&mut self, argv: &[Vec<u8>]) -> anyhow::Result<Value> {
-        let mut buf = format!("*{}\r\n", argv.len()).into_bytes();
-        for a in argv {
-            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b"\r\n");
-        }
+        let mut buf = Vec::new();
+        encode(&mut buf, argv);
         self.writer.write_all(&buf)?;
         self.read_value(0)
+    }
+
+    /// Sends every command in one write, then reads their replies in order.
+    pub fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> anyhow::Result<Vec<Value>> {
+        let mut buf = Vec::new();
+        for argv in cmds {
+            encode(&mut buf, argv);
+        }
+        self.writer.write_all(&buf)?;
+        cmds.iter().map(|_| self.read_value(0)).collect()
     }
 
     fn read_line(&mut self) -> anyhow::Result<String> {

