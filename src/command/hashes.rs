@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::args::{float, int, is, parse_f64, parse_i64};
+use super::args::{int, is, parse_i64};
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::HashView;
 use crate::resp::Reply;
@@ -174,23 +174,31 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = float(&args[3])?;
+    use super::long_double::{add, format, parse, LongDouble};
+    // Valkey's order: the increment (parsed, finite), then the key's type, then the field.
+    let incr = parse(&args[3]).ok_or(CmdError::NotFloat)?;
+    if !incr.is_finite() {
+        return Err(CmdError::err("value is NaN or Infinity"));
+    }
     write(ctx, &args[1], |h| {
-        let (cur, text) = match h.get(&args[2])? {
-            Some(v) => match parse_f64(&v) {
-                Some(x) => (x, v),
+        let cur = match h.get(&args[2])? {
+            Some(v) => match parse(&v) {
+                Some(x) => x,
                 None => return Ok(Err(CmdError::err("hash value is not a float"))),
             },
-            None => (0.0, b"0".to_vec()),
+            None => LongDouble::Finite {
+                neg: false,
+                mant: 0,
+                exp: 0,
+            },
         };
-        let n = cur + delta;
+        let n = add(&cur, &incr);
         if !n.is_finite() {
             return Ok(Err(CmdError::err(
                 "increment would produce NaN or Infinity",
             )));
         }
-        let s = super::decimal::add(&text, &args[3])
-            .unwrap_or_else(|| crate::resp::encode::format_human(n));
+        let s = format(&n);
         h.set(&args[2], s.clone().into_bytes())?;
         Ok(Ok(Reply::Bulk(Bytes::from(s))))
     })?

@@ -189,7 +189,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
             .is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
     {
         // A collection moves with its members: one batch under both keys' locks.
-        return match ctx.ks.rename_collection(src, dst, nx)? {
+        return match ctx.ks.rename_collection(src, dst, nx, false)? {
             crate::keyspace::Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
             crate::keyspace::Renamed::Exists => Ok(Reply::Int(0)),
             crate::keyspace::Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
@@ -210,6 +210,59 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
             vec![Update::Delete, Update::Put(e)],
             Ok(if nx { Reply::Int(1) } else { Reply::OK }),
         )
+    })?
+}
+
+/// COPY source destination [DB n] [REPLACE], with Valkey's checks in its order.
+pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let (src, dst) = (&args[1][..], &args[2][..]);
+    let mut replace = false;
+    let mut db = 0;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "replace") {
+            replace = true;
+        } else if is(&args[i], "db") && i + 1 < args.len() {
+            db = int(&args[i + 1])?;
+            // One database (databases 1): any other index is out of range.
+            if db != 0 {
+                return Err(CmdError::err("DB index is out of range"));
+            }
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if ctx.node.config.snapshot().cluster_enabled && db != 0 {
+        return Err(CmdError::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
+    if src == dst {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let Some((tag, _)) = ctx.ks.peek(src)? else {
+        return Ok(Reply::Int(0));
+    };
+    if tag != crate::keyspace::TYPE_STRING_TAG {
+        return match ctx.ks.rename_collection(src, dst, !replace, true)? {
+            crate::keyspace::Renamed::NoSuchKey | crate::keyspace::Renamed::Exists => {
+                Ok(Reply::Int(0))
+            }
+            crate::keyspace::Renamed::Done => Ok(Reply::Int(1)),
+        };
+    }
+    ctx.ks.update_many(&[src, dst], |old| {
+        let keep = vec![Update::Keep, Update::Keep];
+        match (&old[0], &old[1]) {
+            (None, _) => (keep, Ok(Reply::Int(0))),
+            (Some(_), Some(_)) if !replace => (keep, Ok(Reply::Int(0))),
+            (Some(e), _) => (
+                vec![Update::Keep, Update::Put(e.clone())],
+                Ok(Reply::Int(1)),
+            ),
+        }
     })?
 }
 

@@ -106,22 +106,32 @@ fn index(len: u64, i: i64) -> Option<u64> {
     (i >= 0 && (i as u64) < len).then_some(i as u64)
 }
 
+// LINDEX and LSET look the key up and check its type before they parse the index, as Valkey.
 pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let i = int(&args[2])?;
     write(ctx, &args[1], |l| {
-        Ok(match index(l.len(), i) {
+        if l.is_empty() {
+            return Ok(Ok(Reply::Nil));
+        }
+        let i = match int(&args[2]) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(match index(l.len(), i) {
             Some(i) => l.get(i)?.map_or(Reply::Nil, b),
             None => Reply::Nil,
-        })
-    })
+        }))
+    })?
 }
 
 pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let i = int(&args[2])?;
     write(ctx, &args[1], |l| {
         if l.is_empty() {
             return Ok(Err(CmdError::err("no such key")));
         }
+        let i = match int(&args[2]) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
         match index(l.len(), i) {
             Some(i) => {
                 l.set(i, args[3].to_vec());

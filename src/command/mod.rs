@@ -12,7 +12,7 @@ mod args;
 mod blocking_cmds;
 mod client;
 mod cluster_cmds;
-mod decimal;
+mod long_double;
 mod dispatch;
 mod error;
 mod flags;

@@ -2,10 +2,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::{float, int, is, parse_i64};
+use super::args::{int, is, parse_i64};
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{now_ms, Entry, Update, Value};
-use crate::resp::encode::format_human;
 use crate::resp::Reply;
 
 pub(super) fn as_str(e: &Entry) -> Result<&Bytes, CmdError> {
@@ -275,27 +274,37 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let delta = float(&args[2])?;
-    let incr = args[2].clone();
+    use super::long_double::{add, format, parse, LongDouble};
+    // Valkey's order: the key's type, then its value, then the increment.
     ctx.ks.update(&args[1], |old| {
-        let (cur, text, expire_at) = match &old {
+        let (cur, expire_at) = match &old {
             Some(e) => match as_str(e) {
-                Ok(b) => match super::args::parse_f64(b) {
-                    Some(v) => (v, b.clone(), e.expire_at),
+                Ok(b) => match parse(b) {
+                    Some(v) => (v, e.expire_at),
                     None => return (Update::Keep, Err(CmdError::NotFloat)),
                 },
                 Err(err) => return (Update::Keep, Err(err)),
             },
-            None => (0.0, Bytes::from_static(b"0"), None),
+            None => (
+                LongDouble::Finite {
+                    neg: false,
+                    mant: 0,
+                    exp: 0,
+                },
+                None,
+            ),
         };
-        let n = cur + delta;
+        let Some(incr) = parse(&args[2]) else {
+            return (Update::Keep, Err(CmdError::NotFloat));
+        };
+        let n = add(&cur, &incr);
         if !n.is_finite() {
             return (
                 Update::Keep,
                 Err(CmdError::err("increment would produce NaN or Infinity")),
             );
         }
-        let s = Bytes::from(super::decimal::add(&text, &incr).unwrap_or_else(|| format_human(n)));
+        let s = Bytes::from(format(&n));
         (
             Update::Put(Entry {
                 value: Value::Str(s.clone()),

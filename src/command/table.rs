@@ -157,6 +157,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("expiretime", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
     cmd!("pexpiretime", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
     cmd!("persist", 2, "write fast", 1, 1, 1, "@keyspace @write @fast", "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
+    cmd!("copy", -3, "write denyoom", 1, 2, 1, "@keyspace @write @slow", "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
     cmd!("rename", 3, "write", 1, 2, 1, "@keyspace @write @slow", "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, "write fast", 1, 2, 1, "@keyspace @write @fast", "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
     cmd!("scan", -2, "readonly", 0, 0, 0, "@keyspace @read @slow", "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),

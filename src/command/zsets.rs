@@ -130,7 +130,8 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn zincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let by = parse_f64(&args[2]).ok_or_else(not_float)?;
     write(ctx, &args[1], |z| {
-        let new = z.score(&args[3])?.unwrap_or(0.0) + by;
+        // A new member takes the increment itself, so -0 stays -0 in the reply (as Valkey).
+        let new = z.score(&args[3])?.map_or(by, |c| c + by);
         if new.is_nan() {
             return Ok(Err(CmdError::err("resulting score is not a number (NaN)")));
         }
@@ -183,12 +184,18 @@ fn rank(ctx: &mut Ctx, args: &[Bytes], rev: bool) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
         None => false,
     };
+    // WITHSCORE answers a missing member with a null array (RESP2 `*-1`), as Valkey.
+    let none = if withscore {
+        Reply::NilArray
+    } else {
+        Reply::Nil
+    };
     read(ctx, &args[1], |z| {
         let Some(z) = z else {
-            return Ok(Reply::Nil);
+            return Ok(none);
         };
         let Some(r) = z.rank(&args[2])? else {
-            return Ok(Reply::Nil);
+            return Ok(none);
         };
         let r = if rev { z.len - 1 - r } else { r };
         if withscore {

@@ -331,8 +331,14 @@ impl Pending<'_> {
     }
 
     /// RENAME / RENAMENX of a key holding a collection, atomically (both keys locked, one
-    /// batch).
-    pub fn rename_collection(&mut self, src: &[u8], dst: &[u8], nx: bool) -> Result<Renamed> {
+    /// batch); with `keep_source` it is COPY (the source stays).
+    pub fn rename_collection(
+        &mut self,
+        src: &[u8],
+        dst: &[u8],
+        nx: bool,
+        keep_source: bool,
+    ) -> Result<Renamed> {
         self.acquire(&[src, dst])?;
         let now = now_ms();
         let Some(e) = self.read_physical(src)?.filter(|e| is_live(e, now)) else {
@@ -364,7 +370,9 @@ impl Pending<'_> {
         if let Some(d) = &old_dst {
             stage_delete_any(&mut batch, ds, dst, d);
         }
-        stage_delete_any(&mut batch, ss, src, &e);
+        if !keep_source {
+            stage_delete_any(&mut batch, ss, src, &e);
+        }
         for (k, v) in moved {
             batch.put(k, v);
         }

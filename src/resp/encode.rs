@@ -17,52 +17,6 @@ fn put_bulk(out: &mut BytesMut, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Formats a number the way Valkey's INCRBYFLOAT does (`LD_STR_HUMAN`): plain decimal, no
-/// exponent, trailing zeros trimmed. Valkey computes in long double; 15 significant digits in
-/// f64 give the same text for the sums people make (0.1 + 0.2 = "0.3").
-pub fn format_human(d: f64) -> String {
-    if d == 0.0 && d.is_sign_negative() {
-        // Valkey prints the sign of a negative zero (inf * -1 weights, -0.5 * 0).
-        return "-0".into();
-    }
-    if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
-    }
-    let sci = format!("{:.14e}", d);
-    let Some((mant, exp)) = sci.split_once('e') else {
-        return sci;
-    };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mant.starts_with('-');
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let point = exp + 1;
-    let mut out = String::new();
-    if point <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(&digits);
-    } else if point as usize >= digits.len() {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
-    } else {
-        out.push_str(&digits[..point as usize]);
-        out.push('.');
-        out.push_str(&digits[point as usize..]);
-    }
-    if out.contains('.') {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.pop();
-        }
-    }
-    if neg {
-        out.insert(0, '-');
-    }
-    out
-}
-
 /// Formats a double the way Valkey 8.1's `d2string` does for RESP2 bulk and RESP3 double
 /// replies: integers within ±2^62 as integers, otherwise the shortest round-trip digits laid
 /// out by fpconv's rules (plain when the exponent is small, else `d.ddde±x`).
@@ -296,10 +250,5 @@ mod tests {
         ] {
             assert_eq!(format_double(d), want, "{d:e}");
         }
-        assert_eq!(format_human(0.1 + 0.2), "0.3");
-        assert_eq!(format_human(10.5), "10.5");
-        assert_eq!(format_human(-0.0025), "-0.0025");
-        assert_eq!(format_human(5.0e3), "5000");
-        assert_eq!(format_human(1.5e20), "150000000000000000000");
     }
 }

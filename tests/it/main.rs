@@ -14,6 +14,7 @@ mod cluster_clients;
 mod cluster_create;
 mod cluster_restart;
 mod commands;
+mod differential;
 mod disk_full;
 mod durability;
 mod failover;
