@@ -55,6 +55,8 @@ pub struct ClientState {
     pub multi: Option<Vec<Vec<bytes::Bytes>>>,
     /// A queued command was refused: EXEC aborts.
     pub multi_failed: bool,
+    /// Commands this client ran (dispatch tells a rejected command from one that ran).
+    pub executed: u64,
     /// A write waiting for a slot handover, run again before anything else is read.
     pub parked: Option<(Vec<bytes::Bytes>, std::time::Instant)>,
     /// When the current parked write first waited.

@@ -14,8 +14,32 @@ use crate::keyspace::{key_slot, Pending};
 use crate::node::Node;
 use crate::resp::Reply;
 
-/// Resolves, checks and runs one command (see the module doc for the order of checks).
+/// Resolves, checks and runs one command (see the module doc for the order of checks). An
+/// error from a check counts as a rejected call of the command (INFO commandstats) and, like
+/// every error reply, in INFO errorstats.
 pub fn dispatch(
+    shared: &Node,
+    client: &mut ClientState,
+    ks: &mut Pending,
+    args: &[Bytes],
+) -> Result<Reply, crate::keyspace::KeyspaceError> {
+    let before = client.executed;
+    let reply = checked(shared, client, ks, args)?;
+    if let Reply::Error(e) = &reply {
+        if client.executed == before {
+            super::stats::record_error(e);
+            let spec = super::resolve(args)
+                .ok()
+                .or_else(|| args.first().and_then(|a| super::lookup(a)));
+            if let Some(s) = spec.and_then(super::stats::of) {
+                s.rejected();
+            }
+        }
+    }
+    Ok(reply)
+}
+
+fn checked(
     shared: &Node,
     client: &mut ClientState,
     ks: &mut Pending,
@@ -157,9 +181,15 @@ pub(super) fn execute(
         client,
         ks,
     };
+    let started = std::time::Instant::now();
     let reply = super::execute(spec, &mut ctx, args);
-    if reply.is_error() {
+    ctx.client.executed += 1;
+    if let Some(s) = super::stats::of(spec) {
+        s.ran(started.elapsed().as_micros() as u64, reply.is_error());
+    }
+    if let Reply::Error(e) = &reply {
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        super::stats::record_error(e);
     } else if spec.is_write() && !matches!(ctx.client.after, Some(After::Block { .. })) {
         // A command that blocks wrote nothing: noting its keys would wake it at once.
         ctx.client.wrote = true;

@@ -13,32 +13,36 @@ use crate::resp::Reply;
 /// The Redis version rockslot reports for compatibility; its own version is `rockslot_version`.
 pub const REDIS_VERSION: &str = "7.2.4";
 
-const DEFAULT: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "errorstats",
-    "cluster",
-    "keyspace",
+/// Every section in Valkey's order, and whether it is in the default set.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
 ];
 
+/// INFO [section ...]: no argument or `default` gives the default sections, `all` and
+/// `everything` every one; names combine, unknown names add nothing (as Valkey).
 pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let wanted: Vec<String> = args[1..]
         .iter()
         .map(|a| text(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
+    let every = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::new();
-    for section in DEFAULT {
-        if !all && !wanted.iter().any(|w| w == section) {
+    for (section, in_default) in SECTIONS {
+        let chosen = every || (default && *in_default) || wanted.iter().any(|w| w == section);
+        if !chosen {
             continue;
         }
         if !out.is_empty() {
@@ -254,7 +258,18 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "used_cpu_user:{user:.6}");
         }
         "modules" => line!(out, "# Modules"),
-        "errorstats" => line!(out, "# Errorstats"),
+        "commandstats" => {
+            line!(out, "# Commandstats");
+            super::stats::render_commandstats(out);
+        }
+        "errorstats" => {
+            line!(out, "# Errorstats");
+            super::stats::render_errorstats(out);
+        }
+        "latencystats" => {
+            line!(out, "# Latencystats");
+            super::stats::render_latencystats(out);
+        }
         "cluster" => {
             line!(out, "# Cluster");
             line!(out, "cluster_enabled:{}", u8::from(c.cluster_enabled));

@@ -84,7 +84,11 @@ pub fn parse(s: &[u8]) -> Option<LongDouble> {
                 return None;
             }
             // Far past the range either way; strtold reports ERANGE and Valkey refuses.
-            let v: i64 = e.parse().unwrap_or(if e.starts_with('-') { -100_000 } else { 100_000 });
+            let v: i64 = e.parse().unwrap_or(if e.starts_with('-') {
+                -100_000
+            } else {
+                100_000
+            });
             (&body[..i], v.clamp(-100_000, 100_000))
         }
         None => (body, 0),

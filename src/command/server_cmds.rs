@@ -409,6 +409,7 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         for c in [&k.expired_keys, &k.keyspace_hits, &k.keyspace_misses] {
             c.store(0, Ordering::Relaxed);
         }
+        super::stats::reset_all();
         Ok(Reply::OK)
     } else if is(sub, "help") {
         Ok(help(&[

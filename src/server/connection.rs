@@ -41,6 +41,7 @@ pub async fn serve(shared: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
         readonly: false,
         multi: None,
         multi_failed: false,
+        executed: 0,
         parked: None,
         parked_since: None,
         watched: Vec::new(),

@@ -377,3 +377,91 @@ fn mixed_types_match_valkey_byte_for_byte() -> Result<()> {
     println!("mixed-type differential: {total} commands identical to valkey-server 8.1.8");
     Ok(())
 }
+
+/// INFO's section selection (none, `default`, `all`, `everything`, several names, unknown
+/// names, any case) gives valkey-server 8.1.8's section list, and commandstats/errorstats count
+/// calls, rejected calls (arity, before running) and failed calls (ran, replied an error) as it
+/// does. Latencies and timings are not compared.
+#[test]
+fn info_sections_and_command_stats_follow_valkey() -> Result<()> {
+    let node = Node::start()?;
+    let valkey = RedisServer::start_valkey()?;
+    let mut ours = node.raw()?;
+    let mut theirs = RawConn::connect(valkey.addr())?;
+    let headers = |frame: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(frame)
+            .lines()
+            .filter(|l| l.starts_with("# "))
+            .map(str::to_string)
+            .collect()
+    };
+    for args in [
+        vec!["INFO"],
+        vec!["INFO", "default"],
+        vec!["INFO", "all"],
+        vec!["INFO", "everything"],
+        vec!["INFO", "commandstats"],
+        vec!["INFO", "server", "CPU"],
+        vec!["INFO", "bogus"],
+        vec![
+            "INFO",
+            "cpu",
+            "bogus",
+            "keyspace",
+            "errorstats",
+            "latencystats",
+        ],
+    ] {
+        assert_eq!(
+            headers(&ours.cmd(&args)?),
+            headers(&theirs.cmd(&args)?),
+            "{args:?}"
+        );
+    }
+    let script: &[&[&str]] = &[
+        &["CONFIG", "RESETSTAT"],
+        &["SET", "a", "b"],
+        &["GET", "a"],
+        &["GET", "a"],
+        &["LPUSH", "a", "x"],
+        &["GET"],
+        &["GET", "a", "b"],
+        &["NOSUCHCOMMAND", "x"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["INCR", "a"],
+        &["HSET", "h", "f"],
+    ];
+    for cmd in script {
+        crate::harness::assert_same_reply(&mut ours, &mut theirs, cmd, "stats script")?;
+    }
+    // name -> "calls,rejected,failed", without usec.
+    let stats = |frame: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(frame)
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_") || l.starts_with("errorstat_"))
+            .filter(|l| !l.starts_with("cmdstat_info:"))
+            .map(|l| {
+                l.split([',', ':'])
+                    .filter(|f| !f.starts_with("usec") && !f.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let args = ["INFO", "commandstats", "errorstats"];
+    let mine = stats(&ours.cmd(&args)?);
+    assert_eq!(mine, stats(&theirs.cmd(&args)?));
+    for want in [
+        "cmdstat_get,calls=2,rejected_calls=2,failed_calls=0",
+        "cmdstat_lpush,calls=1,rejected_calls=0,failed_calls=1",
+        "errorstat_WRONGTYPE,count=1",
+        "errorstat_ERR,count=5",
+    ] {
+        assert!(mine.iter().any(|l| l == want), "{want} not in {mine:?}");
+    }
+    let lat = String::from_utf8_lossy(&ours.cmd(&["INFO", "latencystats"])?).into_owned();
+    assert!(lat.contains("latency_percentiles_usec_get:p50="), "{lat}");
+    Ok(())
+}
