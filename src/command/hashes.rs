@@ -11,8 +11,7 @@ use crate::resp::Reply;
 
 /// Valkey's hash-max-listpack-entries / -value defaults: below them a hash is reported as a
 /// listpack and scanned in one step, as Valkey does.
-const LISTPACK_ENTRIES: u64 = 128;
-const LISTPACK_VALUE: usize = 64;
+use super::encodings::Limits;
 
 fn read<R>(
     ctx: &mut Ctx,
@@ -204,23 +203,24 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })?
 }
 
-/// Whether Valkey would keep this hash as a listpack.
-fn small(h: &HashView) -> crate::keyspace::Result<bool> {
-    if h.len > LISTPACK_ENTRIES {
+/// Whether the hash would be a listpack by the thresholds in `l`.
+fn small(h: &HashView, l: &Limits) -> crate::keyspace::Result<bool> {
+    if h.len > l.hash_entries {
         return Ok(false);
     }
     let mut ok = true;
     h.scan(|f, v| {
-        ok = f.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE;
+        ok = f.len() <= l.hash_value && v.len() <= l.hash_value;
         ok
     })?;
     Ok(ok)
 }
 
 pub fn encoding(ctx: &mut Ctx, key: &[u8]) -> Result<&'static str, CmdError> {
+    let l = Limits::of(ctx.node);
     read(ctx, key, |h| {
         Ok(match h {
-            Some(h) if small(h)? => "listpack",
+            Some(h) if small(h, &l)? => "listpack",
             _ => "hashtable",
         })
     })
@@ -239,11 +239,12 @@ pub fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         ks.take_cursor(cursor)
     };
+    let limits = Limits::of(ctx.node);
     read(ctx, &args[1], |h| {
         let mut out = Vec::new();
         let mut next = 0u64;
         if let (Some(h), Some(from)) = (h, resume) {
-            let all = small(h)?;
+            let all = small(h, &limits)?;
             let mut seen = 0usize;
             let mut stop_at = None;
             h.scan_from(&from, |f, v| {

@@ -484,26 +484,32 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         if let Value::Set(n) = &e.value {
             return Ok(Reply::bulk_str(super::sets::encoding(ctx, &args[2], *n)?));
         }
+        let l = super::encodings::Limits::of(ctx.node);
+        let key = &args[2];
         let enc = match &e.value {
-            Value::Str(b) => {
-                if b.len() <= 20 && super::args::parse_i64(b).is_some() {
-                    "int"
-                } else if b.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
+            Value::Str(b) => super::encodings::string(b),
             Value::Hash(_) | Value::Set(_) => "hashtable",
             Value::ZSet(n) => {
-                if *n <= 128 {
+                let short = *n <= l.zset_entries
+                    && super::zsets::read(ctx, key, |z| {
+                        Ok(match z {
+                            Some(z) => z.all()?.iter().all(|(m, _)| m.len() <= l.zset_value),
+                            None => true,
+                        })
+                    })?;
+                if short {
                     "listpack"
                 } else {
                     "skiplist"
                 }
             }
             Value::List { len, .. } => {
-                if *len <= 128 {
+                let elems = if l.list_needs_elements(*len) {
+                    ctx.ks.list_elements(key)?
+                } else {
+                    Vec::new()
+                };
+                if l.list_is_listpack(*len, &elems) {
                     "listpack"
                 } else {
                     "quicklist"

@@ -13,6 +13,7 @@ mod blocking_cmds;
 mod client;
 mod cluster_cmds;
 mod dispatch;
+mod encodings;
 mod error;
 mod flags;
 mod hashes;

@@ -11,9 +11,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{HashView, Kind};
 use crate::resp::Reply;
 
-const INTSET_ENTRIES: u64 = 512;
-const LISTPACK_ENTRIES: u64 = 128;
-const LISTPACK_VALUE: usize = 64;
+use super::encodings::Limits;
 
 fn read<R>(
     ctx: &mut Ctx,
@@ -310,23 +308,25 @@ pub fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(c as i64))
 }
 
-fn small(s: &HashView) -> crate::keyspace::Result<(bool, bool)> {
-    if s.len > INTSET_ENTRIES {
+/// Whether the set would be an intset, and whether a listpack, by the thresholds in `l`.
+fn small(s: &HashView, l: &Limits) -> crate::keyspace::Result<(bool, bool)> {
+    let (mut ints, mut short) = (s.len <= l.set_intset, s.len <= l.set_entries);
+    if !ints && !short {
         return Ok((false, false));
     }
-    let (mut ints, mut short) = (true, s.len <= LISTPACK_ENTRIES);
     s.scan(|m, _| {
-        ints &= super::args::parse_i64(m).is_some();
-        short &= m.len() <= LISTPACK_VALUE;
+        ints &= super::encodings::canonical_int(m).is_some();
+        short &= m.len() <= l.set_value;
         ints || short
     })?;
     Ok((ints, short))
 }
 
 pub fn encoding(ctx: &mut Ctx, key: &[u8], _len: u64) -> Result<&'static str, CmdError> {
+    let l = Limits::of(ctx.node);
     read(ctx, key, |s| {
         Ok(match s {
-            Some(s) => match small(s)? {
+            Some(s) => match small(s, &l)? {
                 (true, _) => "intset",
                 (false, true) => "listpack",
                 _ => "hashtable",
@@ -350,11 +350,12 @@ pub fn sscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else {
         ks.take_cursor(cursor)
     };
+    let limits = Limits::of(ctx.node);
     read(ctx, &args[1], |s| {
         let mut out = Vec::new();
         let mut next = 0u64;
         if let (Some(s), Some(from)) = (s, resume) {
-            let (ints, short) = small(s)?;
+            let (ints, short) = small(s, &limits)?;
             let all = ints || short;
             let mut seen = 0usize;
             let mut stop_at = None;

@@ -465,3 +465,70 @@ fn info_sections_and_command_stats_follow_valkey() -> Result<()> {
     assert!(lat.contains("latency_percentiles_usec_get:p50="), "{lat}");
     Ok(())
 }
+
+/// OBJECT ENCODING follows the thresholds as configured when a value is written, byte for byte
+/// with valkey-server 8.1.8, for values that only grow (rockslot's answer has no history: a
+/// collection that shrinks back under a threshold reads as the smaller encoding here).
+#[test]
+fn object_encoding_follows_the_configured_thresholds_as_valkey() -> Result<()> {
+    let long = "v".repeat(70);
+    let fifty = "s".repeat(50);
+    let mut script: Vec<Vec<String>> = Vec::new();
+    let mut add = |words: &[&str]| script.push(words.iter().map(|w| w.to_string()).collect());
+    fn enc(k: &str) -> Vec<&str> {
+        vec!["OBJECT", "ENCODING", k]
+    }
+    for cmd in [
+        vec!["SET", "s1", "123"],
+        enc("s1"),
+        vec!["SET", "s2", "0123"],
+        enc("s2"),
+        vec!["SET", "s3", &fifty],
+        enc("s3"),
+        vec!["SET", "s4", "9223372036854775808"],
+        enc("s4"),
+        vec!["INCR", "n"],
+        enc("n"),
+        vec!["SADD", "si", "1", "2", "3"],
+        enc("si"),
+        vec!["SADD", "si", "a"],
+        enc("si"),
+        vec!["SADD", "sh", &long],
+        enc("sh"),
+        vec!["CONFIG", "SET", "set-max-intset-entries", "2"],
+        vec!["SADD", "s5", "1", "2", "3"],
+        enc("s5"),
+        vec!["HSET", "h1", "f", "v"],
+        enc("h1"),
+        vec!["HSET", "h2", "f", &long],
+        enc("h2"),
+        vec!["CONFIG", "SET", "hash-max-listpack-entries", "1"],
+        vec!["HSET", "h3", "a", "1", "b", "2"],
+        enc("h3"),
+        vec!["ZADD", "z1", "1", "a"],
+        enc("z1"),
+        vec!["ZADD", "z1", "2", &long],
+        enc("z1"),
+        vec!["CONFIG", "SET", "zset-max-listpack-entries", "0"],
+        vec!["ZADD", "z2", "1", "a"],
+        enc("z2"),
+        vec!["RPUSH", "l1", "a", "b", "c"],
+        enc("l1"),
+        vec!["CONFIG", "SET", "list-max-listpack-size", "2"],
+        vec!["RPUSH", "l2", "a", "b", "c"],
+        enc("l2"),
+        vec!["CONFIG", "SET", "list-max-listpack-size", "-1"],
+    ] {
+        add(&cmd);
+    }
+    let mut push = vec!["RPUSH".to_string(), "l3".to_string()];
+    push.extend((0..100).map(|i| format!("{fifty}{i}")));
+    script.push(push);
+    script.push(enc("l3").iter().map(|s| s.to_string()).collect());
+    let refs: Vec<Vec<&str>> = script
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+    crate::harness::assert_script_matches_valkey(&refs)
+}
