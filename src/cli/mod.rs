@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long = "no-auth-warning")]
     pub no_auth_warning: bool,
     /// Cluster manager: `--cluster <verb> [args...] [--cluster-<option> ...]`
-    /// (create, check, info, add-node, del-node, call, help).
+    /// (create, check, info, add-node, del-node, call, reshard, rebalance, backup, restore,
+    /// import-rdb, help).
     #[arg(long = "cluster", value_name = "VERB")]
     pub cluster: Option<String>,
     /// Print help.
