@@ -86,16 +86,6 @@ fn slot_of(k: &[u8]) -> Option<u16> {
     }
 }
 
-/// The job names this node accepts: one safe charset, so a name never leaves the restore
-/// directory.
-fn valid_job(job: &str) -> bool {
-    !job.is_empty()
-        && job.len() <= 64
-        && job
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Visits each user key named in a job's key file.
 fn for_each_key(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -174,7 +164,7 @@ impl BackupSide for BackupNode {
     }
 
     async fn stage(&self, job: String, mut chunks: ChunkStream) -> Result<StageReport, String> {
-        if !valid_job(&job) {
+        if !super::valid_job_name(&job) {
             return Err("bad job name".into());
         }
         let shared = Arc::clone(&self.0);

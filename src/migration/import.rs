@@ -197,6 +197,10 @@ impl ImportSide for TargetSide {
                     if st.slots[s as usize] == Some(st.myself) {
                         return Err(format!("the target already owns slot {s}"));
                     }
+                    // A job may only take slots from the node that owns them now.
+                    if st.slots[s as usize] != Some(source) {
+                        return Err(format!("slot {s} is not owned by the source {source}"));
+                    }
                 }
             }
             Ok(st.myself)

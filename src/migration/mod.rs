@@ -204,6 +204,16 @@ pub fn unix_secs() -> u64 {
     crate::cluster::now_ms() / 1000
 }
 
+/// The job names a node accepts from a peer (migrations and backups): one safe charset, so a
+/// name used as a directory never leaves the node's migration or restore folder.
+pub fn valid_job_name(job: &str) -> bool {
+    !job.is_empty()
+        && job.len() <= 64
+        && job
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 pub fn new_job_name() -> String {
     NodeId::random().to_string()
 }

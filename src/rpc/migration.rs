@@ -85,6 +85,18 @@ pub(super) fn chunk_to_pb(c: DataChunk) -> pb::DataChunk {
     }
 }
 
+/// A job name from a peer, refused unless it is in the one safe charset (it names a directory).
+fn job(name: String) -> Result<String, Status> {
+    if crate::migration::valid_job_name(&name) {
+        Ok(name)
+    } else {
+        tracing::warn!("refused a slot migration request with job name {name:?}");
+        Err(Status::invalid_argument(format!(
+            "invalid job name {name:?}"
+        )))
+    }
+}
+
 fn failed(e: String) -> Status {
     Status::failed_precondition(e)
 }
@@ -112,7 +124,7 @@ impl Migration for MigrationService {
         let ranges = ranges_from_pb(&b.ranges)?;
         let entries = self
             .side
-            .begin(b.job, source, ranges)
+            .begin(job(b.job)?, source, ranges)
             .await
             .map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries }))
@@ -129,7 +141,7 @@ impl Migration for MigrationService {
             Some(Err(s)) => return Err(s),
             None => return Err(Status::invalid_argument("empty load")),
         };
-        let job = first.job.clone();
+        let job = job(first.job.clone())?;
         let rest = inbound.map(|r| {
             r.map_err(|s| s.message().to_string())
                 .and_then(chunk_from_pb)
@@ -142,7 +154,11 @@ impl Migration for MigrationService {
     async fn apply(&self, req: Request<pb::ApplyWrites>) -> Result<Response<pb::JobReply>, Status> {
         self.authenticate(&req)?;
         let a = req.into_inner();
-        let entries = self.side.apply(a.job, a.batches).await.map_err(failed)?;
+        let entries = self
+            .side
+            .apply(job(a.job)?, a.batches)
+            .await
+            .map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries }))
     }
 
@@ -152,14 +168,18 @@ impl Migration for MigrationService {
     ) -> Result<Response<pb::CommitReply>, Status> {
         self.authenticate(&req)?;
         let a = req.into_inner();
-        let config_epoch = self.side.commit(a.job, a.batches).await.map_err(failed)?;
+        let config_epoch = self
+            .side
+            .commit(job(a.job)?, a.batches)
+            .await
+            .map_err(failed)?;
         Ok(Response::new(pb::CommitReply { config_epoch }))
     }
 
     async fn abort(&self, req: Request<pb::JobRef>) -> Result<Response<pb::JobReply>, Status> {
         self.authenticate(&req)?;
         self.side
-            .abort(req.into_inner().job)
+            .abort(job(req.into_inner().job)?)
             .await
             .map_err(failed)?;
         Ok(Response::new(pb::JobReply { entries: 0 }))
@@ -167,7 +187,7 @@ impl Migration for MigrationService {
 
     async fn status(&self, req: Request<pb::JobRef>) -> Result<Response<pb::StatusReply>, Status> {
         self.authenticate(&req)?;
-        let (state, config_epoch) = self.side.status(req.into_inner().job).await;
+        let (state, config_epoch) = self.side.status(job(req.into_inner().job)?).await;
         let state = match state {
             ImportStatus::Unknown => pb::ImportState::Unknown,
             ImportStatus::Importing => pb::ImportState::Importing,

@@ -31,6 +31,7 @@ mod pipelines;
 mod pubsub;
 mod replication;
 mod reshard;
+mod rpc_edge;
 mod transactions;
 mod valkey_data;
 mod zsets;
