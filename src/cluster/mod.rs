@@ -9,6 +9,7 @@
 mod bus_task;
 pub mod failover;
 pub mod nodes_conf;
+pub mod peer_auth;
 pub mod publish;
 mod routing;
 pub mod slot_table;
@@ -25,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 pub use failover::FailoverMode;
+pub use peer_auth::{ct_eq, PeerAuth};
 pub use routing::{route, Access, Route};
 pub use state::{ClusterError, ClusterState, Outgoing, SetSlot};
 pub use transport::{secret_digest, BusCallError, BusService, BusTransport, Published};
@@ -203,6 +205,14 @@ pub fn bus_digest(c: &Config) -> Option<String> {
         .flatten()
         .find(|s| !s.is_empty())
         .map(|s| secret_digest(s))
+}
+
+/// The digest of the replication password: `requirepass`; none means open replication.
+pub fn repl_digest(c: &Config) -> Option<String> {
+    c.requirepass
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(secret_digest)
 }
 
 impl Cluster {

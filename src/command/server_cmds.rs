@@ -48,7 +48,7 @@ fn check_password(ctx: &Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Cmd
             "AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
         )),
-        Some(p) if p.as_bytes() == pass => Ok(()),
+        Some(p) if crate::cluster::ct_eq(p.as_bytes(), pass) => Ok(()),
         Some(_) => Err(CmdError::Line(WRONGPASS.into())),
     }
 }

@@ -211,7 +211,19 @@ pub(crate) static SPECS: &[Spec] = &[
         []
     ),
     opt_str_spec!("cluster-announce-ip", cluster_announce_ip, false),
-    opt_str_spec!("cluster-bus-secret", cluster_bus_secret, false),
+    // The cluster port's secret (falls back to masterauth, then requirepass); CONFIG SET
+    // applies it to the next call, the replaced one staying valid for a grace period.
+    Spec {
+        name: "cluster-bus-secret",
+        aliases: &["cluster-secret"],
+        mutable: true,
+        apply: |c, a| {
+            c.cluster_bus_secret = non_empty(one(a)?);
+            Ok(())
+        },
+        get: |c| c.cluster_bus_secret.clone().unwrap_or_default(),
+        rewrite: |c| vec![repr(c.cluster_bus_secret.as_deref().unwrap_or(""))],
+    },
     Spec {
         name: "dir",
         aliases: &[],

@@ -81,6 +81,9 @@ pub struct Node {
     pub pubsub: Arc<pubsub::PubSub>,
     /// Cancelled once at shutdown: listeners, the cluster port and background tasks stop.
     pub shutdown: CancellationToken,
+    /// What peers must present on the cluster port (kept current by CONFIG SET).
+    pub bus_auth: Arc<crate::cluster::PeerAuth>,
+    pub repl_auth: Arc<crate::cluster::PeerAuth>,
 }
 
 pub fn sync_mode(a: AppendFsync) -> SyncMode {
@@ -140,11 +143,14 @@ impl Node {
 
     /// Applies configuration changes that live outside the config store.
     pub fn config_changed(&self) {
-        self.wal
-            .set_mode(sync_mode(self.config.snapshot().appendfsync));
+        let c = self.config.snapshot();
+        self.wal.set_mode(sync_mode(c.appendfsync));
         if let Some(cl) = &self.cluster {
-            cl.apply_config(&self.config.snapshot());
+            cl.apply_config(&c);
         }
+        // A new requirepass, masterauth or cluster-bus-secret applies to the next call.
+        self.bus_auth.refresh(&c);
+        self.repl_auth.refresh(&c);
     }
 }
 
@@ -159,6 +165,9 @@ fn new_run_id() -> String {
 /// How the node reaches its peers: the bus, the replication stream and the migration service
 /// of other nodes (the gRPC edge implements these).
 pub struct Transports {
+    /// The credentials of the cluster port (bus, migration) and of replication (backup too).
+    pub bus_auth: Arc<crate::cluster::PeerAuth>,
+    pub repl_auth: Arc<crate::cluster::PeerAuth>,
     pub bus: Arc<dyn crate::cluster::BusTransport>,
     pub repl: Arc<dyn crate::replication::ReplConnector>,
     pub migration: Arc<dyn crate::migration::MigrationConnector>,
@@ -265,5 +274,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         pubsub,
         shutdown,
         config,
+        bus_auth: transports.bus_auth,
+        repl_auth: transports.repl_auth,
     }))
 }

@@ -18,14 +18,14 @@ use crate::migration::{BackupSide, ChunkStream, DataChunk, StageReport};
 
 pub struct BackupService {
     side: Arc<dyn BackupSide>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 }
 
 pub fn backup_service(
     side: Arc<dyn BackupSide>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 ) -> SlotBackupServer<BackupService> {
-    SlotBackupServer::new(BackupService { side, digest })
+    SlotBackupServer::new(BackupService { side, auth })
         .max_decoding_message_size(super::MAX_MESSAGE)
         .max_encoding_message_size(super::MAX_MESSAGE)
 }
@@ -53,7 +53,7 @@ impl BackupService {
         super::check_digest(
             req,
             REPL_AUTH_METADATA,
-            self.digest.as_deref(),
+            &self.auth,
             "a slot backup request: wrong or missing password",
         )
     }

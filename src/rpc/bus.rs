@@ -16,30 +16,21 @@ use super::pb::cluster_bus_client::ClusterBusClient;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
 use super::{pb, AUTH_METADATA};
 use crate::cluster::types::{AuthReply, AuthRequest, Message, NodeId};
-use crate::cluster::{BusCallError, BusService, BusTransport, Published};
+use crate::cluster::{BusCallError, BusService, BusTransport, PeerAuth, Published};
 
 pub struct BusServer {
     svc: Arc<dyn BusService>,
-    digest: Option<String>,
+    auth: Arc<PeerAuth>,
 }
 
 impl BusServer {
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let Some(want) = &self.digest else {
-            return Ok(());
-        };
-        let got = req
-            .metadata()
-            .get(AUTH_METADATA)
-            .and_then(|v| v.to_str().ok());
-        if got == Some(want.as_str()) {
-            return Ok(());
-        }
-        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::warn!("refused cluster bus message from {peer}: wrong or missing bus secret");
-        Err(Status::unauthenticated(
-            "wrong or missing cluster bus secret",
-        ))
+        super::check_digest(
+            req,
+            AUTH_METADATA,
+            &self.auth,
+            "cluster bus message: wrong or missing cluster bus secret",
+        )
     }
 }
 
@@ -134,16 +125,13 @@ impl ClusterBus for BusServer {
 }
 
 /// The ClusterBus service for the cluster-port server ([`super::serve`]).
-pub fn bus_service(
-    svc: Arc<dyn BusService>,
-    digest: Option<String>,
-) -> ClusterBusServer<BusServer> {
-    ClusterBusServer::new(BusServer { svc, digest })
+pub fn bus_service(svc: Arc<dyn BusService>, auth: Arc<PeerAuth>) -> ClusterBusServer<BusServer> {
+    ClusterBusServer::new(BusServer { svc, auth })
 }
 
 /// Outgoing bus calls, with one lazily connected channel per peer address.
 pub struct BusClient {
-    digest: Option<String>,
+    auth: Arc<PeerAuth>,
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -151,16 +139,16 @@ pub struct BusClient {
 impl BusClient {
     /// The client a node's configuration asks for: its bus secret, and calls bounded by the
     /// node timeout (within 0.5–5 s).
-    pub fn for_config(c: &crate::config::Config) -> BusClient {
+    pub fn for_config(c: &crate::config::Config, auth: Arc<PeerAuth>) -> BusClient {
         BusClient::new(
-            crate::cluster::bus_digest(c),
+            auth,
             Duration::from_millis(c.cluster_node_timeout_ms.clamp(500, 5000)),
         )
     }
 
-    pub fn new(digest: Option<String>, timeout: Duration) -> BusClient {
+    pub fn new(auth: Arc<PeerAuth>, timeout: Duration) -> BusClient {
         BusClient {
-            digest,
+            auth,
             timeout,
             channels: Mutex::new(HashMap::new()),
         }
@@ -183,13 +171,7 @@ impl BusClient {
     }
 
     fn request<T>(&self, msg: T) -> Request<T> {
-        let mut req = Request::new(msg);
-        if let Some(d) = &self.digest {
-            if let Ok(v) = d.parse() {
-                req.metadata_mut().insert(AUTH_METADATA, v);
-            }
-        }
-        req
+        super::with_auth(msg, AUTH_METADATA, &self.auth)
     }
 
     fn client(&self, ip: &str, cport: u16) -> Result<ClusterBusClient<Channel>, BusCallError> {

@@ -23,14 +23,14 @@ use crate::slot::Ranges;
 
 pub struct MigrationService {
     side: Arc<dyn ImportSide>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 }
 
 pub fn migration_service(
     side: Arc<dyn ImportSide>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 ) -> MigrationServer<MigrationService> {
-    MigrationServer::new(MigrationService { side, digest })
+    MigrationServer::new(MigrationService { side, auth })
         .max_decoding_message_size(super::MAX_MESSAGE)
         .max_encoding_message_size(super::MAX_MESSAGE)
 }
@@ -106,7 +106,7 @@ impl MigrationService {
         super::check_digest(
             req,
             AUTH_METADATA,
-            self.digest.as_deref(),
+            &self.auth,
             "a slot migration request: wrong or missing cluster bus secret",
         )
     }

@@ -52,23 +52,48 @@ pub(crate) async fn peer_channel(ip: &str, port: u16) -> Result<tonic::transport
         .map_err(|e| format!("connecting to {ip}:{port}: {e}"))
 }
 
-/// Accepts a request whose metadata `key` carries `want` (no `want`: no authentication);
-/// `what` names the refused request and its credential in the log and the status.
+/// The metadata key carrying a caller's replaced credential during its grace period.
+fn previous_key(key: &str) -> String {
+    format!("{key}-previous")
+}
+
+/// Accepts a request whose metadata `key` (or `key-previous`) carries a credential `auth`
+/// accepts; `what` names the refused request and its credential in the log and the status.
 pub(crate) fn check_digest<T>(
     req: &tonic::Request<T>,
     key: &str,
-    want: Option<&str>,
+    auth: &crate::cluster::PeerAuth,
     what: &str,
 ) -> Result<(), tonic::Status> {
-    let Some(want) = want else {
-        return Ok(());
-    };
-    let got = req.metadata().get(key).and_then(|v| v.to_str().ok());
-    if got == Some(want) {
+    let md = req.metadata();
+    let got: Vec<&str> = [md.get(key), md.get(previous_key(key).as_str())]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if auth.accepts(&got) {
         return Ok(());
     }
-    tracing::warn!("refused {what}");
+    let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::warn!("refused {what} (from {peer})");
     Err(tonic::Status::unauthenticated(what.to_string()))
+}
+
+/// `m` as a request carrying what `auth` offers: the current credential and, during a grace
+/// period, the replaced one.
+pub(crate) fn with_auth<T>(
+    m: T,
+    key: &'static str,
+    auth: &crate::cluster::PeerAuth,
+) -> tonic::Request<T> {
+    let (current, previous) = auth.offered();
+    let mut r = with_digest(m, key, current.as_deref());
+    if let Some(v) = previous.and_then(|d| d.parse().ok()) {
+        if let Ok(k) = tonic::metadata::MetadataKey::from_bytes(previous_key(key).as_bytes()) {
+            r.metadata_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 /// `m` as a request carrying `digest` (if any) in metadata `key`.

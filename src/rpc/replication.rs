@@ -20,15 +20,14 @@ pub const REPL_AUTH_METADATA: &str = "rockslot-repl-auth";
 
 pub struct ReplService {
     src: Arc<dyn ReplSource>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 }
 
 pub fn repl_service(
     src: Arc<dyn ReplSource>,
-    digest: Option<String>,
+    auth: Arc<crate::cluster::PeerAuth>,
 ) -> ReplicationServer<ReplService> {
-    ReplicationServer::new(ReplService { src, digest })
-        .max_decoding_message_size(super::MAX_MESSAGE)
+    ReplicationServer::new(ReplService { src, auth }).max_decoding_message_size(super::MAX_MESSAGE)
 }
 
 /// Largest piece of a batch in one message: a batch of any size (one MSET may exceed 1 GiB)
@@ -171,16 +170,12 @@ impl Replication for ReplService {
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        if let Some(want) = &self.digest {
-            let got = req
-                .metadata()
-                .get(REPL_AUTH_METADATA)
-                .and_then(|v| v.to_str().ok());
-            if got != Some(want.as_str()) {
-                tracing::warn!("refused replication from {peer}: wrong or missing masterauth");
-                return Err(Status::unauthenticated("wrong or missing masterauth"));
-            }
-        }
+        super::check_digest(
+            &req,
+            REPL_AUTH_METADATA,
+            &self.auth,
+            "replication: wrong or missing masterauth",
+        )?;
         let mut inbound = req.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(pb::ReplicaMessage {

@@ -33,10 +33,21 @@ pub enum ServerError {
 
 /// Builds the node, with the gRPC edge as its way to reach other nodes.
 pub fn open(config: LiveConfig) -> Result<Arc<Node>, ServerError> {
-    let bus = Arc::new(crate::rpc::BusClient::for_config(&config.snapshot()));
+    let c = config.snapshot();
+    let bus_auth = Arc::new(crate::cluster::PeerAuth::new(
+        crate::cluster::bus_digest,
+        &c,
+    ));
+    let repl_auth = Arc::new(crate::cluster::PeerAuth::new(
+        crate::cluster::repl_digest,
+        &c,
+    ));
+    let bus = Arc::new(crate::rpc::BusClient::for_config(&c, Arc::clone(&bus_auth)));
     Ok(crate::node::open(
         config,
         Transports {
+            bus_auth,
+            repl_auth,
             bus,
             repl: Arc::new(crate::rpc::ReplClients),
             migration: Arc::new(crate::rpc::MigrationClients),
@@ -68,31 +79,26 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
     let bus = shared.cluster.as_ref().map(|cl| {
         crate::rpc::bus_service(
             Arc::clone(cl) as Arc<dyn crate::cluster::BusService>,
-            crate::cluster::bus_digest(&c),
+            Arc::clone(&shared.bus_auth),
         )
     });
-    let repl_digest = c
-        .requirepass
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(crate::cluster::secret_digest);
     let repl = crate::rpc::repl_service(
         Arc::new(crate::replication::PrimarySide::new(Arc::clone(
             &shared.repl,
         ))),
-        repl_digest.clone(),
+        Arc::clone(&shared.repl_auth),
     );
     let migration = shared.cluster.as_ref().map(|_| {
         crate::migration::spawn_idle_sweeper(Arc::clone(&shared.migration));
         crate::rpc::migration_service(
             Arc::new(crate::migration::TargetSide(Arc::clone(&shared.migration))),
-            crate::cluster::bus_digest(&c),
+            Arc::clone(&shared.bus_auth),
         )
     });
     let backup = shared.cluster.as_ref().map(|_| {
         crate::rpc::backup_service(
             Arc::new(crate::migration::BackupNode(Arc::clone(&shared.migration))),
-            repl_digest.clone(),
+            Arc::clone(&shared.repl_auth),
         )
     });
     let sd = shared.shutdown.clone();

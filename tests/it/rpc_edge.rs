@@ -72,3 +72,102 @@ fn migration_requests_with_bad_job_names_or_foreign_slots_are_refused() -> Resul
     }
     Ok(())
 }
+
+/// Without the secret every service on the cluster port refuses the call and nothing changes
+/// (a FAIL notice would otherwise mark a healthy node failed; an export would dump the data).
+/// `CONFIG SET cluster-secret` node by node keeps the cluster whole (the replaced secret stays
+/// valid for a grace period), then locks the old secret out.
+#[test]
+fn cluster_port_refuses_callers_without_the_secret_and_follows_config_set() -> Result<()> {
+    use rockslot::cluster::{BusTransport, PeerAuth};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let c = Cluster::builder(3).node_timeout_ms(500).start()?;
+    c.create_and_wait(0)?;
+    let mut client = c.client()?.get_connection()?;
+    redis::cmd("SET").arg("k").arg("v").exec(&mut client)?;
+    let target = c.node(0);
+    let cport = target.bus_port();
+    let victim = NodeId::parse(c.myid(2)?.as_bytes()).ok_or_else(|| anyhow!("bad id"))?;
+    let sender = NodeId::parse(c.myid(1)?.as_bytes()).ok_or_else(|| anyhow!("bad id"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let no_secret = |secret: Option<&'static str>| {
+        let derive: fn(&rockslot::config::Config) -> Option<String> = match secret {
+            None => |_| None,
+            Some(_) => |_| Some(secret_digest("wrong")),
+        };
+        Arc::new(PeerAuth::new(derive, &rockslot::config::Config::default()))
+    };
+    rt.block_on(async {
+        for auth in [no_secret(None), no_secret(Some("wrong"))] {
+            let bus = rockslot::rpc::BusClient::new(auth, Duration::from_secs(2));
+            let e = bus
+                .fail("127.0.0.1", cport, sender, victim)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("secret"), "bus: {e}");
+        }
+        let mut mig = MigrationClients
+            .connect("127.0.0.1", cport, None)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let e = mig.status("job1").await.unwrap_err();
+        assert!(e.contains("secret"), "migration: {e}");
+        let e = mig.export(&[(0, 16383)]).await.err().unwrap_or_default();
+        assert!(e.contains("secret"), "migration export: {e}");
+        let mut backup = rockslot::rpc::BackupPeer::connect("127.0.0.1", cport, None)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let e = backup.export(&[(0, 16383)]).await.err().unwrap_or_default();
+        assert!(e.contains("password"), "backup export: {e}");
+        anyhow::Ok(())
+    })?;
+    // The refused FAIL notice changed nothing.
+    std::thread::sleep(Duration::from_millis(300));
+    let line = c
+        .cluster_nodes(0)?
+        .into_iter()
+        .find(|l| l.id == victim.to_string());
+    assert!(
+        line.is_some_and(|l| !l.flags.iter().any(|f| f == "fail")),
+        "a refused FAIL notice marked the node failed"
+    );
+
+    // A rolling secret change: the cluster stays healthy throughout.
+    for i in 0..3 {
+        c.query(i, &["CONFIG", "SET", "cluster-secret", "s3cret-2"])?;
+        c.wait_healthy(Duration::from_secs(20))?;
+    }
+    let old = secret_digest(CLUSTER_PASSWORD);
+    let new = secret_digest("s3cret-2");
+    rt.block_on(async {
+        // Past the grace period (four node timeouts) the old secret is refused.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut m = MigrationClients
+                .connect("127.0.0.1", cport, Some(old.clone()))
+                .await
+                .map_err(|e| anyhow!(e))?;
+            match m.status("job1").await {
+                Err(e) if e.contains("secret") => break,
+                _ if std::time::Instant::now() > deadline => {
+                    anyhow::bail!("the old secret is still accepted after 20 s")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let mut m = MigrationClients
+            .connect("127.0.0.1", cport, Some(new))
+            .await
+            .map_err(|e| anyhow!(e))?;
+        m.status("job1").await.map_err(|e| anyhow!(e))?;
+        anyhow::Ok(())
+    })?;
+    c.wait_healthy(Duration::from_secs(20))?;
+    let v: String = redis::cmd("GET").arg("k").query(&mut client)?;
+    assert_eq!(v, "v");
+    Ok(())
+}
