@@ -216,11 +216,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("shutdown-timeout", Int, "10"),
     ne("shutdown-on-sigint", Args, "default"),
     ne("shutdown-on-sigterm", Args, "default"),
-    ne(
-        "client-output-buffer-limit",
-        Args,
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-    ),
     ne_repeat("user", Args, None),
     ne_repeat("rename-command", Args, None),
 ];

@@ -160,7 +160,40 @@ pub struct Config {
     pub storage_write_buffer_size: u64,
     /// `storage-slots-per-family`: power of two in 16..=16384.
     pub storage_slots_per_family: u16,
+    /// `client-output-buffer-limit` for the normal, replica and pubsub classes.
+    pub output_buffer_limits: [OutputLimit; 3],
 }
+
+/// One class of `client-output-buffer-limit`: a client is closed when its pending output
+/// passes `hard` bytes, or stays above `soft` bytes for `soft_secs` seconds (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+/// Valkey's defaults: normal unlimited, replica 256mb/64mb/60, pubsub 32mb/8mb/60.
+pub const DEFAULT_OUTPUT_LIMITS: [OutputLimit; 3] = [
+    OutputLimit {
+        hard: 0,
+        soft: 0,
+        soft_secs: 0,
+    },
+    OutputLimit {
+        hard: 256 * MB,
+        soft: 64 * MB,
+        soft_secs: 60,
+    },
+    OutputLimit {
+        hard: 32 * MB,
+        soft: 8 * MB,
+        soft_secs: 60,
+    },
+];
+
+/// Index of the pubsub class in [`Config::output_buffer_limits`].
+pub const OUTPUT_CLASS_PUBSUB: usize = 2;
 
 const MB: u64 = 1024 * 1024;
 
@@ -204,6 +237,7 @@ impl Default for Config {
             storage_block_cache_size: 256 * MB,
             storage_write_buffer_size: 128 * MB,
             storage_slots_per_family: 128,
+            output_buffer_limits: DEFAULT_OUTPUT_LIMITS,
         }
     }
 }

@@ -30,6 +30,40 @@ pub(crate) struct Spec {
     pub rewrite: fn(&Config) -> Vec<String>,
 }
 
+/// Class names of `client-output-buffer-limit` as CONFIG GET prints them.
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// `client-output-buffer-limit <class> <hard> <soft> <soft seconds> [...]`, with Valkey's
+/// messages; classes not named keep their limits.
+fn apply_output_limits(c: &mut Config, args: &[String]) -> Result<(), String> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut next = c.output_buffer_limits;
+    for w in words.chunks(4) {
+        let class = match w[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = super::lex::parse_memory(w[1]).ok_or_else(bad)?;
+        let soft = super::lex::parse_memory(w[2]).ok_or_else(bad)?;
+        let soft_secs = w[3].parse::<u64>().map_err(|_| bad())?;
+        next[class] = super::OutputLimit {
+            hard,
+            soft,
+            soft_secs,
+        };
+    }
+    c.output_buffer_limits = next;
+    Ok(())
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -211,6 +245,30 @@ pub(crate) static SPECS: &[Spec] = &[
         []
     ),
     opt_str_spec!("cluster-announce-ip", cluster_announce_ip, false),
+    Spec {
+        name: "client-output-buffer-limit",
+        aliases: &[],
+        mutable: true,
+        apply: apply_output_limits,
+        get: |c| {
+            c.output_buffer_limits
+                .iter()
+                .zip(OUTPUT_CLASSES)
+                .map(|(l, n)| format!("{n} {} {} {}", l.hard, l.soft, l.soft_secs))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        // One line per class that differs from Valkey's default, as Valkey rewrites it.
+        rewrite: |c| {
+            c.output_buffer_limits
+                .iter()
+                .zip(super::DEFAULT_OUTPUT_LIMITS)
+                .zip(OUTPUT_CLASSES)
+                .filter(|((l, d), _)| l != &d)
+                .map(|((l, _), n)| format!("{n} {} {} {}", l.hard, l.soft, l.soft_secs))
+                .collect()
+        },
+    },
     // The cluster port's secret (falls back to masterauth, then requirepass); CONFIG SET
     // applies it to the next call, the replaced one staying valid for a grace period.
     Spec {

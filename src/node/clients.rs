@@ -34,6 +34,11 @@ pub struct ClientHandle {
     pub blocked: AtomicBool,
     /// Channel, pattern and shard-channel subscriptions (`sub= psub= ssub=`).
     pub subscriptions: Mutex<[usize; 3]>,
+    /// Bytes of pub/sub messages queued for this client and not yet taken by its connection
+    /// (what `client-output-buffer-limit pubsub` limits).
+    pub pubsub_queued: AtomicU64,
+    /// When the queue went over the soft limit (ms since `created`, plus one); 0 = not over.
+    pub pubsub_soft_since: AtomicU64,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -121,6 +126,8 @@ impl ClientRegistry {
             qbuf: AtomicI64::new(0),
             blocked: AtomicBool::new(false),
             subscriptions: Mutex::new([0; 3]),
+            pubsub_queued: AtomicU64::new(0),
+            pubsub_soft_since: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         });

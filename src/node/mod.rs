@@ -148,6 +148,8 @@ impl Node {
         if let Some(cl) = &self.cluster {
             cl.apply_config(&c);
         }
+        self.pubsub
+            .set_output_limit(c.output_buffer_limits[crate::config::OUTPUT_CLASS_PUBSUB]);
         // A new requirepass, masterauth or cluster-bus-secret applies to the next call.
         self.bus_auth.refresh(&c);
         self.repl_auth.refresh(&c);
@@ -219,6 +221,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
     let replication = Arc::new(Replication::new(persisted, c.repl_backlog_size));
     keyspace.set_write_log(Arc::clone(&replication.backlog) as Arc<dyn crate::keyspace::WriteLog>);
     let pubsub: Arc<pubsub::PubSub> = Default::default();
+    pubsub.set_output_limit(c.output_buffer_limits[crate::config::OUTPUT_CLASS_PUBSUB]);
     if let Some(cl) = &cluster {
         let ps = Arc::clone(&pubsub);
         cl.on_published(Box::new(move |messages| {

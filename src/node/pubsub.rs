@@ -6,6 +6,7 @@
 //! cluster bus forwards PUBLISH and SPUBLISH; see `cluster::publish`).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,11 +14,15 @@ use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
 use super::ClientHandle;
+use crate::config::OutputLimit;
 use crate::resp::Reply;
 
-/// Messages a subscriber may have queued before it is disconnected, as Valkey's
-/// `client-output-buffer-limit pubsub` does for a reader that cannot keep up.
+/// Messages a subscriber may have queued before it is disconnected, whatever their size; the
+/// byte limits of `client-output-buffer-limit pubsub` usually act first.
 const QUEUE_LIMIT: usize = 64 * 1024;
+
+/// What a queued message costs against the output limit: its strings and the reply framing.
+const MESSAGE_OVERHEAD: u64 = 32;
 
 /// One message for one subscriber.
 #[derive(Debug, Clone)]
@@ -38,6 +43,20 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// The bytes this message counts for in its subscriber's output limit.
+    pub fn size(&self) -> u64 {
+        MESSAGE_OVERHEAD
+            + match self {
+                Delivery::Message { channel, payload }
+                | Delivery::SMessage { channel, payload } => channel.len() + payload.len(),
+                Delivery::PMessage {
+                    pattern,
+                    channel,
+                    payload,
+                } => pattern.len() + channel.len() + payload.len(),
+            } as u64
+    }
+
     pub fn reply(self) -> Reply {
         let b = Reply::Bulk;
         Reply::Push(match self {
@@ -68,19 +87,51 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    fn send(&self, d: Delivery) -> bool {
+    /// Queues `d`, or closes a client whose queue is past `limit` (hard at once, soft once it
+    /// stayed above for the soft seconds), as Valkey does for a reader that cannot keep up.
+    fn send(&self, d: Delivery, limit: OutputLimit) -> bool {
+        let h = &self.handle;
+        let size = d.size();
+        let queued = h.pubsub_queued.load(Ordering::Relaxed) + size;
+        let over_hard = limit.hard > 0 && queued > limit.hard;
+        let over_soft = limit.soft > 0 && queued > limit.soft && {
+            let now = h.created.elapsed().as_millis() as u64 + 1;
+            let since = match h.pubsub_soft_since.compare_exchange(
+                0,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => now,
+                Err(s) => s,
+            };
+            now - since >= limit.soft_secs * 1000
+        };
+        if !(limit.soft > 0 && queued > limit.soft) {
+            h.pubsub_soft_since.store(0, Ordering::Relaxed);
+        }
+        if over_hard || over_soft {
+            return self.close(queued);
+        }
         match self.tx.try_send(d) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    "client {} closed for overcoming of output buffer limits (pubsub)",
-                    self.handle.id
-                );
-                self.handle.kill();
-                false
+            Ok(()) => {
+                h.pubsub_queued.fetch_add(size, Ordering::Relaxed);
+                true
             }
+            Err(mpsc::error::TrySendError::Full(_)) => self.close(queued),
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn close(&self, queued: u64) -> bool {
+        if !self.handle.is_killed() {
+            tracing::warn!(
+                "client {} closed for overcoming of output buffer limits (pubsub, {queued} bytes queued)",
+                self.handle.id
+            );
+            self.handle.kill();
+        }
+        false
     }
 }
 
@@ -99,6 +150,8 @@ pub struct PubSub {
     channels: RwLock<Table>,
     patterns: RwLock<Table>,
     shard: RwLock<Table>,
+    /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
+    limit: [AtomicU64; 3],
 }
 
 /// One connection's subscriptions and the queue its messages arrive on.
@@ -161,6 +214,22 @@ impl Default for Subscriptions {
 }
 
 impl PubSub {
+    /// Takes `client-output-buffer-limit pubsub` (at start and after CONFIG SET).
+    pub fn set_output_limit(&self, l: OutputLimit) {
+        for (a, v) in self.limit.iter().zip([l.hard, l.soft, l.soft_secs]) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn output_limit(&self) -> OutputLimit {
+        let v = |i: usize| self.limit[i].load(Ordering::Relaxed);
+        OutputLimit {
+            hard: v(0),
+            soft: v(1),
+            soft_secs: v(2),
+        }
+    }
+
     fn table(&self, space: Space) -> &RwLock<Table> {
         match space {
             Space::Channel => &self.channels,
@@ -225,13 +294,17 @@ impl PubSub {
 
     /// Delivers a PUBLISH to local channel and pattern subscribers; the number reached.
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let limit = self.output_limit();
         let mut n = 0;
         if let Some(m) = self.channels.read().get(channel) {
             for s in m.values() {
-                n += s.send(Delivery::Message {
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                }) as usize;
+                n += s.send(
+                    Delivery::Message {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                    limit,
+                ) as usize;
             }
         }
         for (pattern, m) in self.patterns.read().iter() {
@@ -239,11 +312,14 @@ impl PubSub {
                 continue;
             }
             for s in m.values() {
-                n += s.send(Delivery::PMessage {
-                    pattern: pattern.clone(),
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                }) as usize;
+                n += s.send(
+                    Delivery::PMessage {
+                        pattern: pattern.clone(),
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                    limit,
+                ) as usize;
             }
         }
         n
@@ -251,13 +327,17 @@ impl PubSub {
 
     /// Delivers an SPUBLISH to local shard-channel subscribers; the number reached.
     pub fn publish_shard(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let limit = self.output_limit();
         let mut n = 0;
         if let Some(m) = self.shard.read().get(channel) {
             for s in m.values() {
-                n += s.send(Delivery::SMessage {
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                }) as usize;
+                n += s.send(
+                    Delivery::SMessage {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                    limit,
+                ) as usize;
             }
         }
         n

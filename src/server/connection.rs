@@ -155,6 +155,8 @@ const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Most pub/sub messages written per flush, so a flood cannot starve the client's commands.
 const PUSH_BATCH: usize = 256;
+/// Encoded pub/sub bytes after which a flush goes out before more messages are taken.
+const PUSH_BYTES: usize = 1 << 20;
 
 async fn serve_inner(
     shared: &Arc<Node>,
@@ -177,10 +179,17 @@ async fn serve_inner(
             }
             let check_shards = shared.cluster.is_some()
                 && client.pubsub.as_ref().is_some_and(|s| !s.shard.is_empty());
+            // `timeout`: an idle client is closed, except a subscriber (as Valkey).
+            let idle = shared.config.snapshot().timeout_secs;
+            let idle_close = idle > 0 && client.pubsub.as_ref().is_none_or(|s| s.is_empty());
             let input = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => Input::Read(r?),
                 d = next_delivery(&mut client.pubsub) => Input::Push(d),
                 _ = tokio::time::sleep(SHARD_CHECK), if check_shards => Input::ShardCheck,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(idle)), if idle_close => {
+                    tracing::debug!("client {}: closing after {idle} s idle (timeout)", client.id());
+                    return Ok(());
+                }
                 _ = handle.killed() => return Ok(()),
             };
             let n = match input {
@@ -192,10 +201,20 @@ async fn serve_inner(
                     continue;
                 }
                 Input::Push(d) => {
+                    let taken = |d: &crate::node::pubsub::Delivery| {
+                        handle.pubsub_queued.fetch_sub(d.size(), Ordering::Relaxed);
+                    };
+                    taken(&d);
                     encode(&d.reply(), client.protocol, &mut wbuf);
                     if let Some(subs) = client.pubsub.as_mut() {
                         for _ in 1..PUSH_BATCH {
+                            // Messages stay counted in the queue (and its output limit) until
+                            // the socket takes what is already encoded.
+                            if wbuf.len() >= PUSH_BYTES {
+                                break;
+                            }
                             let Ok(d) = subs.rx.try_recv() else { break };
+                            taken(&d);
                             encode(&d.reply(), client.protocol, &mut wbuf);
                         }
                     }

@@ -563,3 +563,33 @@ fn many_clients_connect_and_disconnect() -> Result<()> {
     assert_eq!(keys.len(), 200);
     Ok(())
 }
+
+/// `timeout`: a client idle longer than the setting is closed; a subscriber is not (as Valkey);
+/// CONFIG SET timeout 0 turns it off for the next wait.
+#[test]
+fn idle_clients_are_closed_after_timeout_but_subscribers_stay() -> Result<()> {
+    let node = Node::builder().directive("timeout", "1").start()?;
+    let mut idle = node.raw()?;
+    assert_eq!(idle.cmd(&["PING"])?, b"+PONG\r\n");
+    let mut sub = node.raw()?;
+    sub.send(&encode_cmd(&["SUBSCRIBE", "ch"]))?;
+    sub.read_frame()?;
+    let (_, end) = idle.read_to_end(Duration::from_secs(5))?;
+    assert!(
+        end.is_closed(),
+        "an idle client outlived timeout 1: {end:?}"
+    );
+    let (_, end) = sub.read_to_end(Duration::from_millis(2500))?;
+    assert!(!end.is_closed(), "a subscriber was closed by timeout");
+    let mut c = node.conn()?;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("timeout")
+        .arg("0")
+        .exec(&mut c)?;
+    let mut again = node.raw()?;
+    assert_eq!(again.cmd(&["PING"])?, b"+PONG\r\n");
+    let (_, end) = again.read_to_end(Duration::from_millis(2500))?;
+    assert!(!end.is_closed(), "closed although timeout is 0");
+    Ok(())
+}

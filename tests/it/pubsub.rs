@@ -319,3 +319,84 @@ fn pubsub_session_matches_redis_server() -> Result<()> {
     ensure!(ours.len() == theirs.len());
     Ok(())
 }
+
+/// A subscriber that never reads, on a channel carrying 1 MB messages, is closed once its
+/// queued output passes `client-output-buffer-limit pubsub` (8 MB hard here); the server's
+/// RSS stays bounded while 300 MB are published (printed), and a subscriber that reads along
+/// gets every message. `CONFIG GET` shows the limits as Valkey does.
+#[test]
+fn slow_subscriber_is_closed_at_its_output_limit_and_memory_stays_bounded() -> Result<()> {
+    let node = Node::builder()
+        .directive_raw("client-output-buffer-limit", "pubsub 8mb 2mb 60")
+        .start()?;
+    let mut c = node.conn()?;
+    let limits: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query(&mut c)?;
+    assert_eq!(
+        limits,
+        vec![
+            "client-output-buffer-limit".to_string(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 8388608 2097152 60".to_string()
+        ]
+    );
+    let mut slow = node.raw()?;
+    slow.send(&crate::harness::encode_cmd(&["SUBSCRIBE", "busy"]))?;
+    slow.read_frame()?;
+    let mut fast = node.conn()?;
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || -> Result<usize> {
+        let mut fast_sub = fast.as_pubsub();
+        fast_sub.subscribe("busy")?;
+        fast_sub.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let _ = ready_tx.send(());
+        let mut got = 0;
+        while got < 300 {
+            let m = fast_sub.get_message()?;
+            ensure!(m.get_payload_bytes().len() == 1 << 20);
+            got += 1;
+            let _ = tx.send(());
+        }
+        Ok(got)
+    });
+    ready.recv_timeout(Duration::from_secs(10))?;
+    let before = node.rss_kb().unwrap_or(0);
+    let payload = vec![b'x'; 1 << 20];
+    let mut peak = before;
+    // In step with the reading subscriber (a reader slower than the publisher would reach
+    // the limit too), so only the one that never reads piles up output.
+    for _ in 0..300 {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("busy")
+            .arg(&payload)
+            .query(&mut c)?;
+        peak = peak.max(node.rss_kb().unwrap_or(0));
+        rx.recv_timeout(Duration::from_secs(30))?;
+    }
+    assert_eq!(
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))??,
+        300
+    );
+    println!(
+        "pubsub output limit: RSS {} MB before, peak {} MB while 300 MB were published",
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak < before + 150 * 1024,
+        "RSS grew from {before} KiB to {peak} KiB"
+    );
+    // The slow subscriber was closed: PUBLISH reaches only the reading one.
+    wait_until(Duration::from_secs(10), "one subscriber left", || {
+        redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("busy")
+            .query::<(String, i64)>(&mut c)
+            .is_ok_and(|(_, n)| n == 1)
+    })?;
+    Ok(())
+}
