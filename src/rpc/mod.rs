@@ -88,7 +88,7 @@ pub(crate) fn with_auth<T>(
 ) -> tonic::Request<T> {
     let (current, previous) = auth.offered();
     let mut r = with_digest(m, key, current.as_deref());
-    if let Some(v) = previous.and_then(|d| d.parse().ok()) {
+    if let Some(v) = previous.and_then(|d| crate::cluster::auth_token(&d).parse().ok()) {
         if let Ok(k) = tonic::metadata::MetadataKey::from_bytes(previous_key(key).as_bytes()) {
             r.metadata_mut().insert(k, v);
         }
@@ -96,13 +96,22 @@ pub(crate) fn with_auth<T>(
     r
 }
 
-/// `m` as a request carrying `digest` (if any) in metadata `key`.
+/// `m` as a request carrying a fresh token for `digest` (if any) in metadata `key`.
 pub(crate) fn with_digest<T>(m: T, key: &'static str, digest: Option<&str>) -> tonic::Request<T> {
     let mut r = tonic::Request::new(m);
-    if let Some(v) = digest.and_then(|d| d.parse().ok()) {
-        r.metadata_mut().insert(key, v);
-    }
+    insert_token(r.metadata_mut(), key, digest);
     r
+}
+
+/// Puts a fresh token for `digest` (if any) in metadata `key`; never the digest itself.
+pub(crate) fn insert_token(
+    md: &mut tonic::metadata::MetadataMap,
+    key: &'static str,
+    digest: Option<&str>,
+) {
+    if let Some(v) = digest.and_then(|d| crate::cluster::auth_token(d).parse().ok()) {
+        md.insert(key, v);
+    }
 }
 
 /// Serves the cluster port: the ClusterBus (cluster mode) and Replication services, until

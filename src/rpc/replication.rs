@@ -248,11 +248,7 @@ impl ReplConnector for ReplClients {
             }
         }));
         let mut req = Request::new(outbound);
-        if let Some(d) = digest {
-            if let Ok(v) = d.parse() {
-                req.metadata_mut().insert(REPL_AUTH_METADATA, v);
-            }
-        }
+        super::insert_token(req.metadata_mut(), REPL_AUTH_METADATA, digest);
         let mut client = ReplicationClient::new(ch).max_decoding_message_size(super::MAX_MESSAGE);
         let resp = client
             .sync(req)
