@@ -593,3 +593,32 @@ fn idle_clients_are_closed_after_timeout_but_subscribers_stay() -> Result<()> {
     assert!(!end.is_closed(), "closed although timeout is 0");
     Ok(())
 }
+
+/// `maxclients`: a connection past the limit gets Valkey's error and is closed, counted in
+/// `rejected_connections`; once a client leaves, a new one gets in. CONFIG SET applies to the
+/// next connection.
+#[test]
+fn maxclients_refuses_connections_past_the_limit() -> Result<()> {
+    let node = Node::builder().directive("maxclients", "2").start()?;
+    let mut a = node.raw()?;
+    assert_eq!(a.cmd(&["PING"])?, b"+PONG\r\n");
+    let mut b = node.raw()?;
+    assert_eq!(b.cmd(&["PING"])?, b"+PONG\r\n");
+    let mut c = node.raw()?;
+    let (out, end) = c.read_to_end(Duration::from_secs(5))?;
+    assert_eq!(out, b"-ERR max number of clients reached\r\n");
+    assert!(end.is_closed(), "{end:?}");
+    let info = String::from_utf8_lossy(&a.cmd(&["INFO", "stats"])?).into_owned();
+    ensure!(info.contains("rejected_connections:1"), "{info}");
+    drop(b);
+    wait_until(Duration::from_secs(5), "a slot for a new client", || {
+        node.raw()
+            .and_then(|mut d| d.cmd(&["PING"]))
+            .is_ok_and(|r| r == b"+PONG\r\n")
+    })?;
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxclients", "1"])?, b"+OK\r\n");
+    let mut e = node.raw()?;
+    let (out, _) = e.read_to_end(Duration::from_secs(5))?;
+    assert_eq!(out, b"-ERR max number of clients reached\r\n");
+    Ok(())
+}
