@@ -172,6 +172,7 @@ fn send_all(
         failed: 0,
     };
     let t0 = Instant::now();
+    let report = |keys, at, done| progress("importing", keys, at, Some(size), t0, done);
     let now = crate::cluster::now_ms() as i64;
     let mut seen = 0u64;
     while let Some(Record {
@@ -210,27 +211,13 @@ fn send_all(
         }
         seen += 1;
         if seen % 10_000 == 0 {
-            progress(
-                "importing",
-                out.imported,
-                rdb.offset(),
-                Some(size),
-                t0,
-                false,
-            );
+            report(out.imported, rdb.offset(), false);
         }
     }
     for q in queues.values_mut() {
         flush(m, q, &mut out)?;
     }
-    progress(
-        "importing",
-        out.imported,
-        rdb.offset(),
-        Some(size),
-        t0,
-        true,
-    );
+    report(out.imported, rdb.offset(), true);
     Ok(out)
 }
 
