@@ -24,7 +24,7 @@ use tokio::sync::watch;
 pub use backlog::Backlog;
 pub use primary::PrimarySide;
 pub use replica::spawn_replica_task;
-pub use wire::{ReplConnector, ReplSource};
+pub use wire::{Hello, ReplConnector, ReplSource};
 
 use tokio_util::sync::CancellationToken;
 

@@ -171,3 +171,65 @@ fn cluster_port_refuses_callers_without_the_secret_and_follows_config_set() -> R
     assert_eq!(v, "v");
     Ok(())
 }
+
+/// A replication peer's acknowledgements count only on its own stream and never beyond what
+/// the primary sent: a replica claiming offset 2^64-1 shows at most the primary's offset.
+#[test]
+fn replica_acks_never_count_beyond_what_the_primary_sent() -> Result<()> {
+    use rockslot::replication::{Hello, ReplConnector};
+    use std::time::Duration;
+    use tokio_stream::StreamExt;
+
+    let node = crate::harness::Node::start()?;
+    let mut c = node.conn()?;
+    for i in 0..100 {
+        redis::cmd("SET").arg(format!("k{i}")).arg(i).exec(&mut c)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let link = rt
+        .block_on(rockslot::rpc::ReplClients.open(
+            "127.0.0.1",
+            node.bus_port(),
+            None,
+            Hello {
+                replid: "?".into(),
+                offset: 0,
+                ip: "127.0.0.1".into(),
+                port: 1,
+                node_id: String::new(),
+            },
+        ))
+        .map_err(|e| anyhow!(e))?;
+    let mut inbound = link.inbound;
+    rt.spawn(async move { while inbound.next().await.is_some() {} });
+    let field = |info: &str, name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    crate::harness::wait_until(Duration::from_secs(20), "the fake replica online", || {
+        redis::cmd("INFO")
+            .arg("replication")
+            .query::<String>(&mut c)
+            .is_ok_and(|i| i.contains("slave0:"))
+    })?;
+    rt.block_on(link.acks.send(u64::MAX))
+        .map_err(|_| anyhow!("ack channel closed"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut c)?;
+    let primary = field(&info, "master_repl_offset:").ok_or_else(|| anyhow!("{info}"))?;
+    let acked: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("slave0:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("offset=")))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("{info}"))?;
+    assert!(
+        acked <= primary,
+        "acked {acked} beyond the primary's {primary}"
+    );
+    Ok(())
+}
