@@ -78,6 +78,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 struct State {
     current: Option<String>,
+    /// The replaced credential and the end of its grace period.
     previous: Option<(String, Instant)>,
 }
 
@@ -87,7 +88,6 @@ type Seen = (HashSet<u64>, VecDeque<(u64, u64)>);
 /// One credential (the bus secret's digest, or the replication password's).
 pub struct PeerAuth {
     derive: fn(&Config) -> Option<String>,
-    grace: parking_lot::Mutex<Duration>,
     state: parking_lot::RwLock<State>,
     seen: parking_lot::Mutex<Seen>,
 }
@@ -101,7 +101,6 @@ impl PeerAuth {
     pub fn new(derive: fn(&Config) -> Option<String>, c: &Config) -> PeerAuth {
         PeerAuth {
             derive,
-            grace: parking_lot::Mutex::new(grace_of(c)),
             state: parking_lot::RwLock::new(State {
                 current: derive(c),
                 previous: None,
@@ -113,13 +112,12 @@ impl PeerAuth {
     /// Takes the secret from `c` (after CONFIG SET); a replaced one enters its grace period.
     pub fn refresh(&self, c: &Config) {
         let new = (self.derive)(c);
-        *self.grace.lock() = grace_of(c);
         let mut s = self.state.write();
         if new == s.current {
             return;
         }
         let old = std::mem::replace(&mut s.current, new);
-        s.previous = old.map(|o| (o, Instant::now()));
+        s.previous = old.map(|o| (o, Instant::now() + grace_of(c)));
         tracing::info!(
             "cluster port credentials changed; the previous ones stay valid for the grace period"
         );
@@ -127,12 +125,11 @@ impl PeerAuth {
 
     /// What to present: the current credential and, during a grace period, the replaced one.
     pub fn offered(&self) -> (Option<String>, Option<String>) {
-        let grace = *self.grace.lock();
         let s = self.state.read();
         let prev = s
             .previous
             .as_ref()
-            .filter(|(_, at)| at.elapsed() < grace)
+            .filter(|(_, until)| Instant::now() < *until)
             .map(|(p, _)| p.clone());
         (s.current.clone(), prev)
     }
@@ -206,7 +203,9 @@ mod tests {
         a.refresh(&c);
         assert!(ok(&a, "new") && ok(&a, "old"));
         assert_eq!(a.offered(), (Some("new".into()), Some("old".into())));
-        *a.grace.lock() = Duration::ZERO;
+        if let Some((_, until)) = a.state.write().previous.as_mut() {
+            *until = Instant::now();
+        }
         assert!(ok(&a, "new") && !ok(&a, "old"));
         c.requirepass = None;
         a.refresh(&c);

@@ -9,7 +9,7 @@
 
 use crate::node::Node;
 
-/// The thresholds, read from the live configuration.
+/// The thresholds, from the live configuration's typed fields.
 pub struct Limits {
     pub hash_entries: u64,
     pub hash_value: usize,
@@ -24,28 +24,16 @@ pub struct Limits {
 
 impl Limits {
     pub fn of(node: &Node) -> Limits {
-        let got = node.config.get(&[
-            b"hash-max-listpack-*",
-            b"set-max-*",
-            b"zset-max-listpack-*",
-            b"list-max-listpack-size",
-        ]);
-        let n = |name: &str, default: i64| -> i64 {
-            got.iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(default)
-        };
-        let u = |name: &str, default: i64| n(name, default).max(0) as u64;
+        let c = node.config.snapshot();
         Limits {
-            hash_entries: u("hash-max-listpack-entries", 128),
-            hash_value: u("hash-max-listpack-value", 64) as usize,
-            set_intset: u("set-max-intset-entries", 512),
-            set_entries: u("set-max-listpack-entries", 128),
-            set_value: u("set-max-listpack-value", 64) as usize,
-            zset_entries: u("zset-max-listpack-entries", 128),
-            zset_value: u("zset-max-listpack-value", 64) as usize,
-            list_size: n("list-max-listpack-size", -2),
+            hash_entries: c.hash_max_listpack_entries,
+            hash_value: c.hash_max_listpack_value as usize,
+            set_intset: c.set_max_intset_entries,
+            set_entries: c.set_max_listpack_entries,
+            set_value: c.set_max_listpack_value as usize,
+            zset_entries: c.zset_max_listpack_entries,
+            zset_value: c.zset_max_listpack_value as usize,
+            list_size: c.list_max_listpack_size,
         }
     }
 

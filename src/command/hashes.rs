@@ -185,11 +185,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Some(x) => x,
                 None => return Ok(Err(CmdError::err("hash value is not a float"))),
             },
-            None => LongDouble::Finite {
-                neg: false,
-                mant: 0,
-                exp: 0,
-            },
+            None => LongDouble::ZERO,
         };
         let n = add(&cur, &incr);
         if !n.is_finite() {

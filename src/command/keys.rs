@@ -5,8 +5,8 @@ use bytes::Bytes;
 use super::args::{int, is, text};
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::dump::Object;
 use crate::keyspace::{now_ms, Entry, Kind, ScanFilter, Update, Value};
+use crate::rdb::Object;
 use crate::resp::Reply;
 
 fn key_refs(args: &[Bytes]) -> Vec<&[u8]> {
@@ -383,8 +383,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(CmdError::err("Invalid TTL value, must be >= 0"));
     }
-    let restored =
-        crate::keyspace::dump::deserialize(&args[3]).map_err(|e| CmdError::err(e.to_string()))?;
+    let restored = crate::rdb::read_payload(&args[3]).map_err(|e| CmdError::err(e.to_string()))?;
     let expire_at = match (ttl, absttl) {
         (0, _) => None,
         (t, true) => Some(t),

@@ -19,6 +19,13 @@ pub enum LongDouble {
 }
 
 impl LongDouble {
+    /// +0, what INCRBYFLOAT starts a missing key or field from.
+    pub const ZERO: LongDouble = LongDouble::Finite {
+        neg: false,
+        mant: 0,
+        exp: 0,
+    };
+
     fn zero(neg: bool) -> LongDouble {
         LongDouble::Finite {
             neg,

@@ -135,7 +135,8 @@ pub fn render_errorstats(out: &mut String) {
 /// The counters of every command and subcommand, with their INFO names (`config|get`) in name
 /// order, found by the spec's address (the table is static, so addresses are stable).
 struct Registry {
-    index: std::collections::HashMap<usize, usize>,
+    /// (spec address, position in `stats`), sorted by address: a binary search per command.
+    index: Vec<(usize, usize)>,
     stats: Vec<(String, CmdStat)>,
 }
 
@@ -153,12 +154,14 @@ fn registry() -> &'static Registry {
             }
         }
         specs.sort();
+        let mut index: Vec<(usize, usize)> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, a))| (*a, i))
+            .collect();
+        index.sort_unstable();
         Registry {
-            index: specs
-                .iter()
-                .enumerate()
-                .map(|(i, (_, a))| (*a, i))
-                .collect(),
+            index,
             stats: specs
                 .into_iter()
                 .map(|(n, _)| (n, CmdStat::new()))
@@ -170,8 +173,9 @@ fn registry() -> &'static Registry {
 /// The counters of `spec`.
 pub fn of(spec: &'static CommandSpec) -> Option<&'static CmdStat> {
     let r = registry();
-    let i = *r.index.get(&(spec as *const CommandSpec as usize))?;
-    Some(&r.stats[i].1)
+    let addr = spec as *const CommandSpec as usize;
+    let at = r.index.binary_search_by_key(&addr, |(a, _)| *a).ok()?;
+    Some(&r.stats[r.index[at].1].1)
 }
 
 fn all_specs() -> impl Iterator<Item = (&'static String, &'static CmdStat)> {

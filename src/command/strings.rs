@@ -285,14 +285,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 },
                 Err(err) => return (Update::Keep, Err(err)),
             },
-            None => (
-                LongDouble::Finite {
-                    neg: false,
-                    mant: 0,
-                    exp: 0,
-                },
-                None,
-            ),
+            None => (LongDouble::ZERO, None),
         };
         let Some(incr) = parse(&args[2]) else {
             return (Update::Keep, Err(CmdError::NotFloat));

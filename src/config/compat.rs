@@ -7,9 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::lex::{
-    one, parse_bool, parse_bounded, parse_int, parse_memory, quote_if_needed, yes_no, WRONG_ARGS,
-};
+use super::lex::{one, parse_bool, parse_int, parse_memory, quote_if_needed, yes_no, WRONG_ARGS};
 
 /// Value syntax of a no-effect directive: validated and normalised so CONFIG
 /// GET answers the way Valkey would, even though nothing reads the value.
@@ -17,8 +15,6 @@ use super::lex::{
 pub(crate) enum NeKind {
     Bool,
     Int,
-    /// A non-negative size (Valkey's size_t thresholds): 0 to 2^63-1.
-    Size,
     Mem,
     /// Exactly one opaque argument.
     Str,
@@ -73,7 +69,7 @@ const fn ne_repeat(name: &'static str, kind: NeKind, default: Option<&'static st
     }
 }
 
-use NeKind::{Args, Bool, Int, Mem, Save, Size, Str};
+use NeKind::{Args, Bool, Int, Mem, Save, Str};
 
 /// Valkey directives accepted with a warning. Defaults are Valkey 8's, so
 /// tools probing e.g. `CONFIG GET save` get a familiar answer.
@@ -103,40 +99,7 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("maxmemory-samples", Int, "5"),
     ne("maxmemory-clients", Str, "0"),
     ne("notify-keyspace-events", Str, ""),
-    ne_alias(
-        "hash-max-listpack-entries",
-        &["hash-max-ziplist-entries"],
-        Size,
-        "128",
-    ),
-    ne_alias(
-        "hash-max-listpack-value",
-        &["hash-max-ziplist-value"],
-        Size,
-        "64",
-    ),
-    ne_alias(
-        "list-max-listpack-size",
-        &["list-max-ziplist-size"],
-        Int,
-        "-2",
-    ),
     ne("list-compress-depth", Int, "0"),
-    ne("set-max-intset-entries", Size, "512"),
-    ne("set-max-listpack-entries", Size, "128"),
-    ne("set-max-listpack-value", Size, "64"),
-    ne_alias(
-        "zset-max-listpack-entries",
-        &["zset-max-ziplist-entries"],
-        Size,
-        "128",
-    ),
-    ne_alias(
-        "zset-max-listpack-value",
-        &["zset-max-ziplist-value"],
-        Size,
-        "64",
-    ),
     ne("hll-sparse-max-bytes", Mem, "3000"),
     ne("stream-node-max-bytes", Mem, "4096"),
     ne("stream-node-max-entries", Int, "100"),
@@ -253,9 +216,6 @@ pub(crate) fn normalize_no_effect(kind: NeKind, args: &[String]) -> Result<Vec<S
     match kind {
         NeKind::Bool => Ok(vec![yes_no(parse_bool(one(args)?)?)]),
         NeKind::Int => Ok(vec![parse_int(one(args)?)?.to_string()]),
-        NeKind::Size => Ok(vec![
-            parse_bounded(one(args)?, false, 0, i64::MAX as u64)?.to_string()
-        ]),
         NeKind::Mem => match parse_memory(one(args)?) {
             Some(v) => Ok(vec![v.to_string()]),
             None => Err("argument must be a memory value".to_string()),

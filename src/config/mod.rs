@@ -162,6 +162,16 @@ pub struct Config {
     pub storage_slots_per_family: u16,
     /// `client-output-buffer-limit` for the normal, replica and pubsub classes.
     pub output_buffer_limits: [OutputLimit; 3],
+    /// The encoding thresholds OBJECT ENCODING and the SCAN family answer by.
+    pub hash_max_listpack_entries: u64,
+    pub hash_max_listpack_value: u64,
+    pub set_max_intset_entries: u64,
+    pub set_max_listpack_entries: u64,
+    pub set_max_listpack_value: u64,
+    pub zset_max_listpack_entries: u64,
+    pub zset_max_listpack_value: u64,
+    /// Positive: entries per listpack; -1 to -5: 4 KB to 64 KB.
+    pub list_max_listpack_size: i64,
 }
 
 /// One class of `client-output-buffer-limit`: a client is closed when its pending output
@@ -238,6 +248,14 @@ impl Default for Config {
             storage_write_buffer_size: 128 * MB,
             storage_slots_per_family: 128,
             output_buffer_limits: DEFAULT_OUTPUT_LIMITS,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
         }
     }
 }

@@ -245,6 +245,96 @@ pub(crate) static SPECS: &[Spec] = &[
         []
     ),
     opt_str_spec!("cluster-announce-ip", cluster_announce_ip, false),
+    num_spec!(
+        "hash-max-listpack-entries",
+        hash_max_listpack_entries,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        ["hash-max-ziplist-entries"]
+    ),
+    num_spec!(
+        "hash-max-listpack-value",
+        hash_max_listpack_value,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        ["hash-max-ziplist-value"]
+    ),
+    num_spec!(
+        "set-max-intset-entries",
+        set_max_intset_entries,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "set-max-listpack-entries",
+        set_max_listpack_entries,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "set-max-listpack-value",
+        set_max_listpack_value,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
+        "zset-max-listpack-entries",
+        zset_max_listpack_entries,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        ["zset-max-ziplist-entries"]
+    ),
+    num_spec!(
+        "zset-max-listpack-value",
+        zset_max_listpack_value,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        ["zset-max-ziplist-value"]
+    ),
+    // A signed int in Valkey: positive counts entries, negative picks a size class.
+    Spec {
+        name: "list-max-listpack-size",
+        aliases: &["list-max-ziplist-size"],
+        mutable: true,
+        apply: |c, a| {
+            let v = parse_int(one(a)?)?;
+            if i32::try_from(v).is_err() {
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    i32::MIN,
+                    i32::MAX
+                ));
+            }
+            c.list_max_listpack_size = v;
+            Ok(())
+        },
+        get: |c| c.list_max_listpack_size.to_string(),
+        rewrite: |c| vec![c.list_max_listpack_size.to_string()],
+    },
     Spec {
         name: "client-output-buffer-limit",
         aliases: &[],

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-pub use crate::rdb::{Object, PayloadError};
+use crate::rdb::Object;
 
 use super::{Entry, Keyspace, Kind, Value};
 
@@ -32,9 +32,4 @@ impl super::Pending<'_> {
         };
         Ok(crate::rdb::dump_payload(&obj))
     }
-}
-
-/// Reads a RESTORE payload.
-pub fn deserialize(b: &[u8]) -> Result<Object, PayloadError> {
-    crate::rdb::read_payload(b)
 }

@@ -94,22 +94,18 @@ impl Subscriber {
         let size = d.size();
         let queued = h.pubsub_queued.load(Ordering::Relaxed) + size;
         let over_hard = limit.hard > 0 && queued > limit.hard;
-        let over_soft = limit.soft > 0 && queued > limit.soft && {
+        let over_soft = if limit.soft > 0 && queued > limit.soft {
+            // Above the soft limit since the first message that took it there.
             let now = h.created.elapsed().as_millis() as u64 + 1;
-            let since = match h.pubsub_soft_since.compare_exchange(
-                0,
-                now,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => now,
-                Err(s) => s,
-            };
+            let since = h
+                .pubsub_soft_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+                .unwrap_or_else(|s| s);
             now - since >= limit.soft_secs * 1000
-        };
-        if !(limit.soft > 0 && queued > limit.soft) {
+        } else {
             h.pubsub_soft_since.store(0, Ordering::Relaxed);
-        }
+            false
+        };
         if over_hard || over_soft {
             return self.close(queued);
         }

@@ -15,7 +15,7 @@ mod reader;
 
 pub use crc64::crc64;
 pub use object::{write_object, Object};
-pub use reader::Reader;
+use reader::Reader;
 
 /// The RDB version valkey-server 8.1 writes; DUMP payloads carry it.
 pub const RDB_VERSION: u16 = 11;

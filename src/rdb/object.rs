@@ -37,7 +37,7 @@ pub enum Object {
 }
 
 /// A name for object types rockslot cannot hold yet (for the error message).
-pub fn unsupported_name(ty: u8) -> Option<&'static str> {
+fn unsupported_name(ty: u8) -> Option<&'static str> {
     Some(match ty {
         6 | 7 => "a module value",
         15 | 19 | 21 => "a stream",

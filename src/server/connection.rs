@@ -165,6 +165,8 @@ async fn serve_inner(
 ) -> std::io::Result<()> {
     let mut decoder = Decoder::new(shared.limits());
     let mut config_version = shared.config.version();
+    // `timeout`: an idle client is closed, except a subscriber (as Valkey).
+    let mut idle = shared.config.snapshot().timeout_secs;
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let handle = Arc::clone(&client.handle);
@@ -177,10 +179,15 @@ async fn serve_inner(
             } else if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
+            // A CONFIG SET (from any client) applies from this connection's next wait on.
+            let v = shared.config.version();
+            if v != config_version {
+                config_version = v;
+                decoder.set_limits(shared.limits());
+                idle = shared.config.snapshot().timeout_secs;
+            }
             let check_shards = shared.cluster.is_some()
                 && client.pubsub.as_ref().is_some_and(|s| !s.shard.is_empty());
-            // `timeout`: an idle client is closed, except a subscriber (as Valkey).
-            let idle = shared.config.snapshot().timeout_secs;
             let idle_close = idle > 0 && client.pubsub.as_ref().is_none_or(|s| s.is_empty());
             let input = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => Input::Read(r?),
@@ -230,11 +237,6 @@ async fn serve_inner(
                 .stats
                 .net_input_bytes
                 .fetch_add(n as u64, Ordering::Relaxed);
-            let v = shared.config.version();
-            if v != config_version {
-                config_version = v;
-                decoder.set_limits(shared.limits());
-            }
         }
         let gate = tokio::select! {
             g = shared.keyspace.request_gate() => g,

@@ -178,18 +178,18 @@ fn memory_units_in_files() {
 fn no_effect_directives_warn_and_are_kept() {
     let l = load_file(
         "save 900 1\nsave 300 10\ndaemonize no\nlazyfree-lazy-something yes\n\
-         hash-max-ziplist-entries 256\nmaxmemory 1gb\ntls-port 6380\nuser default on nopass\n",
+         slave-priority 50\nmaxmemory 1gb\ntls-port 6380\nuser default on nopass\n\
+         hash-max-ziplist-entries 256\n",
     )
     .expect("load");
+    // The encoding thresholds are typed (OBJECT ENCODING reads them): no warning.
     assert_eq!(l.warnings.len(), 8, "{:?}", l.warnings);
+    assert_eq!(l.config.hash_max_listpack_entries, 256);
     assert!(l.warnings[0].ends_with(":1: 'save' has no effect in rockslot"));
-    assert!(l.warnings[4].ends_with(":5: 'hash-max-ziplist-entries' has no effect in rockslot"));
+    assert!(l.warnings[4].ends_with(":5: 'slave-priority' has no effect in rockslot"));
     let e = &l.extras;
     assert_eq!(e.get("save", None).as_deref(), Some("900 1 300 10"));
-    assert_eq!(
-        e.get("hash-max-listpack-entries", None).as_deref(),
-        Some("256")
-    );
+    assert_eq!(e.get("replica-priority", None).as_deref(), Some("50"));
     assert_eq!(e.get("maxmemory", None).as_deref(), Some("1073741824"));
     assert_eq!(
         e.get("lazyfree-lazy-something", None).as_deref(),
