@@ -209,10 +209,26 @@ impl<'a> Pending<'a> {
             .map(|p| p.clone().filter(|e| is_live(e, now)))
             .collect();
         let (updates, r) = f(live);
-        for (k, u) in keys.iter().zip(updates) {
-            let cur = self.read_physical(k)?;
-            self.stage(k, cur, u)?;
-        }
+        // No commit between the stages: it would release the stripes, and the reads below
+        // rely on them being held since the first read.
+        let was_atomic = std::mem::replace(&mut self.atomic, true);
+        let staged = keys
+            .iter()
+            .zip(updates)
+            .enumerate()
+            .try_for_each(|(i, (k, u))| {
+                // A key listed earlier was staged since it was read: read it again through the
+                // overlay. Otherwise the first read is still current.
+                let cur = if keys[..i].contains(k) {
+                    self.read_physical(k)?
+                } else {
+                    physical[i].take()
+                };
+                self.stage(k, cur, u)
+            });
+        self.atomic = was_atomic;
+        staged?;
+        self.maybe_commit()?;
         Ok(r)
     }
 

@@ -180,3 +180,33 @@ fn replicated_batch_with_bad_slots_is_an_error_not_a_panic() {
     put(&ks, "still", "serving", None);
     assert_eq!(ks.dbsize(), 1);
 }
+
+#[test]
+fn update_many_counts_repeated_and_many_keys_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = open(dir.path());
+    put(&ks, "old", "v", Some(now_ms() + 60_000));
+    // More keys than one scope stages before committing on its own, one of them repeated,
+    // one replacing a key with a TTL.
+    let names: Vec<String> = (0..1500)
+        .map(|i| format!("m{i}"))
+        .chain(["m7".to_string(), "old".to_string()])
+        .collect();
+    let keys: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+    ks.update_many(&keys, |live| {
+        assert_eq!(live.iter().filter(|e| e.is_some()).count(), 1);
+        let puts = (0..live.len())
+            .map(|i| Update::Put(Entry::string(Bytes::from(format!("v{i}")))))
+            .collect();
+        (puts, ())
+    })
+    .unwrap();
+    assert_eq!(ks.dbsize(), 1501);
+    assert_eq!(ks.expires_count().unwrap(), 0);
+    assert_eq!(
+        ks.lookup(b"m7").unwrap().unwrap().value,
+        Value::Str(Bytes::from("v1500"))
+    );
+    drop(ks);
+    assert_eq!(open(dir.path()).dbsize(), 1501);
+}
