@@ -21,6 +21,7 @@
 //! - `migration` (6): native slot migration jobs, the legacy MIGRATE path and slot backups;
 //!   reaches the node through `MigrationHandle`.
 //! - `cluster` (5): the pure cluster state machine, the bus task, nodes.conf, routing.
+//! - `tls` (5): TLS contexts from the `tls-*` directives (PEM files, peer verification).
 //! - `keyspace` (4): the data model over storage: types, TTLs, write scopes, WATCH.
 //! - `config` (4): valkey.conf parsing and validation, CONFIG GET/SET/REWRITE.
 //! - `storage` (3): the only module that names RocksDB: families, batches, snapshots, SSTs.
@@ -50,6 +51,7 @@ pub mod rpc;
 pub mod server;
 pub mod slot;
 pub mod storage;
+pub mod tls;
 
 #[cfg(test)]
 mod layout;

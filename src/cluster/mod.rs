@@ -49,12 +49,19 @@ pub struct View {
     /// (its generation) nor the node list changes.
     pub slots: Arc<Vec<Option<u16>>>,
     slots_generation: u64,
-    pub nodes: Vec<(NodeId, String)>,
+    pub nodes: Vec<(NodeId, NodeAddr)>,
     pub migrating: HashMap<u16, u16>,
     pub importing: HashMap<u16, u16>,
     pub allow_reads_when_down: bool,
     /// Unix ms until which a manual failover pauses client writes on this primary; 0 = none.
     pub writes_paused_until: u64,
+}
+
+/// Where clients reach a node: over plain TCP, and over TLS (the same when it has no TLS port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    pub plain: String,
+    pub tls: String,
 }
 
 impl View {
@@ -74,7 +81,13 @@ impl View {
         let mut nodes = Vec::new();
         for n in st.nodes.values() {
             idx.insert(n.id, nodes.len() as u16);
-            nodes.push((n.id, format!("{}:{}", n.ip, n.port)));
+            nodes.push((
+                n.id,
+                NodeAddr {
+                    plain: format!("{}:{}", n.ip, n.port),
+                    tls: format!("{}:{}", n.ip, n.client_port(true)),
+                },
+            ));
         }
         let generation = st.slots.generation();
         let reusable = prev.filter(|p| {
@@ -239,6 +252,10 @@ impl Cluster {
             }
             None => ClusterState::new(NodeId::random(), ip, c.port, c.cluster_bus_port(), now),
         };
+        let me = st.myself;
+        if let Some(n) = st.nodes.get_mut(&me) {
+            n.tls_port = c.tls.port;
+        }
         apply_config(&mut st, c);
         st.writable_after = now + state::WRITABLE_DELAY_MS;
         st.update_health();

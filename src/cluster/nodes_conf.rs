@@ -25,12 +25,22 @@ pub enum NodesConfError {
     },
 }
 
+/// Who reads a node line: nodes.conf, or a client on TLS or plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFor {
+    /// The plain port, and the TLS port as Valkey's `tls-port=` aux field.
+    File,
+    /// The port a client on this kind of connection uses; no aux fields (as Valkey).
+    Client { tls: bool },
+}
+
 /// The node line shared by CLUSTER NODES and nodes.conf.
 pub fn node_line(
     st: &ClusterState,
     n: &NodeRecord,
     now_is_myself: bool,
     with_open_slots: bool,
+    reader: LineFor,
 ) -> String {
     let mut flags = Vec::new();
     if now_is_myself {
@@ -61,12 +71,18 @@ pub fn node_line(
     } else {
         "disconnected"
     };
+    let (port, aux) = match reader {
+        LineFor::File if n.tls_port != 0 => (n.port, format!(",tls-port={}", n.tls_port)),
+        LineFor::File => (n.port, String::new()),
+        LineFor::Client { tls } => (n.client_port(tls), String::new()),
+    };
     let mut line = format!(
-        "{} {}:{}@{} {} {} {} {} {} {}",
+        "{} {}:{}@{}{} {} {} {} {} {} {}",
         n.id,
         n.ip,
-        n.port,
+        port,
         n.cport,
+        aux,
         flags.join(","),
         primary,
         n.ping_sent,
@@ -93,7 +109,7 @@ pub fn node_line(
 pub fn render(st: &ClusterState) -> String {
     let mut out = String::new();
     for n in st.nodes.values().filter(|n| !n.handshake) {
-        out.push_str(&node_line(st, n, n.id == st.myself, true));
+        out.push_str(&node_line(st, n, n.id == st.myself, true, LineFor::File));
         out.push('\n');
     }
     out.push_str(&format!(
@@ -192,7 +208,17 @@ pub fn load(
             return Err(corrupt(ln, "node line has fewer than 8 fields"));
         }
         let id = NodeId::parse(t[0].as_bytes()).ok_or_else(|| corrupt(ln, "invalid node id"))?;
-        let addr = t[1].split(',').next().unwrap_or("");
+        let mut aux = t[1].split(',');
+        let addr = aux.next().unwrap_or("");
+        // Aux fields this version does not know (hostname, shard-id, ...) are skipped.
+        let tls_port = aux
+            .filter_map(|f| f.strip_prefix("tls-port="))
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| corrupt(ln, "invalid tls-port"))
+            })
+            .next_back()
+            .transpose()?;
         let (hostport, cport) = addr
             .rsplit_once('@')
             .ok_or_else(|| corrupt(ln, "address lacks @cport"))?;
@@ -204,6 +230,7 @@ pub fn load(
             .parse()
             .map_err(|_| corrupt(ln, "invalid cluster bus port"))?;
         let mut n = NodeRecord::new(id, ip.to_string(), port, cport, now);
+        n.tls_port = tls_port.unwrap_or(0);
         let mut myself = false;
         for f in t[2].split(',') {
             match f {

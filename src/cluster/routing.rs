@@ -41,6 +41,8 @@ pub struct Access {
     pub asking: bool,
     /// The client sent READONLY: a replica may serve its reads.
     pub readonly_client: bool,
+    /// The client is on TLS: redirects name TLS ports.
+    pub tls: bool,
 }
 
 /// Decides where a command touching `slots` (one per key, in order) runs.
@@ -56,6 +58,7 @@ pub fn route(
         write: is_write,
         asking,
         readonly_client,
+        tls,
     } = access;
     let Some(&slot) = slots.first() else {
         return Route::Local;
@@ -77,7 +80,13 @@ pub fn route(
     let addr = |i: u16| {
         view.nodes
             .get(i as usize)
-            .map(|n| n.1.clone())
+            .map(|n| {
+                if tls {
+                    n.1.tls.clone()
+                } else {
+                    n.1.plain.clone()
+                }
+            })
             .unwrap_or_default()
     };
     let owner_id = view.nodes.get(owner as usize).map(|n| n.0);

@@ -224,6 +224,7 @@ impl ClusterState {
             ip: me.ip.clone(),
             port: me.port,
             cport: me.cport,
+            tls_port: me.tls_port,
             repl_offset: me.repl_offset,
             flags,
         }
@@ -284,7 +285,8 @@ impl ClusterState {
             } else {
                 msg.header.ip.clone()
             };
-            let n = NodeRecord::new(sender, ip, msg.header.port, msg.header.cport, now);
+            let mut n = NodeRecord::new(sender, ip, msg.header.port, msg.header.cport, now);
+            n.tls_port = msg.header.tls_port;
             self.nodes.insert(sender, n);
             self.forgotten.remove(&sender);
             self.dirty = true;
@@ -311,6 +313,7 @@ impl ClusterState {
             self.nodes.entry(sender).or_insert_with(|| {
                 let mut n =
                     NodeRecord::new(sender, t.ip.clone(), msg.header.port, msg.header.cport, now);
+                n.tls_port = msg.header.tls_port;
                 n.created = t.created;
                 n
             });
@@ -373,10 +376,16 @@ impl ClusterState {
                 n.pfail = false;
             }
             let ip = if h.ip.is_empty() { observed_ip } else { &h.ip };
-            if !ip.is_empty() && (n.ip != ip || n.port != h.port || n.cport != h.cport) {
+            if !ip.is_empty()
+                && (n.ip != ip
+                    || n.port != h.port
+                    || n.cport != h.cport
+                    || n.tls_port != h.tls_port)
+            {
                 n.ip = ip.to_string();
                 n.port = h.port;
                 n.cport = h.cport;
+                n.tls_port = h.tls_port;
                 self.dirty = true;
             }
             if n.role != h.role || n.primary != h.primary {

@@ -187,6 +187,8 @@ pub struct NodeRecord {
     pub ip: String,
     pub port: u16,
     pub cport: u16,
+    /// The TLS client port, 0 when none (TLS clients are shown and sent to this one).
+    pub tls_port: u16,
     pub role: Role,
     pub primary: Option<NodeId>,
     pub config_epoch: u64,
@@ -214,6 +216,7 @@ impl NodeRecord {
             ip,
             port,
             cport,
+            tls_port: 0,
             role: Role::Primary,
             primary: None,
             config_epoch: 0,
@@ -233,6 +236,16 @@ impl NodeRecord {
 
     pub fn is_primary(&self) -> bool {
         self.role == Role::Primary
+    }
+
+    /// The client port a client on TLS (`tls`) or plain TCP is told about: a TLS client gets
+    /// the TLS port when the node has one, as Valkey answers per connection.
+    pub fn client_port(&self, tls: bool) -> u16 {
+        if tls && self.tls_port != 0 {
+            self.tls_port
+        } else {
+            self.port
+        }
     }
 }
 
@@ -259,6 +272,7 @@ pub struct Header {
     pub ip: String,
     pub port: u16,
     pub cport: u16,
+    pub tls_port: u16,
     pub repl_offset: u64,
     pub flags: u32,
 }

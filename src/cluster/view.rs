@@ -3,24 +3,31 @@
 
 use std::fmt::Write;
 
-use super::nodes_conf::node_line;
+use super::nodes_conf::{node_line, LineFor};
 use super::state::ClusterState;
 use super::types::{NodeId, NodeRecord, Role};
 use crate::resp::Reply;
 
-pub fn nodes(st: &ClusterState) -> String {
+/// CLUSTER NODES for a client on TLS (`tls`) or plain TCP.
+pub fn nodes(st: &ClusterState, tls: bool) -> String {
     let mut out = String::new();
     for n in st.nodes.values() {
-        out.push_str(&node_line(st, n, n.id == st.myself, true));
+        out.push_str(&node_line(
+            st,
+            n,
+            n.id == st.myself,
+            true,
+            LineFor::Client { tls },
+        ));
         out.push('\n');
     }
     out
 }
 
-fn node_entry(n: &NodeRecord) -> Reply {
+fn node_entry(n: &NodeRecord, tls: bool) -> Reply {
     Reply::Array(vec![
         Reply::bulk(n.ip.clone()),
-        Reply::Int(n.port as i64),
+        Reply::Int(n.client_port(tls) as i64),
         Reply::bulk(n.id.to_string()),
         Reply::Map(vec![]),
     ])
@@ -33,7 +40,8 @@ fn replicas_of<'a>(st: &'a ClusterState, id: &NodeId) -> Vec<&'a NodeRecord> {
         .collect()
 }
 
-pub fn slots(st: &ClusterState) -> Reply {
+/// CLUSTER SLOTS for a client on TLS (`tls`) or plain TCP.
+pub fn slots(st: &ClusterState, tls: bool) -> Reply {
     let mut out = Vec::new();
     let mut start = 0usize;
     while start < st.slots.len() {
@@ -49,14 +57,14 @@ pub fn slots(st: &ClusterState) -> Reply {
             let mut entry = vec![
                 Reply::Int(start as i64),
                 Reply::Int(end as i64),
-                node_entry(p),
+                node_entry(p, tls),
             ];
             // Replicas are listed once they serve data (Valkey's isReplicaAvailable).
             for r in replicas_of(st, &owner)
                 .into_iter()
                 .filter(|r| !r.fail && r.repl_offset != 0)
             {
-                entry.push(node_entry(r));
+                entry.push(node_entry(r, tls));
             }
             out.push(Reply::Array(entry));
         }
@@ -79,9 +87,14 @@ pub fn shards(st: &ClusterState) -> Reply {
         let nodes = members
             .into_iter()
             .map(|n| {
-                Reply::Map(vec![
+                let mut fields = vec![
                     (s("id"), Reply::bulk(n.id.to_string())),
                     (s("port"), Reply::Int(n.port as i64)),
+                ];
+                if n.tls_port != 0 {
+                    fields.push((s("tls-port"), Reply::Int(n.tls_port as i64)));
+                }
+                fields.extend([
                     (s("ip"), Reply::bulk(n.ip.clone())),
                     (s("endpoint"), Reply::bulk(n.ip.clone())),
                     (
@@ -93,7 +106,8 @@ pub fn shards(st: &ClusterState) -> Reply {
                         s("health"),
                         s(if n.fail || n.pfail { "fail" } else { "online" }),
                     ),
-                ])
+                ]);
+                Reply::Map(fields)
             })
             .collect();
         out.push(Reply::Map(vec![

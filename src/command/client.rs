@@ -71,6 +71,8 @@ pub struct ClientState {
     pub in_exec: bool,
     /// Pub/sub subscriptions, once the connection subscribed to anything.
     pub pubsub: Option<crate::node::pubsub::Subscriptions>,
+    /// The client came in on the TLS port: cluster replies and redirects name TLS ports.
+    pub tls: bool,
 }
 
 impl ClientState {

@@ -100,10 +100,12 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Verbatim(c.read(|st| view::info(st, &stats))));
     }
     if is(sub, "nodes") {
-        return Ok(Reply::Verbatim(c.read(view::nodes)));
+        let tls = ctx.client.tls;
+        return Ok(Reply::Verbatim(c.read(|st| view::nodes(st, tls))));
     }
     if is(sub, "slots") {
-        return Ok(c.read(view::slots));
+        let tls = ctx.client.tls;
+        return Ok(c.read(|st| view::slots(st, tls)));
     }
     if is(sub, "shards") {
         return Ok(c.read(view::shards));
@@ -229,6 +231,9 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         r,
                         r.id == st.myself,
                         false,
+                        crate::cluster::nodes_conf::LineFor::Client {
+                            tls: ctx.client.tls,
+                        },
                     ))
                 })
                 .collect();

@@ -259,6 +259,7 @@ fn redirect(
             write: spec.is_write(),
             asking,
             readonly_client: readonly,
+            tls: client.tls,
         },
         missing,
     )

@@ -162,7 +162,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ),
     ne("locale-collate", Str, ""),
     ne_alias("busy-reply-threshold", &["lua-time-limit"], Int, "5000"),
-    ne("tls-port", Int, "0"),
     ne("unixsocket", Str, ""),
     ne("unixsocketperm", Str, "0"),
     ne("aclfile", Str, ""),

@@ -12,6 +12,10 @@ pub(crate) const UNBALANCED_QUOTES: &str = "Unbalanced quotes in configuration l
 pub(crate) const WRONG_ARGS: &str = "wrong number of arguments";
 
 /// The single value of a one-argument directive.
+pub(crate) fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 pub(crate) fn one(args: &[String]) -> Result<&str, String> {
     match args {
         [v] => Ok(v.as_str()),

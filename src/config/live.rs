@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use super::compat::{normalize_no_effect, set_value_args, Extras, NeKind, NO_EFFECT};
 use super::error::{ConfigError, ConfigSetError};
 use super::load::Loaded;
-use super::schema::{lookup, Target, SPECS};
+use super::schema::{lookup, specs, Target};
 use super::Config;
 use crate::glob::glob_match;
 
@@ -76,7 +76,7 @@ impl LiveConfig {
 
         // (name to show, value) for everything CONFIG GET can see.
         let mut all: Vec<(&str, String)> = Vec::new();
-        for spec in SPECS {
+        for spec in specs() {
             let value = (spec.get)(cfg);
             for name in std::iter::once(&spec.name).chain(spec.aliases) {
                 all.push((name, value.clone()));

@@ -19,6 +19,7 @@ mod live;
 mod load;
 mod rewrite;
 mod schema;
+mod schema_tls;
 
 use std::path::PathBuf;
 
@@ -172,6 +173,62 @@ pub struct Config {
     pub zset_max_listpack_value: u64,
     /// Positive: entries per listpack; -1 to -5: 4 KB to 64 KB.
     pub list_max_listpack_size: i64,
+    /// The `tls-*` directives.
+    pub tls: TlsConfig,
+}
+
+/// `tls-auth-clients`: whether a TLS client must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    #[default]
+    Yes,
+    No,
+    Optional,
+}
+
+impl TlsAuthClients {
+    pub const NAMES: &'static [&'static str] = &["no", "yes", "optional"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<TlsAuthClients> {
+        match s.to_ascii_lowercase().as_str() {
+            "yes" => Some(TlsAuthClients::Yes),
+            "no" => Some(TlsAuthClients::No),
+            "optional" => Some(TlsAuthClients::Optional),
+            _ => None,
+        }
+    }
+}
+
+/// TLS as Valkey configures it. Files are PEM; they are read when the node starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// `tls-port`: a second client listener speaking TLS; 0 = none.
+    pub port: u16,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// `tls-client-cert-file`/`tls-client-key-file`: what this node presents when it calls a
+    /// peer (the server pair when unset).
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub ca_cert_file: Option<String>,
+    pub auth_clients: TlsAuthClients,
+    /// `tls-replication`: the cluster port (which carries replication) speaks TLS.
+    pub replication: bool,
+    /// `tls-cluster`: the cluster port speaks TLS.
+    pub cluster: bool,
+}
+
+impl TlsConfig {
+    /// Whether the cluster port (bus, replication, migration, backup) speaks TLS.
+    pub fn on_cluster_port(&self) -> bool {
+        self.cluster || self.replication
+    }
 }
 
 /// One class of `client-output-buffer-limit`: a client is closed when its pending output
@@ -256,6 +313,7 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            tls: TlsConfig::default(),
         }
     }
 }

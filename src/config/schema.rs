@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use super::compat::{NoEffect, NO_EFFECT, NO_EFFECT_FAMILIES};
 use super::lex::{
-    format_memory, one, parse_bool, parse_bounded, parse_int, quote_if_needed, repr, yes_no,
-    WRONG_ARGS,
+    format_memory, non_empty, one, parse_bool, parse_bounded, parse_int, quote_if_needed, repr,
+    yes_no, WRONG_ARGS,
 };
 use super::{AppendFsync, Config, LogLevel};
 
@@ -62,10 +62,6 @@ fn apply_output_limits(c: &mut Config, args: &[String]) -> Result<(), String> {
     }
     c.output_buffer_limits = next;
     Ok(())
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
 }
 
 fn enum_err(names: &[&str]) -> String {
@@ -136,7 +132,12 @@ macro_rules! opt_str_spec {
     };
 }
 
-pub(crate) static SPECS: &[Spec] = &[
+/// Every typed directive.
+pub(crate) fn specs() -> impl Iterator<Item = &'static Spec> {
+    SPECS.iter().chain(super::schema_tls::TLS_SPECS)
+}
+
+static SPECS: &[Spec] = &[
     Spec {
         name: "bind",
         aliases: &[],
@@ -625,10 +626,7 @@ pub(crate) enum Target {
 /// Resolves a lower-cased directive name (or alias). Typed directives win over
 /// families, so `repl-backlog-size` is never swallowed by `repl-*`.
 pub(crate) fn lookup(name: &str) -> Option<Target> {
-    if let Some(s) = SPECS
-        .iter()
-        .find(|s| s.name == name || s.aliases.contains(&name))
-    {
+    if let Some(s) = specs().find(|s| s.name == name || s.aliases.contains(&name)) {
         return Some(Target::Typed(s));
     }
     if let Some(n) = NO_EFFECT
@@ -660,7 +658,7 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for s in SPECS {
+        for s in specs() {
             for n in std::iter::once(&s.name).chain(s.aliases) {
                 assert!(seen.insert(*n), "duplicate {n}");
             }
@@ -676,7 +674,7 @@ mod tests {
     fn default_renders_round_trip() {
         // Every rewrite line must load back to the same value.
         let def = Config::default();
-        for s in SPECS {
+        for s in specs() {
             for tail in (s.rewrite)(&def) {
                 let line = format!("{} {}", s.name, tail);
                 let args = super::super::lex::split_args(line.as_bytes()).unwrap_or_default();
@@ -737,6 +735,16 @@ mod tests {
             1024
         );
         assert_eq!(apply("requirepass", &[""]).unwrap().requirepass, None);
+        assert_eq!(
+            apply("tls-auth-clients", &["OPTIONAL"]).unwrap().tls.auth_clients,
+            super::super::TlsAuthClients::Optional
+        );
+        assert_eq!(
+            apply("tls-port", &["70000"]).unwrap_err(),
+            "argument must be between 0 and 65535 inclusive"
+        );
+        assert!(apply("tls-cluster", &["yes"]).unwrap().tls.on_cluster_port());
+        assert_eq!(apply("tls-cert-file", &[""]).unwrap().tls.cert_file, None);
         assert_eq!(
             apply("slaveof", &["10.0.0.1", "6380"]).unwrap().replicaof,
             Some(("10.0.0.1".to_string(), 6380))

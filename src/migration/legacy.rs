@@ -39,8 +39,12 @@ const LINK_TTL: Duration = Duration::from_secs(10);
 /// Attempts to move a key that keeps changing under the move.
 const MAX_ROUNDS: usize = 8;
 
+/// A MIGRATE target connection: plain TCP, or TLS under `tls-cluster`.
+trait LinkStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> LinkStream for S {}
+
 struct Link {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn LinkStream>>,
     db: Option<i64>,
     used: Instant,
 }
@@ -256,16 +260,29 @@ async fn send(
 
 async fn connect(req: &MigrateRequest) -> Result<Link, Failure> {
     let addr = (req.host.as_str(), req.port);
-    match tokio::time::timeout(req.timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(Link {
-                stream: BufReader::new(s),
-                db: None,
-                used: Instant::now(),
-            })
+    let open = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn LinkStream> = match crate::tls::cluster_connector() {
+            Some(tls) => Box::new(
+                tls.connect(crate::tls::peer_server_name(&req.host), tcp)
+                    .await?,
+            ),
+            None => Box::new(tcp),
+        };
+        std::io::Result::Ok(stream)
+    };
+    match tokio::time::timeout(req.timeout, open).await {
+        Ok(Ok(s)) => Ok(Link {
+            stream: BufReader::new(s),
+            db: None,
+            used: Instant::now(),
+        }),
+        Ok(Err(e)) => {
+            tracing::debug!("MIGRATE to {}:{}: {e}", req.host, req.port);
+            Err(Failure::Connect)
         }
-        _ => Err(Failure::Connect),
+        Err(_) => Err(Failure::Connect),
     }
 }
 

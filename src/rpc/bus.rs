@@ -164,8 +164,8 @@ impl BusClient {
             .map_err(|_| BusCallError::Address(uri.clone()))?
             .connect_timeout(self.timeout)
             .timeout(self.timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let ch = super::peer_io::lazy_channel(&ch);
         map.insert(uri, ch.clone());
         Ok(ch)
     }

@@ -28,6 +28,7 @@ pub fn header_to_pb(h: &Header) -> pb::NodeHeader {
         ip: h.ip.clone(),
         port: h.port as u32,
         cport: h.cport as u32,
+        tls_port: h.tls_port as u32,
         repl_offset: h.repl_offset,
         flags: h.flags,
     }
@@ -52,6 +53,7 @@ pub fn header_from_pb(h: &pb::NodeHeader) -> Result<Header, InvalidMessage> {
         ip: h.ip.clone(),
         port: port(h.port, "port")?,
         cport: port(h.cport, "cluster port")?,
+        tls_port: port(h.tls_port, "tls port")?,
         repl_offset: h.repl_offset,
         flags: h.flags,
     })

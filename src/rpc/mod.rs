@@ -8,6 +8,7 @@ mod backup;
 mod bus;
 mod convert;
 mod migration;
+mod peer_io;
 mod replication;
 
 pub use backup::{backup_service, BackupPeer, BackupService};
@@ -40,14 +41,14 @@ pub(crate) const MAX_MESSAGE: usize = 1 << 30;
 /// A channel to a peer's cluster port, with HTTP/2 windows large enough for bulk streams
 /// (full syncs, slot moves, backups).
 pub(crate) async fn peer_channel(ip: &str, port: u16) -> Result<tonic::transport::Channel, String> {
-    tonic::transport::Endpoint::from_shared(bus::peer_uri(ip, port))
+    let ep = tonic::transport::Endpoint::from_shared(bus::peer_uri(ip, port))
         .map_err(|e| e.to_string())?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(5))
         .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(16 << 20)
-        .connect()
+        .initial_connection_window_size(16 << 20);
+    peer_io::connect_channel(&ep)
         .await
         .map_err(|e| format!("connecting to {ip}:{port}: {e}"))
 }
@@ -124,6 +125,21 @@ pub async fn serve(
     backup: Option<mig_pb::slot_backup_server::SlotBackupServer<BackupService>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    // Large flow-control windows: slot migration and full sync stream hundreds of MB, and
+    // HTTP/2's 64 KiB default makes every 64 KiB wait for a window update.
+    let router = tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .add_optional_service(bus)
+        .add_service(repl)
+        .add_optional_service(migration)
+        .add_optional_service(backup);
+    if let Some(tls) = crate::tls::installed().filter(|t| t.cluster_port) {
+        let incoming = peer_io::tls_incoming(listener, std::sync::Arc::clone(&tls.server));
+        return router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+    }
     // Small request/reply calls (bus pings, replica acks, commit) wait ~40 ms for a delayed
     // ACK under Nagle: accepted connections send at once, as the clients' side does.
     let incoming = tokio_stream::StreamExt::map(
@@ -136,15 +152,7 @@ pub async fn serve(
             })
         },
     );
-    // Large flow-control windows: slot migration and full sync stream hundreds of MB, and
-    // HTTP/2's 64 KiB default makes every 64 KiB wait for a window update.
-    tonic::transport::Server::builder()
-        .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(16 << 20))
-        .add_optional_service(bus)
-        .add_service(repl)
-        .add_optional_service(migration)
-        .add_optional_service(backup)
+    router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::{route, Access};
@@ -25,9 +25,18 @@ pub async fn reject(mut stream: TcpStream, msg: &str) {
     let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
 }
 
-pub async fn serve(shared: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
-    let laddr = stream.local_addr().unwrap_or(addr);
-    let _ = stream.set_nodelay(true);
+/// A client's byte stream: plain TCP or TLS over it.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for S {}
+
+/// Serves one client on `stream` (TCP_NODELAY already set), reached at local address `laddr`.
+pub async fn serve(
+    shared: Arc<Node>,
+    stream: impl ClientStream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    tls: bool,
+) {
     let handle = shared.clients.register(addr, laddr);
     let id = handle.id;
     let mut client = ClientState {
@@ -49,6 +58,7 @@ pub async fn serve(shared: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
         touched: Vec::new(),
         in_exec: false,
         pubsub: None,
+        tls,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
@@ -160,7 +170,7 @@ const PUSH_BYTES: usize = 1 << 20;
 
 async fn serve_inner(
     shared: &Arc<Node>,
-    mut stream: TcpStream,
+    mut stream: impl ClientStream,
     client: &mut ClientState,
 ) -> std::io::Result<()> {
     let mut decoder = Decoder::new(shared.limits());
@@ -459,7 +469,7 @@ fn refuse_unstored(
 /// Requests arriving meanwhile are read into `rbuf` and run after the command.
 async fn wait_unblocked(
     shared: &Node,
-    stream: &mut TcpStream,
+    stream: &mut impl ClientStream,
     client: &mut ClientState,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
@@ -476,7 +486,7 @@ async fn wait_unblocked(
 }
 
 async fn wait_unblocked_inner(
-    stream: &mut TcpStream,
+    stream: &mut impl ClientStream,
     client: &mut ClientState,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
@@ -539,40 +549,65 @@ async fn wait_unblocked_inner(
 /// (Valkey reads on while its output buffer grows). Reading stops at the query buffer limit.
 async fn write_while_reading(
     shared: &Node,
-    stream: &mut TcpStream,
+    stream: &mut impl ClientStream,
     wbuf: &[u8],
     rbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     let limit = shared.limits().max_query_buffer as usize;
-    let (mut rd, mut wr) = stream.split();
     let mut off = 0;
     let mut eof = false;
-    while off < wbuf.len() {
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            n = wr.write(&wbuf[off..]) => {
-                let n = n?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::WriteZero.into());
+    // One future polls both directions of the one stream (a TLS stream cannot be split into
+    // halves that are polled apart).
+    std::future::poll_fn(|cx| {
+        use std::task::Poll;
+        loop {
+            let mut progressed = false;
+            if off < wbuf.len() {
+                match std::pin::Pin::new(&mut *stream).poll_write(cx, &wbuf[off..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        off += n;
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
                 }
-                off += n;
             }
-            n = rd.read_buf(rbuf), if !eof && rbuf.len() < limit => {
-                let n = n?;
-                eof = n == 0;
-                shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            if off == wbuf.len() {
+                // TLS buffers records: they leave only on flush.
+                return std::pin::Pin::new(&mut *stream).poll_flush(cx);
+            }
+            if !eof && rbuf.len() < limit {
+                if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                    rbuf.reserve(READ_CHUNK);
+                }
+                match tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *stream), cx, rbuf) {
+                    Poll::Ready(Ok(n)) => {
+                        eof = n == 0;
+                        shared
+                            .stats
+                            .net_input_bytes
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
             }
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// Writes pending replies, first making the writes they acknowledge durable when required.
 async fn flush(
     shared: &Node,
-    stream: &mut TcpStream,
+    stream: &mut impl ClientStream,
     client: &mut ClientState,
     wbuf: &mut BytesMut,
     rbuf: &mut BytesMut,

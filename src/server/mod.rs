@@ -29,11 +29,17 @@ pub enum ServerError {
     Signal(std::io::Error),
     #[error("syncing the WAL at shutdown: {0}")]
     Sync(crate::storage::StorageError),
+    #[error("Failed to configure TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Builds the node, with the gRPC edge as its way to reach other nodes.
 pub fn open(config: LiveConfig) -> Result<Arc<Node>, ServerError> {
     let c = config.snapshot();
+    // Before the data is opened: a bad certificate stops the start with nothing touched.
+    if let Some(ctx) = crate::tls::load(&c.tls)? {
+        crate::tls::install(ctx);
+    }
     let bus_auth = Arc::new(crate::cluster::PeerAuth::new(
         crate::cluster::bus_digest,
         &c,
@@ -132,7 +138,17 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
     tracing::info!("Cluster port (bus, replication) listening on {addr}:{cport}");
     tracing::info!("Ready to accept connections tcp on port {}", c.port);
     for l in listeners {
-        tokio::spawn(accept_loop(Arc::clone(&shared), l));
+        tokio::spawn(accept_loop(Arc::clone(&shared), l, None));
+    }
+    if let Some(tls) = crate::tls::installed().filter(|_| c.tls.port != 0) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.server));
+        for addr in &c.bind {
+            let l = TcpListener::bind((addr.trim_start_matches('-'), c.tls.port))
+                .await
+                .map_err(|e| ServerError::Bind(format!("{addr}:{}", c.tls.port), e))?;
+            tokio::spawn(accept_loop(Arc::clone(&shared), l, Some(acceptor.clone())));
+        }
+        tracing::info!("Ready to accept connections tls on port {}", c.tls.port);
     }
     tokio::spawn(active_expire_loop(Arc::clone(&shared)));
     tokio::spawn(ops_sampler(Arc::clone(&shared)));
@@ -159,7 +175,14 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn accept_loop(shared: Arc<Node>, listener: TcpListener) {
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept_loop(
+    shared: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -183,13 +206,36 @@ async fn accept_loop(shared: Arc<Node>, listener: TcpListener) {
             sh.stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(connection::reject(
-                stream,
-                "ERR max number of clients reached",
-            ));
+            if tls.is_none() {
+                tokio::spawn(connection::reject(
+                    stream,
+                    "ERR max number of clients reached",
+                ));
+            }
             continue;
         }
-        tokio::spawn(async move { connection::serve(sh, stream, addr).await });
+        let laddr = stream.local_addr().unwrap_or(addr);
+        let _ = stream.set_nodelay(true);
+        match &tls {
+            None => {
+                tokio::spawn(
+                    async move { connection::serve(sh, stream, addr, laddr, false).await },
+                );
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => connection::serve(sh, s, addr, laddr, true).await,
+                        // Valkey logs these at verbose level: scanners and health checks are
+                        // common on a TLS port.
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {addr} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {addr} timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 

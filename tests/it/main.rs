@@ -32,6 +32,7 @@ mod pubsub;
 mod replication;
 mod reshard;
 mod rpc_edge;
+mod tls;
 mod transactions;
 mod valkey_data;
 mod zsets;

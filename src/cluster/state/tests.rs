@@ -310,3 +310,54 @@ fn imported_slots_win_with_a_new_epoch_and_a_lost_handover_is_repaired_by_gossip
     r.me_mut().role = Role::Replica;
     assert!(r.take_imported_slots(&[5]).is_err());
 }
+
+#[test]
+fn tls_ports_travel_in_headers_persist_as_aux_fields_and_follow_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nodes.conf");
+    let mut nodes: Vec<ClusterState> = (0..2).map(|i| node(7200 + i)).collect();
+    let me = nodes[0].myself;
+    nodes[0].nodes.get_mut(&me).unwrap().tls_port = 27200;
+    nodes[0].add_slots(&[5]).unwrap();
+    nodes[1].meet("127.0.0.1", 7200, 17200, 1000).unwrap();
+    converge(&mut nodes, 1000);
+    // The other node learned the TLS port from the headers.
+    assert_eq!(nodes[1].nodes[&me].tls_port, 27200);
+    assert_eq!(nodes[1].nodes[&me].client_port(true), 27200);
+    assert_eq!(nodes[1].nodes[&me].client_port(false), 7200);
+    let other = nodes[1].myself;
+    assert_eq!(
+        nodes[1].nodes[&other].client_port(true),
+        7201,
+        "no TLS port: the plain one"
+    );
+
+    // CLUSTER NODES and SLOTS name the port of the client's kind; no aux field leaks.
+    let tls_text = crate::cluster::view::nodes(&nodes[1], true);
+    assert!(
+        tls_text.contains("127.0.0.1:27200@17200 master"),
+        "{tls_text}"
+    );
+    let plain_text = crate::cluster::view::nodes(&nodes[1], false);
+    assert!(
+        plain_text.contains("127.0.0.1:7200@17200 master"),
+        "{plain_text}"
+    );
+    assert!(!tls_text.contains("tls-port=") && !plain_text.contains("tls-port="));
+    let slots = format!("{:?}", crate::cluster::view::slots(&nodes[1], true));
+    assert!(slots.contains("Int(27200)"), "{slots}");
+
+    // nodes.conf keeps the plain port and the TLS port as Valkey's aux field, and loads both.
+    nodes_conf::save(&nodes[1], &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("127.0.0.1:7200@17200,tls-port=27200 "),
+        "{text}"
+    );
+    let loaded = nodes_conf::load(&path, 5000, 5000).unwrap().unwrap();
+    assert_eq!(loaded.nodes[&me].tls_port, 27200);
+    assert_eq!(loaded.nodes[&me].port, 7200);
+    std::fs::write(&path, text.replace("tls-port=27200", "tls-port=x")).unwrap();
+    let err = nodes_conf::load(&path, 5000, 5000).unwrap_err().to_string();
+    assert!(err.contains("invalid tls-port"), "{err}");
+}

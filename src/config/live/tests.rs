@@ -62,7 +62,12 @@ fn get_renders_like_valkey() {
 
 #[test]
 fn get_globs_are_case_insensitive_and_deduplicated() {
-    let (l, _, _dir) = live_from("tls-port 6380\n");
+    let (l, _, _dir) = live_from("tls-port 6380\ntls-session-cache-size 100\n");
+    assert_eq!(get1(&l, "tls-port").as_deref(), Some("6380"));
+    assert_eq!(get1(&l, "tls-auth-clients").as_deref(), Some("yes"));
+    assert_eq!(l.snapshot().tls.port, 6380);
+    let e = set(&l, &[("tls-port", "6390")]).expect_err("tls-port is fixed at start");
+    assert!(e.to_string().contains("can't set immutable config"), "{e}");
     let names: Vec<String> = get(&l, &["CLUSTER-*-COVERAGE", "cluster-require-*"])
         .into_iter()
         .map(|(k, _)| k)

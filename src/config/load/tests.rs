@@ -178,7 +178,7 @@ fn memory_units_in_files() {
 fn no_effect_directives_warn_and_are_kept() {
     let l = load_file(
         "save 900 1\nsave 300 10\ndaemonize no\nlazyfree-lazy-something yes\n\
-         slave-priority 50\nmaxmemory 1gb\ntls-port 6380\nuser default on nopass\n\
+         slave-priority 50\nmaxmemory 1gb\ntls-session-cache-size 100\nuser default on nopass\n\
          hash-max-ziplist-entries 256\n",
     )
     .expect("load");

@@ -246,6 +246,11 @@ impl Node {
         self.port
     }
 
+    /// The port a `tls-port {tls_port}` directive gives the node (client port + 20000).
+    pub fn tls_port(&self) -> u16 {
+        self.port + 20000
+    }
+
     /// Cluster bus port (client port + 10000).
     pub fn bus_port(&self) -> u16 {
         self.port + 10000
@@ -316,6 +321,7 @@ impl Node {
                 s.push_str(&format!("port {}\n", self.port));
                 s.push_str(&format!("dir {}\n", conf_quote(&dir)));
                 for (name, args) in &self.builder.directives {
+                    let args = args.replace("{tls_port}", &self.tls_port().to_string());
                     s.push_str(&format!("{name} {args}\n"));
                 }
                 s

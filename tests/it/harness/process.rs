@@ -113,7 +113,7 @@ pub fn free_port() -> u16 {
     for _ in 0..PORT_SPAN {
         let n = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % PORT_SPAN;
         let port = PORT_BASE + n;
-        if port_is_free(port) && port_is_free(port + 10000) {
+        if port_is_free(port) && port_is_free(port + 10000) && port_is_free(port + 20000) {
             return port;
         }
     }

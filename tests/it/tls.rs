@@ -1,0 +1,515 @@
+//! TLS as Valkey configures it: a 3×2 cluster whose nodes speak TLS on their client ports
+//! (`tls-port`) and on the cluster port (`tls-cluster`, `tls-replication`), created with the
+//! unmodified `redis-cli --tls --cluster create`, then a native reshard and a failover that
+//! run over the TLS cluster port. Certificates come from the `openssl` command (a test CA; the
+//! node certificate names no IP address, as cluster certificates often do not).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, ensure, Context, Result};
+use redis::Commands;
+
+use crate::failover::NODE_TIMEOUT_MS;
+use crate::harness::{key_slot, try_wait_until_every, Cluster, CLUSTER_PASSWORD};
+
+const HEALTHY: Duration = Duration::from_secs(60);
+
+/// redis-py RedisCluster over TLS: writes and reads 200 keys, prints the primaries' ports.
+const REDIS_PY_TLS: &str = r#"
+import os
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(os.environ["PORT"]), password=os.environ["PW"],
+                  ssl=True, ssl_ca_certs=os.environ["CA"], ssl_certfile=os.environ["CERT"],
+                  ssl_keyfile=os.environ["KEY"], ssl_check_hostname=False, socket_timeout=30)
+for i in range(200):
+    assert rc.set(f"py:tls:{i}", f"v{i}") is True
+assert all(rc.get(f"py:tls:{i}") == f"v{i}".encode() for i in range(200))
+ports = sorted(str(n.port) for n in rc.get_primaries())
+print("ok " + ",".join(ports))
+"#;
+
+/// A CA and one certificate (server and client use) signed by it, in a temporary directory.
+struct TestCerts {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .context("running openssl")?;
+    ensure!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+impl TestCerts {
+    fn generate() -> Result<TestCerts> {
+        let dir = tempfile::Builder::new().prefix("rockslot-tls-").tempdir()?;
+        let d = dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let mut ca = vec!["req", "-x509", "-new", "-nodes"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"]);
+        ca.extend(["-subj", "/CN=rockslot test CA"]);
+        openssl(d, &ca)?;
+        let mut csr = vec!["req", "-new", "-nodes"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=rockslot-node",
+        ]);
+        openssl(d, &csr)?;
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=DNS:rockslot-node\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )?;
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "node.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "node.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        )?;
+        Ok(TestCerts {
+            ca: d.join("ca.crt"),
+            cert: d.join("node.crt"),
+            key: d.join("node.key"),
+            _dir: dir,
+        })
+    }
+
+    fn path(p: &Path) -> String {
+        p.to_string_lossy().into_owned()
+    }
+
+    /// redis-cli's TLS options with this certificate as the client's.
+    fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            Self::path(&self.ca),
+            "--cert".into(),
+            Self::path(&self.cert),
+            "--key".into(),
+            Self::path(&self.key),
+        ]
+    }
+}
+
+/// `redis-cli <tls options> -a … -p <port> args…`; stdout, or an error with stderr.
+fn redis_cli(tls: &[String], port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .args(tls)
+        .args(["-a", CLUSTER_PASSWORD, "--no-auth-warning", "-p"])
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .context("running redis-cli")?;
+    ensure!(
+        out.status.success(),
+        "redis-cli {args:?} on port {port}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The client ports CLUSTER NODES names (the `ip:port` before `@`).
+fn ports_in_nodes(text: &str) -> Result<Vec<u16>> {
+    let mut ports: Vec<u16> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let addr = l.split(' ').nth(1).context("address field")?;
+            let port = addr
+                .split('@')
+                .next()
+                .and_then(|a| a.rsplit(':').next())
+                .context("port")?;
+            Ok(port.parse()?)
+        })
+        .collect::<Result<_>>()?;
+    ports.sort_unstable();
+    Ok(ports)
+}
+
+#[test]
+fn tls_cluster_is_created_by_redis_cli_reshards_and_fails_over_over_tls() -> Result<()> {
+    let certs = TestCerts::generate()?;
+    let c = Cluster::builder(6)
+        .node_timeout_ms(NODE_TIMEOUT_MS)
+        .directive("tls-port", "{tls_port}")
+        .directive("tls-cert-file", &TestCerts::path(&certs.cert))
+        .directive("tls-key-file", &TestCerts::path(&certs.key))
+        .directive("tls-ca-cert-file", &TestCerts::path(&certs.ca))
+        .directive("tls-cluster", "yes")
+        .directive("tls-replication", "yes")
+        .start()?;
+    let mut c = c;
+    let tls = certs.cli_args();
+    let tls_ports: Vec<u16> = (0..6).map(|i| c.node(i).tls_port()).collect();
+
+    // The unmodified redis-cli creates the cluster through the TLS ports only.
+    let t0 = Instant::now();
+    let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+    create.extend(tls_ports.iter().map(|p| format!("127.0.0.1:{p}")));
+    create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
+    let refs: Vec<&str> = create.iter().map(String::as_str).collect();
+    let out = redis_cli(&tls, tls_ports[0], &refs)?;
+    ensure!(out.contains("All 16384 slots covered"), "create: {out}");
+    c.wait_healthy(HEALTHY)?;
+    c.wait_all_replicating(0, HEALTHY)?;
+    println!(
+        "tls: redis-cli --tls --cluster create, healthy in {:?}",
+        t0.elapsed()
+    );
+
+    // A TLS client is shown TLS ports; a plain one plain ports (Valkey answers per connection).
+    let mut want_tls = tls_ports.clone();
+    want_tls.sort_unstable();
+    let mut want_plain = c.ports();
+    want_plain.sort_unstable();
+    let over_tls = redis_cli(&tls, tls_ports[1], &["CLUSTER", "NODES"])?;
+    ensure!(
+        ports_in_nodes(&over_tls)? == want_tls,
+        "CLUSTER NODES over TLS:\n{over_tls}"
+    );
+    let plain = c.cluster_nodes_text(1)?;
+    ensure!(
+        ports_in_nodes(&plain)? == want_plain,
+        "CLUSTER NODES over TCP:\n{plain}"
+    );
+    let slots = redis_cli(&tls, tls_ports[2], &["CLUSTER", "SLOTS"])?;
+    // Slot numbers stay below 16384; the harness's ports are all above 20000.
+    let shown: Vec<u16> = slots
+        .lines()
+        .filter_map(|l| l.trim().parse::<u16>().ok())
+        .filter(|&n| n >= 20000)
+        .collect();
+    ensure!(
+        shown.len() >= 3 && shown.iter().all(|p| tls_ports.contains(p)),
+        "CLUSTER SLOTS over TLS:\n{slots}"
+    );
+    let check = redis_cli(
+        &tls,
+        tls_ports[0],
+        &["--cluster", "check", &format!("127.0.0.1:{}", tls_ports[0])],
+    )?;
+    ensure!(
+        check.contains("[OK] All 16384 slots covered"),
+        "check: {check}"
+    );
+
+    // Redirects name the owner's TLS port, and redis-cli -c follows them over TLS.
+    let key = (0..)
+        .map(|i| format!("tls:{i}"))
+        .find(|k| c.key_owner(k).is_ok_and(|o| o != 0))
+        .context("a key owned elsewhere")?;
+    let owner = c.key_owner(&key)?;
+    let moved = redis_cli(&tls, tls_ports[0], &["SET", &key, "v"])?;
+    ensure!(
+        moved.contains(&format!(
+            "MOVED {} 127.0.0.1:{}",
+            key_slot(key.as_bytes()),
+            tls_ports[owner]
+        )),
+        "redirect over TLS: {moved}"
+    );
+    let set = redis_cli(&tls, tls_ports[0], &["-c", "SET", &key, "over-tls"])?;
+    ensure!(set.trim() == "OK", "{set}");
+
+    // Without a client certificate (tls-auth-clients yes) or without TLS, nothing is served.
+    let no_cert = Command::new("redis-cli")
+        .args(["--tls", "--cacert", &TestCerts::path(&certs.ca), "-p"])
+        .arg(tls_ports[0].to_string())
+        .arg("PING")
+        .output()?;
+    ensure!(
+        !String::from_utf8_lossy(&no_cert.stdout).contains("PONG"),
+        "a client without a certificate was served"
+    );
+    let plain_on_tls = Command::new("redis-cli")
+        .args(["-p", &tls_ports[0].to_string(), "PING"])
+        .output()?;
+    ensure!(!String::from_utf8_lossy(&plain_on_tls.stdout).contains("PONG"));
+
+    // The cluster port speaks TLS with the CA's certificate (and offers HTTP/2 for gRPC).
+    let probe = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", c.node(0).bus_port()),
+        ])
+        .args([
+            "-CAfile",
+            &TestCerts::path(&certs.ca),
+            "-cert",
+            &TestCerts::path(&certs.cert),
+        ])
+        .args(["-key", &TestCerts::path(&certs.key), "-alpn", "h2"])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let said = String::from_utf8_lossy(&probe.stdout).into_owned();
+    ensure!(
+        said.contains("Verify return code: 0 (ok)") && said.contains("ALPN protocol: h2"),
+        "openssl s_client on the cluster port: {said}"
+    );
+
+    // redis-py's RedisCluster with ssl=True, unmodified: it discovers the TLS ports.
+    let mut py = Command::new("python3");
+    py.args(["-c", REDIS_PY_TLS])
+        .env("PORT", tls_ports[0].to_string())
+        .env("PW", CLUSTER_PASSWORD)
+        .env("CA", TestCerts::path(&certs.ca))
+        .env("CERT", TestCerts::path(&certs.cert))
+        .env("KEY", TestCerts::path(&certs.key));
+    let run = crate::harness::ToolRun::run(&mut py, Duration::from_secs(120))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    let mut want_primaries: Vec<String> = Vec::new();
+    for m in c.masters(0)? {
+        want_primaries.push(tls_ports[m].to_string());
+    }
+    want_primaries.sort();
+    ensure!(
+        last == format!("ok {}", want_primaries.join(",")),
+        "redis-py over TLS: {last}"
+    );
+
+    // Data for the reshard and the failover.
+    let mut con = c.conn()?;
+    let keys: Vec<String> = (0..3000).map(|i| format!("k:{i}")).collect();
+    for k in &keys {
+        let _: () = con.set(k, format!("v-{k}"))?;
+    }
+
+    // A native reshard over the TLS cluster port, asked for over a TLS client connection.
+    let src = c.slot_owner(0, 0)?;
+    let dst = c
+        .masters(0)?
+        .into_iter()
+        .find(|&m| m != src)
+        .context("another primary")?;
+    let dst_id = c.myid(dst)?;
+    let t0 = Instant::now();
+    let r = redis_cli(
+        &tls,
+        tls_ports[src],
+        &[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            "0",
+            "999",
+            "NODE",
+            &dst_id,
+        ],
+    )?;
+    ensure!(!r.contains("ERR"), "MIGRATESLOTS: {r}");
+    let all: Vec<usize> = (0..6).collect();
+    c.wait_slot_served_by(999, dst, &all, HEALTHY)?;
+    c.wait_slot_served_by(0, dst, &all, HEALTHY)?;
+    let dst_replica = c.replica_of(0, dst)?;
+    c.wait_same_dbsize(dst, dst_replica, HEALTHY)?;
+    println!(
+        "tls: slots 0-999 moved natively over TLS in {:?}",
+        t0.elapsed()
+    );
+    let mut con = c.conn()?;
+    for k in &keys {
+        let v: Option<String> = con.get(k)?;
+        ensure!(
+            v.as_deref() == Some(format!("v-{k}").as_str()),
+            "{k} after the reshard: {v:?}"
+        );
+    }
+
+    // The legacy reshard of the unmodified redis-cli over TLS: its MIGRATE calls dial the
+    // target's TLS port, over TLS (tls-cluster), as Valkey's do.
+    let from = c
+        .masters(0)?
+        .into_iter()
+        .find(|&m| m != dst)
+        .context("a third primary")?;
+    let from_id = c.myid(from)?;
+    let t0 = Instant::now();
+    let out = redis_cli(
+        &tls,
+        tls_ports[from],
+        &[
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", tls_ports[from]),
+            "--cluster-from",
+            &from_id,
+            "--cluster-to",
+            &dst_id,
+            "--cluster-slots",
+            "200",
+            "--cluster-yes",
+        ],
+    )?;
+    ensure!(!out.contains("ERR"), "reshard: {out}");
+    c.wait_converged(HEALTHY)?;
+    let moved_keys = keys
+        .iter()
+        .filter(|k| c.key_owner(k).is_ok_and(|o| o == dst))
+        .count();
+    println!(
+        "tls: redis-cli --tls --cluster reshard of 200 slots in {:?} ({moved_keys} keys now on the target)",
+        t0.elapsed()
+    );
+    let mut con = c.conn()?;
+    for k in &keys {
+        let v: Option<String> = con.get(k)?;
+        ensure!(
+            v.as_deref() == Some(format!("v-{k}").as_str()),
+            "{k} after the legacy reshard: {v:?}"
+        );
+    }
+    c.wait_same_dbsize(dst, dst_replica, HEALTHY)?;
+
+    // A failover: the bus and the replication stream run over TLS.
+    c.node_mut(dst).kill9()?;
+    let t0 = Instant::now();
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != dst).collect();
+    c.wait_slot_served_by(0, dst_replica, &survivors, HEALTHY)?;
+    println!(
+        "tls: replica {dst_replica} took over from {dst} in {:?}",
+        t0.elapsed()
+    );
+    try_wait_until_every(
+        HEALTHY,
+        Duration::from_millis(100),
+        "every key readable after the failover",
+        || {
+            let Ok(mut con) = c.conn() else {
+                return Ok(false);
+            };
+            for k in &keys {
+                match con.get::<_, Option<String>>(k) {
+                    Ok(v) if v.as_deref() == Some(format!("v-{k}").as_str()) => {}
+                    Ok(v) => return Err(anyhow!("{k} after the failover: {v:?}")),
+                    Err(_) => return Ok(false),
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    let got = redis_cli(&tls, tls_ports[dst_replica], &["-c", "GET", &key])?;
+    ensure!(
+        got.trim() == "over-tls" || c.key_owner(&key)? != dst_replica,
+        "{got}"
+    );
+    Ok(())
+}
+
+#[test]
+fn tls_misconfiguration_stops_the_start_with_a_clear_message() -> Result<()> {
+    use crate::harness::Node;
+    let certs = TestCerts::generate()?;
+    let (cert, key, ca) = (
+        TestCerts::path(&certs.cert),
+        TestCerts::path(&certs.key),
+        TestCerts::path(&certs.ca),
+    );
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("tls-port", "{tls_port}")],
+            "TLS needs tls-cert-file and tls-key-file",
+        ),
+        (
+            vec![
+                ("tls-port", "{tls_port}"),
+                ("tls-cert-file", "/nonexistent/node.crt"),
+                ("tls-key-file", &key),
+                ("tls-auth-clients", "no"),
+            ],
+            "tls-cert-file /nonexistent/node.crt",
+        ),
+        (
+            vec![
+                ("tls-port", "{tls_port}"),
+                ("tls-cert-file", &cert),
+                ("tls-key-file", &ca),
+                ("tls-auth-clients", "no"),
+            ],
+            "tls-key-file",
+        ),
+        (
+            vec![
+                ("tls-cluster", "yes"),
+                ("tls-cert-file", &cert),
+                ("tls-key-file", &key),
+            ],
+            "Either tls-ca-cert-file or tls-ca-cert-dir must be specified",
+        ),
+        (
+            vec![("tls-auth-clients", "sometimes")],
+            "argument(s) must be one of the following: no, yes, optional",
+        ),
+    ];
+    for (directives, expected) in cases {
+        let mut b = Node::builder();
+        for (k, v) in &directives {
+            b = b.directive(k, v);
+        }
+        let (status, log) = b.run_to_exit(Duration::from_secs(20))?;
+        ensure!(!status.success(), "{directives:?} started");
+        ensure!(
+            log.contains(expected),
+            "{directives:?}: expected {expected:?} in:\n{log}"
+        );
+    }
+    // A TLS port without client certificates required serves a client that has none.
+    let node = Node::builder()
+        .directive("tls-port", "{tls_port}")
+        .directive("tls-cert-file", &cert)
+        .directive("tls-key-file", &key)
+        .directive("tls-auth-clients", "no")
+        .start()?;
+    let out = Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            &ca,
+            "-p",
+            &node.tls_port().to_string(),
+            "PING",
+        ])
+        .output()?;
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).trim() == "PONG",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
