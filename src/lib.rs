@@ -14,6 +14,8 @@
 //!   (`Ctx`, `ClientState`, `After`); handlers return replies and never touch a socket.
 //! - `node` (9): the node handle (`Node`): clients, pub/sub, clients blocked on keys, the
 //!   subsystems' handles; imports everything below, never `rpc`.
+//! - `script` (8): the Lua VM (Valkey's scripting library, sandbox and reply conversions);
+//!   commands reach it through its `Host` trait.
 //! - `rpc` (8): the gRPC edge; implements the service and transport traits owned by
 //!   replication, migration and cluster, and keeps generated protobuf types to itself.
 //! - `replication` (7): primary and replica sides of the stream, offsets, WAIT; reaches the
@@ -48,6 +50,7 @@ pub mod rdb;
 pub mod replication;
 pub mod resp;
 pub mod rpc;
+pub mod script;
 pub mod server;
 pub mod slot;
 pub mod storage;

@@ -26,6 +26,7 @@ mod migrate;
 mod migration_cmds;
 mod pubsub_cmds;
 mod replication_cmds;
+mod scripting;
 mod server_cmds;
 mod sets;
 pub mod stats;

@@ -2,8 +2,8 @@
 
 use super::{
     blocking_cmds as blk, cluster_cmds as cl, hashes, info, introspect, keys, lists,
-    pubsub_cmds as ps, replication_cmds as repl, server_cmds as srv, sets, strings, zranges, zsets,
-    CmdFlags, CommandSpec, MovableKeys,
+    pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv, sets,
+    strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -320,6 +320,20 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("readonly", 1, "loading stale fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", cl::readonly),
     cmd!("readwrite", 1, "loading stale fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", cl::readwrite),
     cmd!("asking", 1, "fast", 0, 0, 0, "@fast @connection", "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", cl::asking),
+    // scripting
+    movable!(NUMKEYS_AT_2, cmd!("eval", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Executes a server-side Lua script.", lua::eval)),
+    movable!(NUMKEYS_AT_2, cmd!("evalsha", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", lua::evalsha)),
+    movable!(NUMKEYS_AT_2, cmd!("eval_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script.", lua::eval_ro)),
+    movable!(NUMKEYS_AT_2, cmd!("evalsha_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", lua::evalsha_ro)),
+    container!("script", "", "@slow @scripting", "scripting", "2.6.0", "A container for Lua scripts management commands.", lua::script, [
+        cmd!("debug", 3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "3.2.0", "Sets the debug mode of server-side Lua scripts.", lua::script),
+        cmd!("exists", -3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", lua::script),
+        cmd!("flush", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", lua::script),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow @scripting", "scripting", "5.0.0", "Returns helpful text about the different subcommands.", lua::script),
+        cmd!("kill", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", lua::script),
+        cmd!("load", 3, "noscript stale", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", lua::script),
+        cmd!("show", 3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "8.0.0", "Show server-side Lua script in the script cache.", lua::script),
+    ]),
     container!("function", "", "@slow @scripting", "scripting", "7.0.0", "A container for function commands.", cl::function, [
         cmd!("list", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION LIST", cl::function),
         cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION DUMP", cl::function),

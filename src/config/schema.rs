@@ -736,14 +736,20 @@ mod tests {
         );
         assert_eq!(apply("requirepass", &[""]).unwrap().requirepass, None);
         assert_eq!(
-            apply("tls-auth-clients", &["OPTIONAL"]).unwrap().tls.auth_clients,
+            apply("tls-auth-clients", &["OPTIONAL"])
+                .unwrap()
+                .tls
+                .auth_clients,
             super::super::TlsAuthClients::Optional
         );
         assert_eq!(
             apply("tls-port", &["70000"]).unwrap_err(),
             "argument must be between 0 and 65535 inclusive"
         );
-        assert!(apply("tls-cluster", &["yes"]).unwrap().tls.on_cluster_port());
+        assert!(apply("tls-cluster", &["yes"])
+            .unwrap()
+            .tls
+            .on_cluster_port());
         assert_eq!(apply("tls-cert-file", &[""]).unwrap().tls.cert_file, None);
         assert_eq!(
             apply("slaveof", &["10.0.0.1", "6380"]).unwrap().replicaof,

@@ -51,6 +51,8 @@ pub enum NodeError {
     Storage(String, StorageError),
     #[error("loading the keyspace: {0}")]
     Keyspace(#[from] KeyspaceError),
+    #[error("{0}")]
+    Scripting(String),
 }
 
 /// Everything a command handler may reach. One per node, shared by all connections.
@@ -84,6 +86,8 @@ pub struct Node {
     /// What peers must present on the cluster port (kept current by CONFIG SET).
     pub bus_auth: Arc<crate::cluster::PeerAuth>,
     pub repl_auth: Arc<crate::cluster::PeerAuth>,
+    /// The Lua VM and the script cache (EVAL, EVALSHA, SCRIPT).
+    pub scripts: crate::script::Scripts,
 }
 
 pub fn sync_mode(a: AppendFsync) -> SyncMode {
@@ -279,5 +283,6 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         config,
         bus_auth: transports.bus_auth,
         repl_auth: transports.repl_auth,
+        scripts: crate::script::Scripts::new().map_err(NodeError::Scripting)?,
     }))
 }

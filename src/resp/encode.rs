@@ -146,6 +146,15 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
             }
         }
+        Reply::BigNumber(s) => {
+            if resp3 {
+                out.extend_from_slice(b"(");
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                put_bulk(out, s.as_bytes());
+            }
+        }
         Reply::Verbatim(s) => {
             if resp3 {
                 put_len(out, b'=', s.len() + 4);

@@ -26,6 +26,8 @@ pub enum Reply {
     Double(f64),
     /// A boolean in RESP3, an integer 1/0 in RESP2.
     Bool(bool),
+    /// A big number (`(` in RESP3), a bulk string in RESP2 (scripts' `{big_number = ...}`).
+    BigNumber(String),
     /// Verbatim text (`=N\r\ntxt:...`) in RESP3, a bulk string in RESP2.
     Verbatim(String),
     /// (member, score)-style pairs: a flat array in RESP2, an array of 2-element arrays in RESP3

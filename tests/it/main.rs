@@ -32,6 +32,7 @@ mod pubsub;
 mod replication;
 mod reshard;
 mod rpc_edge;
+mod scripting;
 mod tls;
 mod transactions;
 mod valkey_data;

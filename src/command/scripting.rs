@@ -1,0 +1,243 @@
+//! EVAL, EVALSHA, their `_RO` forms and SCRIPT: the checks Valkey makes on a script's
+//! arguments and on every command it calls, and the bridge from the Lua VM (`script`) to
+//! command execution.
+//!
+//! A script runs in the connection's write scope with its declared keys locked and every
+//! commit held until it ends, so its writes reach storage (and replicas) as one batch, as
+//! Valkey's effects replication does; a script that fails half-way keeps what it wrote.
+//! Must not: touch the socket or the VM's internals.
+
+use bytes::Bytes;
+
+use super::dispatch::execute;
+use super::{CmdError, CmdFlags, CmdResult, Ctx};
+use crate::keyspace::{key_slot, Pending};
+use crate::node::Node;
+use crate::resp::{Protocol, Reply};
+use crate::script::{Host, Source};
+
+/// Runs commands for a script on the calling client's connection.
+struct ScriptHost<'c, 'a, 'k> {
+    node: &'a Node,
+    client: &'c mut super::ClientState,
+    ks: &'c mut Pending<'k>,
+    read_only: bool,
+    /// The slot every key of the script must hash to (cluster mode): its declared keys', or
+    /// the first key it touches.
+    slot: Option<u16>,
+}
+
+impl ScriptHost<'_, '_, '_> {
+    /// Valkey's checks before a script's command runs; the error line when refused.
+    fn refuse(&mut self, spec: &'static super::CommandSpec, args: &[Bytes]) -> Option<String> {
+        if spec.has_flag(CmdFlags::NOSCRIPT) {
+            return Some("ERR This Redis command is not allowed from script".into());
+        }
+        if spec.is_write() {
+            if self.read_only {
+                return Some("ERR Write commands are not allowed from read-only scripts.".into());
+            }
+            if self.node.is_replica() {
+                return Some("READONLY You can't write against a read only replica.".into());
+            }
+            if let Some(reason) = self.node.engine.write_error() {
+                return Some(super::disk_error_line(&reason));
+            }
+        }
+        let cluster = self.node.cluster.as_ref()?;
+        let view = cluster.view();
+        for p in spec.key_positions(args) {
+            let slot = key_slot(&args[p]);
+            let owner = view.slots.get(slot as usize).copied().flatten();
+            let mine = owner
+                .and_then(|o| view.nodes.get(o as usize))
+                .is_some_and(|n| Some(n.0) == view.myself);
+            if !mine && !view.importing.contains_key(&slot) {
+                return Some(
+                    "ERR Script attempted to access a non local key in a cluster node".into(),
+                );
+            }
+            match self.slot {
+                None => self.slot = Some(slot),
+                Some(s) if s != slot => {
+                    return Some(
+                        "ERR Script attempted to access keys that do not hash to the same slot"
+                            .into(),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+}
+
+impl Host for ScriptHost<'_, '_, '_> {
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply {
+        let spec = match super::resolve(&args) {
+            Ok(s) => s,
+            Err(CmdError::WrongArity(_)) => {
+                return Reply::Error("ERR Wrong number of args calling command from script".into())
+            }
+            Err(_) => return Reply::Error("ERR Unknown command called from script".into()),
+        };
+        if let Some(e) = self.refuse(spec, &args) {
+            return Reply::Error(e);
+        }
+        let proto = std::mem::replace(
+            &mut self.client.protocol,
+            if resp3 {
+                Protocol::Resp3
+            } else {
+                Protocol::Resp2
+            },
+        );
+        let reply = execute(self.node, self.client, self.ks, spec, &args);
+        self.client.protocol = proto;
+        // Nothing a script calls may park or close the connection (those commands are
+        // `noscript`); blocking ones answered at once (`in_exec`).
+        self.client.after = None;
+        reply
+    }
+
+    fn may_run(&mut self, args: &[Bytes]) -> Option<bool> {
+        // No ACL users yet: every existing command is allowed to the connection's user.
+        super::resolve(args).ok().map(|_| true)
+    }
+
+    fn log(&mut self, level: i64, msg: &str) {
+        match level {
+            0 => tracing::debug!("{msg}"),
+            1 => tracing::debug!("{msg}"),
+            2 => tracing::info!("{msg}"),
+            _ => tracing::warn!("{msg}"),
+        }
+    }
+}
+
+fn numkeys(args: &[Bytes]) -> Result<usize, CmdError> {
+    let n = super::args::int(&args[2])?;
+    if n < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    let n = n as usize;
+    if n > args.len() - 3 {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(n)
+}
+
+fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResult {
+    let n = numkeys(args)?;
+    let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
+    let sha;
+    let src = if by_sha {
+        sha = String::from_utf8_lossy(&args[1]).into_owned();
+        Source::Sha(&sha)
+    } else {
+        Source::Body(&args[1])
+    };
+    // Staged writes go first: a scope never waits for the VM while it holds key locks.
+    ctx.ks.commit()?;
+    let declared: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    ctx.ks.begin_atomic(&declared)?;
+    let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
+    let mut host = ScriptHost {
+        node: ctx.node,
+        client: ctx.client,
+        ks: ctx.ks,
+        read_only,
+        slot: keys.first().map(|k| key_slot(k)),
+    };
+    let reply = ctx.node.scripts.run(src, keys, argv, &mut host);
+    ctx.client.in_exec = in_exec;
+    ctx.ks.end_atomic();
+    ctx.ks.commit()?;
+    Ok(reply)
+}
+
+pub fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    run(ctx, args, false, false)
+}
+
+pub fn evalsha(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    run(ctx, args, true, false)
+}
+
+pub fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    run(ctx, args, false, true)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    run(ctx, args, true, true)
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "SHOW <sha1>",
+    "    Show a script from the scripts cache.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let scripts = &ctx.node.scripts;
+    match sub.as_str() {
+        "load" => Ok(match scripts.load(&args[2]) {
+            Ok(sha) => Reply::bulk(sha),
+            Err(e) => Reply::Error(e),
+        }),
+        "exists" => Ok(Reply::Array(
+            args[2..]
+                .iter()
+                .map(|s| Reply::Int(scripts.exists(&String::from_utf8_lossy(s)) as i64))
+                .collect(),
+        )),
+        "flush" => {
+            if args.len() > 3
+                || args.get(2).is_some_and(|m| {
+                    !m.eq_ignore_ascii_case(b"sync") && !m.eq_ignore_ascii_case(b"async")
+                })
+            {
+                return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
+            }
+            scripts.flush().map_err(CmdError::err)?;
+            Ok(Reply::OK)
+        }
+        "show" => match scripts.body(&String::from_utf8_lossy(&args[2])) {
+            Some(b) => Ok(Reply::Bulk(b)),
+            None => Err(CmdError::Line("NOSCRIPT No matching script.".into())),
+        },
+        "kill" => Err(CmdError::Line(
+            "NOTBUSY No scripts in execution right now.".into(),
+        )),
+        "debug" => Err(CmdError::err("SCRIPT DEBUG is not supported by rockslot")),
+        "help" => Ok(Reply::Array(
+            SCRIPT_HELP
+                .iter()
+                .map(|l| Reply::StatusOwned((*l).into()))
+                .collect(),
+        )),
+        _ => Err(CmdError::UnknownSubcommand(
+            String::from_utf8_lossy(&args[1]).into_owned(),
+            "SCRIPT".into(),
+        )),
+    }
+}

@@ -1,0 +1,317 @@
+//! Lua scripting as Valkey embeds it: one Lua 5.1 VM per node, scripts cached by SHA1, the
+//! `redis`/`server` library, the sandbox (sealed globals, read-only library tables) and the
+//! conversions between replies and Lua values.
+//!
+//! Owns: the VM, the script cache, error texts and positions. Must not: run commands itself;
+//! `redis.call` goes to the [`Host`] the caller passes (the command layer), so the VM never sees
+//! storage, the cluster or a socket.
+
+mod convert;
+mod libs;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use parking_lot::Mutex;
+
+use crate::resp::Reply;
+
+pub use convert::lua_number_to_i64;
+
+/// What runs a command for a script.
+pub trait Host {
+    /// Runs `args` as a command from the script and returns its reply, or the error line
+    /// (without `-`) when the call is refused or fails.
+    /// `resp3`: the script chose RESP3 (`redis.setresp(3)`) for what its commands reply.
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
+    /// `redis.log` at a Valkey log level (0 debug .. 3 warning).
+    fn log(&mut self, level: i64, msg: &str);
+    /// `redis.acl_check_cmd`: whether the caller may run `args`; `None` when no such command.
+    fn may_run(&mut self, args: &[Bytes]) -> Option<bool>;
+}
+
+/// A script to run: its body (EVAL) or the SHA1 of a cached one (EVALSHA).
+pub enum Source<'a> {
+    Body(&'a [u8]),
+    Sha(&'a str),
+}
+
+struct Vm {
+    lua: Lua,
+    set_keys: Function,
+    handler: Function,
+    xpcall: Function,
+    /// SHA1 (lower-case hex) -> (compiled function, body).
+    scripts: HashMap<String, (Function, Bytes)>,
+}
+
+/// The node's scripting engine. Scripts run one at a time, as in Valkey.
+pub struct Scripts {
+    vm: Mutex<Vm>,
+}
+
+/// The SHA1 of `body` in lower-case hex, as Valkey names scripts.
+pub fn sha1hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// Per-run state the VM's host functions read: the host, RESP version of `redis.call`
+/// replies (`redis.setresp`), and the read-only flag.
+struct Run<'h> {
+    host: &'h mut dyn Host,
+    resp3: bool,
+}
+
+impl Scripts {
+    pub fn new() -> Result<Scripts, String> {
+        let vm = Vm::new().map_err(|e| format!("creating the Lua VM: {e}"))?;
+        Ok(Scripts { vm: Mutex::new(vm) })
+    }
+
+    /// SCRIPT LOAD: compiles and caches `body`; its SHA1, or Valkey's compile error line.
+    pub fn load(&self, body: &[u8]) -> Result<String, String> {
+        let mut vm = self.vm.lock();
+        vm.compile(body)
+    }
+
+    pub fn exists(&self, sha: &str) -> bool {
+        self.vm
+            .lock()
+            .scripts
+            .contains_key(&sha.to_ascii_lowercase())
+    }
+
+    /// The body of a cached script (SCRIPT SHOW).
+    pub fn body(&self, sha: &str) -> Option<Bytes> {
+        self.vm
+            .lock()
+            .scripts
+            .get(&sha.to_ascii_lowercase())
+            .map(|(_, b)| b.clone())
+    }
+
+    /// SCRIPT FLUSH: forgets every script and starts a fresh VM.
+    pub fn flush(&self) -> Result<(), String> {
+        let fresh = Vm::new().map_err(|e| format!("creating the Lua VM: {e}"))?;
+        *self.vm.lock() = fresh;
+        Ok(())
+    }
+
+    /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts.
+    pub fn run(
+        &self,
+        src: Source<'_>,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Reply {
+        let mut vm = self.vm.lock();
+        let (sha, f) = match src {
+            Source::Body(body) => {
+                let sha = sha1hex(body);
+                match vm.scripts.get(&sha) {
+                    Some((f, _)) => (sha, f.clone()),
+                    None => match vm.compile(body) {
+                        Ok(sha) => {
+                            let f = vm.scripts[&sha].0.clone();
+                            (sha, f)
+                        }
+                        Err(e) => return Reply::Error(e),
+                    },
+                }
+            }
+            Source::Sha(sha) => match vm.scripts.get(&sha.to_ascii_lowercase()) {
+                Some((f, _)) => (sha.to_ascii_lowercase(), f.clone()),
+                None => return Reply::Error("NOSCRIPT No matching script.".into()),
+            },
+        };
+        match vm.run(&f, keys, argv, host) {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => e.into_reply(&sha),
+            Err(e) => Reply::Error(format!("ERR Error running script: {e}")),
+        }
+    }
+}
+
+/// A script's error: the message (`CODE text`) and, when raised, where.
+#[derive(Debug, PartialEq)]
+struct ScriptError {
+    msg: String,
+    at: Option<(String, i64)>,
+}
+
+impl ScriptError {
+    fn into_reply(self, sha: &str) -> Reply {
+        let msg = convert::one_line(&self.msg);
+        match self.at {
+            Some((source, line)) => {
+                Reply::Error(format!("{msg} script: {sha}, on {source}:{line}."))
+            }
+            None => Reply::Error(msg),
+        }
+    }
+}
+
+impl Vm {
+    fn new() -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS,
+            LuaOptions::default(),
+        )?;
+        let host = lua.create_table()?;
+        host.set(
+            "sha1hex",
+            lua.create_function(|lua, args: MultiValue| {
+                let (Some(Value::String(s)), 1) = (args.front(), args.len()) else {
+                    return Err(mlua::Error::runtime("wrong number of arguments"));
+                };
+                lua.create_string(sha1hex(&s.as_bytes()))
+            })?,
+        )?;
+        host.set(
+            "error_text",
+            lua.create_function(|_, s: mlua::String| Ok(convert::error_reply_text(&s.as_bytes())))?,
+        )?;
+        host.set(
+            "fix_error",
+            lua.create_function(|lua, v: Value| convert::pcall_error(lua, v))?,
+        )?;
+        host.set("bit", libs::bit(&lua)?)?;
+        host.set("cjson", libs::cjson(&lua)?)?;
+        let (set_keys, xpcall, library): (Function, Function, Table) = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=prelude")
+            .call(host)?;
+        lua.set_named_registry_value(LIBRARY_KEY, library)?;
+        let handler = lua.create_function(|lua, err: Value| convert::error_handler(lua, err))?;
+        Ok(Vm {
+            lua,
+            set_keys,
+            handler,
+            xpcall,
+            scripts: HashMap::new(),
+        })
+    }
+
+    fn compile(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    convert::one_line(&convert::lua_error_text(&e))
+                )
+            })?;
+        self.scripts
+            .insert(sha.clone(), (f, Bytes::copy_from_slice(body)));
+        Ok(sha)
+    }
+
+    fn run(
+        &mut self,
+        f: &Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> mlua::Result<Result<Reply, ScriptError>> {
+        let lua = &self.lua;
+        let strings = |items: &[Bytes]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        self.set_keys.call::<()>((strings(keys)?, strings(argv)?))?;
+        let run = std::cell::RefCell::new(Run { host, resp3: false });
+        let bound: Table = lua.named_registry_value(LIBRARY_KEY)?;
+        let outcome = lua.scope(|scope| {
+            let command = |raise: bool| {
+                let run = &run;
+                move |lua: &Lua, args: MultiValue| -> mlua::Result<Value> {
+                    let resp3 = run.borrow().resp3;
+                    let reply = match convert::command_args(lua, &args) {
+                        Ok(args) => run.borrow_mut().host.call(args, resp3),
+                        Err(e) => Reply::Error(e),
+                    };
+                    match reply {
+                        Reply::Error(e) if raise => Err(convert::raise(&e)),
+                        reply => convert::reply_to_lua(lua, &reply, resp3),
+                    }
+                }
+            };
+            let call = scope.create_function(command(true))?;
+            let pcall = scope.create_function(command(false))?;
+            let setresp = scope.create_function(|_, v: MultiValue| {
+                match v.front().and_then(convert::lua_number_to_i64) {
+                    Some(2) if v.len() == 1 => run.borrow_mut().resp3 = false,
+                    Some(3) if v.len() == 1 => run.borrow_mut().resp3 = true,
+                    _ if v.len() != 1 => {
+                        return Err(mlua::Error::runtime(
+                            "redis.setresp() requires one argument.",
+                        ))
+                    }
+                    _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+                }
+                Ok(())
+            })?;
+            let log = scope.create_function(|_, args: MultiValue| {
+                if args.len() < 2 {
+                    return Err(mlua::Error::runtime(
+                        "redis.log() requires two arguments or more.",
+                    ));
+                }
+                let mut it = args.iter();
+                let Some(level) = it
+                    .next()
+                    .and_then(convert::lua_number_to_i64)
+                    .filter(|l| (0..=3).contains(l))
+                else {
+                    return Err(mlua::Error::runtime("Invalid log level."));
+                };
+                let text: Vec<String> = it.map(convert::lua_display).collect();
+                run.borrow_mut().host.log(level, &text.join(" "));
+                Ok(())
+            })?;
+            let acl = scope.create_function(|lua, args: MultiValue| {
+                let args = convert::command_args(lua, &args).map_err(|_| {
+                    mlua::Error::runtime("Invalid command passed to server.acl_check_cmd()")
+                })?;
+                run.borrow_mut().host.may_run(&args).ok_or_else(|| {
+                    mlua::Error::runtime("Invalid command passed to server.acl_check_cmd()")
+                })
+            })?;
+            bound.raw_set("acl_check_cmd", acl)?;
+            bound.raw_set("call", call)?;
+            bound.raw_set("pcall", pcall)?;
+            bound.raw_set("setresp", setresp)?;
+            bound.raw_set("log", log)?;
+            let r = self
+                .xpcall
+                .call::<MultiValue>((f.clone(), self.handler.clone()));
+            for name in ["call", "pcall", "setresp", "log", "acl_check_cmd"] {
+                bound.raw_set(name, Value::Nil)?;
+            }
+            let mut vals = r?.into_iter();
+            let ok = matches!(vals.next(), Some(Value::Boolean(true)));
+            let v = vals.next().unwrap_or(Value::Nil);
+            Ok(if ok {
+                Ok(convert::lua_to_reply(&v, run.borrow().resp3))
+            } else {
+                Err(convert::script_error(&v))
+            })
+        });
+        outcome
+    }
+}
+
+/// Registry name of the `redis` library table, where each run binds its host functions.
+const LIBRARY_KEY: &str = "rockslot.library";

@@ -1,0 +1,438 @@
+//! Lua scripting against valkey-server 8.1.8, byte for byte: a table of scripts covering the
+//! conversions, the error texts and positions, the sandbox and SCRIPT; then a seeded generator
+//! of scripts that call into every type with errors and pcall, in RESP2 and RESP3 (and with
+//! `redis.setresp(3)` inside). Then what users rely on: atomicity under SIGKILL, redis-py's
+//! `Lock` and `register_script`, the redis crate's `Script`, and cluster key rules.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use rand::{Rng, SeedableRng};
+
+use crate::harness::{assert_same_reply, show, Node, RawConn, RedisServer, ToolRun};
+
+/// Scripts whose replies must equal Valkey's (the key `x` holds "a" before each).
+const CASES: &[&str] = &[
+    "return redis.call('incr','x')",
+    "return foo",
+    "return redis.call()",
+    "return redis.call('nosuch')",
+    "x = 1",
+    "return 1 +",
+    "return redis.pcall('incr','x')",
+    "error('boom')",
+    "return redis.error_reply('MY bad')",
+    "return redis.error_reply('oops')",
+    "return redis.error_reply('')",
+    "return redis.error_reply('-X y')",
+    "return redis.error_reply()",
+    "return redis.status_reply('FINE')",
+    "return redis.status_reply('')",
+    "return {err='x'}",
+    "return {err=''}",
+    "return {err=1}",
+    "return {ok=1, 5}",
+    "return {err='a\\r\\nb'}",
+    "return {1,2,{3,'a'},nil,5}",
+    "return 3.99",
+    "return -3.7",
+    "return 1e20",
+    "return true",
+    "return false",
+    "return nil",
+    "return",
+    "return 1, 2",
+    "return redis.sha1hex('')",
+    "return redis.sha1hex()",
+    "return redis.call('get','nokey')",
+    "return redis.call('set', 'x')",
+    "return redis.call('set', 'x', {})",
+    "return redis.call('set', 'y', 1.5)",
+    "return redis.call('set', 'y', 2^53)",
+    "return redis.pcall('nosuch')",
+    "local r = redis.pcall('incr', 'x'); return type(r) .. ':' .. tostring(r.err)",
+    "local ok, e = pcall(redis.call, 'incr', 'x'); return {tostring(ok), e}",
+    "local ok, e = pcall(function() error({err='X y'}) end); return {type(e), e}",
+    "local ok, e = pcall(error, 'zz'); return {type(e), tostring(e)}",
+    "local ok, e = pcall(function() error({x=1}) end); return type(e)",
+    "redis.call('set','w','1'); error('half')",
+    "return redis.call('ping')",
+    "local t = redis.call('ping'); return t.ok",
+    "return {1, 'two', false, true}",
+    "return {double=3.5}",
+    "return {map={a=1}}",
+    "return {set={a=true}}",
+    "return {big_number='123456789012345678901234567890'}",
+    "return redis.call('hgetall', 'nohash')",
+    "print('x'); return 1",
+    "return loadstring('return 1')()",
+    "return dofile('/etc/passwd')",
+    "return tostring(require)",
+    "return type(os.time)",
+    "return os.clock() >= 0",
+    "return cjson.encode({1,2,'a'})",
+    "return cjson.encode({[1]=1,[3]=3})",
+    "return cjson.encode({})",
+    "return cjson.encode({a={b='x/y\"'}})",
+    "return cjson.encode(0.1)",
+    "return cjson.encode(1e300)",
+    "return cjson.encode('\\1\\127')",
+    "local t = cjson.decode('{\"a\":[1,2,{\"b\":null}],\"c\":\"\\\\u00e9x\"}') return {t.a[1], t.a[2], tostring(t.a[3].b), t.c}",
+    "return cjson.decode('[1,2')",
+    "return cjson.decode('nope')",
+    "return {bit.tohex(255), bit.tohex(-1), bit.tohex(255, -4), bit.lshift(1, 40), bit.tobit(2^32+5), bit.bnot(0), bit.arshift(-256, 4), bit.rol(1, 33)}",
+    "return bit.band(7, 3)",
+    "rawset(_G, 'x', 1)",
+    "string.upper = nil",
+    "redis.call = nil",
+    "return type(getmetatable(_G))",
+    "return tostring(cjson.null)",
+    "return redis.setresp(3)",
+    "redis.setresp(3); return redis.call('hgetall','nohash')",
+    "redis.setresp(4)",
+    "return redis.log(redis.LOG_WARNING, 'hello')",
+    "return redis.breakpoint()",
+    "return server.call('ping')",
+    "return {redis.REDIS_VERSION, redis.REDIS_VERSION_NUM}",
+    "return redis.set_repl(redis.REPL_ALL)",
+    "return _G.x",
+    "local a = {} ; a[1]=1; a[3]=3; return a",
+    "return 'a' .. nil",
+    "return redis.call('eval', 'return 1', '0')",
+    "return redis.call('multi')",
+    "return redis.call('subscribe', 'x')",
+    "error({err='CUSTOM thing'})",
+    "error({x=1})",
+    "error()",
+    "error(42)",
+    "local function f() return redis.call('incr', 'x') end\nreturn f()",
+    "\n\nredis.call('incr','x')",
+    "return redis.call('blpop', 'nolist', 0)",
+    "return redis.acl_check_cmd('get', 'x')",
+    "return redis.acl_check_cmd('nosuch')",
+    "local t = {} for k in pairs(os) do t[#t+1] = k end return t",
+    "return #KEYS + #ARGV",
+];
+
+fn eval(script: &str, keys: &[&str], argv: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "EVAL".to_string(),
+        script.to_string(),
+        keys.len().to_string(),
+    ];
+    v.extend(keys.iter().map(|s| s.to_string()));
+    v.extend(argv.iter().map(|s| s.to_string()));
+    v
+}
+
+fn both() -> Result<(Node, RedisServer, RawConn, RawConn)> {
+    let node = Node::start()?;
+    let reference = RedisServer::start_valkey()?;
+    let ours = node.raw()?;
+    let theirs = RawConn::connect(reference.addr())?;
+    Ok((node, reference, ours, theirs))
+}
+
+#[test]
+fn scripts_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
+    let (_node, _reference, mut ours, mut theirs) = both()?;
+    for proto in ["2", "3"] {
+        // HELLO's server fields differ by design: both only switch protocol here.
+        ours.cmd(&["HELLO", proto])?;
+        theirs.cmd(&["HELLO", proto])?;
+        for (i, script) in CASES.iter().enumerate() {
+            for c in [&mut ours, &mut theirs] {
+                c.cmd(&["SET", "x", "a"])?;
+            }
+            let cmd = eval(script, &[], &[]);
+            assert_same_reply(
+                &mut ours,
+                &mut theirs,
+                &cmd,
+                &format!("RESP{proto} case {i}"),
+            )?;
+        }
+        // EVALSHA, SCRIPT LOAD/EXISTS/SHOW/FLUSH, numkeys checks, KEYS/ARGV.
+        let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
+        for cmd in [
+            vec!["SCRIPT", "FLUSH"],
+            vec!["EVALSHA", sha, "0"],
+            vec!["SCRIPT", "LOAD", "return {KEYS[1], ARGV[1], #KEYS, #ARGV}"],
+            vec!["SCRIPT", "EXISTS", sha, "ffff"],
+            vec![
+                "EVALSHA",
+                "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB",
+                "1",
+                "k",
+                "a",
+                "b",
+            ],
+            vec!["EVALSHA_RO", sha, "1", "k", "a"],
+            vec!["SCRIPT", "SHOW", sha],
+            vec!["SCRIPT", "SHOW", "nosuch"],
+            vec!["EVAL", "return 1", "-1"],
+            vec!["EVAL", "return 1", "3", "a"],
+            vec!["EVAL", "return 1", "x"],
+            vec!["EVAL_RO", "return redis.call('set','ro','1')", "0"],
+            vec!["EVAL_RO", "return redis.call('get','x')", "0"],
+            vec!["SCRIPT", "FLUSH", "ASYNC"],
+            vec!["SCRIPT", "FLUSH", "bad"],
+            vec!["SCRIPT", "EXISTS", sha],
+            vec!["SCRIPT", "KILL"],
+            vec!["SCRIPT", "NOSUCH"],
+            vec!["SCRIPT", "LOAD", "return +"],
+        ] {
+            assert_same_reply(&mut ours, &mut theirs, &cmd, &format!("RESP{proto}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One random `redis.call`/`redis.pcall` expression over keys of changing types.
+fn random_call(r: &mut impl Rng) -> String {
+    let k = ["KEYS[1]", "KEYS[2]"][r.random_range(0..2)];
+    let v = ["'1'", "'v'", "ARGV[1]", "'-2.5'", "7"][r.random_range(0..5)];
+    let form = match r.random_range(0..28) {
+        0 => format!("'set', {k}, {v}"),
+        1 => format!("'get', {k}"),
+        2 => format!("'incr', {k}"),
+        3 => format!("'incrbyfloat', {k}, '1.5'"),
+        4 => format!("'del', {k}"),
+        5 => format!("'exists', {k}"),
+        6 => format!("'type', {k}"),
+        7 => format!("'hset', {k}, 'f', {v}"),
+        8 => format!("'hget', {k}, 'f'"),
+        9 => format!("'hincrby', {k}, 'n', 3"),
+        10 => format!("'hgetall', {k}"),
+        11 => format!("'lpush', {k}, {v}"),
+        12 => format!("'lrange', {k}, 0, -1"),
+        13 => format!("'lpop', {k}"),
+        14 => format!("'sadd', {k}, {v}"),
+        15 => format!("'scard', {k}"),
+        16 => format!("'sismember', {k}, {v}"),
+        17 => format!("'zadd', {k}, {v}, 'm'"),
+        18 => format!("'zrange', {k}, 0, -1, 'withscores'"),
+        19 => format!("'zscore', {k}, 'm'"),
+        20 => format!("'zincrby', {k}, 2, 'm'"),
+        21 => format!("'expire', {k}, 100"),
+        22 => format!("'ttl', {k}"),
+        23 => format!("'append', {k}, {v}"),
+        24 => format!("'strlen', {k}"),
+        25 => "'nosuch'".to_string(),
+        26 => "'get'".to_string(),
+        _ => format!("'getrange', {k}, 0, 1"),
+    };
+    let call = if r.random_bool(0.7) { "pcall" } else { "call" };
+    format!("redis.{call}({form})")
+}
+
+fn random_script(r: &mut impl Rng) -> String {
+    let mut s = String::new();
+    if r.random_bool(0.2) {
+        s.push_str("redis.setresp(3)\n");
+    }
+    s.push_str("local out = {}\n");
+    for _ in 0..r.random_range(1..5) {
+        s.push_str(&format!("out[#out+1] = {}\n", random_call(r)));
+    }
+    match r.random_range(0..5) {
+        0 => s.push_str(&format!("return {}\n", random_call(r))),
+        1 => s.push_str("return out[1]\n"),
+        2 => s.push_str("return #out\n"),
+        3 => s.push_str("return type(out[#out])\n"),
+        _ => s.push_str("return out\n"),
+    }
+    s
+}
+
+#[test]
+fn generated_scripts_over_mixed_types_match_valkey() -> Result<()> {
+    let seeds: Vec<u64> = match std::env::var("ROCKSLOT_SCRIPT_SEED") {
+        Ok(s) => vec![s.parse().context("ROCKSLOT_SCRIPT_SEED")?],
+        Err(_) => vec![11, 12, 13, 14],
+    };
+    let per_seed = 600;
+    let (_node, _reference, mut ours, mut theirs) = both()?;
+    let t0 = Instant::now();
+    for (i, seed) in seeds.iter().enumerate() {
+        let proto = if i % 2 == 0 { "2" } else { "3" };
+        ours.cmd(&["HELLO", proto])?;
+        theirs.cmd(&["HELLO", proto])?;
+        let mut r = rand::rngs::StdRng::seed_from_u64(*seed);
+        for step in 0..per_seed {
+            let script = random_script(&mut r);
+            let keys = ["{s}a", "{s}b"];
+            let arg = ["x", "3", "2.5"][r.random_range(0..3)];
+            let cmd = eval(&script, &keys, &[arg]);
+            assert_same_reply(
+                &mut ours,
+                &mut theirs,
+                &cmd,
+                &format!("seed {seed} RESP{proto} step {step}:\n{script}"),
+            )?;
+        }
+    }
+    println!(
+        "scripting: {} generated scripts matched valkey in {:?}",
+        seeds.len() * per_seed,
+        t0.elapsed()
+    );
+    Ok(())
+}
+
+/// A script's writes reach storage together: after SIGKILL during a stream of scripts that
+/// each write 3000 keys (about three times what a write scope stages before committing on its
+/// own, so without the script's atomic scope most kills would split one), every script's keys
+/// are all there or all absent, and every acknowledged script is whole.
+#[test]
+fn sigkill_while_scripts_write_leaves_each_script_whole() -> Result<()> {
+    const WRITES: usize = 3000;
+    let mut node = Node::builder().appendfsync("always").start()?;
+    let script = format!(
+        "for i = 1, {WRITES} do redis.call('set', KEYS[1] .. ':' .. i, ARGV[1]) end \
+         return redis.call('incr', KEYS[1] .. ':n')"
+    );
+    let addr = node.addr();
+    let writer = std::thread::spawn(move || -> Result<u64> {
+        let mut c = RawConn::connect(addr)?;
+        let mut acked = 0;
+        for n in 0..100_000u64 {
+            let key = format!("{{g}}s{n}");
+            match c.cmd(&["EVAL", &script, "1", &key, &n.to_string()]) {
+                Ok(r) if r == b":1\r\n" => acked = n + 1,
+                _ => break,
+            }
+        }
+        Ok(acked)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    node.kill9()?;
+    let acked = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    node.restart()?;
+    let mut c = node.raw()?;
+    let mut whole = 0;
+    for n in 0..acked + 5 {
+        let mut cmd = vec!["EXISTS".to_string()];
+        cmd.extend((1..=WRITES).map(|i| format!("{{g}}s{n}:{i}")));
+        let r = c.cmd(&cmd)?;
+        let present: usize = std::str::from_utf8(&r)?
+            .trim_start_matches(':')
+            .trim_end()
+            .parse()?;
+        ensure!(
+            present == 0 || present == WRITES,
+            "script {n}: {present} of {WRITES} keys"
+        );
+        if n < acked {
+            ensure!(present == WRITES, "acknowledged script {n} lost its writes");
+        }
+        whole += (present == WRITES) as usize;
+    }
+    println!("scripting: {acked} acknowledged scripts before SIGKILL, {whole} whole after restart");
+    ensure!(acked > 0, "no script ran before the kill");
+    Ok(())
+}
+
+const REDIS_PY_LOCK: &str = r#"
+import os, time, redis
+r = redis.Redis(port=int(os.environ["PORT"]), socket_timeout=10)
+out = []
+lock = r.lock("res", timeout=5, blocking_timeout=0.2)
+out.append(lock.acquire())
+other = r.lock("res", timeout=5, blocking_timeout=0.2)
+out.append(other.acquire())
+out.append(lock.extend(5))
+out.append(r.pttl("res") > 5000)
+out.append(lock.reacquire())
+lock.release()
+out.append(other.acquire())
+r.set("res", "someone else")
+try:
+    other.release()
+    out.append("released a lock it did not own")
+except redis.exceptions.LockNotOwnedError:
+    out.append("not owned")
+out.append(r.get("res"))
+short = r.lock("short", timeout=0.3)
+out.append(short.acquire())
+time.sleep(0.5)
+out.append(r.lock("short", timeout=1).acquire(blocking=False))
+incr = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+out.append(incr(keys=["n"], args=[5]))
+r.script_flush()
+out.append(incr(keys=["n"], args=[5]))
+print(out)
+"#;
+
+#[test]
+fn redis_py_lock_and_register_script_work() -> Result<()> {
+    let node = Node::start()?;
+    let mut py = std::process::Command::new("python3");
+    py.args(["-c", REDIS_PY_LOCK])
+        .env("PORT", node.port().to_string());
+    let run = ToolRun::run(&mut py, Duration::from_secs(60))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    ensure!(
+        last == "[True, False, True, True, True, True, 'not owned', b'someone else', True, True, 5, 10]",
+        "redis-py: {last}"
+    );
+    Ok(())
+}
+
+#[test]
+fn redis_crate_script_loads_on_noscript_and_runs() -> Result<()> {
+    let node = Node::start()?;
+    let mut con = node.conn()?;
+    let script = redis::Script::new("return {KEYS[1], tonumber(ARGV[1]) * 2}");
+    let (k, n): (String, i64) = script.key("key").arg(21).invoke(&mut con)?;
+    ensure!(k == "key" && n == 42, "{k} {n}");
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con)?;
+    let (_, n): (String, i64) = script.key("key").arg(5).invoke(&mut con)?;
+    ensure!(n == 10);
+    Ok(())
+}
+
+#[test]
+fn scripts_in_a_cluster_follow_the_slot_rules() -> Result<()> {
+    let c = crate::failover::seed_cluster(&[])?;
+    let owner = c.key_owner("{t}a")?;
+    let other = (0..c.len())
+        .find(|&i| c.masters(0).is_ok_and(|m| m.contains(&i)) && i != owner)
+        .context("another primary")?;
+    let node = c.node(owner);
+    let q = |n: &Node, args: &[&str]| -> Result<String> {
+        Ok(show(&crate::harness::raw_query(n, args)?))
+    };
+    let set = "return redis.call('set', KEYS[1], ARGV[1])";
+    let ok = q(node, &["EVAL", set, "1", "{t}a", "v"])?;
+    ensure!(ok.starts_with("+OK"), "{ok}");
+    let moved = q(c.node(other), &["EVAL", set, "1", "{t}a", "v"])?;
+    ensure!(moved.starts_with("-MOVED "), "{moved}");
+    let cross = q(node, &["EVAL", set, "2", "{t}a", "{u}b", "v"])?;
+    ensure!(cross.starts_with("-CROSSSLOT"), "{cross}");
+    // An undeclared key in another slot: refused with Valkey's words.
+    let far = (0..)
+        .map(|i| format!("far{i}"))
+        .find(|k| c.key_owner(k).is_ok_and(|o| o != owner))
+        .context("a key elsewhere")?;
+    let r = q(
+        node,
+        &[
+            "EVAL",
+            "return redis.call('get', ARGV[1])",
+            "1",
+            "{t}a",
+            &far,
+        ],
+    )?;
+    ensure!(
+        r.contains("Script attempted to access a non local key in a cluster node"),
+        "{r}"
+    );
+    // The replica has the script's writes.
+    let replica = c.replica_of(0, owner)?;
+    c.wait_same_dbsize(owner, replica, Duration::from_secs(30))?;
+    Ok(())
+}
