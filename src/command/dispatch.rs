@@ -62,6 +62,20 @@ fn checked(
     if !client.authenticated && !spec.has_flag(CmdFlags::NO_AUTH) {
         return Ok(error_reply(shared, CmdError::NoAuth));
     }
+    if !spec.has_flag(CmdFlags::ALLOW_BUSY) {
+        if let Some(ms) = shared.scripts.busy_ms() {
+            if ms >= shared.config.snapshot().busy_reply_threshold_ms {
+                return Ok(error_reply(
+                    shared,
+                    CmdError::Line(
+                        "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or \
+                         SHUTDOWN NOSAVE."
+                            .into(),
+                    ),
+                ));
+            }
+        }
+    }
     match spec.name {
         "multi" | "exec" | "discard" => {
             return super::transaction::run(shared, client, ks, spec.name)

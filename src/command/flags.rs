@@ -68,6 +68,7 @@ impl CmdFlags {
     pub const FAST: CmdFlags = CmdFlags(1 << 13);
     pub const NO_AUTH: CmdFlags = CmdFlags(1 << 14);
     pub const NO_MULTI: CmdFlags = CmdFlags(1 << 18);
+    pub const ALLOW_BUSY: CmdFlags = CmdFlags(1 << 19);
 
     /// Parses space-separated flag words; used in `const` table rows.
     pub const fn parse(s: &str) -> CmdFlags {

@@ -92,6 +92,9 @@ impl Host for ScriptHost<'_, '_, '_> {
                 Protocol::Resp2
             },
         );
+        if spec.is_write() {
+            self.node.scripts.note_write();
+        }
         let reply = execute(self.node, self.client, self.ks, spec, &args);
         self.client.protocol = proto;
         // Nothing a script calls may park or close the connection (those commands are
@@ -151,7 +154,15 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
         read_only,
         slot: keys.first().map(|k| key_slot(k)),
     };
-    let reply = ctx.node.scripts.run(src, keys, argv, &mut host);
+    // A long script must not hold up the other tasks of its runtime worker (the cluster bus
+    // among them): the runtime moves them to another thread while it runs.
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let reply = if multi_thread {
+        tokio::task::block_in_place(|| ctx.node.scripts.run(src, keys, argv, &mut host))
+    } else {
+        ctx.node.scripts.run(src, keys, argv, &mut host)
+    };
     ctx.client.in_exec = in_exec;
     ctx.ks.end_atomic();
     ctx.ks.commit()?;
@@ -225,9 +236,10 @@ pub fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(b) => Ok(Reply::Bulk(b)),
             None => Err(CmdError::Line("NOSCRIPT No matching script.".into())),
         },
-        "kill" => Err(CmdError::Line(
-            "NOTBUSY No scripts in execution right now.".into(),
-        )),
+        "kill" => match scripts.kill() {
+            Ok(()) => Ok(Reply::OK),
+            Err(refused) => Err(CmdError::Line(refused.line().into())),
+        },
         "debug" => Err(CmdError::err("SCRIPT DEBUG is not supported by rockslot")),
         "help" => Ok(Reply::Array(
             SCRIPT_HELP

@@ -161,7 +161,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
         "{title} {listen-addr} {server-mode}",
     ),
     ne("locale-collate", Str, ""),
-    ne_alias("busy-reply-threshold", &["lua-time-limit"], Int, "5000"),
     ne("unixsocket", Str, ""),
     ne("unixsocketperm", Str, "0"),
     ne("aclfile", Str, ""),

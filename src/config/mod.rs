@@ -175,6 +175,9 @@ pub struct Config {
     pub list_max_listpack_size: i64,
     /// The `tls-*` directives.
     pub tls: TlsConfig,
+    /// `busy-reply-threshold` (`lua-time-limit`): ms a script runs before other clients get
+    /// BUSY.
+    pub busy_reply_threshold_ms: u64,
 }
 
 /// `tls-auth-clients`: whether a TLS client must present a certificate.
@@ -314,6 +317,7 @@ impl Default for Config {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             tls: TlsConfig::default(),
+            busy_reply_threshold_ms: 5000,
         }
     }
 }

@@ -401,6 +401,16 @@ static SPECS: &[Spec] = &[
         rewrite: |c| vec![c.appendfsync.as_str().to_string()],
     },
     num_spec!(
+        "busy-reply-threshold",
+        busy_reply_threshold_ms,
+        u64,
+        0,
+        i64::MAX as u64,
+        false,
+        true,
+        ["lua-time-limit"]
+    ),
+    num_spec!(
         "maxclients",
         maxclients,
         u32,

@@ -10,6 +10,8 @@ mod convert;
 mod libs;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
@@ -49,6 +51,47 @@ struct Vm {
 /// The node's scripting engine. Scripts run one at a time, as in Valkey.
 pub struct Scripts {
     vm: Mutex<Vm>,
+    busy: Arc<Busy>,
+}
+
+/// The running script, as other connections see it without the VM (BUSY, SCRIPT KILL).
+#[derive(Default)]
+struct Busy {
+    /// Unix ms when the running script started; 0 when none runs.
+    since_ms: AtomicU64,
+    kill: AtomicBool,
+    wrote: AtomicBool,
+}
+
+/// Lua instructions between two looks at the kill flag.
+const KILL_CHECK_EVERY: u32 = 10_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Why SCRIPT KILL did nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KillRefused {
+    NotBusy,
+    Unkillable,
+}
+
+impl KillRefused {
+    /// Valkey's error line.
+    pub fn line(&self) -> &'static str {
+        match self {
+            KillRefused::NotBusy => "NOTBUSY No scripts in execution right now.",
+            KillRefused::Unkillable => {
+                "UNKILLABLE Sorry the script already executed write commands against the \
+                 dataset. You can either wait the script termination or kill the server in a \
+                 hard way using the SHUTDOWN NOSAVE command."
+            }
+        }
+    }
 }
 
 /// The SHA1 of `body` in lower-case hex, as Valkey names scripts.
@@ -65,8 +108,37 @@ struct Run<'h> {
 
 impl Scripts {
     pub fn new() -> Result<Scripts, String> {
-        let vm = Vm::new().map_err(|e| format!("creating the Lua VM: {e}"))?;
-        Ok(Scripts { vm: Mutex::new(vm) })
+        let busy = Arc::new(Busy::default());
+        let vm = Vm::new(&busy).map_err(|e| format!("creating the Lua VM: {e}"))?;
+        Ok(Scripts {
+            vm: Mutex::new(vm),
+            busy,
+        })
+    }
+
+    /// How long the running script has run (ms); `None` when none runs.
+    pub fn busy_ms(&self) -> Option<u64> {
+        match self.busy.since_ms.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(now_ms().saturating_sub(t)),
+        }
+    }
+
+    /// The running script wrote: SCRIPT KILL may no longer stop it.
+    pub fn note_write(&self) {
+        self.busy.wrote.store(true, Ordering::Release);
+    }
+
+    /// SCRIPT KILL: stops the running script at its next instruction check, unless it wrote.
+    pub fn kill(&self) -> Result<(), KillRefused> {
+        if self.busy.since_ms.load(Ordering::Acquire) == 0 {
+            return Err(KillRefused::NotBusy);
+        }
+        if self.busy.wrote.load(Ordering::Acquire) {
+            return Err(KillRefused::Unkillable);
+        }
+        self.busy.kill.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// SCRIPT LOAD: compiles and caches `body`; its SHA1, or Valkey's compile error line.
@@ -93,7 +165,7 @@ impl Scripts {
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh VM.
     pub fn flush(&self) -> Result<(), String> {
-        let fresh = Vm::new().map_err(|e| format!("creating the Lua VM: {e}"))?;
+        let fresh = Vm::new(&self.busy).map_err(|e| format!("creating the Lua VM: {e}"))?;
         *self.vm.lock() = fresh;
         Ok(())
     }
@@ -126,7 +198,12 @@ impl Scripts {
                 None => return Reply::Error("NOSCRIPT No matching script.".into()),
             },
         };
-        match vm.run(&f, keys, argv, host) {
+        self.busy.kill.store(false, Ordering::Release);
+        self.busy.wrote.store(false, Ordering::Release);
+        self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
+        let r = vm.run(&f, keys, argv, host);
+        self.busy.since_ms.store(0, Ordering::Release);
+        match r {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => e.into_reply(&sha),
             Err(e) => Reply::Error(format!("ERR Error running script: {e}")),
@@ -154,11 +231,24 @@ impl ScriptError {
 }
 
 impl Vm {
-    fn new() -> mlua::Result<Vm> {
+    fn new(busy: &Arc<Busy>) -> mlua::Result<Vm> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS,
             LuaOptions::default(),
         )?;
+        let watch = Arc::clone(busy);
+        lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(KILL_CHECK_EVERY),
+            move |_, _| {
+                // Raised again at every check, so a script's own pcall cannot swallow it.
+                if watch.kill.load(Ordering::Acquire) {
+                    return Err(mlua::Error::runtime(
+                        "Script killed by user with SCRIPT KILL.",
+                    ));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        );
         let host = lua.create_table()?;
         host.set(
             "sha1hex",

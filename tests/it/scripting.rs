@@ -436,3 +436,95 @@ fn scripts_in_a_cluster_follow_the_slot_rules() -> Result<()> {
     c.wait_same_dbsize(owner, replica, Duration::from_secs(30))?;
     Ok(())
 }
+
+/// A script busy for longer than the node timeout: other clients get BUSY, the cluster does
+/// not fail the node over (its bus keeps answering), and SCRIPT KILL stops it; a script that
+/// wrote cannot be killed.
+#[test]
+fn a_busy_script_gets_busy_replies_no_failover_and_script_kill() -> Result<()> {
+    let c = crate::failover::seed_cluster(&[("busy-reply-threshold", "500")])?;
+    let p = c.slot_owner(0, 0)?;
+    let replica = c.replica_of(0, p)?;
+    let port = c.node(p).port();
+    let addr = c.node(p).addr();
+    let busy = std::thread::spawn(move || -> Result<Vec<u8>> {
+        let mut conn = RawConn::connect_with_timeout(addr, Duration::from_secs(30))?;
+        conn.cmd(&["AUTH", crate::harness::CLUSTER_PASSWORD])?;
+        conn.cmd(&[
+            "EVAL",
+            "local t = os.clock() while os.clock() - t < 20 do end return 'done'",
+            "0",
+        ])
+    });
+    let t0 = Instant::now();
+    let mut saw_busy = false;
+    while t0.elapsed() < Duration::from_secs(5) {
+        let r = show(&crate::harness::raw_query(c.node(p), &["PING"])?);
+        if r.starts_with("-BUSY Valkey is busy running a script.") {
+            saw_busy = true;
+        }
+        // The other nodes never mark it failing: its bus still answers.
+        for v in (0..c.len()).filter(|&v| v != p) {
+            let line = c
+                .cluster_nodes(v)?
+                .into_iter()
+                .find(|l| l.port == port)
+                .context("the busy node's line")?;
+            ensure!(
+                !line.flags.iter().any(|f| f == "fail" || f == "fail?"),
+                "node {v} flags the busy node {:?} after {:?}",
+                line.flags,
+                t0.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    ensure!(saw_busy, "PING never got BUSY during the script");
+    let killed = show(&crate::harness::raw_query(c.node(p), &["SCRIPT", "KILL"])?);
+    ensure!(killed.starts_with("+OK"), "SCRIPT KILL: {killed}");
+    let reply = show(
+        &busy
+            .join()
+            .map_err(|_| anyhow::anyhow!("script thread panicked"))??,
+    );
+    ensure!(
+        reply.starts_with("-ERR Script killed by user with SCRIPT KILL. script: "),
+        "{reply}"
+    );
+    ensure!(show(&crate::harness::raw_query(c.node(p), &["PING"])?).starts_with("+PONG"));
+    ensure!(c.slot_owner(replica, 0)? == p, "a failover happened");
+    ensure!(c.replica_of(0, p)? == replica);
+
+    // A script that wrote is not killable.
+    let writer = std::thread::spawn(move || -> Result<Vec<u8>> {
+        let mut conn = RawConn::connect_with_timeout(addr, Duration::from_secs(30))?;
+        conn.cmd(&["AUTH", crate::harness::CLUSTER_PASSWORD])?;
+        conn.cmd(&[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'x') local t = os.clock() while os.clock() - t < 1.5 do end return 'done'",
+            "1",
+            &c_key_on(0),
+        ])
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let refused = show(&crate::harness::raw_query(c.node(p), &["SCRIPT", "KILL"])?);
+    ensure!(
+        refused.starts_with("-UNKILLABLE Sorry the script already executed write commands"),
+        "{refused}"
+    );
+    let done = show(
+        &writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("script thread panicked"))??,
+    );
+    ensure!(done.contains("done"), "{done}");
+    Ok(())
+}
+
+/// A key that hashes to `slot`.
+fn c_key_on(slot: u16) -> String {
+    (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| crate::harness::key_slot(k.as_bytes()) == slot)
+        .unwrap_or_default()
+}
