@@ -25,6 +25,8 @@ struct ScriptHost<'c, 'a, 'k> {
     /// The slot every key of the script must hash to (cluster mode): its declared keys', or
     /// the first key it touches.
     slot: Option<u16>,
+    /// `#!lua flags=allow-cross-slot-keys`: undeclared keys may be in other local slots.
+    cross_slot: bool,
 }
 
 impl ScriptHost<'_, '_, '_> {
@@ -58,6 +60,7 @@ impl ScriptHost<'_, '_, '_> {
                 );
             }
             match self.slot {
+                _ if self.cross_slot => {}
                 None => self.slot = Some(slot),
                 Some(s) if s != slot => {
                     return Some(
@@ -101,6 +104,15 @@ impl Host for ScriptHost<'_, '_, '_> {
         // `noscript`); blocking ones answered at once (`in_exec`).
         self.client.after = None;
         reply
+    }
+
+    fn begin(&mut self, flags: crate::script::ScriptFlags) -> Result<(), String> {
+        if flags.no_cluster && self.node.cluster.is_some() {
+            return Err("ERR Can not run script on cluster, 'no-cluster' flag is set.".into());
+        }
+        self.read_only |= flags.no_writes;
+        self.cross_slot = flags.allow_cross_slot_keys;
+        Ok(())
     }
 
     fn may_run(&mut self, args: &[Bytes]) -> Option<bool> {
@@ -153,6 +165,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
         ks: ctx.ks,
         read_only,
         slot: keys.first().map(|k| key_slot(k)),
+        cross_slot: false,
     };
     // A long script must not hold up the other tasks of its runtime worker (the cluster bus
     // among them): the runtime moves them to another thread while it runs.

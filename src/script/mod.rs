@@ -8,6 +8,7 @@
 
 mod convert;
 mod libs;
+mod shebang;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use parking_lot::Mutex;
 use crate::resp::Reply;
 
 pub use convert::lua_number_to_i64;
+pub use shebang::ScriptFlags;
 
 /// What runs a command for a script.
 pub trait Host {
@@ -29,6 +31,9 @@ pub trait Host {
     fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> Reply;
     /// `redis.log` at a Valkey log level (0 debug .. 3 warning).
     fn log(&mut self, level: i64, msg: &str);
+    /// The script about to run declared `flags` (its `#!lua` line): the host applies them, or
+    /// refuses the script with an error line.
+    fn begin(&mut self, flags: ScriptFlags) -> Result<(), String>;
     /// `redis.acl_check_cmd`: whether the caller may run `args`; `None` when no such command.
     fn may_run(&mut self, args: &[Bytes]) -> Option<bool>;
 }
@@ -39,13 +44,20 @@ pub enum Source<'a> {
     Sha(&'a str),
 }
 
+/// A compiled script with the text it came from and its shebang flags.
+struct Cached {
+    f: Function,
+    body: Bytes,
+    flags: ScriptFlags,
+}
+
 struct Vm {
     lua: Lua,
     set_keys: Function,
     handler: Function,
     xpcall: Function,
     /// SHA1 (lower-case hex) -> (compiled function, body).
-    scripts: HashMap<String, (Function, Bytes)>,
+    scripts: HashMap<String, Cached>,
 }
 
 /// The node's scripting engine. Scripts run one at a time, as in Valkey.
@@ -160,7 +172,7 @@ impl Scripts {
             .lock()
             .scripts
             .get(&sha.to_ascii_lowercase())
-            .map(|(_, b)| b.clone())
+            .map(|c| c.body.clone())
     }
 
     /// SCRIPT FLUSH: forgets every script and starts a fresh VM.
@@ -179,25 +191,19 @@ impl Scripts {
         host: &mut dyn Host,
     ) -> Reply {
         let mut vm = self.vm.lock();
-        let (sha, f) = match src {
-            Source::Body(body) => {
-                let sha = sha1hex(body);
-                match vm.scripts.get(&sha) {
-                    Some((f, _)) => (sha, f.clone()),
-                    None => match vm.compile(body) {
-                        Ok(sha) => {
-                            let f = vm.scripts[&sha].0.clone();
-                            (sha, f)
-                        }
-                        Err(e) => return Reply::Error(e),
-                    },
-                }
-            }
-            Source::Sha(sha) => match vm.scripts.get(&sha.to_ascii_lowercase()) {
-                Some((f, _)) => (sha.to_ascii_lowercase(), f.clone()),
-                None => return Reply::Error("NOSCRIPT No matching script.".into()),
+        let sha = match src {
+            Source::Body(body) => match vm.compile(body) {
+                Ok(sha) => sha,
+                Err(e) => return Reply::Error(e),
             },
+            Source::Sha(sha) => sha.to_ascii_lowercase(),
         };
+        let Some((f, flags)) = vm.scripts.get(&sha).map(|c| (c.f.clone(), c.flags)) else {
+            return Reply::Error("NOSCRIPT No matching script.".into());
+        };
+        if let Err(e) = host.begin(flags) {
+            return Reply::Error(e);
+        }
         self.busy.kill.store(false, Ordering::Release);
         self.busy.wrote.store(false, Ordering::Release);
         self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
@@ -289,9 +295,10 @@ impl Vm {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
+        let (flags, code) = shebang::parse(body)?;
         let f = self
             .lua
-            .load(body)
+            .load(code)
             .set_name("@user_script")
             .into_function()
             .map_err(|e| {
@@ -300,8 +307,8 @@ impl Vm {
                     convert::one_line(&convert::lua_error_text(&e))
                 )
             })?;
-        self.scripts
-            .insert(sha.clone(), (f, Bytes::copy_from_slice(body)));
+        let body = Bytes::copy_from_slice(body);
+        self.scripts.insert(sha.clone(), Cached { f, body, flags });
         Ok(sha)
     }
 

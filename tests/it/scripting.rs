@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{assert_same_reply, show, Node, RawConn, RedisServer, ToolRun};
+use crate::harness::{assert_same_reply, key_slot, show, Node, RawConn, RedisServer, ToolRun};
 
 /// Scripts whose replies must equal Valkey's (the key `x` holds "a" before each).
 const CASES: &[&str] = &[
@@ -112,6 +112,18 @@ const CASES: &[&str] = &[
     "return redis.acl_check_cmd('nosuch')",
     "local t = {} for k in pairs(os) do t[#t+1] = k end return t",
     "return #KEYS + #ARGV",
+    "#!lua\nreturn redis.call('incr','x')",
+    "#!lua flags=no-writes\nreturn redis.call('set','x','1')",
+    "#!lua flags=no-writes\nreturn redis.call('get','x')",
+    "#!lua flags=bogus\nreturn 1",
+    "#!python\nreturn 1",
+    "#!lua flags=no-writes,allow-oom\nreturn 2",
+    "#!lua name=x\nreturn 2",
+    "#!lua flags=\nreturn 3",
+    "#!lua   flags=no-writes  \nreturn 4",
+    "#!lua\n#!lua\nreturn 6",
+    "#!luaflags=no-writes\nreturn 7",
+    "#!lua",
 ];
 
 fn eval(script: &str, keys: &[&str], argv: &[&str]) -> Vec<String> {
@@ -431,6 +443,27 @@ fn scripts_in_a_cluster_follow_the_slot_rules() -> Result<()> {
         r.contains("Script attempted to access a non local key in a cluster node"),
         "{r}"
     );
+    let no_cluster = q(node, &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"])?;
+    ensure!(
+        no_cluster.starts_with("-ERR Can not run script on cluster, "),
+        "{no_cluster}"
+    );
+    // allow-cross-slot-keys: undeclared keys of other local slots are reachable.
+    let local_other = (0..)
+        .map(|i| format!("near{i}"))
+        .find(|k| {
+            c.key_owner(k).is_ok_and(|o| o == owner) && key_slot(k.as_bytes()) != key_slot(b"{t}a")
+        })
+        .context("another local slot")?;
+    let cross = "#!lua flags=allow-cross-slot-keys\nreturn redis.call('set', ARGV[1], 'v')";
+    let r = q(node, &["EVAL", cross, "1", "{t}a", &local_other])?;
+    ensure!(r.starts_with("+OK"), "{r}");
+    let plain = "return redis.call('set', ARGV[1], 'v')";
+    let r = q(node, &["EVAL", plain, "1", "{t}a", &local_other])?;
+    ensure!(
+        r.contains("Script attempted to access keys that do not hash to the same slot"),
+        "{r}"
+    );
     // The replica has the script's writes.
     let replica = c.replica_of(0, owner)?;
     c.wait_same_dbsize(owner, replica, Duration::from_secs(30))?;
@@ -525,6 +558,6 @@ fn a_busy_script_gets_busy_replies_no_failover_and_script_kill() -> Result<()> {
 fn c_key_on(slot: u16) -> String {
     (0..)
         .map(|i| format!("k{i}"))
-        .find(|k| crate::harness::key_slot(k.as_bytes()) == slot)
+        .find(|k| key_slot(k.as_bytes()) == slot)
         .unwrap_or_default()
 }
