@@ -8,6 +8,7 @@
 
 mod convert;
 mod libs;
+mod pack;
 mod shebang;
 
 use std::collections::HashMap;
@@ -275,6 +276,8 @@ impl Vm {
         )?;
         host.set("bit", libs::bit(&lua)?)?;
         host.set("cjson", libs::cjson(&lua)?)?;
+        host.set("cmsgpack", pack::cmsgpack(&lua)?)?;
+        host.set("struct", pack::structs(&lua)?)?;
         let (set_keys, xpcall, library): (Function, Function, Table) = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")

@@ -65,6 +65,8 @@ for _, name in ipairs_({ 'string', 'table', 'math', 'coroutine' }) do
 end
 G.bit = readonly(host.bit)
 G.cjson = readonly(host.cjson)
+G.cmsgpack = readonly(host.cmsgpack)
+G.struct = readonly(host.struct)
 for _, name in ipairs_({ 'print', 'dofile', 'loadfile', 'setfenv', 'getfenv', 'newproxy', 'module',
   'require', 'package', 'debug', 'io' }) do
   G[name] = nil
