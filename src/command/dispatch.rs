@@ -67,11 +67,7 @@ fn checked(
             if ms >= shared.config.snapshot().busy_reply_threshold_ms {
                 return Ok(error_reply(
                     shared,
-                    CmdError::Line(
-                        "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or \
-                         SHUTDOWN NOSAVE."
-                            .into(),
-                    ),
+                    CmdError::Line(crate::script::BUSY.into()),
                 ));
             }
         }

@@ -130,6 +130,22 @@ impl Host for ScriptHost<'_, '_, '_> {
     }
 }
 
+/// How long a script inside MULTI/EXEC waits for another script before answering BUSY.
+const TRANSACTION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `f`, which may wait for or run a script: a long script must not hold up the other
+/// tasks of its runtime worker (the cluster bus among them), so the runtime moves them to
+/// another thread meanwhile.
+fn off_reactor<R>(f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 fn numkeys(args: &[Bytes]) -> Result<usize, CmdError> {
     let n = super::args::int(&args[2])?;
     if n < 0 {
@@ -154,10 +170,15 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
     } else {
         Source::Body(&args[1])
     };
-    // Staged writes go first: a scope never waits for the VM while it holds key locks.
-    ctx.ks.commit()?;
+    // Staged writes go first: a scope never waits for the VM while it holds key locks. Inside
+    // MULTI/EXEC the transaction's scope stays open (its locks held): the wait is bounded.
+    let in_transaction = ctx.ks.is_atomic();
+    if !in_transaction {
+        ctx.ks.commit()?;
+    }
     let declared: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
     ctx.ks.begin_atomic(&declared)?;
+    let patience = in_transaction.then_some(TRANSACTION_PATIENCE);
     let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
     let mut host = ScriptHost {
         node: ctx.node,
@@ -167,18 +188,12 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
         slot: keys.first().map(|k| key_slot(k)),
         cross_slot: false,
     };
-    // A long script must not hold up the other tasks of its runtime worker (the cluster bus
-    // among them): the runtime moves them to another thread while it runs.
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let reply = if multi_thread {
-        tokio::task::block_in_place(|| ctx.node.scripts.run(src, keys, argv, &mut host))
-    } else {
-        ctx.node.scripts.run(src, keys, argv, &mut host)
-    };
+    let reply = off_reactor(|| ctx.node.scripts.run(src, keys, argv, &mut host, patience));
     ctx.client.in_exec = in_exec;
-    ctx.ks.end_atomic();
-    ctx.ks.commit()?;
+    if !in_transaction {
+        ctx.ks.end_atomic();
+        ctx.ks.commit()?;
+    }
     Ok(reply)
 }
 
@@ -221,6 +236,11 @@ const SCRIPT_HELP: &[&str] = &[
 ];
 
 pub fn script(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // LOAD, EXISTS, SHOW and FLUSH wait for a running script's VM.
+    off_reactor(|| script_sub(ctx, args))
+}
+
+fn script_sub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     let scripts = &ctx.node.scripts;
     match sub.as_str() {

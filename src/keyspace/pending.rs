@@ -83,6 +83,11 @@ impl<'a> Pending<'a> {
         self.atomic = false;
     }
 
+    /// Whether a transaction (EXEC, a script) holds this scope's commits.
+    pub fn is_atomic(&self) -> bool {
+        self.atomic
+    }
+
     pub fn keyspace(&self) -> &'a Keyspace {
         self.ks
     }

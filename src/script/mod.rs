@@ -76,6 +76,10 @@ struct Busy {
     wrote: AtomicBool,
 }
 
+/// Valkey's reply while a script runs.
+pub const BUSY: &str =
+    "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
 /// Lua instructions between two looks at the kill flag.
 const KILL_CHECK_EVERY: u32 = 10_000;
 
@@ -183,15 +187,24 @@ impl Scripts {
         Ok(())
     }
 
-    /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts.
+    /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts. With
+    /// `patience`, waits at most that long for another script to finish (a caller that holds
+    /// key locks must not wait for a script that may wait for them), then answers BUSY.
     pub fn run(
         &self,
         src: Source<'_>,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
+        patience: Option<std::time::Duration>,
     ) -> Reply {
-        let mut vm = self.vm.lock();
+        let mut vm = match patience {
+            None => self.vm.lock(),
+            Some(d) => match self.vm.try_lock_for(d) {
+                Some(vm) => vm,
+                None => return Reply::Error(BUSY.into()),
+            },
+        };
         let sha = match src {
             Source::Body(body) => match vm.compile(body) {
                 Ok(sha) => sha,

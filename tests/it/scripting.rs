@@ -195,6 +195,23 @@ fn scripts_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
                 &format!("RESP{proto} case {i}"),
             )?;
         }
+        // A script inside a transaction: queued, then run in EXEC's one batch.
+        for cmd in [
+            vec!["MULTI"],
+            vec!["SET", "t1", "1"],
+            vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", "t1"],
+            vec!["EVAL", "return redis.call('incr', 'x')", "0"],
+            vec!["SET", "t2", "2"],
+            vec!["EXEC"],
+            vec!["MGET", "t1", "t2"],
+        ] {
+            assert_same_reply(
+                &mut ours,
+                &mut theirs,
+                &cmd,
+                &format!("RESP{proto} in MULTI"),
+            )?;
+        }
         // EVALSHA, SCRIPT LOAD/EXISTS/SHOW/FLUSH, numkeys checks, KEYS/ARGV.
         let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
         for cmd in [
@@ -640,5 +657,49 @@ fn dramatiq_job_queue_runs_on_rockslot() -> Result<()> {
     let last = run.stdout.lines().last().unwrap_or_default().to_string();
     println!("dramatiq ({:?}): {last}", run.elapsed);
     ensure!(last == "total 5037 dead 1", "dramatiq: {last}");
+    Ok(())
+}
+
+/// A script inside MULTI/EXEC keeps the transaction one batch: while a later script of the
+/// same EXEC still runs, another client does not see the transaction's earlier writes.
+#[test]
+fn a_script_inside_exec_does_not_publish_the_transaction_early() -> Result<()> {
+    let node = Node::start()?;
+    let mut tx = node.raw()?;
+    for cmd in [
+        vec!["MULTI"],
+        vec!["SET", "t1", "1"],
+        vec!["EVAL", "return 1", "0"],
+        vec![
+            "EVAL",
+            "local t = os.clock() while os.clock() - t < 0.6 do end return 2",
+            "0",
+        ],
+        vec!["SET", "t2", "2"],
+    ] {
+        tx.cmd(&cmd)?;
+    }
+    tx.send(&crate::harness::encode_cmd(&["EXEC"]))?;
+    let mut reader = node.raw()?;
+    let t0 = Instant::now();
+    let mut early = None;
+    while t0.elapsed() < Duration::from_millis(400) {
+        let r = reader.cmd(&["GET", "t1"])?;
+        if r != b"$-1\r\n" {
+            early = Some((show(&r), t0.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exec = show(&tx.read_frame()?);
+    ensure!(
+        early.is_none(),
+        "t1 was visible before EXEC ended: {early:?}"
+    );
+    ensure!(
+        exec == "*4\\r\\n+OK\\r\\n:1\\r\\n:2\\r\\n+OK\\r\\n",
+        "{exec}"
+    );
+    ensure!(show(&reader.cmd(&["MGET", "t1", "t2"])?) == "*2\\r\\n$1\\r\\n1\\r\\n$1\\r\\n2\\r\\n");
     Ok(())
 }
