@@ -57,8 +57,11 @@ pub fn cluster_connector() -> Option<tokio_rustls::TlsConnector> {
 
 /// What a TLS-speaking node accepts and presents.
 pub struct TlsContexts {
-    /// For the TLS client port and the cluster port's listener.
+    /// For the TLS client port (`tls-auth-clients` applies).
     pub server: Arc<ServerConfig>,
+    /// For the cluster port when it speaks TLS: a peer must always present a certificate the
+    /// CA signed, whatever `tls-auth-clients` says.
+    pub peer_server: Option<Arc<ServerConfig>>,
     /// For calls to peers (cluster port, MIGRATE); needs the CA, so `None` without one
     /// (then no peer is called over TLS: `tls-cluster`/`tls-replication` require a CA).
     pub client: Option<Arc<ClientConfig>>,
@@ -151,11 +154,27 @@ pub fn load(c: &TlsConfig) -> Result<Option<TlsContexts>, TlsError> {
         ),
         _ => builder.with_no_client_auth(),
     };
-    let mut server = builder
+    let server = builder
         .with_single_cert(chain.clone(), server_key.clone_key())
         .map_err(|e| TlsError::Config(format!("tls-cert-file and tls-key-file: {e}")))?;
-    // gRPC peers speak HTTP/2; Valkey clients offer no ALPN at all, which still matches.
-    server.alpn_protocols = vec![b"h2".to_vec()];
+    let peer_server = match &ca {
+        Some(ca) if c.on_cluster_port() => {
+            let mut peer = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+                .with_client_cert_verifier(
+                    WebPkiClientVerifier::builder_with_provider(Arc::clone(ca), provider())
+                        .build()
+                        .map_err(|e| TlsError::Config(e.to_string()))?,
+                )
+                .with_single_cert(chain.clone(), server_key.clone_key())
+                .map_err(|e| TlsError::Config(format!("tls-cert-file and tls-key-file: {e}")))?;
+            // gRPC speaks HTTP/2.
+            peer.alpn_protocols = vec![b"h2".to_vec()];
+            Some(Arc::new(peer))
+        }
+        _ => None,
+    };
 
     let (client_chain, client_key) = match (&c.client_cert_file, &c.client_key_file) {
         (Some(cf), Some(kf)) => (certs("tls-client-cert-file", cf)?, key(kf)?),
@@ -177,6 +196,7 @@ pub fn load(c: &TlsConfig) -> Result<Option<TlsContexts>, TlsError> {
     };
     Ok(Some(TlsContexts {
         server: Arc::new(server),
+        peer_server,
         client,
         cluster_port: c.on_cluster_port(),
         cluster: c.cluster,

@@ -27,9 +27,19 @@ struct ScriptHost<'c, 'a, 'k> {
     slot: Option<u16>,
     /// `#!lua flags=allow-cross-slot-keys`: undeclared keys may be in other local slots.
     cross_slot: bool,
+    /// The declared keys, locked once the script holds the VM (never before: a script that
+    /// waits for the VM must not hold key locks another script may wait for).
+    declared: &'c [Bytes],
 }
 
 impl ScriptHost<'_, '_, '_> {
+    fn lock_declared(&mut self) -> Result<(), String> {
+        let keys: Vec<&[u8]> = self.declared.iter().map(|k| &k[..]).collect();
+        self.ks
+            .begin_atomic(&keys)
+            .map_err(|e| format!("ERR storage: {e}"))
+    }
+
     /// Valkey's checks before a script's command runs; the error line when refused.
     fn refuse(&mut self, spec: &'static super::CommandSpec, args: &[Bytes]) -> Option<String> {
         if spec.has_flag(CmdFlags::NOSCRIPT) {
@@ -98,12 +108,33 @@ impl Host for ScriptHost<'_, '_, '_> {
         if spec.is_write() {
             self.node.scripts.note_write();
         }
+        // A keyless command (FLUSHALL, DBSIZE, KEYS) sees the keyspace as a whole, as in EXEC:
+        // what the script staged is committed first, and no key lock is held across it
+        // (FLUSHALL takes every stripe).
+        let keyless = !spec.takes_keys();
+        if keyless {
+            self.ks.end_atomic();
+            if let Err(e) = self.ks.commit() {
+                self.client.protocol = proto;
+                return Reply::Error(format!("ERR storage: {e}"));
+            }
+        }
         let reply = execute(self.node, self.client, self.ks, spec, &args);
         self.client.protocol = proto;
-        // Nothing a script calls may park or close the connection (those commands are
-        // `noscript`); blocking ones answered at once (`in_exec`).
-        self.client.after = None;
-        reply
+        if keyless {
+            if let Err(e) = self.lock_declared() {
+                return Reply::Error(e);
+            }
+        }
+        // Blocking commands answered at once (`in_exec`); one that needs the connection
+        // afterwards (MIGRATE) cannot run here.
+        match self.client.after.take() {
+            None | Some(super::After::Block { .. }) => reply,
+            Some(_) => Reply::Error(format!(
+                "ERR '{}' cannot be called from a script in rockslot",
+                spec.name
+            )),
+        }
     }
 
     fn begin(&mut self, flags: crate::script::ScriptFlags) -> Result<(), String> {
@@ -112,7 +143,7 @@ impl Host for ScriptHost<'_, '_, '_> {
         }
         self.read_only |= flags.no_writes;
         self.cross_slot = flags.allow_cross_slot_keys;
-        Ok(())
+        self.lock_declared()
     }
 
     fn may_run(&mut self, args: &[Bytes]) -> Option<bool> {
@@ -176,8 +207,6 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
     if !in_transaction {
         ctx.ks.commit()?;
     }
-    let declared: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    ctx.ks.begin_atomic(&declared)?;
     let patience = in_transaction.then_some(TRANSACTION_PATIENCE);
     let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
     let mut host = ScriptHost {
@@ -187,6 +216,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
         read_only,
         slot: keys.first().map(|k| key_slot(k)),
         cross_slot: false,
+        declared: keys,
     };
     let reply = off_reactor(|| ctx.node.scripts.run(src, keys, argv, &mut host, patience));
     ctx.client.in_exec = in_exec;

@@ -134,8 +134,8 @@ pub async fn serve(
         .add_service(repl)
         .add_optional_service(migration)
         .add_optional_service(backup);
-    if let Some(tls) = crate::tls::installed().filter(|t| t.cluster_port) {
-        let incoming = peer_io::tls_incoming(listener, std::sync::Arc::clone(&tls.server));
+    if let Some(peer) = crate::tls::installed().and_then(|t| t.peer_server.clone()) {
+        let incoming = peer_io::tls_incoming(listener, peer);
         return router
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;

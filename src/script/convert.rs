@@ -170,10 +170,20 @@ fn string_field(t: &Table, name: &str) -> Option<String> {
     }
 }
 
+/// Nesting beyond which a returned table becomes an error (a table can contain itself).
+const MAX_REPLY_DEPTH: usize = 1000;
+
 /// A script's return value as its reply. Booleans follow the script's own protocol
 /// (`redis.setresp`): under RESP2 true is 1 and false is null, under RESP3 they are booleans;
 /// the rest is encoded for the client's protocol when the reply is written.
 pub fn lua_to_reply(v: &Value, resp3: bool) -> Reply {
+    to_reply(v, resp3, 0)
+}
+
+fn to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
+    if depth > MAX_REPLY_DEPTH {
+        return Reply::Error("ERR reached lua stack limit".into());
+    }
     match v {
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(b) if resp3 => Reply::Bool(*b),
@@ -181,12 +191,12 @@ pub fn lua_to_reply(v: &Value, resp3: bool) -> Reply {
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(c_cast(*n)),
-        Value::Table(t) => table_to_reply(t, resp3),
+        Value::Table(t) => table_to_reply(t, resp3, depth),
         _ => Reply::Nil,
     }
 }
 
-fn table_to_reply(t: &Table, resp3: bool) -> Reply {
+fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     if let Some(e) = string_field(t, "err") {
         return Reply::Error(one_line(&e));
     }
@@ -208,7 +218,12 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
         let pairs = m
             .pairs::<Value, Value>()
             .filter_map(Result::ok)
-            .map(|(k, v)| (lua_to_reply(&k, resp3), lua_to_reply(&v, resp3)))
+            .map(|(k, v)| {
+                (
+                    to_reply(&k, resp3, depth + 1),
+                    to_reply(&v, resp3, depth + 1),
+                )
+            })
             .collect();
         return Reply::Map(pairs);
     }
@@ -216,7 +231,7 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
         let members = s
             .pairs::<Value, Value>()
             .filter_map(Result::ok)
-            .map(|(k, _)| lua_to_reply(&k, resp3))
+            .map(|(k, _)| to_reply(&k, resp3, depth + 1))
             .collect();
         return Reply::Set(members);
     }
@@ -224,7 +239,7 @@ fn table_to_reply(t: &Table, resp3: bool) -> Reply {
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(lua_to_reply(&v, resp3)),
+            Ok(v) => items.push(to_reply(&v, resp3, depth + 1)),
         }
     }
     Reply::Array(items)

@@ -287,15 +287,32 @@ impl Vm {
             "fix_error",
             lua.create_function(|lua, v: Value| convert::pcall_error(lua, v))?,
         )?;
+        let watch = Arc::clone(busy);
+        host.set(
+            "killed",
+            lua.create_function(move |_, ()| Ok(watch.kill.load(Ordering::Acquire)))?,
+        )?;
+        host.set(
+            "rawset",
+            lua.create_function(|lua, (t, k, v): (Table, Value, Value)| {
+                let readonly: Table = lua.named_registry_value(READONLY_KEY)?;
+                if readonly.raw_get::<Value>(&t)? != Value::Nil {
+                    return Err(mlua::Error::runtime("Attempt to modify a readonly table"));
+                }
+                t.raw_set(k, v)?;
+                Ok(t)
+            })?,
+        )?;
         host.set("bit", libs::bit(&lua)?)?;
         host.set("cjson", libs::cjson(&lua)?)?;
         host.set("cmsgpack", pack::cmsgpack(&lua)?)?;
         host.set("struct", pack::structs(&lua)?)?;
-        let (set_keys, xpcall, library): (Function, Function, Table) = lua
+        let (set_keys, xpcall, library, readonly): (Function, Function, Table, Table) = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call(host)?;
         lua.set_named_registry_value(LIBRARY_KEY, library)?;
+        lua.set_named_registry_value(READONLY_KEY, readonly)?;
         let handler = lua.create_function(|lua, err: Value| convert::error_handler(lua, err))?;
         Ok(Vm {
             lua,
@@ -426,5 +443,7 @@ impl Vm {
     }
 }
 
+/// Registry name of the table whose keys are the read-only tables (proxies and `_G`).
+const READONLY_KEY: &str = "rockslot.readonly";
 /// Registry name of the `redis` library table, where each run binds its host functions.
 const LIBRARY_KEY: &str = "rockslot.library";

@@ -78,26 +78,59 @@ local function fix(ok, ...)
   if ok then
     return ok, ...
   end
+  if host.killed() then
+    error_("Script killed by user with SCRIPT KILL.", 0)
+  end
   return ok, host.fix_error((...))
 end
 G.pcall = function(...)
   return fix(pcall_(...))
 end
+-- A killed script stays killed: an error caught by the script's own (x)pcall is raised again.
+local xpcall_ = xpcall
+local function still_killed(ok, ...)
+  if not ok and host.killed() then
+    error_("Script killed by user with SCRIPT KILL.", 0)
+  end
+  return ok, ...
+end
+G.xpcall = function(f, h)
+  return still_killed(xpcall_(f, h))
+end
 G.next = function(t, k)
   return next_(real(t), k)
 end
+-- Iterators over a proxy keep the table behind it in a closure: a script never holds it.
 G.pairs = function(t)
-  return next_, real(t), nil
+  local r = real(t)
+  if r == t then
+    return pairs_(t)
+  end
+  return function(_, k)
+    return next_(r, k)
+  end, t, nil
 end
 G.ipairs = function(t)
-  return ipairs_(real(t))
-end
-G.rawset = function(t, k, v)
-  if t == _G then
-    error_("Attempt to modify a readonly table", 0)
+  local r = real(t)
+  if r == t then
+    return ipairs_(t)
   end
-  return rawset_(t, k, v)
+  return function(_, i)
+    i = i + 1
+    local v = r[i]
+    if v ~= nil then
+      return i, v
+    end
+  end, t, 0
 end
+-- rawset is a host (C) function: it refuses the read-only tables (listed in `behind`, which
+-- rockslot keeps in its registry) and, being C, keeps the caller's line on the stack.
+G.rawset = host.rawset
+-- Strings find their methods through the read-only string library, and their metatable is
+-- read-only too (otherwise getmetatable('').__index would hand out the shared table).
+local string_mt = getmetatable('')
+string_mt.__index = G.string
+string_mt.__metatable = readonly(string_mt)
 
 local sealed = _G
 for k in pairs_(G) do
@@ -125,4 +158,4 @@ setmetatable_(sealed, {
 return function(keys, argv)
   G.KEYS = keys
   G.ARGV = argv
-end, G.xpcall, redis
+end, xpcall_, redis, behind

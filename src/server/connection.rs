@@ -576,8 +576,12 @@ async fn write_while_reading(
                 }
             }
             if off == wbuf.len() {
-                // TLS buffers records: they leave only on flush.
-                return std::pin::Pin::new(&mut *stream).poll_flush(cx);
+                // TLS buffers records: they leave only on flush. While the socket is full the
+                // flush waits, and requests keep being read meanwhile.
+                match std::pin::Pin::new(&mut *stream).poll_flush(cx) {
+                    Poll::Ready(r) => return Poll::Ready(r),
+                    Poll::Pending => {}
+                }
             }
             if !eof && rbuf.len() < limit {
                 if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {

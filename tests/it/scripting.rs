@@ -124,6 +124,16 @@ const CASES: &[&str] = &[
     "#!lua\n#!lua\nreturn 6",
     "#!luaflags=no-writes\nreturn 7",
     "#!lua",
+    "local _,g = pairs(_G) return type(g)",
+    "local _,g = pairs(_G) g.x = 1 return 1",
+    "local _,g = pairs(redis) return g.call",
+    "for _, v in ipairs(KEYS) do end return rawset(redis, 'call', 1)",
+    "return rawset(redis, 'call', 1)",
+    "getmetatable('').__index.format = nil",
+    "return type(getmetatable('').__index)",
+    "return ('x'):upper() .. string.format('%d', 2)",
+    "redis.call('set','a','1') return redis.call('dbsize')",
+    "redis.call('set','a','1') return redis.call('flushall')",
     "return cmsgpack.pack({1,2,3})",
     "return cmsgpack.pack({a=1})",
     "return cmsgpack.pack(1, 'a', true, false, nil, 1.5, -1, -33, 200, 70000, 5000000000, -5000000000, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')",
@@ -397,7 +407,12 @@ fn sigkill_while_scripts_write_leaves_each_script_whole() -> Result<()> {
 
 const REDIS_PY_LOCK: &str = r#"
 import os, time, redis
-r = redis.Redis(port=int(os.environ["PORT"]), socket_timeout=10)
+from redis.cluster import RedisCluster
+if os.environ.get("PW"):
+    r = RedisCluster(host="127.0.0.1", port=int(os.environ["PORT"]),
+                     password=os.environ["PW"], socket_timeout=10)
+else:
+    r = redis.Redis(port=int(os.environ["PORT"]), socket_timeout=10)
 out = []
 lock = r.lock("res", timeout=5, blocking_timeout=0.2)
 out.append(lock.acquire())
@@ -426,19 +441,29 @@ out.append(incr(keys=["n"], args=[5]))
 print(out)
 "#;
 
-#[test]
-fn redis_py_lock_and_register_script_work() -> Result<()> {
-    let node = Node::start()?;
+/// Runs [`REDIS_PY_LOCK`] against `port` (a cluster when `password` is given).
+fn redis_py_lock(port: u16, password: Option<&str>) -> Result<()> {
     let mut py = std::process::Command::new("python3");
-    py.args(["-c", REDIS_PY_LOCK])
-        .env("PORT", node.port().to_string());
+    py.args(["-c", REDIS_PY_LOCK]).env("PORT", port.to_string());
+    if let Some(pw) = password {
+        py.env("PW", pw);
+    }
     let run = ToolRun::run(&mut py, Duration::from_secs(60))?.ensure_success()?;
     let last = run.stdout.lines().last().unwrap_or_default().to_string();
     ensure!(
         last == "[True, False, True, True, True, True, 'not owned', b'someone else', True, True, 5, 10]",
-        "redis-py: {last}"
+        "redis-py (cluster: {}): {last}",
+        password.is_some()
     );
     Ok(())
+}
+
+#[test]
+fn redis_py_lock_and_register_script_work() -> Result<()> {
+    let node = Node::start()?;
+    redis_py_lock(node.port(), None)?;
+    let c = crate::failover::seed_cluster(&[])?;
+    redis_py_lock(c.node(0).port(), Some(crate::harness::CLUSTER_PASSWORD))
 }
 
 #[test]
@@ -701,5 +726,88 @@ fn a_script_inside_exec_does_not_publish_the_transaction_early() -> Result<()> {
         "{exec}"
     );
     ensure!(show(&reader.cmd(&["MGET", "t1", "t2"])?) == "*2\\r\\n$1\\r\\n1\\r\\n$1\\r\\n2\\r\\n");
+    Ok(())
+}
+
+/// What a hostile or careless script must not do to the node: return a table that contains
+/// itself, deadlock with a script that waits for its keys, escape SCRIPT KILL through pcall, or
+/// call a command that needs the connection afterwards.
+#[test]
+fn scripts_cannot_crash_hang_or_outlive_script_kill() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.raw()?;
+    let r = c.cmd(&["EVAL", "local t = {} t[1] = t return t", "0"])?;
+    let needle = b"-ERR reached lua stack limit\r\n";
+    ensure!(
+        r.windows(needle.len()).any(|w| w == needle),
+        "{} bytes, ending {}",
+        r.len(),
+        show(&r[r.len().saturating_sub(80)..])
+    );
+    ensure!(show(&c.cmd(&["PING"])?) == "+PONG\\r\\n");
+
+    // A waits (busy) then touches `c`; B declares `c` while A holds the VM.
+    let addr = node.addr();
+    let a = std::thread::spawn(move || -> Result<Vec<u8>> {
+        let mut conn = RawConn::connect_with_timeout(addr, Duration::from_secs(10))?;
+        conn.cmd(&[
+            "EVAL",
+            "local t = os.clock() while os.clock() - t < 0.5 do end return redis.call('incr', ARGV[1])",
+            "0",
+            "c",
+        ])
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let mut b = RawConn::connect_with_timeout(addr, Duration::from_secs(10))?;
+    let rb = b.cmd(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "c"])?;
+    let ra = a.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
+    ensure!(
+        (ra.as_slice(), rb.as_slice()) == (b":1\r\n".as_slice(), b":2\r\n".as_slice()),
+        "{} {}",
+        show(&ra),
+        show(&rb)
+    );
+
+    // A script that keeps catching its own kill still ends.
+    let killer = std::thread::spawn(move || -> Result<Vec<u8>> {
+        let mut conn = RawConn::connect_with_timeout(addr, Duration::from_secs(20))?;
+        conn.cmd(&[
+            "EVAL",
+            "while true do pcall(function() for i = 1, 1e7 do end end) end",
+            "0",
+        ])
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    loop {
+        let r = c.cmd(&["SCRIPT", "KILL"])?;
+        if r == b"+OK\r\n" {
+            break;
+        }
+        ensure!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SCRIPT KILL: {}",
+            show(&r)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = show(
+        &killer
+            .join()
+            .map_err(|_| anyhow::anyhow!("thread panicked"))??,
+    );
+    ensure!(
+        r.starts_with("-ERR Script killed by user with SCRIPT KILL."),
+        "{r}"
+    );
+
+    // MIGRATE needs the connection after the command: refused, not silently skipped.
+    c.cmd(&["SET", "a", "1"])?;
+    let r = show(&c.cmd(&[
+        "EVAL",
+        "return redis.call('migrate', '127.0.0.1', '1', 'a', '0', '100')",
+        "0",
+    ])?);
+    ensure!(r.contains("cannot be called from a script"), "{r}");
     Ok(())
 }

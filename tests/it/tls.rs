@@ -488,13 +488,53 @@ fn tls_misconfiguration_stops_the_start_with_a_clear_message() -> Result<()> {
             "{directives:?}: expected {expected:?} in:\n{log}"
         );
     }
-    // A TLS port without client certificates required serves a client that has none.
+    // A TLS port without client certificates required serves a client that has none; the
+    // cluster port (here for replication) still requires one.
     let node = Node::builder()
         .directive("tls-port", "{tls_port}")
         .directive("tls-cert-file", &cert)
         .directive("tls-key-file", &key)
+        .directive("tls-ca-cert-file", &ca)
+        .directive("tls-replication", "yes")
         .directive("tls-auth-clients", "no")
         .start()?;
+    let s_client = |with_cert: bool| -> Result<String> {
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", node.bus_port()),
+        ])
+        .args(["-CAfile", &ca, "-alpn", "h2"]);
+        if with_cert {
+            cmd.args(["-cert", &cert, "-key", &key]);
+        }
+        // TLS 1.3 reports a refused client certificate after the handshake: send a byte.
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(b"x");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let out = child.wait_with_output()?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    };
+    let without = s_client(false)?;
+    ensure!(
+        without.contains("certificate required") || without.contains("alert"),
+        "the cluster port took a peer without a certificate: {without}"
+    );
+    let with = s_client(true)?;
+    ensure!(with.contains("Verify return code: 0 (ok)"), "{with}");
+    ensure!(!with.contains("certificate required"), "{with}");
     let out = Command::new("redis-cli")
         .args([
             "--tls",
@@ -511,5 +551,35 @@ fn tls_misconfiguration_stops_the_start_with_a_clear_message() -> Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // A TLS client that sends a long pipeline before reading any reply is served in full.
+    let mut py = Command::new("python3");
+    py.args(["-c", TLS_PIPELINE])
+        .env("PORT", node.tls_port().to_string())
+        .env("CA", &ca);
+    let run = crate::harness::ToolRun::run(&mut py, Duration::from_secs(60))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    ensure!(last == "5000 replies", "pipelined TLS client: {last}");
     Ok(())
 }
+
+/// 5,000 ECHOs of 8 KiB written before any reply is read, over TLS (40 MB each way, far more
+/// than the socket buffers hold); counts the replies.
+const TLS_PIPELINE: &str = r#"
+import os, socket, ssl
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(os.environ["PORT"]))))
+s.settimeout(30)
+n, size = 5000, 8192
+body = b"v" * size
+req = b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (size, body)
+reply_len = len(b"$%d\r\n" % size) + size + 2
+s.sendall(req * n)
+total = 0
+while total < reply_len * n:
+    data = s.recv(1 << 20)
+    if not data:
+        break
+    total += len(data)
+print(f"{total // reply_len} replies")
+"#;
