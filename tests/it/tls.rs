@@ -161,6 +161,19 @@ fn ports_in_nodes(text: &str) -> Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// Every key still holds `v-<key>`, read through the cluster client.
+fn every_key_intact(c: &Cluster, keys: &[String], after: &str) -> Result<()> {
+    let mut con = c.conn()?;
+    for k in keys {
+        let v: Option<String> = con.get(k)?;
+        ensure!(
+            v.as_deref() == Some(format!("v-{k}").as_str()),
+            "{k} after {after}: {v:?}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn tls_cluster_is_created_by_redis_cli_reshards_and_fails_over_over_tls() -> Result<()> {
     let certs = TestCerts::generate()?;
@@ -342,14 +355,7 @@ fn tls_cluster_is_created_by_redis_cli_reshards_and_fails_over_over_tls() -> Res
         "tls: slots 0-999 moved natively over TLS in {:?}",
         t0.elapsed()
     );
-    let mut con = c.conn()?;
-    for k in &keys {
-        let v: Option<String> = con.get(k)?;
-        ensure!(
-            v.as_deref() == Some(format!("v-{k}").as_str()),
-            "{k} after the reshard: {v:?}"
-        );
-    }
+    every_key_intact(&c, &keys, "the native reshard")?;
 
     // The legacy reshard of the unmodified redis-cli over TLS: its MIGRATE calls dial the
     // target's TLS port, over TLS (tls-cluster), as Valkey's do.
@@ -386,14 +392,7 @@ fn tls_cluster_is_created_by_redis_cli_reshards_and_fails_over_over_tls() -> Res
         "tls: redis-cli --tls --cluster reshard of 200 slots in {:?} ({moved_keys} keys now on the target)",
         t0.elapsed()
     );
-    let mut con = c.conn()?;
-    for k in &keys {
-        let v: Option<String> = con.get(k)?;
-        ensure!(
-            v.as_deref() == Some(format!("v-{k}").as_str()),
-            "{k} after the legacy reshard: {v:?}"
-        );
-    }
+    every_key_intact(&c, &keys, "the legacy reshard")?;
     c.wait_same_dbsize(dst, dst_replica, HEALTHY)?;
 
     // A failover: the bus and the replication stream run over TLS.
