@@ -59,14 +59,13 @@ pub fn cluster_connector() -> Option<tokio_rustls::TlsConnector> {
 pub struct TlsContexts {
     /// For the TLS client port (`tls-auth-clients` applies).
     pub server: Arc<ServerConfig>,
-    /// For the cluster port when it speaks TLS: a peer must always present a certificate the
-    /// CA signed, whatever `tls-auth-clients` says.
+    /// For the cluster port when it speaks TLS (`tls-cluster` or `tls-replication`; `None`
+    /// otherwise): a peer must always present a certificate the CA signed, whatever
+    /// `tls-auth-clients` says.
     pub peer_server: Option<Arc<ServerConfig>>,
     /// For calls to peers (cluster port, MIGRATE); needs the CA, so `None` without one
     /// (then no peer is called over TLS: `tls-cluster`/`tls-replication` require a CA).
     pub client: Option<Arc<ClientConfig>>,
-    /// The cluster port speaks TLS (`tls-cluster` or `tls-replication`).
-    pub cluster_port: bool,
     /// `tls-cluster`: MIGRATE also dials its target's client port over TLS, as Valkey's does.
     pub cluster: bool,
 }
@@ -198,7 +197,6 @@ pub fn load(c: &TlsConfig) -> Result<Option<TlsContexts>, TlsError> {
         server: Arc::new(server),
         peer_server,
         client,
-        cluster_port: c.on_cluster_port(),
         cluster: c.cluster,
     }))
 }

@@ -153,8 +153,7 @@ impl Host for ScriptHost<'_, '_, '_> {
 
     fn log(&mut self, level: i64, msg: &str) {
         match level {
-            0 => tracing::debug!("{msg}"),
-            1 => tracing::debug!("{msg}"),
+            0 | 1 => tracing::debug!("{msg}"),
             2 => tracing::info!("{msg}"),
             _ => tracing::warn!("{msg}"),
         }

@@ -144,7 +144,7 @@ fn tls_connector(
 /// The TLS client configuration for peers, when the cluster port speaks TLS.
 fn peer_tls() -> Option<Arc<rustls::ClientConfig>> {
     crate::tls::installed()
-        .filter(|t| t.cluster_port)
+        .filter(|t| t.peer_server.is_some())
         .and_then(|t| t.client.clone())
 }
 

@@ -21,7 +21,6 @@ use parking_lot::Mutex;
 
 use crate::resp::Reply;
 
-pub use convert::lua_number_to_i64;
 pub use shebang::ScriptFlags;
 
 /// What runs a command for a script.
