@@ -1,4 +1,4 @@
-//! CLUSTER subcommands, READONLY/READWRITE/ASKING, FUNCTION (the parts add-node uses).
+//! CLUSTER subcommands, READONLY/READWRITE/ASKING.
 
 use bytes::Bytes;
 
@@ -369,32 +369,4 @@ pub fn asking(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     cluster_of(ctx)?;
     ctx.client.asking = true;
     Ok(Reply::OK)
-}
-
-/// The payload FUNCTION DUMP gives when no functions exist; RESTORE accepts only it.
-const EMPTY_FUNCTIONS: &[u8] = b"RSFN\x01";
-
-pub fn function(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let sub = &args[1];
-    if is(sub, "list") {
-        Ok(Reply::Array(vec![]))
-    } else if is(sub, "dump") {
-        Ok(Reply::Bulk(Bytes::from_static(EMPTY_FUNCTIONS)))
-    } else if is(sub, "restore") {
-        match args.get(2) {
-            Some(p) if &p[..] == EMPTY_FUNCTIONS => Ok(Reply::OK),
-            Some(_) => Err(CmdError::err("payload version or checksum are wrong")),
-            None => Err(CmdError::WrongArity("function|restore".into())),
-        }
-    } else if is(sub, "flush") {
-        Ok(Reply::OK)
-    } else if is(sub, "stats") {
-        let s = Reply::bulk_str;
-        Ok(Reply::Map(vec![
-            (s("running_script"), Reply::Nil),
-            (s("engines"), Reply::Map(vec![])),
-        ]))
-    } else {
-        Err(CmdError::UnknownSubcommand(text(sub), "FUNCTION".into()))
-    }
 }

@@ -67,7 +67,7 @@ fn checked(
             if ms >= shared.config.snapshot().busy_reply_threshold_ms {
                 return Ok(error_reply(
                     shared,
-                    CmdError::Line(crate::script::BUSY.into()),
+                    CmdError::Line(shared.scripts.busy_line().into()),
                 ));
             }
         }
@@ -102,7 +102,8 @@ fn checked(
         ));
     }
     let asking = std::mem::take(&mut client.asking);
-    match redirect(shared, client, ks, spec, args, asking) {
+    let write = writes(shared, spec, args);
+    match redirect(shared, client, ks, spec, args, asking, write) {
         Ok(()) => {}
         Err(Redirect::Refuse(e)) => {
             if client.multi.is_some() {
@@ -128,7 +129,7 @@ fn checked(
         }
     }
     client.parked_since = None;
-    if spec.is_write() || spec.name == "ping" {
+    if write || spec.name == "ping" {
         // As Valkey after a failed AOF write or fsync: writes (and PING) are refused. RocksDB
         // keeps its WAL writer failed, so this lasts until a restart.
         if let Some(reason) = shared.engine.write_error() {
@@ -141,7 +142,7 @@ fn checked(
             ));
         }
     }
-    if spec.is_write() {
+    if write {
         if shared.is_replica() {
             return Ok(error_reply(
                 shared,
@@ -212,6 +213,18 @@ pub(super) fn execute(
     reply
 }
 
+/// Whether this call writes: FCALL of a function without `no-writes` does (Valkey derives
+/// FCALL's flags from the function's), other commands as their table row says.
+fn writes(shared: &Node, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    match spec.name {
+        "fcall" => args
+            .get(1)
+            .and_then(|f| shared.scripts.function_flags(f))
+            .is_some_and(|f| !f.no_writes),
+        _ => spec.is_write(),
+    }
+}
+
 /// Why a command does not run now.
 enum Redirect {
     /// An error reply (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN, ...).
@@ -231,16 +244,17 @@ fn redirect(
     spec: &'static CommandSpec,
     args: &[Bytes],
     asking: bool,
+    write: bool,
 ) -> Result<(), Redirect> {
     let Some(cluster) = shared.cluster.as_ref() else {
         return Ok(());
     };
     let pos = spec.key_positions(args);
     if pos.is_empty() {
-        if !spec.is_write() {
+        if !write {
             return Ok(());
         }
-        return write_paused(&cluster.view(), spec).map_or(Ok(()), |e| Err(Redirect::Refuse(e)));
+        return write_paused(&cluster.view(), write).map_or(Ok(()), |e| Err(Redirect::Refuse(e)));
     }
     let slots: Vec<u16> = pos.iter().map(|&p| key_slot(&args[p])).collect();
     let view = cluster.view();
@@ -266,7 +280,7 @@ fn redirect(
         &view,
         &slots,
         Access {
-            write: spec.is_write(),
+            write,
             asking,
             readonly_client: readonly,
             tls: client.tls,
@@ -274,11 +288,11 @@ fn redirect(
         missing,
     )
     .error()
-    .or_else(|| write_paused(&view, spec))
+    .or_else(|| write_paused(&view, write))
     {
         return Err(Redirect::Refuse(e));
     }
-    if spec.is_write() && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
+    if write && slots.iter().any(|s| shared.keyspace.write_paused(*s)) {
         if client.multi.is_some() {
             return Err(Redirect::Refuse(
                 "TRYAGAIN slot migration in progress".into(),
@@ -292,8 +306,8 @@ fn redirect(
 /// During a manual failover the primary refuses writes (clients retry TRYAGAIN) until its
 /// replica has taken over, after which the slots answer MOVED: no write lands on the old
 /// primary after the offset the replica catches up with.
-pub(super) fn write_paused(view: &crate::cluster::View, spec: &CommandSpec) -> Option<String> {
-    (spec.is_write() && view.writes_paused_until > crate::cluster::now_ms())
+pub(super) fn write_paused(view: &crate::cluster::View, write: bool) -> Option<String> {
+    (write && view.writes_paused_until > crate::cluster::now_ms())
         .then(|| "TRYAGAIN manual failover in progress".to_string())
 }
 

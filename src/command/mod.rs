@@ -16,6 +16,7 @@ mod dispatch;
 mod encodings;
 mod error;
 mod flags;
+mod functions;
 mod hashes;
 mod info;
 mod introspect;

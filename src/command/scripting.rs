@@ -166,7 +166,7 @@ const TRANSACTION_PATIENCE: std::time::Duration = std::time::Duration::from_secs
 /// Runs `f`, which may wait for or run a script: a long script must not hold up the other
 /// tasks of its runtime worker (the cluster bus among them), so the runtime moves them to
 /// another thread meanwhile.
-fn off_reactor<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn off_reactor<R>(f: impl FnOnce() -> R) -> R {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_thread {
@@ -176,7 +176,7 @@ fn off_reactor<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn numkeys(args: &[Bytes]) -> Result<usize, CmdError> {
+pub(super) fn numkeys(args: &[Bytes]) -> Result<usize, CmdError> {
     let n = super::args::int(&args[2])?;
     if n < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
@@ -200,6 +200,20 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
     } else {
         Source::Body(&args[1])
     };
+    let scripts = &ctx.node.scripts;
+    run_script(ctx, keys, read_only, |host, patience| {
+        scripts.run(src, keys, argv, host, patience)
+    })
+}
+
+/// Runs a script or function (`go` hands the VM the host and how long it may wait for it) in
+/// the connection's write scope, with `keys` declared.
+pub(super) fn run_script(
+    ctx: &mut Ctx,
+    keys: &[Bytes],
+    read_only: bool,
+    go: impl FnOnce(&mut dyn Host, Option<std::time::Duration>) -> Reply,
+) -> CmdResult {
     // Staged writes go first: a scope never waits for the VM while it holds key locks. Inside
     // MULTI/EXEC the transaction's scope stays open (its locks held): the wait is bounded.
     let in_transaction = ctx.ks.is_atomic();
@@ -217,7 +231,7 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
         cross_slot: false,
         declared: keys,
     };
-    let reply = off_reactor(|| ctx.node.scripts.run(src, keys, argv, &mut host, patience));
+    let reply = off_reactor(|| go(&mut host, patience));
     ctx.client.in_exec = in_exec;
     if !in_transaction {
         ctx.ks.end_atomic();
@@ -298,7 +312,7 @@ fn script_sub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(b) => Ok(Reply::Bulk(b)),
             None => Err(CmdError::Line("NOSCRIPT No matching script.".into())),
         },
-        "kill" => match scripts.kill() {
+        "kill" => match scripts.kill(false) {
             Ok(()) => Ok(Reply::OK),
             Err(refused) => Err(CmdError::Line(refused.line().into())),
         },

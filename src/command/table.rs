@@ -1,8 +1,8 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    blocking_cmds as blk, cluster_cmds as cl, hashes, info, introspect, keys, lists,
-    pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv, sets,
+    blocking_cmds as blk, cluster_cmds as cl, functions as func, hashes, info, introspect, keys,
+    lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv, sets,
     strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
@@ -334,12 +334,18 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("load", 3, "noscript stale", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", lua::script),
         cmd!("show", 3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "8.0.0", "Show server-side Lua script in the script cache.", lua::script),
     ]),
-    container!("function", "", "@slow @scripting", "scripting", "7.0.0", "A container for function commands.", cl::function, [
-        cmd!("list", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION LIST", cl::function),
-        cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION DUMP", cl::function),
-        cmd!("restore", -3, "write denyoom noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION RESTORE", cl::function),
-        cmd!("flush", -2, "write noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION FLUSH", cl::function),
-        cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "FUNCTION STATS", cl::function),
+    movable!(NUMKEYS_AT_2, cmd!("fcall", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a function.", func::fcall)),
+    movable!(NUMKEYS_AT_2, cmd!("fcall_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a read-only function.", func::fcall_ro)),
+    container!("function", "", "@slow @scripting", "scripting", "7.0.0", "A container for function commands.", func::function, [
+        cmd!("delete", 3, "write noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Deletes a library and its functions.", func::function),
+        cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", func::function),
+        cmd!("flush", -2, "write noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Deletes all libraries and functions.", func::function),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Returns helpful text about the different subcommands.", func::function),
+        cmd!("kill", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Terminates a function during execution.", func::function),
+        cmd!("list", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Returns information about all libraries.", func::function),
+        cmd!("load", -3, "write denyoom noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Creates a library.", func::function),
+        cmd!("restore", -3, "write denyoom noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Restores all libraries from a payload.", func::function),
+        cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Returns information about a function during execution.", func::function),
     ]),
     // replication
     cmd!("role", 1, "noscript loading stale fast", 0, 0, 0, "@admin @fast @dangerous", "server", "2.8.12", "Returns the replication role.", repl::role),

@@ -87,7 +87,7 @@ fn exec(shared: &Node, client: &mut ClientState, ks: &mut Pending) -> Result<Rep
         let view = cl.view();
         let paused = queued.iter().zip(&resolved).find_map(|(a, (spec, pos))| {
             let spec = *spec.as_ref().ok()?;
-            write_paused(&view, spec).or_else(|| {
+            write_paused(&view, spec.is_write()).or_else(|| {
                 (spec.is_write()
                     && pos
                         .iter()

@@ -9,6 +9,7 @@
 pub mod dump;
 mod encoding;
 mod expiry;
+mod functions;
 mod hash;
 mod list;
 mod locks;
@@ -134,6 +135,8 @@ pub struct Keyspace {
     read_only: std::sync::atomic::AtomicBool,
     moving: Arc<moving::Moving>,
     watches: watch::Watches,
+    /// Told of every committed change to the function libraries (see `functions`).
+    functions_hook: std::sync::OnceLock<functions::Hook>,
 }
 
 /// Where committed batches go, in commit order (the replication backlog).
@@ -171,6 +174,7 @@ impl Keyspace {
             read_only: std::sync::atomic::AtomicBool::new(false),
             moving: Arc::new(moving::Moving::new()),
             watches: watch::Watches::default(),
+            functions_hook: std::sync::OnceLock::new(),
         };
         ks.expiring.load(&ks)?;
         Ok(ks)
@@ -255,7 +259,11 @@ impl Keyspace {
                 self.expiring.mark(slot);
             }
         }
+        let functions = batch.meta_put(functions::FUNCTIONS_KEY).map(<[u8]>::to_vec);
         self.engine.write(batch)?;
+        if let Some(payload) = functions {
+            self.functions_written(&payload);
+        }
         // Slots being imported stay at 0 until revealed (their counts are read back then).
         for (a, b) in cleared {
             for s in a..=b {

@@ -240,6 +240,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
     }
     let shutdown = CancellationToken::new();
     let migrations: Arc<Migrations> = Default::default();
+    let scripts = functions(&keyspace)?;
     let repl = Arc::new(ReplHandle {
         keyspace: Arc::clone(&keyspace),
         engine: Arc::clone(&engine),
@@ -283,6 +284,22 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         config,
         bus_auth: transports.bus_auth,
         repl_auth: transports.repl_auth,
-        scripts: crate::script::Scripts::new().map_err(NodeError::Scripting)?,
+        scripts,
     }))
+}
+
+/// The scripting engine with the libraries stored on this node loaded, and told of every
+/// committed change (replicated ones included).
+fn functions(keyspace: &Keyspace) -> Result<crate::script::Scripts, NodeError> {
+    let scripts = crate::script::Scripts::new().map_err(NodeError::Scripting)?;
+    match keyspace.functions() {
+        Ok(payload) => {
+            if let Err(e) = scripts.load_stored(&payload) {
+                tracing::error!("the stored function libraries do not load, none are loaded: {e}");
+            }
+        }
+        Err(e) => tracing::error!("the stored function libraries cannot be read: {e}"),
+    }
+    keyspace.on_functions_changed(scripts.functions_inbox());
+    Ok(scripts)
 }

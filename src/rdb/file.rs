@@ -7,8 +7,7 @@ use super::object::{read_object, Object};
 use super::{RdbError, Reader, Result, MAX_READ_VERSION};
 
 const OP_SLOT_INFO: u8 = 244;
-const OP_FUNCTION2: u8 = 245;
-const OP_FUNCTION_PRE_GA: u8 = 246;
+use super::functions::{OP_FUNCTION2, OP_FUNCTION_PRE_GA};
 const OP_MODULE_AUX: u8 = 247;
 const OP_IDLE: u8 = 248;
 const OP_FREQ: u8 = 249;

@@ -9,11 +9,13 @@
 mod compact;
 mod crc64;
 pub mod file;
+mod functions;
 mod lzf;
 mod object;
 mod reader;
 
 pub use crc64::crc64;
+pub use functions::{functions_payload, read_functions_payload, FunctionPayloadError};
 pub use object::{write_object, Object};
 use reader::Reader;
 

@@ -230,7 +230,7 @@ fn write_len(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Writes a string; short canonical integers in Valkey's integer encodings, as it does.
-fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+pub(super) fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = canonical_int(s) {
             if let Ok(v) = i8::try_from(v) {

@@ -13,6 +13,7 @@ use super::wire::ReplSource;
 use super::wire::{Hello, PrimaryMsg};
 use super::Link;
 use super::ReplHandle;
+use crate::keyspace::Keyspace;
 
 const CHUNK: usize = 1 << 20;
 
@@ -168,13 +169,15 @@ async fn full_sync(
     let sh = Arc::clone(shared);
     let d = dir.clone();
     let exported = tokio::task::spawn_blocking(move || {
-        sh.keyspace
-            .snapshot_at_offset(|snap, offset| snap.export(&d).map(|files| (files, offset)))
+        sh.keyspace.snapshot_at_offset(|snap, offset| {
+            let functions = Keyspace::functions_at(&snap).map_err(|e| e.to_string())?;
+            let files = snap.export(&d).map_err(|e| e.to_string())?;
+            Ok::<_, String>((files, functions, offset))
+        })
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    let (files, offset) = exported;
+    .map_err(|e| e.to_string())??;
+    let (files, functions, offset) = exported;
     let replid = shared.replication.backlog.position().replid;
     tracing::info!(
         "full sync to replica {}:{}: {} files at offset {offset}",
@@ -234,6 +237,7 @@ async fn full_sync(
             PrimaryMsg::FullEnd {
                 offset,
                 keys: entries,
+                functions,
             },
         )
         .await

@@ -14,6 +14,7 @@ use super::wire::{Hello, PrimaryMsg};
 use super::ReplHandle;
 use super::{encode_state, Upstream, STATE_KEY};
 use crate::config::{AppendFsync, Config};
+use crate::keyspace::Keyspace;
 use crate::storage::{Batch, Staged};
 
 /// How this node reaches its primary: `(ip, client port, rpc port)`.
@@ -200,7 +201,11 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                     }
                 }
             }
-            PrimaryMsg::FullEnd { offset, keys } => {
+            PrimaryMsg::FullEnd {
+                offset,
+                keys,
+                functions,
+            } => {
                 let sh = Arc::clone(shared);
                 let files = std::mem::take(&mut incoming);
                 let id = replid.clone();
@@ -213,9 +218,10 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                     }
                     sh.engine.replace_all(&files).map_err(|e| e.to_string())?;
                     sh.keyspace.reload().map_err(|e| e.to_string())?;
+                    // The primary's libraries replace this node's, with the data.
                     sh.keyspace
                         .apply_replicated(
-                            &Batch::new().encode(),
+                            &Keyspace::functions_batch(&functions).encode(),
                             STATE_KEY,
                             encode_state(&id, offset),
                         )

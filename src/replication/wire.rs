@@ -30,6 +30,8 @@ pub enum PrimaryMsg {
     FullEnd {
         offset: u64,
         keys: u64,
+        /// The function libraries' payload as of the snapshot.
+        functions: Vec<u8>,
     },
     Continue {
         replid: String,

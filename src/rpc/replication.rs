@@ -63,7 +63,15 @@ fn to_pb(m: PrimaryMsg) -> Vec<pb::PrimaryMessage> {
             last,
             crc32,
         })),
-        PrimaryMsg::FullEnd { offset, keys } => one(Msg::FullEnd(pb::FullSyncEnd { offset, keys })),
+        PrimaryMsg::FullEnd {
+            offset,
+            keys,
+            functions,
+        } => one(Msg::FullEnd(pb::FullSyncEnd {
+            offset,
+            keys,
+            functions,
+        })),
         PrimaryMsg::Continue { replid, offset } => {
             one(Msg::Resume(pb::Continue { replid, offset }))
         }
@@ -142,6 +150,7 @@ fn from_pb(m: pb::PrimaryMessage) -> Result<PrimaryMsg, String> {
         Msg::FullEnd(e) => PrimaryMsg::FullEnd {
             offset: e.offset,
             keys: e.keys,
+            functions: e.functions,
         },
         Msg::Resume(c) => PrimaryMsg::Continue {
             replid: c.replid,

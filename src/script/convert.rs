@@ -300,8 +300,9 @@ pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             if let Some(line) = text.strip_prefix(RAISED) {
                 t.raw_set("err", line)?;
             } else if let Some(msg) = text.strip_prefix(AT_LINE) {
-                let at = user_frame(lua).map(|(_, l)| l).unwrap_or(0);
-                t.raw_set("err", format!("ERR user_script:{at}: {msg}"))?;
+                let (source, at) = user_frame(lua).unwrap_or(("@user_script", 0));
+                let source = &source[1..];
+                t.raw_set("err", format!("ERR {source}:{at}: {msg}"))?;
             } else {
                 t.raw_set("err", format!("ERR {text}"))?;
             }
@@ -336,8 +337,10 @@ pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
 fn user_frame(lua: &Lua) -> Option<(&'static str, i32)> {
     for level in 1..32 {
         let d = lua.inspect_stack(level)?;
-        if d.source().source.as_deref() == Some("@user_script") {
-            return Some(("@user_script", d.curr_line()));
+        match d.source().source.as_deref() {
+            Some("@user_script") => return Some(("@user_script", d.curr_line())),
+            Some("@user_function") => return Some(("@user_function", d.curr_line())),
+            _ => {}
         }
     }
     None

@@ -1,12 +1,13 @@
-//! Lua scripting as Valkey embeds it: one Lua 5.1 VM per node, scripts cached by SHA1, the
-//! `redis`/`server` library, the sandbox (sealed globals, read-only library tables) and the
-//! conversions between replies and Lua values.
+//! Lua scripting as Valkey embeds it: a Lua 5.1 VM for EVAL scripts (cached by SHA1) and one
+//! for function libraries (`functions`), the `redis`/`server` library, the sandbox (sealed
+//! globals, read-only library tables) and the conversions between replies and Lua values.
 //!
-//! Owns: the VM, the script cache, error texts and positions. Must not: run commands itself;
+//! Owns: the VMs, the script cache, the loaded libraries, error texts and positions. Must not: run commands itself;
 //! `redis.call` goes to the [`Host`] the caller passes (the command layer), so the VM never sees
 //! storage, the cluster or a socket.
 
 mod convert;
+mod functions;
 mod libs;
 mod pack;
 mod shebang;
@@ -21,6 +22,7 @@ use parking_lot::Mutex;
 
 use crate::resp::Reply;
 
+pub use functions::{Change, FunctionView, LibraryView, RestorePolicy};
 pub use shebang::ScriptFlags;
 
 /// What runs a command for a script.
@@ -53,17 +55,34 @@ struct Cached {
 
 struct Vm {
     lua: Lua,
+    /// The prelude's entry points (see the end of `prelude.lua`).
     set_keys: Function,
+    invoke: Function,
+    loading: Function,
     handler: Function,
     xpcall: Function,
     /// SHA1 (lower-case hex) -> (compiled function, body).
     scripts: HashMap<String, Cached>,
 }
 
-/// The node's scripting engine. Scripts run one at a time, as in Valkey.
+/// Both VMs and the libraries loaded in the functions VM; one lock, so one script or
+/// function runs at a time, as in Valkey.
+struct Engines {
+    eval: Vm,
+    func: Vm,
+    libs: functions::Libraries,
+}
+
+/// The node's scripting engine.
 pub struct Scripts {
-    vm: Mutex<Vm>,
+    vm: Mutex<Engines>,
     busy: Arc<Busy>,
+    /// What other connections read without the VM: function names and flags (FCALL's
+    /// checks, FUNCTION STATS).
+    index: parking_lot::RwLock<functions::Index>,
+    /// Libraries committed by replication (or by this node) not yet compared with the loaded
+    /// ones; the committing thread must not wait for the VM, so the VM picks them up.
+    incoming: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 /// The running script, as other connections see it without the VM (BUSY, SCRIPT KILL).
@@ -73,11 +92,32 @@ struct Busy {
     since_ms: AtomicU64,
     kill: AtomicBool,
     wrote: AtomicBool,
+    /// The running function's name and its caller's command; `None` for an EVAL script.
+    function: Mutex<Option<(String, Vec<Bytes>)>>,
+    /// Unix ms when a library's load stops (FUNCTION LOAD); 0: no limit.
+    load_deadline_ms: AtomicU64,
+}
+
+impl Busy {
+    fn running_function(&self) -> bool {
+        self.function.lock().is_some()
+    }
+
+    fn killed_line(&self) -> &'static str {
+        if self.running_function() {
+            "Script killed by user with FUNCTION KILL."
+        } else {
+            "Script killed by user with SCRIPT KILL."
+        }
+    }
 }
 
 /// Valkey's reply while a script runs.
 pub const BUSY: &str =
     "BUSY Valkey is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// Valkey's reply while a function runs.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Valkey is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// Lua instructions between two looks at the kill flag.
 const KILL_CHECK_EVERY: u32 = 10_000;
@@ -94,12 +134,15 @@ fn now_ms() -> u64 {
 pub enum KillRefused {
     NotBusy,
     Unkillable,
+    /// A function runs and SCRIPT KILL was asked, or the other way round.
+    OtherKind(&'static str),
 }
 
 impl KillRefused {
     /// Valkey's error line.
     pub fn line(&self) -> &'static str {
         match self {
+            KillRefused::OtherKind(busy) => busy,
             KillRefused::NotBusy => "NOTBUSY No scripts in execution right now.",
             KillRefused::Unkillable => {
                 "UNKILLABLE Sorry the script already executed write commands against the \
@@ -125,11 +168,40 @@ struct Run<'h> {
 impl Scripts {
     pub fn new() -> Result<Scripts, String> {
         let busy = Arc::new(Busy::default());
-        let vm = Vm::new(&busy).map_err(|e| format!("creating the Lua VM: {e}"))?;
+        let vm = |what| Vm::new(&busy).map_err(|e| format!("creating the Lua VM for {what}: {e}"));
+        let engines = Engines {
+            eval: vm("scripts")?,
+            func: vm("functions")?,
+            libs: functions::Libraries::default(),
+        };
         Ok(Scripts {
-            vm: Mutex::new(vm),
+            vm: Mutex::new(engines),
             busy,
+            index: Default::default(),
+            incoming: Default::default(),
         })
+    }
+
+    /// Valkey's BUSY line for what runs now.
+    pub fn busy_line(&self) -> &'static str {
+        if self.busy.running_function() {
+            BUSY_FUNCTION
+        } else {
+            BUSY
+        }
+    }
+
+    /// Runs `f` as the running script (BUSY for others, killable), `function` naming it when
+    /// it is a function.
+    fn running<R>(&self, function: Option<(String, Vec<Bytes>)>, f: impl FnOnce() -> R) -> R {
+        *self.busy.function.lock() = function;
+        self.busy.kill.store(false, Ordering::Release);
+        self.busy.wrote.store(false, Ordering::Release);
+        self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
+        let r = f();
+        self.busy.since_ms.store(0, Ordering::Release);
+        *self.busy.function.lock() = None;
+        r
     }
 
     /// How long the running script has run (ms); `None` when none runs.
@@ -145,10 +217,14 @@ impl Scripts {
         self.busy.wrote.store(true, Ordering::Release);
     }
 
-    /// SCRIPT KILL: stops the running script at its next instruction check, unless it wrote.
-    pub fn kill(&self) -> Result<(), KillRefused> {
+    /// SCRIPT KILL (`function` false) or FUNCTION KILL: stops the running script at its next
+    /// instruction check, unless it wrote.
+    pub fn kill(&self, function: bool) -> Result<(), KillRefused> {
         if self.busy.since_ms.load(Ordering::Acquire) == 0 {
             return Err(KillRefused::NotBusy);
+        }
+        if self.busy.running_function() != function {
+            return Err(KillRefused::OtherKind(self.busy_line()));
         }
         if self.busy.wrote.load(Ordering::Acquire) {
             return Err(KillRefused::Unkillable);
@@ -159,13 +235,13 @@ impl Scripts {
 
     /// SCRIPT LOAD: compiles and caches `body`; its SHA1, or Valkey's compile error line.
     pub fn load(&self, body: &[u8]) -> Result<String, String> {
-        let mut vm = self.vm.lock();
-        vm.compile(body)
+        self.vm.lock().eval.compile(body)
     }
 
     pub fn exists(&self, sha: &str) -> bool {
         self.vm
             .lock()
+            .eval
             .scripts
             .contains_key(&sha.to_ascii_lowercase())
     }
@@ -174,6 +250,7 @@ impl Scripts {
     pub fn body(&self, sha: &str) -> Option<Bytes> {
         self.vm
             .lock()
+            .eval
             .scripts
             .get(&sha.to_ascii_lowercase())
             .map(|c| c.body.clone())
@@ -182,8 +259,22 @@ impl Scripts {
     /// SCRIPT FLUSH: forgets every script and starts a fresh VM.
     pub fn flush(&self) -> Result<(), String> {
         let fresh = Vm::new(&self.busy).map_err(|e| format!("creating the Lua VM: {e}"))?;
-        *self.vm.lock() = fresh;
+        self.vm.lock().eval = fresh;
         Ok(())
+    }
+
+    /// Waits for the VM (at most `patience`, then BUSY).
+    fn engines(
+        &self,
+        patience: Option<std::time::Duration>,
+    ) -> Result<parking_lot::MutexGuard<'_, Engines>, Reply> {
+        match patience {
+            None => Ok(self.vm.lock()),
+            Some(d) => self
+                .vm
+                .try_lock_for(d)
+                .ok_or_else(|| Reply::Error(BUSY.into())),
+        }
     }
 
     /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts. With
@@ -197,13 +288,11 @@ impl Scripts {
         host: &mut dyn Host,
         patience: Option<std::time::Duration>,
     ) -> Reply {
-        let mut vm = match patience {
-            None => self.vm.lock(),
-            Some(d) => match self.vm.try_lock_for(d) {
-                Some(vm) => vm,
-                None => return Reply::Error(BUSY.into()),
-            },
+        let mut engines = match self.engines(patience) {
+            Ok(e) => e,
+            Err(busy) => return busy,
         };
+        let vm = &mut engines.eval;
         let sha = match src {
             Source::Body(body) => match vm.compile(body) {
                 Ok(sha) => sha,
@@ -217,17 +306,30 @@ impl Scripts {
         if let Err(e) = host.begin(flags) {
             return Reply::Error(e);
         }
-        self.busy.kill.store(false, Ordering::Release);
-        self.busy.wrote.store(false, Ordering::Release);
-        self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
-        let r = vm.run(&f, keys, argv, host);
-        self.busy.since_ms.store(0, Ordering::Release);
-        match r {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => e.into_reply(&sha),
-            Err(e) => Reply::Error(format!("ERR Error running script: {e}")),
-        }
+        let r = self.running(None, || vm.run(&f, Call::Eval { keys, argv }, host));
+        outcome(r, &sha)
     }
+}
+
+fn outcome(r: mlua::Result<Result<Reply, ScriptError>>, name: &str) -> Reply {
+    match r {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => e.into_reply(name),
+        Err(e) => Reply::Error(format!("ERR Error running script: {e}")),
+    }
+}
+
+/// How a compiled chunk is called: an EVAL script sees KEYS/ARGV, a function gets them as
+/// its two parameters.
+enum Call<'a> {
+    Eval {
+        keys: &'a [Bytes],
+        argv: &'a [Bytes],
+    },
+    Function {
+        keys: &'a [Bytes],
+        args: &'a [Bytes],
+    },
 }
 
 /// A script's error: the message (`CODE text`) and, when raised, where.
@@ -261,9 +363,11 @@ impl Vm {
             move |_, _| {
                 // Raised again at every check, so a script's own pcall cannot swallow it.
                 if watch.kill.load(Ordering::Acquire) {
-                    return Err(mlua::Error::runtime(
-                        "Script killed by user with SCRIPT KILL.",
-                    ));
+                    return Err(mlua::Error::runtime(watch.killed_line()));
+                }
+                let deadline = watch.load_deadline_ms.load(Ordering::Acquire);
+                if deadline != 0 && now_ms() > deadline {
+                    return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
                 }
                 Ok(mlua::VmState::Continue)
             },
@@ -289,7 +393,12 @@ impl Vm {
         let watch = Arc::clone(busy);
         host.set(
             "killed",
-            lua.create_function(move |_, ()| Ok(watch.kill.load(Ordering::Acquire)))?,
+            lua.create_function(move |_, ()| {
+                Ok(watch
+                    .kill
+                    .load(Ordering::Acquire)
+                    .then(|| watch.killed_line()))
+            })?,
         )?;
         host.set(
             "rawset",
@@ -306,18 +415,21 @@ impl Vm {
         host.set("cjson", libs::cjson(&lua)?)?;
         host.set("cmsgpack", pack::cmsgpack(&lua)?)?;
         host.set("struct", pack::structs(&lua)?)?;
-        let (set_keys, xpcall, library, readonly): (Function, Function, Table, Table) = lua
+        let vm: Table = lua
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call(host)?;
-        lua.set_named_registry_value(LIBRARY_KEY, library)?;
-        lua.set_named_registry_value(READONLY_KEY, readonly)?;
+        lua.set_named_registry_value(LIBRARY_KEY, vm.get::<Table>("library")?)?;
+        lua.set_named_registry_value(LOAD_API_KEY, vm.get::<Table>("load_api")?)?;
+        lua.set_named_registry_value(READONLY_KEY, vm.get::<Table>("readonly")?)?;
         let handler = lua.create_function(|lua, err: Value| convert::error_handler(lua, err))?;
         Ok(Vm {
+            set_keys: vm.get("set_keys")?,
+            invoke: vm.get("invoke")?,
+            loading: vm.get("loading")?,
+            xpcall: vm.get("xpcall")?,
             lua,
-            set_keys,
             handler,
-            xpcall,
             scripts: HashMap::new(),
         })
     }
@@ -345,10 +457,9 @@ impl Vm {
     }
 
     fn run(
-        &mut self,
+        &self,
         f: &Function,
-        keys: &[Bytes],
-        argv: &[Bytes],
+        call: Call<'_>,
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Reply, ScriptError>> {
         let lua = &self.lua;
@@ -359,7 +470,13 @@ impl Vm {
             }
             Ok(t)
         };
-        self.set_keys.call::<()>((strings(keys)?, strings(argv)?))?;
+        let params = match call {
+            Call::Eval { keys, argv } => {
+                self.set_keys.call::<()>((strings(keys)?, strings(argv)?))?;
+                None
+            }
+            Call::Function { keys, args } => Some((strings(keys)?, strings(args)?)),
+        };
         let run = std::cell::RefCell::new(Run { host, resp3: false });
         let bound: Table = lua.named_registry_value(LIBRARY_KEY)?;
         let outcome = lua.scope(|scope| {
@@ -423,9 +540,15 @@ impl Vm {
             bound.raw_set("pcall", pcall)?;
             bound.raw_set("setresp", setresp)?;
             bound.raw_set("log", log)?;
-            let r = self
-                .xpcall
-                .call::<MultiValue>((f.clone(), self.handler.clone()));
+            let r = match params {
+                None => self
+                    .xpcall
+                    .call::<MultiValue>((f.clone(), self.handler.clone())),
+                Some((keys, args)) => {
+                    self.invoke
+                        .call::<MultiValue>((f.clone(), self.handler.clone(), keys, args))
+                }
+            };
             for name in ["call", "pcall", "setresp", "log", "acl_check_cmd"] {
                 bound.raw_set(name, Value::Nil)?;
             }
@@ -446,3 +569,6 @@ impl Vm {
 const READONLY_KEY: &str = "rockslot.readonly";
 /// Registry name of the `redis` library table, where each run binds its host functions.
 const LIBRARY_KEY: &str = "rockslot.library";
+/// Registry name of the table behind `server` while a library loads, where the load binds
+/// `register_function` and `log`.
+const LOAD_API_KEY: &str = "rockslot.load_api";

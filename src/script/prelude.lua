@@ -1,7 +1,7 @@
 -- Runs once when the scripting VM is created, with every standard function still reachable.
 -- It builds the `redis`/`server` library around the host functions rockslot passes in, then
 -- seals the global table as Valkey does: reading a missing global and writing any global are
--- errors, and the library tables are read-only. Returns the function that sets KEYS/ARGV.
+-- errors, and the library tables are read-only. Returns the VM's entry points (`vm` below).
 local host = ...
 local G = {}
 for k, v in pairs(_G) do
@@ -78,8 +78,9 @@ local function fix(ok, ...)
   if ok then
     return ok, ...
   end
-  if host.killed() then
-    error_("Script killed by user with SCRIPT KILL.", 0)
+  local killed = host.killed()
+  if killed then
+    error_(killed, 0)
   end
   return ok, host.fix_error((...))
 end
@@ -89,8 +90,9 @@ end
 -- A killed script stays killed: an error caught by the script's own (x)pcall is raised again.
 local xpcall_ = xpcall
 local function still_killed(ok, ...)
-  if not ok and host.killed() then
-    error_("Script killed by user with SCRIPT KILL.", 0)
+  local killed = not ok and host.killed()
+  if killed then
+    error_(killed, 0)
   end
   return ok, ...
 end
@@ -132,6 +134,31 @@ local string_mt = getmetatable('')
 string_mt.__index = G.string
 string_mt.__metatable = readonly(string_mt)
 
+-- While a function library loads, the globals are only `server`/`redis` with the loading API
+-- (register_function and log, bound by rockslot for the load), as in Valkey; anything else
+-- is a missing global, even a field of `server`.
+local load_api = {}
+load_api.LOG_DEBUG, load_api.LOG_VERBOSE, load_api.LOG_NOTICE, load_api.LOG_WARNING = 0, 1, 2, 3
+for _, k in ipairs_({ 'REDIS_VERSION', 'REDIS_VERSION_NUM', 'VALKEY_VERSION', 'VALKEY_VERSION_NUM',
+  'SERVER_NAME' }) do
+  load_api[k] = redis[k]
+end
+local load_lib = setmetatable_({}, {
+  __index = function(_, k)
+    local v = load_api[k]
+    if v == nil then
+      error_("Script attempted to access nonexistent global variable '" .. tostring_(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function()
+    error_("Attempt to modify a readonly table", 2)
+  end,
+  __metatable = false,
+})
+local LOADING = { server = load_lib, redis = load_lib }
+local current = G
+
 local sealed = _G
 for k in pairs_(G) do
   rawset_(sealed, k, nil)
@@ -143,7 +170,7 @@ G._G = sealed
 behind[sealed] = G
 setmetatable_(sealed, {
   __index = function(_, k)
-    local v = G[k]
+    local v = current[k]
     if v == nil then
       error_("Script attempted to access nonexistent global variable '" .. tostring_(k) .. "'", 2)
     end
@@ -155,7 +182,20 @@ setmetatable_(sealed, {
   __metatable = readonly({}),
 })
 
-return function(keys, argv)
+local vm = {}
+vm.set_keys = function(keys, argv)
   G.KEYS = keys
   G.ARGV = argv
-end, xpcall_, redis, behind
+end
+vm.xpcall = xpcall_
+-- A function gets its keys and arguments as parameters.
+vm.invoke = function(f, h, keys, args)
+  return xpcall_(function()
+    return f(keys, args)
+  end, h)
+end
+vm.loading = function(on)
+  current = on and LOADING or G
+end
+vm.library, vm.load_api, vm.readonly = redis, load_api, behind
+return vm

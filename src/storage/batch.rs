@@ -196,6 +196,13 @@ impl Batch {
             _ => None,
         })
     }
+    /// The value this batch puts at node record `key` (the last such put), if any.
+    pub fn meta_put(&self, key: &[u8]) -> Option<&[u8]> {
+        self.ops.iter().rev().find_map(|op| match op {
+            Op::PutMeta(k, v) if k == key => Some(&v[..]),
+            _ => None,
+        })
+    }
     /// Keys this batch puts (data families only).
     pub fn put_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.ops.iter().filter_map(|op| match op {

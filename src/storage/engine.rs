@@ -579,6 +579,12 @@ fn visit(
 }
 
 impl Snapshot<'_> {
+    /// A node-local record from the `meta` family, as of the snapshot.
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.engine.meta_cf()?;
+        Ok(self.snap.get_pinned_cf(&cf, key)?.map(|v| v.to_vec()))
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(cf) = self.engine.family(slot_of(key)?)? else {
             return Ok(None);

@@ -15,6 +15,7 @@ use tokio_stream::StreamExt;
 use super::manager::{ClusterNode, Manager};
 use super::nodes::SLOTS;
 use super::{host_port, ClusterOpts, INVALID_HOST_ARG};
+use crate::cli::conn::Value;
 use crate::keyspace::is_key_entry;
 use crate::migration::DataChunk;
 use crate::rpc::BackupPeer;
@@ -22,6 +23,8 @@ use crate::slot::{ranges_compact as ranges_text, ranges_of_mask as to_ranges, Ra
 use crate::storage::{RunReader, RunWriter};
 
 const MANIFEST: &str = "manifest";
+/// The primaries' function libraries, as FUNCTION DUMP gives them.
+const FUNCTIONS_FILE: &str = "functions.rdb";
 const FORMAT: &str = "rockslot-backup 1";
 /// Matches the server's default `storage-slots-per-family`; only decides file boundaries.
 const SLOTS_PER_FILE_GROUP: usize = 128;
@@ -48,6 +51,8 @@ pub struct Manifest {
     pub slots: Ranges,
     /// (node id, address, ranges) of each primary when the backup was taken.
     pub nodes: Vec<(String, String, Ranges)>,
+    /// Size and SHA-1 of the function libraries' file, when any primary had libraries.
+    pub functions: Option<(u64, String)>,
     pub files: Vec<FileEntry>,
 }
 
@@ -76,6 +81,9 @@ impl Manifest {
         );
         for (id, addr, r) in &self.nodes {
             out.push_str(&format!("node {id} {addr} {}\n", ranges_text(r)));
+        }
+        if let Some((size, sha1)) = &self.functions {
+            out.push_str(&format!("functions {size} {sha1}\n"));
         }
         for f in &self.files {
             out.push_str(&format!(
@@ -114,6 +122,9 @@ impl Manifest {
                 ["node", id, addr, r] => {
                     m.nodes
                         .push((id.to_string(), addr.to_string(), parse_ranges(r)?))
+                }
+                ["functions", size, sha1] => {
+                    m.functions = Some((size.parse().map_err(|_| bad())?, sha1.to_string()))
                 }
                 ["file", name, r, size, sha1, entries, keys, node] => {
                     let (a, b) = parse_ranges(r)?.first().copied().ok_or_else(bad)?;
@@ -164,22 +175,80 @@ pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
         )
     })?;
     let m = Manifest::parse(&text).with_context(|| format!("{}", mpath.display()))?;
-    for f in &m.files {
-        let p = dir.join(&f.name);
+    let functions = m
+        .functions
+        .iter()
+        .map(|(size, sha1)| (FUNCTIONS_FILE, *size, sha1));
+    let data = m.files.iter().map(|f| (f.name.as_str(), f.size, &f.sha1));
+    for (name, want_size, want_sum) in functions.chain(data) {
+        let p = dir.join(name);
         let (size, sum) =
             file_sha1(&p).with_context(|| format!("{}: missing or unreadable", p.display()))?;
-        if size != f.size {
-            bail!("{}: size {size}, the manifest says {}", p.display(), f.size);
-        }
-        if sum != f.sha1 {
+        if size != want_size {
             bail!(
-                "{}: checksum mismatch (SHA-1 {sum}, the manifest says {})",
-                p.display(),
-                f.sha1
+                "{}: size {size}, the manifest says {want_size}",
+                p.display()
+            );
+        }
+        if sum != *want_sum {
+            bail!(
+                "{}: checksum mismatch (SHA-1 {sum}, the manifest says {want_sum})",
+                p.display()
             );
         }
     }
     Ok(m)
+}
+
+/// Saves the primaries' function libraries next to the data; `None` when they have none.
+/// Libraries are per primary in a cluster (add-node copies them, users load them on each):
+/// the first primary's are kept, with a warning when another's differ.
+fn backup_functions(m: &mut Manager, dir: &Path) -> anyhow::Result<Option<(u64, String)>> {
+    let mut first: Option<(String, Vec<u8>)> = None;
+    for n in m.nodes.iter_mut().filter(|n| n.replicate.is_none()) {
+        let payload = match n.cmd(&["FUNCTION", "DUMP"])? {
+            Value::Bulk(p) => p,
+            other => bail!("{}: FUNCTION DUMP answered {other:?}", n.addr()),
+        };
+        match &first {
+            None => first = Some((n.addr(), payload)),
+            Some((addr, p)) if *p != payload => log_warn!(
+                "[WARNING] {} holds other function libraries than {addr}; the backup keeps \
+                 those of {addr}\n",
+                n.addr()
+            ),
+            Some(_) => {}
+        }
+    }
+    let Some((_, payload)) = first else {
+        return Ok(None);
+    };
+    // A payload of only the 10-byte footer holds no library.
+    if payload.len() <= 10 {
+        return Ok(None);
+    }
+    let path = dir.join(FUNCTIONS_FILE);
+    std::fs::write(&path, &payload)?;
+    std::fs::File::open(&path)?.sync_all()?;
+    Ok(Some(file_sha1(&path)?))
+}
+
+/// Loads the backup's function libraries on every primary (replacing same-named ones).
+fn restore_functions(m: &mut Manager, dir: &Path) -> anyhow::Result<()> {
+    let payload = std::fs::read(dir.join(FUNCTIONS_FILE))?;
+    for n in m.nodes.iter_mut().filter(|n| n.replicate.is_none()) {
+        let argv = [
+            b"FUNCTION".to_vec(),
+            b"RESTORE".to_vec(),
+            payload.clone(),
+            b"REPLACE".to_vec(),
+        ];
+        match n.call(&argv)? {
+            Value::Error(e) => bail!("{}: FUNCTION RESTORE: {e}", n.addr()),
+            _ => log_info!(">>> Function libraries restored on {}\n", n.addr()),
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn load(o: &ClusterOpts, addr: &[String]) -> Option<Manager> {
@@ -262,7 +331,7 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
         return Ok(false);
     }
     std::fs::create_dir_all(&dir)?;
-    let Some(m) = load(o, &o.args) else {
+    let Some(mut m) = load(o, &o.args) else {
         return Ok(false);
     };
     let mut plan = Vec::new();
@@ -351,6 +420,7 @@ pub fn backup(o: &ClusterOpts) -> anyhow::Result<bool> {
             .push((id.clone(), format!("{ip}:{port}"), ranges.clone()));
     }
     progress("backup", keys, bytes, None, t0, true);
+    manifest.functions = backup_functions(&mut m, &dir)?;
     // The manifest goes last: a directory without one is a partial backup.
     let tmp = dir.join(".manifest.tmp");
     std::fs::write(&tmp, manifest.render())?;
@@ -397,7 +467,7 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
-    let Some(m) = load(o, &o.args) else {
+    let Some(mut m) = load(o, &o.args) else {
         return Ok(false);
     };
     let mut owner: Vec<Option<usize>> = vec![None; SLOTS];
@@ -579,6 +649,12 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
         );
         return Ok(false);
     }
+    if manifest.functions.is_some() {
+        if let Err(e) = restore_functions(&mut m, &dir) {
+            log_err!("[ERR] the data was restored but the function libraries were not: {e:#}\n");
+            return Ok(false);
+        }
+    }
     progress("restore", keys, bytes, None, t0, true);
     let secs = t0.elapsed().as_secs_f64().max(1e-3);
     log_ok!(
@@ -601,6 +677,7 @@ mod tests {
             cluster: "c".into(),
             slots: vec![(0, 8191)],
             nodes: vec![("a".repeat(40), "127.0.0.1:7000".into(), vec![(0, 5460)])],
+            functions: Some((95, "cd".into())),
             files: vec![FileEntry {
                 name: "n0-00000.sst".into(),
                 first: 0,
