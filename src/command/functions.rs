@@ -265,6 +265,7 @@ fn stats(ctx: &mut Ctx) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
+    off_reactor(|| ctx.node.scripts.refresh_functions());
     let flags = ctx
         .node
         .scripts

@@ -60,10 +60,19 @@ impl ScriptHost<'_, '_, '_> {
         let view = cluster.view();
         for p in spec.key_positions(args) {
             let slot = key_slot(&args[p]);
-            let owner = view.slots.get(slot as usize).copied().flatten();
-            let mine = owner
+            let owner = view
+                .slots
+                .get(slot as usize)
+                .copied()
+                .flatten()
                 .and_then(|o| view.nodes.get(o as usize))
-                .is_some_and(|n| Some(n.0) == view.myself);
+                .map(|n| n.0);
+            // A READONLY client's reads on a replica are served from its primary's slots.
+            let mine = owner.is_some() && owner == view.myself
+                || self.client.readonly
+                    && !spec.is_write()
+                    && view.role_replica_of.is_some()
+                    && owner == view.role_replica_of;
             if !mine && !view.importing.contains_key(&slot) {
                 return Some(
                     "ERR Script attempted to access a non local key in a cluster node".into(),

@@ -532,14 +532,34 @@ impl Scripts {
         }
     }
 
-    /// The flags of function `name` (any case), if it exists.
+    /// Takes in replicated library changes unless a script holds the VM.
+    fn try_sync(&self) {
+        if self.incoming.lock().is_some() {
+            if let Some(mut e) = self.vm.try_lock() {
+                self.sync(&mut e);
+            }
+        }
+    }
+
+    /// Takes in replicated library changes now (waits for the VM when there are some).
+    pub fn refresh_functions(&self) {
+        if self.incoming.lock().is_some() {
+            let mut e = self.vm.lock();
+            self.sync(&mut e);
+        }
+    }
+
+    /// The flags of function `name` (any case), if it exists. Replicated changes are taken in
+    /// first unless a script holds the VM (never waits).
     pub fn function_flags(&self, name: &[u8]) -> Option<ScriptFlags> {
+        self.try_sync();
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         self.index.read().functions.get(&name).copied()
     }
 
     /// (libraries, functions) loaded, for FUNCTION STATS.
     pub fn function_counts(&self) -> (usize, usize) {
+        self.try_sync();
         let i = self.index.read();
         (i.libraries, i.functions.len())
     }

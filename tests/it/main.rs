@@ -20,6 +20,7 @@ mod durability;
 mod failover;
 mod failover_fullsync;
 mod failover_loss;
+mod functions;
 mod hashes;
 mod liveness;
 mod memory;

@@ -258,10 +258,12 @@ fn scripts_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
     Ok(())
 }
 
-/// One random `redis.call`/`redis.pcall` expression over keys of changing types.
-fn random_call(r: &mut impl Rng) -> String {
-    let k = ["KEYS[1]", "KEYS[2]"][r.random_range(0..2)];
-    let v = ["'1'", "'v'", "ARGV[1]", "'-2.5'", "7"][r.random_range(0..5)];
+/// One random `redis.call`/`redis.pcall` expression over keys of changing types; `keys` and
+/// `argv` name the tables holding the script's keys and arguments.
+fn random_call(r: &mut impl Rng, keys: &str, argv: &str) -> String {
+    let k = [format!("{keys}[1]"), format!("{keys}[2]")][r.random_range(0..2)].clone();
+    let arg = format!("{argv}[1]");
+    let v = ["'1'", "'v'", &arg, "'-2.5'", "7"][r.random_range(0..5)];
     let form = match r.random_range(0..28) {
         0 => format!("'set', {k}, {v}"),
         1 => format!("'get', {k}"),
@@ -296,17 +298,18 @@ fn random_call(r: &mut impl Rng) -> String {
     format!("redis.{call}({form})")
 }
 
-fn random_script(r: &mut impl Rng) -> String {
+/// A random script body (`keys`/`argv` as for [`random_call`]).
+pub fn random_script(r: &mut impl Rng, keys: &str, argv: &str) -> String {
     let mut s = String::new();
     if r.random_bool(0.2) {
         s.push_str("redis.setresp(3)\n");
     }
     s.push_str("local out = {}\n");
     for _ in 0..r.random_range(1..5) {
-        s.push_str(&format!("out[#out+1] = {}\n", random_call(r)));
+        s.push_str(&format!("out[#out+1] = {}\n", random_call(r, keys, argv)));
     }
     match r.random_range(0..5) {
-        0 => s.push_str(&format!("return {}\n", random_call(r))),
+        0 => s.push_str(&format!("return {}\n", random_call(r, keys, argv))),
         1 => s.push_str("return out[1]\n"),
         2 => s.push_str("return #out\n"),
         3 => s.push_str("return type(out[#out])\n"),
@@ -330,7 +333,7 @@ fn generated_scripts_over_mixed_types_match_valkey() -> Result<()> {
         theirs.cmd(&["HELLO", proto])?;
         let mut r = rand::rngs::StdRng::seed_from_u64(*seed);
         for step in 0..per_seed {
-            let script = random_script(&mut r);
+            let script = random_script(&mut r, "KEYS", "ARGV");
             let keys = ["{s}a", "{s}b"];
             let arg = ["x", "3", "2.5"][r.random_range(0..3)];
             let cmd = eval(&script, &keys, &[arg]);

@@ -506,6 +506,15 @@ pub fn restore(o: &ClusterOpts) -> anyhow::Result<bool> {
             .block_on(BackupPeer::connect(&ip, cport, pass.as_deref()))
             .map_err(|e| anyhow!("{}: {e}", n.addr()))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<DataChunk>(4);
+        // The first chunk names the job: a primary whose restored slots hold no key in the
+        // backup still stages (nothing) and takes part in prepare and commit.
+        let opening = DataChunk {
+            job: job.clone(),
+            ..Default::default()
+        };
+        if rt.block_on(tx.send(opening)).is_err() {
+            bail!("{}: staging stream closed", n.addr());
+        }
         let mut p2 = peer.clone();
         stages.push((
             i,

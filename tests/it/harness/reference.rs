@@ -112,7 +112,17 @@ pub fn assert_same_reply<A: AsRef<[u8]>>(
         .iter()
         .map(|x| String::from_utf8_lossy(x.as_ref()).into_owned())
         .collect();
-    assert_eq!(super::show(&a), super::show(&b), "{context}: {shown:?}");
+    // Whole replies are compared (`show` elides long ones in the message only).
+    if a != b {
+        let at = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        panic!(
+            "{context}: {shown:?}\n ours:   {}\n theirs: {}\n first difference at byte {at}: ours {} / theirs {}",
+            super::show(&a),
+            super::show(&b),
+            super::show(&a[at.saturating_sub(20)..a.len().min(at + 80)]),
+            super::show(&b[at.saturating_sub(20)..b.len().min(at + 80)]),
+        );
+    }
     Ok(())
 }
 
