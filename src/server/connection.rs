@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::cluster::{route, Access};
 use crate::command;
@@ -21,8 +20,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// unbounded output.
 const FLUSH_AT: usize = 64 * 1024;
 
-pub async fn reject(mut stream: TcpStream, msg: &str) {
+pub async fn reject(mut stream: impl ClientStream, msg: &str) {
     let _ = stream.write_all(format!("-{msg}\r\n").as_bytes()).await;
+    // A TLS stream holds the record until flushed; the close_notify follows it.
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
 }
 
 /// A client's byte stream: plain TCP or TLS over it.

@@ -206,11 +206,22 @@ async fn accept_loop(
             sh.stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            if tls.is_none() {
-                tokio::spawn(connection::reject(
-                    stream,
-                    "ERR max number of clients reached",
-                ));
+            const FULL: &str = "ERR max number of clients reached";
+            match &tls {
+                None => {
+                    tokio::spawn(connection::reject(stream, FULL));
+                }
+                // As Valkey, the refusal is written after the handshake, so the client reads it.
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let accepted =
+                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                        if let Ok(Ok(s)) = accepted.await {
+                            connection::reject(s, FULL).await;
+                        }
+                    });
+                }
             }
             continue;
         }

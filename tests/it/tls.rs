@@ -558,8 +558,36 @@ fn tls_misconfiguration_stops_the_start_with_a_clear_message() -> Result<()> {
     let run = crate::harness::ToolRun::run(&mut py, Duration::from_secs(60))?.ensure_success()?;
     let last = run.stdout.lines().last().unwrap_or_default().to_string();
     ensure!(last == "5000 replies", "pipelined TLS client: {last}");
+    // Past maxclients a TLS client reads Valkey's refusal too (after the handshake).
+    let mut py = Command::new("python3");
+    py.args(["-c", TLS_MAXCLIENTS])
+        .env("PORT", node.tls_port().to_string())
+        .env("CA", &ca);
+    let run = crate::harness::ToolRun::run(&mut py, Duration::from_secs(60))?.ensure_success()?;
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    ensure!(
+        last == "b'+OK\\r\\n' b'-ERR max number of clients reached\\r\\n'",
+        "TLS client past maxclients: {last}"
+    );
     Ok(())
 }
+
+/// Lowers maxclients to 1 over a TLS connection, then opens a second one and prints what
+/// each read.
+const TLS_MAXCLIENTS: &str = r#"
+import os, socket, ssl
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+ctx.check_hostname = False
+def conn():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(os.environ["PORT"]))))
+    s.settimeout(10)
+    return s
+a = conn()
+a.sendall(b"*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$10\r\nmaxclients\r\n$1\r\n1\r\n")
+ok = a.recv(100)
+b = conn()
+print(ok, b.recv(100))
+"#;
 
 /// 5,000 ECHOs of 8 KiB written before any reply is read, over TLS (40 MB each way, far more
 /// than the socket buffers hold); counts the replies.
