@@ -215,7 +215,7 @@ pub(super) fn execute(
 
 /// Whether this call writes: FCALL of a function without `no-writes` does (Valkey derives
 /// FCALL's flags from the function's), other commands as their table row says.
-fn writes(shared: &Node, spec: &CommandSpec, args: &[Bytes]) -> bool {
+pub(super) fn writes(shared: &Node, spec: &CommandSpec, args: &[Bytes]) -> bool {
     match spec.name {
         "fcall" => args
             .get(1)

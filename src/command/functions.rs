@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::scripting::{off_reactor, run_script};
 use super::{CmdError, CmdResult, Ctx};
 use crate::resp::Reply;
-use crate::script::{Change, RestorePolicy, ScriptFlags};
+use crate::script::{Change, FunctionCall, RestorePolicy, ScriptFlags, RO_WITH_WRITES};
 
 const FUNCTION_HELP: &[&str] = &[
     "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -265,25 +265,29 @@ fn stats(ctx: &mut Ctx) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult {
-    off_reactor(|| ctx.node.scripts.refresh_functions());
-    let flags = ctx
-        .node
-        .scripts
-        .function_flags(&args[1])
-        .ok_or_else(|| CmdError::err("Function not found"))?;
+    let scripts = &ctx.node.scripts;
+    // The index may be behind a replicated change: the VM then decides, once taken.
+    let flags = scripts.function_flags(&args[1]);
+    if flags.is_none() && !scripts.functions_pending() {
+        return Err(CmdError::err("Function not found"));
+    }
     let n = super::scripting::numkeys(args).map_err(|e| match e {
         CmdError::NotInteger => CmdError::err("Bad number of keys provided"),
         e => e,
     })?;
-    if read_only && !flags.no_writes {
-        return Err(CmdError::err(
-            "Can not execute a script with write flag using *_ro command.",
-        ));
+    if read_only && flags.is_some_and(|f| !f.no_writes) {
+        return Err(CmdError::Line(RO_WITH_WRITES.into()));
     }
-    let (keys, fargs) = (&args[3..3 + n], &args[3 + n..]);
-    let scripts = &ctx.node.scripts;
+    let call = FunctionCall {
+        name: &args[1],
+        read_only,
+        keys: &args[3..3 + n],
+        args: &args[3 + n..],
+        command: args,
+    };
+    let keys = call.keys;
     run_script(ctx, keys, read_only, |host, patience| {
-        scripts.call_function(&args[1], keys, fargs, host, patience, args)
+        scripts.call_function(call, host, patience)
     })
 }
 

@@ -87,8 +87,9 @@ fn exec(shared: &Node, client: &mut ClientState, ks: &mut Pending) -> Result<Rep
         let view = cl.view();
         let paused = queued.iter().zip(&resolved).find_map(|(a, (spec, pos))| {
             let spec = *spec.as_ref().ok()?;
-            write_paused(&view, spec.is_write()).or_else(|| {
-                (spec.is_write()
+            let write = super::dispatch::writes(shared, spec, a);
+            write_paused(&view, write).or_else(|| {
+                (write
                     && pos
                         .iter()
                         .any(|&p| shared.keyspace.write_paused(key_slot(&a[p]))))

@@ -17,6 +17,19 @@ use mlua::{Function, MultiValue, Table, Value};
 use super::convert;
 use super::{now_ms, Busy, Call, Engines, Host, Reply, ScriptFlags, Scripts, Vm, LOAD_API_KEY};
 
+/// FCALL_RO of a function without `no-writes`.
+pub const RO_WITH_WRITES: &str = "ERR Can not execute a script with write flag using *_ro command.";
+
+/// One FCALL: the function's name (any case), whether FCALL_RO, its keys and arguments, and
+/// the caller's whole command (FUNCTION STATS shows it).
+pub struct FunctionCall<'a> {
+    pub name: &'a [u8],
+    pub read_only: bool,
+    pub keys: &'a [Bytes],
+    pub args: &'a [Bytes],
+    pub command: &'a [Bytes],
+}
+
 /// How long FUNCTION LOAD lets a library's body run (Valkey's LOAD_TIMEOUT_MS).
 const LOAD_TIMEOUT_MS: u64 = 500;
 
@@ -41,6 +54,10 @@ pub(super) struct Libraries {
     libs: BTreeMap<String, Arc<Library>>,
     /// The FUNCTION DUMP payload of exactly these libraries.
     payload: Vec<u8>,
+    /// Why the libraries stored on this node (or sent by the primary) did not load; then
+    /// `payload` is that record, none are loaded, and only a FLUSH may replace the record
+    /// (a LOAD would silently drop the libraries that did not load).
+    broken: Option<String>,
 }
 
 /// What other connections read about functions without the VM.
@@ -301,11 +318,24 @@ impl Vm {
             .named_registry_value(LOAD_API_KEY)
             .map_err(lua_err)?;
         let registered = std::cell::RefCell::new(Vec::new());
+        busy.kill.store(false, Ordering::Release);
+        // Whatever happens below, the deadline is lifted and the globals are the run-time ones
+        // again (the deadline first: the hook must not interrupt the switch back).
+        struct Loading<'a>(&'a Vm, &'a Busy);
+        impl Drop for Loading<'_> {
+            fn drop(&mut self) {
+                self.1.load_deadline_ms.store(0, Ordering::Release);
+                if let Err(e) = self.0.loading.call::<()>(false) {
+                    tracing::error!("restoring the functions VM's globals: {e}");
+                }
+            }
+        }
+        let loading = Loading(self, busy);
+        self.loading.call::<()>(true).map_err(lua_err)?;
         if timeout {
             busy.load_deadline_ms
                 .store(now_ms() + LOAD_TIMEOUT_MS, Ordering::Release);
         }
-        self.loading.call::<()>(true).map_err(lua_err)?;
         let r = self.lua.scope(|scope| {
             let register = scope.create_function(|_, args: MultiValue| {
                 let (name, description, flags, f) =
@@ -319,8 +349,12 @@ impl Vm {
                 Ok(())
             })?;
             let log = scope.create_function(|_, args: MultiValue| {
-                let text: Vec<String> = args.iter().skip(1).map(convert::lua_display).collect();
-                tracing::info!("{}", text.join(" "));
+                let (level, text) = super::log_args(&args)?;
+                match level {
+                    0 | 1 => tracing::debug!("{text}"),
+                    2 => tracing::info!("{text}"),
+                    _ => tracing::warn!("{text}"),
+                }
                 Ok(())
             })?;
             api.raw_set("register_function", register)?;
@@ -332,8 +366,7 @@ impl Vm {
             api.raw_set("log", Value::Nil)?;
             r
         });
-        busy.load_deadline_ms.store(0, Ordering::Release);
-        self.loading.call::<()>(false).map_err(lua_err)?;
+        drop(loading);
         let mut vals = r.map_err(lua_err)?.into_iter();
         if !matches!(vals.next(), Some(Value::Boolean(true))) {
             let e = convert::script_error(&vals.next().unwrap_or(Value::Nil));
@@ -379,6 +412,20 @@ impl Vm {
 }
 
 impl Libraries {
+    /// No libraries (FUNCTION DUMP gives the bare footer, as Valkey's does).
+    pub(super) fn none() -> Libraries {
+        Libraries::default().sealed()
+    }
+
+    /// The set standing for a record that did not load.
+    fn broken(payload: Vec<u8>, why: String) -> Libraries {
+        Libraries {
+            libs: BTreeMap::new(),
+            payload,
+            broken: Some(why),
+        }
+    }
+
     fn find(&self, name: &str) -> Option<&Registered> {
         self.libs
             .values()
@@ -441,9 +488,25 @@ impl Scripts {
     ) -> Result<Option<String>, String> {
         let mut e = self.vm.lock();
         self.sync(&mut e);
+        if let Some(why) = &e.libs.broken {
+            let replaces_all = matches!(
+                change,
+                Change::Flush
+                    | Change::Restore {
+                        policy: RestorePolicy::Flush,
+                        ..
+                    }
+            );
+            if !replaces_all {
+                return Err(format!(
+                    "ERR the function libraries stored on this node do not load ({why}); \
+                     FUNCTION FLUSH or FUNCTION RESTORE <payload> FLUSH replaces them"
+                ));
+            }
+        }
         let mut next = Libraries {
             libs: e.libs.libs.clone(),
-            payload: Vec::new(),
+            ..Libraries::default()
         };
         let mut loaded = None;
         match change {
@@ -498,7 +561,14 @@ impl Scripts {
             return Ok(());
         }
         let mut e = self.vm.lock();
-        let libs = Libraries::from_payload(&e.func, payload, &self.busy)?;
+        let libs = match Libraries::from_payload(&e.func, payload, &self.busy) {
+            Ok(libs) => libs,
+            Err(why) => {
+                e.libs = Libraries::broken(payload.to_vec(), why.clone());
+                *self.index.write() = e.libs.index();
+                return Err(why);
+            }
+        };
         *self.index.write() = libs.index();
         e.libs = libs;
         Ok(())
@@ -519,17 +589,15 @@ impl Scripts {
             return;
         }
         let libs = if payload.is_empty() {
-            Ok(Libraries::default().sealed())
+            Ok(Libraries::none())
         } else {
             Libraries::from_payload(&e.func, &payload, &self.busy)
         };
-        match libs {
-            Ok(libs) => {
-                *self.index.write() = libs.index();
-                e.libs = libs;
-            }
-            Err(err) => tracing::error!("replicated function libraries do not load: {err}"),
-        }
+        e.libs = libs.unwrap_or_else(|why| {
+            tracing::error!("the function libraries from the primary do not load: {why}");
+            Libraries::broken(payload, why)
+        });
+        *self.index.write() = e.libs.index();
     }
 
     /// Takes in replicated library changes unless a script holds the VM.
@@ -541,18 +609,14 @@ impl Scripts {
         }
     }
 
-    /// Takes in replicated library changes now (waits for the VM when there are some).
-    pub fn refresh_functions(&self) {
-        if self.incoming.lock().is_some() {
-            let mut e = self.vm.lock();
-            self.sync(&mut e);
-        }
+    /// Whether committed library changes wait to be taken in (the index may be behind).
+    pub fn functions_pending(&self) -> bool {
+        self.incoming.lock().is_some()
     }
 
-    /// The flags of function `name` (any case), if it exists. Replicated changes are taken in
-    /// first unless a script holds the VM (never waits).
+    /// The flags of function `name` (any case) as last taken in, if it exists; never waits
+    /// or loads anything (dispatch reads it on the reactor thread).
     pub fn function_flags(&self, name: &[u8]) -> Option<ScriptFlags> {
-        self.try_sync();
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         self.index.read().functions.get(&name).copied()
     }
@@ -601,31 +665,31 @@ impl Scripts {
             .collect()
     }
 
-    /// FCALL: runs function `name` with `keys` and `args`; `command` is the caller's (FUNCTION
-    /// STATS shows it). Waits for the VM as [`Scripts::run`] does.
+    /// FCALL or FCALL_RO. Waits for the VM as [`Scripts::run`] does.
     pub fn call_function(
         &self,
-        name: &[u8],
-        keys: &[Bytes],
-        args: &[Bytes],
+        call: FunctionCall<'_>,
         host: &mut dyn Host,
         patience: Option<std::time::Duration>,
-        command: &[Bytes],
     ) -> Reply {
         let mut e = match self.engines(patience) {
             Ok(e) => e,
             Err(busy) => return busy,
         };
         self.sync(&mut e);
-        let name = String::from_utf8_lossy(name);
+        let name = String::from_utf8_lossy(call.name);
         let Some(def) = e.libs.find(&name) else {
             return Reply::Error("ERR Function not found".into());
         };
         let (f, flags, name) = (def.f.clone(), def.flags, def.name.clone());
+        if call.read_only && !flags.no_writes {
+            return Reply::Error(RO_WITH_WRITES.into());
+        }
         if let Err(err) = host.begin(flags) {
             return Reply::Error(err);
         }
-        let running = Some((name.clone(), command.to_vec()));
+        let running = Some((name.clone(), call.command.to_vec()));
+        let (keys, args) = (call.keys, call.args);
         let r = self.running(running, || {
             e.func.run(&f, Call::Function { keys, args }, host)
         });
@@ -636,6 +700,42 @@ impl Scripts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unloadable_stored_libraries_are_kept_until_flushed() {
+        let scripts = Scripts::new().unwrap();
+        let lib = b"#!lua name=a\nserver.register_function('f', function() return 1 end)";
+        // A record whose library no longer loads (here: it registers nothing).
+        let record = crate::rdb::functions_payload([&b"#!lua name=gone\nlocal x = 1"[..]]);
+        assert!(scripts.load_stored(&record).is_err());
+        let mut stored = Vec::new();
+        let mut store = |p: Vec<u8>| {
+            stored.push(p);
+            Ok(())
+        };
+        let load = Change::Load {
+            code: lib,
+            replace: false,
+        };
+        let refused = scripts.change_functions(load, &mut store).unwrap_err();
+        assert!(refused.contains("do not load"), "{refused}");
+        assert_eq!(scripts.functions_payload(), record, "DUMP keeps the record");
+        scripts.change_functions(Change::Flush, &mut store).unwrap();
+        let load = Change::Load {
+            code: lib,
+            replace: false,
+        };
+        assert_eq!(
+            scripts
+                .change_functions(load, &mut store)
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0], crate::rdb::functions_payload([]));
+        assert!(scripts.function_flags(b"F").is_some());
+    }
 
     #[test]
     fn metadata_follows_valkey() {

@@ -22,7 +22,9 @@ use parking_lot::Mutex;
 
 use crate::resp::Reply;
 
-pub use functions::{Change, FunctionView, LibraryView, RestorePolicy};
+pub use functions::{
+    Change, FunctionCall, FunctionView, LibraryView, RestorePolicy, RO_WITH_WRITES,
+};
 pub use shebang::ScriptFlags;
 
 /// What runs a command for a script.
@@ -172,7 +174,7 @@ impl Scripts {
         let engines = Engines {
             eval: vm("scripts")?,
             func: vm("functions")?,
-            libs: functions::Libraries::default(),
+            libs: functions::Libraries::none(),
         };
         Ok(Scripts {
             vm: Mutex::new(engines),
@@ -200,6 +202,8 @@ impl Scripts {
         self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
         let r = f();
         self.busy.since_ms.store(0, Ordering::Release);
+        // A kill that raced the end must not stop the next thing the VMs run (a library load).
+        self.busy.kill.store(false, Ordering::Release);
         *self.busy.function.lock() = None;
         r
     }
@@ -223,11 +227,12 @@ impl Scripts {
         if self.busy.since_ms.load(Ordering::Acquire) == 0 {
             return Err(KillRefused::NotBusy);
         }
-        if self.busy.running_function() != function {
-            return Err(KillRefused::OtherKind(self.busy_line()));
-        }
+        // Valkey answers UNKILLABLE before looking at which kind of script runs.
         if self.busy.wrote.load(Ordering::Acquire) {
             return Err(KillRefused::Unkillable);
+        }
+        if self.busy.running_function() != function {
+            return Err(KillRefused::OtherKind(self.busy_line()));
         }
         self.busy.kill.store(true, Ordering::Release);
         Ok(())
@@ -510,21 +515,8 @@ impl Vm {
                 Ok(())
             })?;
             let log = scope.create_function(|_, args: MultiValue| {
-                if args.len() < 2 {
-                    return Err(mlua::Error::runtime(
-                        "redis.log() requires two arguments or more.",
-                    ));
-                }
-                let mut it = args.iter();
-                let Some(level) = it
-                    .next()
-                    .and_then(convert::lua_number_to_i64)
-                    .filter(|l| (0..=3).contains(l))
-                else {
-                    return Err(mlua::Error::runtime("Invalid log level."));
-                };
-                let text: Vec<String> = it.map(convert::lua_display).collect();
-                run.borrow_mut().host.log(level, &text.join(" "));
+                let (level, text) = log_args(&args)?;
+                run.borrow_mut().host.log(level, &text);
                 Ok(())
             })?;
             let acl = scope.create_function(|lua, args: MultiValue| {
@@ -567,6 +559,25 @@ impl Vm {
 
 /// Registry name of the table whose keys are the read-only tables (proxies and `_G`).
 const READONLY_KEY: &str = "rockslot.readonly";
+/// `redis.log`'s arguments, checked as Valkey does: the level and the message.
+fn log_args(args: &MultiValue) -> mlua::Result<(i64, String)> {
+    if args.len() < 2 {
+        return Err(mlua::Error::runtime(
+            "redis.log() requires two arguments or more.",
+        ));
+    }
+    let mut it = args.iter();
+    let Some(level) = it
+        .next()
+        .and_then(convert::lua_number_to_i64)
+        .filter(|l| (0..=3).contains(l))
+    else {
+        return Err(mlua::Error::runtime("Invalid log level."));
+    };
+    let text: Vec<String> = it.map(convert::lua_display).collect();
+    Ok((level, text.join(" ")))
+}
+
 /// Registry name of the `redis` library table, where each run binds its host functions.
 const LIBRARY_KEY: &str = "rockslot.library";
 /// Registry name of the table behind `server` while a library loads, where the load binds

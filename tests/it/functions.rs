@@ -179,6 +179,15 @@ fn restore_cases(theirs: &mut RawConn) -> Result<Vec<Cmd>> {
 #[test]
 fn functions_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
     let (_node, _reference, mut ours, mut theirs) = both()?;
+    // A node that never had a library dumps the bare footer, which RESTORE takes.
+    let footer = bulk(&theirs.cmd(&["FUNCTION", "DUMP"])?)?;
+    for c in [
+        cmd(&["FUNCTION", "DUMP"]),
+        vec![b"FUNCTION".to_vec(), b"RESTORE".to_vec(), footer],
+        cmd(&["FUNCTION", "LIST"]),
+    ] {
+        assert_same_reply(&mut ours, &mut theirs, &c, "a fresh node")?;
+    }
     let restores = restore_cases(&mut theirs)?;
     for proto in ["2", "3"] {
         ours.cmd(&["HELLO", proto])?;
@@ -375,10 +384,13 @@ fn busy_functions_answer_as_valkey_and_function_kill_stops_them() -> Result<()> 
         out.push(b.cmd(&["FUNCTION", "KILL"])?);
         out.push(a.read_frame()?);
         out.push(b.cmd(&["FUNCTION", "KILL"])?);
+        // A kill does not outlive its script: the next library loads.
+        out.push(b.cmd(&["FUNCTION", "LOAD", "REPLACE", spin])?);
         a.send(&crate::harness::encode_cmd(&[
-            "FCALL", "spinw", "1", "key1", "1",
+            "FCALL", "spinw", "1", "key1", "3",
         ]))?;
         busy(&mut b)?;
+        out.push(b.cmd(&["SCRIPT", "KILL"])?);
         out.push(b.cmd(&["FUNCTION", "KILL"])?);
         out.push(a.read_frame()?);
         a.send(&crate::harness::encode_cmd(&[
@@ -391,6 +403,7 @@ fn busy_functions_answer_as_valkey_and_function_kill_stops_them() -> Result<()> 
         out.push(b.cmd(&["FUNCTION", "KILL"])?);
         out.push(b.cmd(&["SCRIPT", "KILL"])?);
         out.push(a.read_frame()?);
+        out.push(b.cmd(&["FUNCTION", "LOAD", "REPLACE", spin])?);
         transcripts.push(out.iter().map(|r| show(r)).collect::<Vec<_>>());
     }
     ensure!(
@@ -536,6 +549,11 @@ fn libraries_survive_sigkill_and_replicate_by_stream_and_full_sync() -> Result<(
         .arg(OPS_LIB)
         .query(&mut p)?;
     replica.restart()?;
+    ensure!(
+        libraries(&replica)? == ["other"],
+        "the replica after SIGKILL: {:?}",
+        libraries(&replica)?
+    );
     let mut r = replica.conn()?;
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
