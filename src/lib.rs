@@ -28,6 +28,8 @@
 //! - `config` (4): valkey.conf parsing and validation, CONFIG GET/SET/REWRITE.
 //! - `storage` (3): the only module that names RocksDB: families, batches, snapshots, SSTs.
 //! - `resp` (3): RESP2/RESP3 frames, decoder limits, encoder; knows no commands.
+//! - `acl` (2): ACL users: rules, rendering, the permission check over a command catalog
+//!   the command layer builds, the aclfile, the ACL log; knows no command table.
 //! - `rdb` (2): Valkey's RDB encoding (DUMP payloads, dump.rdb files); bytes in, values out.
 //! - `slot` (1): key slots, slot ranges, record slot prefixes.
 //! - `glob` (1): Valkey's glob matching.
@@ -38,6 +40,7 @@
 //! above `migration` because a replica fetches migrated slots through the migration service.
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod cli;
 pub mod cluster;
 pub mod command;

@@ -73,6 +73,8 @@ pub struct ClientState {
     pub pubsub: Option<crate::node::pubsub::Subscriptions>,
     /// The client came in on the TLS port: cluster replies and redirects name TLS ports.
     pub tls: bool,
+    /// The ACL user the connection runs as.
+    pub session: crate::acl::Session,
 }
 
 impl ClientState {

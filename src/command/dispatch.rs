@@ -59,8 +59,37 @@ fn checked(
         }
     };
     client.handle.touch(spec.name);
+    // EXEC refused before it runs discards the transaction, naming why (Valkey's
+    // execCommandAbort).
+    let refuse = |client: &mut ClientState, line: String| {
+        if spec.name == "exec" {
+            client.multi = None;
+            client.multi_failed = false;
+            client.watched.clear();
+            return CmdError::Line(format!(
+                "EXECABORT Transaction discarded because of: {line}"
+            ));
+        }
+        if client.multi.is_some() {
+            client.multi_failed = true;
+        }
+        CmdError::Line(line)
+    };
     if !client.authenticated && !spec.has_flag(CmdFlags::NO_AUTH) {
-        return Ok(error_reply(shared, CmdError::NoAuth));
+        let e = refuse(client, CmdError::NoAuth.to_string());
+        return Ok(error_reply(shared, e));
+    }
+    let write = writes(shared, spec, args);
+    if !spec.has_flag(CmdFlags::NO_AUTH) {
+        let context = if client.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        if let Err(d) = super::acl_cmds::check(shared, client, spec, args, write, context) {
+            let e = refuse(client, d.line(&client.session.name));
+            return Ok(error_reply(shared, e));
+        }
     }
     if !spec.has_flag(CmdFlags::ALLOW_BUSY) {
         if let Some(ms) = shared.scripts.busy_ms() {
@@ -102,7 +131,6 @@ fn checked(
         ));
     }
     let asking = std::mem::take(&mut client.asking);
-    let write = writes(shared, spec, args);
     match redirect(shared, client, ks, spec, args, asking, write) {
         Ok(()) => {}
         Err(Redirect::Refuse(e)) => {

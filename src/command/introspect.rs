@@ -6,10 +6,6 @@ use super::args::{is, text};
 use super::{lookup, resolve, CmdError, CmdResult, CommandSpec, Ctx, TABLE};
 use crate::resp::Reply;
 
-fn words(s: &'static str) -> impl Iterator<Item = &'static str> {
-    s.split(' ').filter(|w| !w.is_empty())
-}
-
 /// The key specification Valkey derives for simple first/last/step commands.
 fn key_specs(c: &CommandSpec) -> Reply {
     if c.first_key <= 0 {
@@ -76,7 +72,11 @@ fn entry(c: &'static CommandSpec, parent: Option<&str>) -> Reply {
         Reply::Int(c.first_key as i64),
         Reply::Int(c.last_key as i64),
         Reply::Int(c.step as i64),
-        Reply::Set(words(c.acl).map(Reply::Status).collect()),
+        Reply::Set(
+            crate::acl::category_names(super::acl_cmds::categories(c))
+                .map(|n| Reply::StatusOwned(format!("@{n}")))
+                .collect(),
+        ),
         Reply::Set(vec![]),
         key_specs(c),
         Reply::Array(

@@ -8,6 +8,7 @@
 //! keyspace, and side effects on the connection (close, block, MIGRATE, shutdown) go through
 //! [`ClientState::after`]. Bodies that may run long go through [`long_running`].
 
+mod acl_cmds;
 mod args;
 mod blocking_cmds;
 mod client;
@@ -177,6 +178,13 @@ impl CommandSpec {
 fn index() -> &'static HashMap<String, &'static CommandSpec> {
     static INDEX: OnceLock<HashMap<String, &'static CommandSpec>> = OnceLock::new();
     INDEX.get_or_init(|| TABLE.iter().map(|c| (c.name.to_string(), c)).collect())
+}
+
+pub use acl_cmds::install_acl_catalog;
+
+/// Every top-level command row (subcommands hang under their container).
+pub fn all_commands() -> &'static [CommandSpec] {
+    table::TABLE
 }
 
 /// Finds a top-level command by name, case-insensitively.

@@ -106,6 +106,11 @@ impl Host for ScriptHost<'_, '_, '_> {
         if let Some(e) = self.refuse(spec, &args) {
             return Reply::Error(e);
         }
+        let write = spec.is_write();
+        if let Err(d) = super::acl_cmds::check(self.node, self.client, spec, &args, write, "lua") {
+            let msg = d.message(&self.client.session.name);
+            return Reply::Error(format!("ERR ACL failure in script: {msg}"));
+        }
         let proto = std::mem::replace(
             &mut self.client.protocol,
             if resp3 {
@@ -156,8 +161,8 @@ impl Host for ScriptHost<'_, '_, '_> {
     }
 
     fn may_run(&mut self, args: &[Bytes]) -> Option<bool> {
-        // No ACL users yet: every existing command is allowed to the connection's user.
-        super::resolve(args).ok().map(|_| true)
+        let spec = super::resolve(args).ok()?;
+        Some(super::acl_cmds::allowed(self.node, self.client, spec, args))
     }
 
     fn log(&mut self, level: i64, msg: &str) {

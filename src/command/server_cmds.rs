@@ -36,41 +36,47 @@ pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(args[1].clone()))
 }
 
-/// Checks a username/password pair against `requirepass` (the `default` user only).
-fn check_password(ctx: &Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), CmdError> {
-    if user.is_some_and(|u| u != b"default") {
-        return Err(CmdError::Line(WRONGPASS.into()));
-    }
-    match ctx.node.requirepass() {
-        // The default user has no password: any password is accepted for `AUTH default x`.
-        None if user.is_some() => Ok(()),
-        None => Err(CmdError::err(
+/// Checks a username/password pair (no username: `default`); on success the connection is
+/// that user's, on failure the ACL log has an `auth` entry.
+fn check_password(
+    ctx: &mut Ctx,
+    user: Option<&[u8]>,
+    pass: &[u8],
+    verb: &[u8],
+) -> Result<(), CmdError> {
+    let acl = &ctx.node.acl;
+    let name = user.unwrap_or(b"default");
+    if user.is_none() && acl.user(b"default").is_some_and(|u| u.nopass) {
+        return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
-        )),
-        Some(p) if crate::cluster::ct_eq(p.as_bytes(), pass) => Ok(()),
-        Some(_) => Err(CmdError::Line(WRONGPASS.into())),
+        ));
     }
+    if !acl.authenticate(name, pass) {
+        super::acl_cmds::log_refusal(
+            ctx,
+            crate::acl::LogReason::Auth,
+            "toplevel",
+            String::from_utf8_lossy(verb).into_owned(),
+            String::from_utf8_lossy(name).into_owned(),
+        );
+        return Err(CmdError::Line(WRONGPASS.into()));
+    }
+    let name = Bytes::copy_from_slice(name);
+    ctx.client.handle.meta.lock().user = String::from_utf8_lossy(&name).into_owned();
+    ctx.client.session = crate::acl::Session::named(name);
+    ctx.client.authenticated = true;
+    Ok(())
 }
 
 pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let r = match args.len() {
-        2 => check_password(ctx, None, &args[1]),
-        3 => check_password(ctx, Some(&args[1]), &args[2]),
+    // A failed AUTH leaves the connection as it was, as in Valkey.
+    match args.len() {
+        2 => check_password(ctx, None, &args[1], &args[0])?,
+        3 => check_password(ctx, Some(&args[1]), &args[2], &args[0])?,
         _ => return Err(CmdError::Syntax),
-    };
-    match r {
-        Ok(()) => {
-            ctx.client.authenticated = true;
-            Ok(Reply::OK)
-        }
-        Err(e) => {
-            if ctx.node.requirepass().is_some() {
-                ctx.client.authenticated = false;
-            }
-            Err(e)
-        }
     }
+    Ok(Reply::OK)
 }
 
 pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -94,7 +100,7 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let mut authed = ctx.client.authenticated;
     while i < args.len() {
         if is(&args[i], "auth") && i + 2 < args.len() {
-            check_password(ctx, Some(&args[i + 1]), &args[i + 2])?;
+            check_password(ctx, Some(&args[i + 1]), &args[i + 2], &args[0])?;
             authed = true;
             i += 3;
         } else if is(&args[i], "setname") && i + 1 < args.len() {
@@ -177,8 +183,13 @@ pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.watched.clear();
     ctx.client.protocol = Protocol::Resp2;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
-    ctx.client.authenticated = ctx.node.requirepass().is_none();
-    ctx.client.handle.meta.lock().name.clear();
+    ctx.client.authenticated = ctx.node.acl.default_open();
+    ctx.client.session = crate::acl::Session::default_user();
+    {
+        let mut m = ctx.client.handle.meta.lock();
+        m.name.clear();
+        m.user = "default".into();
+    }
     Ok(Reply::Status("RESET"))
 }
 
@@ -389,6 +400,22 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .collect();
         cfg.set(&pairs).map_err(|e| CmdError::Line(e.to_string()))?;
         ctx.node.config_changed();
+        // requirepass is the default user's password: `resetpass` then `>pw` (or `nopass`).
+        if pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))
+        {
+            ctx.node
+                .acl
+                .set_requirepass(cfg.snapshot().requirepass.as_deref());
+        }
+        if pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(b"acl-pubsub-default"))
+        {
+            let all = cfg.extra("acl-pubsub-default").as_deref() == Some("allchannels");
+            ctx.node.acl.set_all_channels_default(all);
+        }
         Ok(Reply::OK)
     } else if is(sub, "rewrite") {
         cfg.rewrite().map_err(|e| CmdError::Line(e.to_string()))?;

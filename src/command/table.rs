@@ -1,9 +1,9 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    blocking_cmds as blk, cluster_cmds as cl, functions as func, hashes, info, introspect, keys,
-    lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv, sets,
-    strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
+    acl_cmds as aclc, blocking_cmds as blk, cluster_cmds as cl, functions as func, hashes, info,
+    introspect, keys, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua,
+    server_cmds as srv, sets, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -119,6 +119,21 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "5.0.0", "Returns helpful text about the different subcommands.", srv::config),
     ]),
     cmd!("time", 1, "loading stale fast", 0, 0, 0, "@fast", "server", "2.6.0", "Returns the server time.", srv::time),
+    container!("acl", "", "@slow", "server", "6.0.0", "A container for Access List Control commands.", aclc::acl, [
+        cmd!("cat", -2, "noscript loading stale", 0, 0, 0, "@slow", "server", "6.0.0", "Lists the ACL categories, or the commands inside a category.", aclc::acl),
+        cmd!("deluser", -3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Deletes ACL users, and terminates their connections.", aclc::acl),
+        cmd!("dryrun", -4, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "7.0.0", "Simulates the execution of a command by a user, without executing the command.", aclc::acl),
+        cmd!("genpass", -2, "noscript loading stale", 0, 0, 0, "@slow", "server", "6.0.0", "Generates a pseudorandom, secure password that can be used to identify ACL users.", aclc::acl),
+        cmd!("getuser", 3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Lists the ACL rules of a user.", aclc::acl),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "6.0.0", "Returns helpful text about the different subcommands.", aclc::acl),
+        cmd!("list", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Dumps the effective rules in ACL file format.", aclc::acl),
+        cmd!("load", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Reloads the rules from the configured ACL file.", aclc::acl),
+        cmd!("log", -2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Lists recent security events generated due to ACL rules.", aclc::acl),
+        cmd!("save", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Saves the effective ACL rules in the configured ACL file.", aclc::acl),
+        cmd!("setuser", -3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Creates and modifies an ACL user and its rules.", aclc::acl),
+        cmd!("users", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "6.0.0", "Lists all ACL users.", aclc::acl),
+        cmd!("whoami", 2, "noscript loading stale", 0, 0, 0, "@slow", "server", "6.0.0", "Returns the authenticated username of the current connection.", aclc::acl),
+    ]),
     cmd!("shutdown", -1, "admin noscript loading stale no_multi allow_busy", 0, 0, 0, "@admin @slow @dangerous", "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the server.", srv::shutdown),
     cmd!("debug", -2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "1.0.0", "A container for debugging commands.", srv::debug),
     // strings

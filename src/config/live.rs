@@ -34,6 +34,29 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
+    /// A directive kept as written (one without a typed field, e.g. `aclfile`), as CONFIG
+    /// GET shows it.
+    pub fn extra(&self, key: &str) -> Option<String> {
+        self.state.read().extras.get(key, None)
+    }
+
+    /// Every line of a repeatable directive kept as written (e.g. `user`), each its arguments.
+    pub fn extra_lines(&self, key: &str) -> Vec<Vec<String>> {
+        self.state
+            .read()
+            .extras
+            .values
+            .get(key)
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter(|l| !(l.len() == 1 && l[0].is_empty()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn new(loaded: &Loaded) -> LiveConfig {
         LiveConfig {
             state: RwLock::new(State {

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct ClientMeta {
     pub name: String,
+    /// The ACL user (CLIENT LIST's `user=`).
+    pub user: String,
     pub lib_name: String,
     pub lib_ver: String,
 }
@@ -85,7 +87,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
-             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+             omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -98,6 +100,7 @@ impl ClientHandle {
             ssub,
             self.qbuf.load(Ordering::Relaxed).max(0),
             self.last_cmd.lock(),
+            m.user,
             self.resp.load(Ordering::Relaxed),
             m.lib_name,
             m.lib_ver,
@@ -119,7 +122,10 @@ impl ClientRegistry {
             addr,
             laddr,
             created: Instant::now(),
-            meta: Mutex::new(ClientMeta::default()),
+            meta: Mutex::new(ClientMeta {
+                user: "default".into(),
+                ..ClientMeta::default()
+            }),
             last_active_ms: AtomicU64::new(0),
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),

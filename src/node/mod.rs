@@ -53,6 +53,8 @@ pub enum NodeError {
     Keyspace(#[from] KeyspaceError),
     #[error("{0}")]
     Scripting(String),
+    #[error("{0}")]
+    Acl(String),
 }
 
 /// Everything a command handler may reach. One per node, shared by all connections.
@@ -88,6 +90,8 @@ pub struct Node {
     pub repl_auth: Arc<crate::cluster::PeerAuth>,
     /// The Lua VM and the script cache (EVAL, EVALSHA, SCRIPT).
     pub scripts: crate::script::Scripts,
+    /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's).
+    pub acl: crate::acl::Acl,
 }
 
 pub fn sync_mode(a: AppendFsync) -> SyncMode {
@@ -241,6 +245,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
     let shutdown = CancellationToken::new();
     let migrations: Arc<Migrations> = Default::default();
     let scripts = functions(&keyspace)?;
+    let acl = users(&config)?;
     let repl = Arc::new(ReplHandle {
         keyspace: Arc::clone(&keyspace),
         engine: Arc::clone(&engine),
@@ -285,6 +290,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         bus_auth: transports.bus_auth,
         repl_auth: transports.repl_auth,
         scripts,
+        acl,
     }))
 }
 
@@ -302,4 +308,50 @@ fn functions(keyspace: &Keyspace) -> Result<crate::script::Scripts, NodeError> {
     }
     keyspace.on_functions_changed(scripts.functions_inbox());
     Ok(scripts)
+}
+
+/// The ACL users at start: the aclfile's or the config's `user` lines (not both), with
+/// `requirepass` as the default user's password.
+fn users(config: &LiveConfig) -> Result<crate::acl::Acl, NodeError> {
+    let acl = crate::acl::Acl::default();
+    let all_channels = config.extra("acl-pubsub-default").as_deref() == Some("allchannels");
+    acl.set_all_channels_default(all_channels);
+    let lines = config.extra_lines("user");
+    let aclfile = config.extra("aclfile").filter(|f| !f.is_empty());
+    if !lines.is_empty() && aclfile.is_some() {
+        return Err(NodeError::Acl(
+            "Configuring Valkey with users defined in valkey.conf and at the same setting an ACL \
+             file path is invalid. This setup is very likely to lead to configuration errors and \
+             security holes, please define either an ACL file or declare users directly in your \
+             valkey.conf, but not both."
+                .into(),
+        ));
+    }
+    let loaded = match aclfile {
+        Some(path) => Some(crate::acl::load_file(
+            std::path::Path::new(&path),
+            all_channels,
+        )),
+        None if !lines.is_empty() => {
+            let numbered: Vec<(usize, Vec<Vec<u8>>)> = lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (i + 1, l.into_iter().map(String::into_bytes).collect()))
+                .collect();
+            Some(crate::acl::users_from_lines(
+                &numbered,
+                "config",
+                all_channels,
+            ))
+        }
+        None => None,
+    };
+    if let Some(users) = loaded {
+        acl.replace(users.map_err(|e| NodeError::Acl(e.0))?);
+    }
+    let pass = config.snapshot().requirepass.clone();
+    if pass.as_deref().is_some_and(|p| !p.is_empty()) {
+        acl.set_requirepass(pass.as_deref());
+    }
+    Ok(acl)
 }

@@ -44,7 +44,7 @@ pub async fn serve(
     let mut client = ClientState {
         handle,
         protocol: Protocol::Resp2,
-        authenticated: shared.requirepass().is_none(),
+        authenticated: shared.acl.default_open(),
         after: None,
         wrote: false,
         synced: false,
@@ -61,6 +61,7 @@ pub async fn serve(
         in_exec: false,
         pubsub: None,
         tls,
+        session: crate::acl::Session::default_user(),
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");

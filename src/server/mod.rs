@@ -35,6 +35,8 @@ pub enum ServerError {
 
 /// Builds the node, with the gRPC edge as its way to reach other nodes.
 pub fn open(config: LiveConfig) -> Result<Arc<Node>, ServerError> {
+    // ACL rules name commands: the catalog must exist before users are read.
+    crate::command::install_acl_catalog();
     let c = config.snapshot();
     // Before the data is opened: a bad certificate stops the start with nothing touched.
     if let Some(ctx) = crate::tls::load(&c.tls)? {

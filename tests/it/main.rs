@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod acl;
 mod backup;
 mod bad_input;
 mod big_collections;
