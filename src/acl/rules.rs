@@ -405,6 +405,9 @@ pub struct User {
     pub skip_sanitize: bool,
     pub passwords: Vec<String>,
     pub selectors: Vec<Selector>,
+    /// The root selector allows everything (the default user's case), computed once per
+    /// change: every command asks.
+    open: bool,
 }
 
 impl User {
@@ -417,6 +420,7 @@ impl User {
             skip_sanitize: false,
             passwords: Vec::new(),
             selectors: vec![Selector::new(all_channels)],
+            open: false,
         }
     }
 
@@ -428,6 +432,7 @@ impl User {
             // Fixed, valid rules.
             let _ = u.apply(r, false);
         }
+        u.open = u.selectors[0].unrestricted();
         u
     }
 
@@ -445,7 +450,7 @@ impl User {
     }
 
     pub fn unrestricted(&self) -> bool {
-        self.selectors[0].unrestricted()
+        self.open
     }
 
     /// Whether any selector allows the call; otherwise the most telling refusal (Valkey's
@@ -500,6 +505,7 @@ impl User {
                 i += 1;
             }
         }
+        self.open = self.selectors[0].unrestricted();
         Ok(())
     }
 

@@ -322,6 +322,12 @@ impl Default for Config {
     }
 }
 
+/// Why a cluster node without any secret does not start (and CONFIG SET may not remove it).
+pub const CLUSTER_NEEDS_SECRET: &str = "cluster-enabled yes needs a secret for the cluster \
+    port (bus, replication, slot migration, backups): set cluster-bus-secret, or masterauth \
+    or requirepass, which it falls back to; rockslot does not serve an unauthenticated \
+    cluster port";
+
 impl Config {
     /// The cluster bus port: `cluster-port`, or `port + 10000` when it is 0.
     /// [`load()`] guarantees the sum fits when the cluster is enabled.
@@ -351,7 +357,7 @@ impl Config {
         self.dir.join(&self.cluster_config_file)
     }
 
-    /// Checks rules that span several directives; run after every load.
+    /// Checks rules that span several directives; run after every load and CONFIG SET.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.cluster_enabled && self.cluster_port == 0 && self.port > 55_535 {
             return Err(format!(
@@ -362,6 +368,20 @@ impl Config {
         }
         if self.cluster_enabled && self.cluster_bus_port() == self.port {
             return Err("cluster-port must differ from port".to_string());
+        }
+        // The cluster port serves the bus, replication, slot migration and backups: without
+        // a secret anyone reaching it could read or take every slot. rockslot refuses to run
+        // (or to drop the last secret) rather than serve it open.
+        let secret = [
+            &self.cluster_bus_secret,
+            &self.masterauth,
+            &self.requirepass,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|s| !s.is_empty());
+        if self.cluster_enabled && !secret {
+            return Err(CLUSTER_NEEDS_SECRET.to_string());
         }
         Ok(())
     }
@@ -387,7 +407,13 @@ mod tests {
     fn cross_checks() {
         let c = Config {
             cluster_enabled: true,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(CLUSTER_NEEDS_SECRET.to_string()));
+        let c = Config {
+            cluster_enabled: true,
             port: 60000,
+            masterauth: Some("s".into()),
             ..Config::default()
         };
         assert!(c.validate().is_err());

@@ -288,3 +288,33 @@ fn node_start_stop_restart_cycle() -> Result<()> {
     assert_eq!(node.cli(&["GET", "cycle"]), "1");
     Ok(())
 }
+
+/// A cluster node without any secret would serve its cluster port (bus, replication, slot
+/// migration, backups) to anyone: it does not start, and CONFIG SET cannot drop the last
+/// secret of a running one.
+#[test]
+fn a_cluster_node_needs_a_secret_for_its_cluster_port() -> Result<()> {
+    let (status, log) = Node::builder()
+        .directive("cluster-enabled", "yes")
+        .run_to_exit(Duration::from_secs(20))?;
+    anyhow::ensure!(!status.success(), "a cluster node started without a secret");
+    anyhow::ensure!(
+        log.contains("needs a secret for the cluster port"),
+        "the refusal does not say why:\n{log}"
+    );
+    let node = Node::builder()
+        .directive("cluster-enabled", "yes")
+        .directive("cluster-bus-secret", "s3cret")
+        .start()?;
+    let mut c = node.raw()?;
+    let dropped = show(&c.cmd(&["CONFIG", "SET", "cluster-bus-secret", ""])?);
+    anyhow::ensure!(
+        dropped.starts_with("-ERR CONFIG SET failed") && dropped.contains("needs a secret"),
+        "{dropped}"
+    );
+    anyhow::ensure!(
+        c.cmd(&["CONFIG", "SET", "cluster-bus-secret", "other"])? == b"+OK\r\n",
+        "changing the secret stays possible"
+    );
+    Ok(())
+}

@@ -363,7 +363,15 @@ fn overrides_apply_after_file_and_name_command_line() {
 
 #[test]
 fn cross_validation_runs_after_everything() {
-    let e = load_file("cluster-enabled yes\nport 60000\n").expect_err("bus port overflow");
+    let e = load_file("cluster-enabled yes\nrequirepass s\nport 60000\n")
+        .expect_err("bus port overflow");
     assert!(matches!(e, ConfigError::Invalid(_)), "{e}");
-    load_file("cluster-enabled yes\nport 60000\ncluster-port 7001\n").expect("explicit bus port");
+    load_file("cluster-enabled yes\nrequirepass s\nport 60000\ncluster-port 7001\n")
+        .expect("explicit bus port");
+    let e = load_file("cluster-enabled yes\n").expect_err("no secret");
+    assert!(
+        e.to_string()
+            .contains("needs a secret for the cluster port"),
+        "{e}"
+    );
 }
