@@ -122,7 +122,13 @@ pub fn save_file(path: &Path, users: &BTreeMap<Bytes, Arc<User>>) -> std::io::Re
         text.push_str(&u.describe());
         text.push('\n');
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)

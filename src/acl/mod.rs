@@ -135,15 +135,23 @@ impl Catalog {
     }
 }
 
+/// One key of a call: it reads the value (`%R` needed) and/or changes it (`%W` needed).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyUse<'a> {
+    pub key: &'a [u8],
+    pub at: usize,
+    pub read: bool,
+    pub write: bool,
+}
+
 /// What one call asks for, as the permission check sees it.
 pub struct Access<'a> {
     /// The catalog entry of the command (or subcommand) that runs.
     pub command: usize,
     /// Its first argument (first-arg rules such as `+select|0`).
     pub first_arg: Option<&'a [u8]>,
-    /// Keys with their argument index; `write`: the command writes them.
-    pub keys: Vec<(&'a [u8], usize)>,
-    pub write: bool,
+    /// Keys with their argument index and what the call does with each.
+    pub keys: Vec<KeyUse<'a>>,
     /// Channels with their argument index; `literal`: patterns (PSUBSCRIBE) must equal an
     /// ACL pattern.
     pub channels: Vec<(&'a [u8], usize)>,
@@ -189,6 +197,21 @@ impl Denied {
             Denied::Key { .. } => "No permissions to access a key".into(),
             Denied::Channel { .. } => "No permissions to access a channel".into(),
         }
+    }
+
+    /// The error for a queued command EXEC no longer may run (Valkey's wording).
+    pub fn changed_line(&self) -> String {
+        let why = match self {
+            Denied::Command(_) => "no permission to execute the command or subcommand",
+            Denied::Key { .. } => "no permission to touch the specified keys",
+            Denied::Channel { .. } => {
+                "no permission to access one of the channels used as arguments"
+            }
+        };
+        format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and \
+             the EXEC call. This command is no longer allowed for the following reason: {why}"
+        )
     }
 
     /// ACL DRYRUN's verbose text.

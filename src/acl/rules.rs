@@ -170,6 +170,9 @@ impl Selector {
                 if self.allchannels {
                     return Err(RuleError::AfterAllChannels);
                 }
+                if rule.iter().any(|b| b.is_ascii_whitespace()) {
+                    return Err(RuleError::Syntax);
+                }
                 let p = rule[1..].to_vec();
                 if !self.channels.contains(&p) {
                     self.channels.push(p);
@@ -251,7 +254,8 @@ impl Selector {
         if !plus {
             return Err(RuleError::Unknown);
         }
-        if sub.is_empty() {
+        // A first argument with a space could not be read back from ACL LIST or the file.
+        if sub.is_empty() || sub.bytes().any(|b| b.is_ascii_whitespace()) {
             return Err(RuleError::Syntax);
         }
         if !self.allowed[i] {
@@ -352,15 +356,16 @@ impl Selector {
         if self.allkeys {
             return Ok(());
         }
-        for &(key, at) in &a.keys {
+        for u in &a.keys {
             let ok = self.keys.iter().any(|k| {
-                (if a.write { k.write } else { k.read })
-                    && crate::glob::glob_match(&k.pattern, key, false)
+                (!u.read || k.read)
+                    && (!u.write || k.write)
+                    && crate::glob::glob_match(&k.pattern, u.key, false)
             });
             if !ok {
                 return Err(Denied::Key {
-                    key: Bytes::copy_from_slice(key),
-                    at,
+                    key: Bytes::copy_from_slice(u.key),
+                    at: u.at,
                 });
             }
         }
@@ -517,7 +522,7 @@ impl User {
             let mut s = Selector::new(all_channels);
             let inner = &rule[1..rule.len() - 1];
             for part in inner.split(|b| *b == b' ').filter(|p| !p.is_empty()) {
-                s.apply(part).map_err(|_| RuleError::Syntax)?;
+                s.apply(part)?;
             }
             self.selectors.push(s);
             return Ok(());
@@ -572,6 +577,20 @@ impl User {
             },
         }
         Ok(())
+    }
+
+    /// Whether this user may still use every channel `old` could (a subscriber keeps its
+    /// connection only then, as in Valkey).
+    pub fn channels_cover(&self, old: &User) -> bool {
+        if self.selectors.iter().any(|s| s.allchannels) {
+            return true;
+        }
+        old.selectors.iter().all(|o| {
+            !o.allchannels
+                && o.channels
+                    .iter()
+                    .all(|p| self.selectors.iter().any(|s| s.channels.contains(p)))
+        })
     }
 
     /// The user as ACL LIST shows it (`user <name> <rules>`).

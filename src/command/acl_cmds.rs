@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::{CmdError, CmdFlags, CmdResult, CommandSpec, Ctx};
-use crate::acl::{Access, Catalog, Denied, LogReason, CATEGORIES};
+use crate::acl::{Access, Catalog, Denied, KeyUse, LogReason, CATEGORIES};
 use crate::resp::Reply;
 
 /// A command's categories as Valkey derives them: the table's own plus those its flags imply
@@ -22,10 +22,8 @@ pub fn categories(spec: &CommandSpec) -> u32 {
             .map_or(0, |i| 1u32 << i)
     };
     let mut bits = 0;
-    if spec.subcommands.is_empty() {
-        for w in spec.acl.split_whitespace() {
-            bits |= w.strip_prefix('@').map_or(0, bit);
-        }
+    for w in spec.acl.split_whitespace() {
+        bits |= w.strip_prefix('@').map_or(0, bit);
     }
     if spec.has_flag(CmdFlags::WRITE) {
         bits |= bit("write");
@@ -83,17 +81,59 @@ pub fn install_acl_catalog() {
     c.install();
 }
 
+/// What a writing command does with its `i`-th key: (reads its value, changes it), after
+/// Valkey's key specs (ACCESS needs `%R`, INSERT/DELETE/UPDATE need `%W`). A command not
+/// named here is taken to do both, which never grants more than Valkey does.
+fn write_key_use(spec: &CommandSpec, args: &[Bytes], i: usize) -> (bool, bool) {
+    match spec.name {
+        "set" => {
+            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+            (get, true)
+        }
+        "setnx" | "setex" | "psetex" | "mset" | "msetnx" | "del" | "unlink" | "expire"
+        | "pexpire" | "expireat" | "pexpireat" | "persist" | "hset" | "hmset" | "hsetnx"
+        | "hdel" | "lpush" | "rpush" | "lpushx" | "rpushx" | "linsert" | "lrem" | "ltrim"
+        | "lset" | "sadd" | "srem" | "zadd" | "zrem" | "zremrangebyscore" | "zremrangebyrank"
+        | "zremrangebylex" | "append" | "setrange" | "restore" | "restore-asking" => (false, true),
+        // The destination is only written; the sources only read.
+        "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore"
+        | "zdiffstore" | "zrangestore" | "bitop" | "pfmerge" => (i != 0, i == 0),
+        "copy" => (i == 0, i != 0),
+        "rename" | "renamenx" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "smove" => {
+            (i == 0, true)
+        }
+        _ => (true, true),
+    }
+}
+
 /// What a call asks for (its command, first argument, keys and channels).
 fn access<'a>(spec: &'static CommandSpec, args: &'a [Bytes], write: bool) -> Access<'a> {
     let command = entries()
         .get(&(spec as *const CommandSpec as usize))
         .copied()
         .unwrap_or(usize::MAX);
-    let keys = spec
-        .key_positions(args)
-        .into_iter()
-        .map(|p| (&args[p][..], p))
-        .collect();
+    // Shard channels sit where keys do, but are checked as channels only.
+    let keys = if spec.has_flag(CmdFlags::PUBSUB) {
+        Vec::new()
+    } else {
+        spec.key_positions(args)
+            .into_iter()
+            .enumerate()
+            .map(|(i, at)| {
+                let (read, write) = if write {
+                    write_key_use(spec, args, i)
+                } else {
+                    (true, false)
+                };
+                KeyUse {
+                    key: &args[at],
+                    at,
+                    read,
+                    write,
+                }
+            })
+            .collect()
+    };
     let (channels, literal) = match spec.name {
         "publish" | "spublish" => (
             args.get(1).map(|c| (&c[..], 1)).into_iter().collect(),
@@ -116,7 +156,6 @@ fn access<'a>(spec: &'static CommandSpec, args: &'a [Bytes], write: bool) -> Acc
             .map(|a| &a[..])
             .filter(|_| spec.subcommands.is_empty()),
         keys,
-        write,
         channels,
         literal,
     }
@@ -240,9 +279,35 @@ fn text(b: &[u8]) -> String {
 /// Closes the connections of users that no longer exist.
 fn disconnect_missing(ctx: &Ctx) {
     let users = ctx.node.acl.users();
+    let names: std::collections::HashSet<String> = users
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     for c in ctx.node.clients.all() {
         let name = c.meta.lock().user.clone();
-        if !users.contains_key(name.as_bytes()) {
+        if !names.contains(&name) {
+            c.kill();
+        }
+    }
+}
+
+/// Closes the subscribed connections of users that lost channels they had in `before`.
+fn drop_lost_subscribers(
+    ctx: &Ctx,
+    before: &std::collections::BTreeMap<Bytes, std::sync::Arc<crate::acl::User>>,
+) {
+    let now = ctx.node.acl.users();
+    let lost: std::collections::HashSet<String> = before
+        .iter()
+        .filter(|(name, old)| now.get(*name).is_some_and(|new| !new.channels_cover(old)))
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    for c in ctx.node.clients.all() {
+        let subscribed = c.subscriptions.lock().iter().sum::<usize>() > 0;
+        if subscribed && lost.contains(&c.meta.lock().user) {
             c.kill();
         }
     }
@@ -260,8 +325,10 @@ pub fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ));
         }
         let rules: Vec<&[u8]> = args[3..].iter().map(|a| &a[..]).collect();
+        let before = acl.users();
         acl.set_user(name, &rules)
             .map_err(|f| CmdError::Line(f.line()))?;
+        drop_lost_subscribers(ctx, &before);
         Ok(Reply::OK)
     } else if is(sub, "getuser") {
         let Some(u) = acl.user(&args[2]) else {
@@ -340,8 +407,10 @@ pub fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 ctx.node.config.extra("acl-pubsub-default").as_deref() == Some("allchannels");
             let users =
                 crate::acl::load_file(&path, all_channels).map_err(|e| CmdError::err(e.0))?;
+            let before = acl.users();
             acl.replace(users);
             disconnect_missing(ctx);
+            drop_lost_subscribers(ctx, &before);
         }
         Ok(Reply::OK)
     } else if is(sub, "help") {

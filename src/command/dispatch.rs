@@ -80,7 +80,9 @@ fn checked(
         return Ok(error_reply(shared, e));
     }
     let write = writes(shared, spec, args);
-    if !spec.has_flag(CmdFlags::NO_AUTH) {
+    // A container resolved for an unknown subcommand answers that error itself, first.
+    let unknown_sub = !spec.subcommands.is_empty() && args.len() > 1;
+    if !spec.has_flag(CmdFlags::NO_AUTH) && !unknown_sub {
         let context = if client.multi.is_some() {
             "multi"
         } else {

@@ -97,11 +97,12 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i = 2;
     }
     let mut name = None;
-    let mut authed = ctx.client.authenticated;
+    let mut auth = None;
+    // Every option is checked before the credentials are: a HELLO that fails leaves the
+    // connection's user as it was.
     while i < args.len() {
         if is(&args[i], "auth") && i + 2 < args.len() {
-            check_password(ctx, Some(&args[i + 1]), &args[i + 2], &args[0])?;
-            authed = true;
+            auth = Some((i + 1, i + 2));
             i += 3;
         } else if is(&args[i], "setname") && i + 1 < args.len() {
             validate_name(&args[i + 1])?;
@@ -114,7 +115,10 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             )));
         }
     }
-    if !authed {
+    if let Some((u, p)) = auth {
+        check_password(ctx, Some(&args[u]), &args[p], &args[0])?;
+    }
+    if !ctx.client.authenticated {
         return Err(CmdError::Line(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
              HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
@@ -418,6 +422,18 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         Ok(Reply::OK)
     } else if is(sub, "rewrite") {
+        // Without an aclfile the users live in the config file, as Valkey writes them.
+        if cfg.extra("aclfile").is_none_or(|f| f.is_empty()) {
+            let users = ctx.node.acl.users();
+            let lines = users
+                .values()
+                .map(|u| {
+                    let line = u.describe();
+                    line.split(' ').skip(1).map(str::to_string).collect()
+                })
+                .collect();
+            cfg.set_extra_lines("user", lines);
+        }
         cfg.rewrite().map_err(|e| CmdError::Line(e.to_string()))?;
         Ok(Reply::OK)
     } else if is(sub, "resetstat") {

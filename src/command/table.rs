@@ -84,7 +84,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("select", 2, "loading stale fast", 0, 0, 0, "@fast @connection", "connection", "1.0.0", "Changes the selected database.", srv::select),
     cmd!("quit", -1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@fast @connection", "connection", "1.0.0", "Closes the connection.", srv::quit),
     cmd!("reset", 1, "noscript loading stale fast no_auth allow_busy", 0, 0, 0, "@fast @connection", "connection", "6.2.0", "Resets the connection.", srv::reset),
-    container!("client", "", "@slow @connection", "connection", "2.4.0", "A container for client connection commands.", srv::client, [
+    container!("client", "", "@slow", "connection", "2.4.0", "A container for client connection commands.", srv::client, [
         cmd!("id", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "5.0.0", "Returns the unique client ID of the connection.", srv::client),
         cmd!("setname", 3, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "2.6.9", "Sets the connection name.", srv::client),
         cmd!("getname", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "2.6.9", "Returns the name of the connection.", srv::client),
@@ -340,7 +340,7 @@ pub static TABLE: &[CommandSpec] = &[
     movable!(NUMKEYS_AT_2, cmd!("evalsha", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", lua::evalsha)),
     movable!(NUMKEYS_AT_2, cmd!("eval_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script.", lua::eval_ro)),
     movable!(NUMKEYS_AT_2, cmd!("evalsha_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", lua::evalsha_ro)),
-    container!("script", "", "@slow @scripting", "scripting", "2.6.0", "A container for Lua scripts management commands.", lua::script, [
+    container!("script", "", "@slow", "scripting", "2.6.0", "A container for Lua scripts management commands.", lua::script, [
         cmd!("debug", 3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "3.2.0", "Sets the debug mode of server-side Lua scripts.", lua::script),
         cmd!("exists", -3, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", lua::script),
         cmd!("flush", -2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", lua::script),
@@ -351,7 +351,7 @@ pub static TABLE: &[CommandSpec] = &[
     ]),
     movable!(NUMKEYS_AT_2, cmd!("fcall", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a function.", func::fcall)),
     movable!(NUMKEYS_AT_2, cmd!("fcall_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a read-only function.", func::fcall_ro)),
-    container!("function", "", "@slow @scripting", "scripting", "7.0.0", "A container for function commands.", func::function, [
+    container!("function", "", "@slow", "scripting", "7.0.0", "A container for function commands.", func::function, [
         cmd!("delete", 3, "write noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Deletes a library and its functions.", func::function),
         cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", func::function),
         cmd!("flush", -2, "write noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Deletes all libraries and functions.", func::function),

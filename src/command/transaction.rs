@@ -106,6 +106,12 @@ fn exec(shared: &Node, client: &mut ClientState, ks: &mut Pending) -> Result<Rep
     for (args, (spec, _)) in queued.iter().zip(resolved) {
         let reply = match spec {
             Ok(spec) => {
+                // Checked when queued and again now: rights taken away meanwhile hold.
+                let write = super::dispatch::writes(shared, spec, args);
+                if let Err(d) = super::acl_cmds::check(shared, client, spec, args, write, "multi") {
+                    out.push(error_reply(shared, CmdError::Line(d.changed_line())));
+                    continue;
+                }
                 if !spec.takes_keys() {
                     // A keyless command (FLUSHALL, DBSIZE, SCAN) sees the keyspace as a
                     // whole: what came before it is committed first.

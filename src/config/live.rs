@@ -40,6 +40,19 @@ impl LiveConfig {
         self.state.read().extras.get(key, None)
     }
 
+    /// Replaces every line of a repeatable directive kept as written (CONFIG REWRITE writes
+    /// the current ACL users as `user` lines).
+    pub fn set_extra_lines(&self, key: &str, lines: Vec<Vec<String>>) {
+        let mut state = self.state.write();
+        let values = &mut state.extras.values;
+        if lines.is_empty() {
+            values.remove(key);
+        } else {
+            values.insert(key.to_string(), lines);
+        }
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Every line of a repeatable directive kept as written (e.g. `user`), each its arguments.
     pub fn extra_lines(&self, key: &str) -> Vec<Vec<String>> {
         self.state
@@ -157,6 +170,13 @@ impl LiveConfig {
                         return Err(failed("can't set immutable config"));
                     }
                     (t, spec.name.to_string())
+                }
+                // Users come from ACL SETUSER; where ACL SAVE writes is fixed at start.
+                Some(Target::NoEffect(ne)) if ne.name == "user" => {
+                    return Err(ConfigSetError::Unknown { name: shown })
+                }
+                Some(Target::NoEffect(ne)) if ne.name == "aclfile" => {
+                    return Err(failed("can't set immutable config"))
                 }
                 Some(t @ Target::NoEffect(ne)) => (t, ne.name.to_string()),
                 // Families are only settable once the file gave them a value;

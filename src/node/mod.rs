@@ -346,12 +346,13 @@ fn users(config: &LiveConfig) -> Result<crate::acl::Acl, NodeError> {
         }
         None => None,
     };
-    if let Some(users) = loaded {
-        acl.replace(users.map_err(|e| NodeError::Acl(e.0))?);
-    }
+    // requirepass first: a `user default` line or the aclfile's default wins, as in Valkey.
     let pass = config.snapshot().requirepass.clone();
     if pass.as_deref().is_some_and(|p| !p.is_empty()) {
         acl.set_requirepass(pass.as_deref());
+    }
+    if let Some(users) = loaded {
+        acl.replace(users.map_err(|e| NodeError::Acl(e.0))?);
     }
     Ok(acl)
 }

@@ -484,3 +484,104 @@ fn acl_log_records_refusals_and_groups_repeats() -> Result<()> {
     ensure!(empty.is_empty());
     Ok(())
 }
+
+/// Permissions through the real command path, against Valkey: a write-only key pattern does
+/// not let a user read through commands that return or copy a value; a read-only one does
+/// not let it write; a queued command loses its right when the user does before EXEC; a
+/// HELLO that fails leaves the user as it was; the aclfile and users cannot be set at run
+/// time.
+#[test]
+fn permissions_hold_through_every_command_path_as_in_valkey() -> Result<()> {
+    let (node, reference) = (Node::start()?, RedisServer::start_valkey()?);
+    let mut admin = (node.raw()?, RawConn::connect(reference.addr())?);
+    let mut user = (node.raw()?, RawConn::connect(reference.addr())?);
+    let same = |which: &mut (RawConn, RawConn), c: &[&str]| -> Result<()> {
+        assert_same_reply(&mut which.0, &mut which.1, c, &format!("{c:?}"))
+    };
+    for c in [
+        &[
+            "ACL", "SETUSER", "w", "on", ">pw", "%W~sec*", "~mine*", "+@all",
+        ][..],
+        &[
+            "ACL", "SETUSER", "r", "on", ">pw", "%R~src*", "~dst*", "+@all",
+        ],
+        &["SET", "sec1", "5"],
+        &["SET", "src1", "v"],
+        &["SADD", "secset", "a"],
+        &["HSET", "sech", "n", "1"],
+        &["RPUSH", "seclist", "a", "b"],
+        &["CONFIG", "SET", "aclfile", "/tmp/x.acl"],
+        &["CONFIG", "SET", "user", "x on >pw ~* +@all"],
+    ] {
+        same(&mut admin, c)?;
+    }
+    same(&mut user, &["AUTH", "w", "pw"])?;
+    for c in [
+        &["GET", "sec1"][..],
+        &["GETSET", "sec1", "x"],
+        &["INCR", "sec1"],
+        &["SET", "sec1", "y", "GET"],
+        &["SET", "sec1", "y"],
+        &["EXPIRE", "sec1", "100"],
+        &["SUNIONSTORE", "mine1", "secset"],
+        &["COPY", "sec1", "mine2"],
+        &["RENAME", "sec1", "mine3"],
+        &["LPOP", "seclist"],
+        &["LPUSH", "seclist", "c"],
+        &["HINCRBY", "sech", "n", "1"],
+        &["HSET", "sech", "f", "v"],
+        &["SADD", "secset", "b"],
+        &["DEL", "sec1"],
+        &["SET", "mine4", "v"],
+        &["GET", "mine4"],
+        // A failed HELLO does not switch the user.
+        &["HELLO", "2", "AUTH", "r", "pw", "BOGUS"],
+        &["ACL", "WHOAMI"],
+        &["AUTH", "r", "pw"],
+        &["COPY", "src1", "dst1"],
+        &["GET", "src1"],
+        &["GET", "dst1"],
+        &["SET", "src1", "x"],
+        &["DEL", "src1"],
+        &["SUNIONSTORE", "src2", "dst1"],
+        // A right taken away between queueing and EXEC.
+        &["MULTI"],
+        &["GET", "src1"],
+        &["SET", "dst2", "v"],
+    ] {
+        same(&mut user, c)?;
+    }
+    same(
+        &mut admin,
+        &["ACL", "SETUSER", "r", "-set", "resetkeys", "~dst*"],
+    )?;
+    for c in [&["EXEC"][..], &["GET", "dst2"]] {
+        same(&mut user, c)?;
+    }
+    Ok(())
+}
+
+/// A subscriber whose user loses the channel is disconnected, as Valkey does; one whose
+/// user keeps it stays.
+#[test]
+fn a_subscriber_that_loses_its_channel_is_disconnected() -> Result<()> {
+    let node = Node::start()?;
+    let mut admin = node.raw()?;
+    admin.cmd(&["ACL", "SETUSER", "sub", "on", ">pw", "&news.*", "+@all"])?;
+    let mut kept = node.raw()?;
+    let mut lost = node.raw()?;
+    for c in [&mut kept, &mut lost] {
+        ensure!(c.cmd(&["AUTH", "sub", "pw"])? == b"+OK\r\n");
+        c.cmd(&["SUBSCRIBE", "news.a"])?;
+    }
+    // Adding a channel keeps every subscriber.
+    admin.cmd(&["ACL", "SETUSER", "sub", "&sport.*"])?;
+    ensure!(admin.cmd(&["PUBLISH", "news.a", "m1"])? == b":2\r\n");
+    admin.cmd(&["ACL", "SETUSER", "sub", "resetchannels", "&sport.*"])?;
+    wait_until(Duration::from_secs(10), "subscribers dropped", || {
+        admin
+            .cmd(&["PUBSUB", "NUMSUB", "news.a"])
+            .is_ok_and(|r| r.ends_with(b":0\r\n"))
+    })?;
+    Ok(())
+}
