@@ -402,7 +402,32 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             .chunks(2)
             .map(|p| (&p[0][..], &p[1][..]))
             .collect();
+        let tls_keys: Vec<&[u8]> = pairs
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.len() > 4 && k[..4].eq_ignore_ascii_case(b"tls-"))
+            .collect();
+        let before = cfg.get(&tls_keys);
         cfg.set(&pairs).map_err(|e| CmdError::Line(e.to_string()))?;
+        // New certificates, CAs, protocols or ciphers apply to the next handshake; when they
+        // do not load, the old ones stay and so does the old configuration (as Valkey).
+        if !tls_keys.is_empty() {
+            if let Err(e) = crate::tls::reload(&cfg.snapshot().tls) {
+                tracing::warn!("CONFIG SET of TLS settings: {e}");
+                let old: Vec<(&[u8], &[u8])> = before
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+                    .collect();
+                if let Err(e) = cfg.set(&old) {
+                    tracing::error!("restoring the TLS settings: {e}");
+                }
+                return Err(CmdError::Line(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update \
+                     TLS configuration. Check server logs.",
+                    String::from_utf8_lossy(tls_keys[0])
+                )));
+            }
+        }
         ctx.node.config_changed();
         // requirepass is the default user's password: `resetpass` then `>pw` (or `nopass`).
         if pairs

@@ -220,6 +220,15 @@ pub struct TlsConfig {
     pub client_cert_file: Option<String>,
     pub client_key_file: Option<String>,
     pub ca_cert_file: Option<String>,
+    /// `tls-ca-cert-dir`: every PEM certificate in the directory is a trusted CA too.
+    pub ca_cert_dir: Option<String>,
+    /// `tls-protocols`: e.g. "TLSv1.2 TLSv1.3" (unset: both).
+    pub protocols: Option<String>,
+    /// `tls-ciphers` (TLS 1.2, OpenSSL names) and `tls-ciphersuites` (TLS 1.3).
+    pub ciphers: Option<String>,
+    pub ciphersuites: Option<String>,
+    /// `tls-prefer-server-ciphers`: the server's order of cipher suites wins.
+    pub prefer_server_ciphers: bool,
     pub auth_clients: TlsAuthClients,
     /// `tls-replication`: the cluster port (which carries replication) speaks TLS.
     pub replication: bool,

@@ -134,8 +134,8 @@ pub async fn serve(
         .add_service(repl)
         .add_optional_service(migration)
         .add_optional_service(backup);
-    if let Some(peer) = crate::tls::installed().and_then(|t| t.peer_server.clone()) {
-        let incoming = peer_io::tls_incoming(listener, peer);
+    if crate::tls::installed().is_some_and(|t| t.peer_server.is_some()) {
+        let incoming = peer_io::tls_incoming(listener);
         return router
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;

@@ -59,10 +59,8 @@ impl AsyncWrite for PeerStream {
 /// holds up nobody. Accepting stops when the stream is dropped.
 pub(crate) fn tls_incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<PeerStream>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -84,7 +82,12 @@ pub(crate) fn tls_incoming(
                 local_addr: tcp.local_addr().ok(),
                 remote_addr: Some(addr),
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            // The contexts in force now: CONFIG SET may have replaced the certificates.
+            let Some(config) = crate::tls::installed().and_then(|t| t.peer_server.clone()) else {
+                continue;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(inner)) => {

@@ -143,17 +143,25 @@ for _, k in ipairs_({ 'REDIS_VERSION', 'REDIS_VERSION_NUM', 'VALKEY_VERSION', 'V
   'SERVER_NAME' }) do
   load_api[k] = redis[k]
 end
-local load_lib = setmetatable_({}, {
-  __index = function(_, k)
-    local v = load_api[k]
+-- An __index that finds names through `lookup` and makes a missing one an error at the
+-- script's line; an __newindex that refuses every write.
+local function guarded(lookup)
+  return function(_, k)
+    local v = lookup(k)
     if v == nil then
       error_("Script attempted to access nonexistent global variable '" .. tostring_(k) .. "'", 2)
     end
     return v
-  end,
-  __newindex = function()
-    error_("Attempt to modify a readonly table", 2)
-  end,
+  end
+end
+local function refuse()
+  error_("Attempt to modify a readonly table", 2)
+end
+local load_lib = setmetatable_({}, {
+  __index = guarded(function(k)
+    return load_api[k]
+  end),
+  __newindex = refuse,
   __metatable = false,
 })
 local LOADING = { server = load_lib, redis = load_lib }
@@ -169,16 +177,10 @@ end
 G._G = sealed
 behind[sealed] = G
 setmetatable_(sealed, {
-  __index = function(_, k)
-    local v = current[k]
-    if v == nil then
-      error_("Script attempted to access nonexistent global variable '" .. tostring_(k) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = function()
-    error_("Attempt to modify a readonly table", 2)
-  end,
+  __index = guarded(function(k)
+    return current[k]
+  end),
+  __newindex = refuse,
   __metatable = readonly({}),
 })
 

@@ -140,15 +140,14 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
     tracing::info!("Cluster port (bus, replication) listening on {addr}:{cport}");
     tracing::info!("Ready to accept connections tcp on port {}", c.port);
     for l in listeners {
-        tokio::spawn(accept_loop(Arc::clone(&shared), l, None));
+        tokio::spawn(accept_loop(Arc::clone(&shared), l, false));
     }
-    if let Some(tls) = crate::tls::installed().filter(|_| c.tls.port != 0) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.server));
+    if crate::tls::installed().is_some() && c.tls.port != 0 {
         for addr in &c.bind {
             let l = TcpListener::bind((addr.trim_start_matches('-'), c.tls.port))
                 .await
                 .map_err(|e| ServerError::Bind(format!("{addr}:{}", c.tls.port), e))?;
-            tokio::spawn(accept_loop(Arc::clone(&shared), l, Some(acceptor.clone())));
+            tokio::spawn(accept_loop(Arc::clone(&shared), l, true));
         }
         tracing::info!("Ready to accept connections tls on port {}", c.tls.port);
     }
@@ -180,11 +179,7 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
 /// How long a TLS client has to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn accept_loop(
-    shared: Arc<Node>,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-) {
+async fn accept_loop(shared: Arc<Node>, listener: TcpListener, tls: bool) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -202,6 +197,11 @@ async fn accept_loop(
             .stats
             .connections_received
             .fetch_add(1, Ordering::Relaxed);
+        // Each handshake uses the contexts in force now (CONFIG SET may have replaced them).
+        let tls = tls
+            .then(crate::tls::installed)
+            .flatten()
+            .map(|t| tokio_rustls::TlsAcceptor::from(Arc::clone(&t.server)));
         let maxclients = shared.config.snapshot().maxclients as usize;
         let sh = Arc::clone(&shared);
         if sh.clients.count() >= maxclients {

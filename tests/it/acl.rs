@@ -208,19 +208,11 @@ fn cases() -> Vec<Vec<String>> {
     c
 }
 
-fn pair() -> Result<(Node, RedisServer, RawConn, RawConn)> {
-    let node = Node::start()?;
-    let reference = RedisServer::start_valkey()?;
-    let ours = node.raw()?;
-    let theirs = RawConn::connect(reference.addr())?;
-    Ok((node, reference, ours, theirs))
-}
-
 #[test]
 fn acl_commands_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
     for proto in ["2", "3"] {
         // Fresh servers per protocol: the cases change users and passwords.
-        let (_node, _reference, mut ours, mut theirs) = pair()?;
+        let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
         // HELLO's server fields differ by design: both only switch protocol here.
         ours.cmd(&["HELLO", proto])?;
         theirs.cmd(&["HELLO", proto])?;
@@ -309,7 +301,7 @@ const CALLS: &[&str] = &[
 
 #[test]
 fn generated_rule_sequences_and_dry_runs_match_valkey() -> Result<()> {
-    let (_node, _reference, mut ours, mut theirs) = pair()?;
+    let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
     let mut r = rand::rngs::StdRng::seed_from_u64(31);
     for step in 0..400 {
         let user = format!("g{}", r.random_range(0..6));

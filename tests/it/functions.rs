@@ -106,14 +106,6 @@ fn bulk(reply: &[u8]) -> Result<Vec<u8>> {
     Ok(reply[end + 2..end + 2 + n].to_vec())
 }
 
-fn both() -> Result<(Node, RedisServer, RawConn, RawConn)> {
-    let node = Node::start()?;
-    let reference = RedisServer::start_valkey()?;
-    let ours = node.raw()?;
-    let theirs = RawConn::connect(reference.addr())?;
-    Ok((node, reference, ours, theirs))
-}
-
 /// FUNCTION RESTORE cases: payloads made by valkey's own FUNCTION DUMP, under each policy.
 fn restore_cases(theirs: &mut RawConn) -> Result<Vec<Cmd>> {
     let lib = |name: &str, f: &str| {
@@ -178,7 +170,7 @@ fn restore_cases(theirs: &mut RawConn) -> Result<Vec<Cmd>> {
 
 #[test]
 fn functions_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    let (_node, _reference, mut ours, mut theirs) = both()?;
+    let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
     // A node that never had a library dumps the bare footer, which RESTORE takes.
     let footer = bulk(&theirs.cmd(&["FUNCTION", "DUMP"])?)?;
     for c in [
@@ -295,7 +287,7 @@ fn generated_functions_over_mixed_types_match_valkey() -> Result<()> {
         Err(_) => vec![21, 22],
     };
     let per_seed = 300;
-    let (_node, _reference, mut ours, mut theirs) = both()?;
+    let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
     let t0 = Instant::now();
     let mut calls = 0;
     for (i, seed) in seeds.iter().enumerate() {

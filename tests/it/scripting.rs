@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 
-use crate::harness::{assert_same_reply, key_slot, show, Node, RawConn, RedisServer, ToolRun};
+use crate::harness::{assert_same_reply, key_slot, show, Node, RawConn, ToolRun};
 
 /// Scripts whose replies must equal Valkey's (the key `x` holds "a" before each).
 const CASES: &[&str] = &[
@@ -178,17 +178,9 @@ fn eval(script: &str, keys: &[&str], argv: &[&str]) -> Vec<String> {
     v
 }
 
-fn both() -> Result<(Node, RedisServer, RawConn, RawConn)> {
-    let node = Node::start()?;
-    let reference = RedisServer::start_valkey()?;
-    let ours = node.raw()?;
-    let theirs = RawConn::connect(reference.addr())?;
-    Ok((node, reference, ours, theirs))
-}
-
 #[test]
 fn scripts_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    let (_node, _reference, mut ours, mut theirs) = both()?;
+    let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
     for proto in ["2", "3"] {
         // HELLO's server fields differ by design: both only switch protocol here.
         ours.cmd(&["HELLO", proto])?;
@@ -325,7 +317,7 @@ fn generated_scripts_over_mixed_types_match_valkey() -> Result<()> {
         Err(_) => vec![11, 12, 13, 14],
     };
     let per_seed = 600;
-    let (_node, _reference, mut ours, mut theirs) = both()?;
+    let (_node, _reference, mut ours, mut theirs) = crate::harness::node_and_valkey()?;
     let t0 = Instant::now();
     for (i, seed) in seeds.iter().enumerate() {
         let proto = if i % 2 == 0 { "2" } else { "3" };

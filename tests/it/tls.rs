@@ -12,7 +12,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use redis::Commands;
 
 use crate::failover::NODE_TIMEOUT_MS;
-use crate::harness::{key_slot, try_wait_until_every, Cluster, CLUSTER_PASSWORD};
+use crate::harness::{key_slot, try_wait_until_every, Cluster, Node, RawConn, CLUSTER_PASSWORD};
 
 const HEALTHY: Duration = Duration::from_secs(60);
 
@@ -62,17 +62,30 @@ impl TestCerts {
         ca.extend(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"]);
         ca.extend(["-subj", "/CN=rockslot test CA"]);
         openssl(d, &ca)?;
-        let mut csr = vec!["req", "-new", "-nodes"];
-        csr.extend(ec);
-        csr.extend([
-            "-keyout",
-            "node.key",
-            "-out",
-            "node.csr",
-            "-subj",
-            "/CN=rockslot-node",
-        ]);
-        openssl(d, &csr)?;
+        let mut certs = TestCerts {
+            ca: d.join("ca.crt"),
+            cert: d.join("node.crt"),
+            key: d.join("node.key"),
+            _dir: dir,
+        };
+        (certs.cert, certs.key) = certs.issue("node", "rockslot-node")?;
+        Ok(certs)
+    }
+
+    /// Another certificate the CA signs (`<name>.crt`, `<name>.key`), named `cn`.
+    fn issue(&self, name: &str, cn: &str) -> Result<(PathBuf, PathBuf)> {
+        let d = self._dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subj = format!("/CN={cn}");
+        let mut req = vec!["req", "-new", "-nodes"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(d, &req)?;
         std::fs::write(
             d.join("ext.cnf"),
             "subjectAltName=DNS:rockslot-node\nbasicConstraints=CA:FALSE\n\
@@ -84,26 +97,21 @@ impl TestCerts {
                 "x509",
                 "-req",
                 "-in",
-                "node.csr",
+                &csr,
                 "-CA",
                 "ca.crt",
                 "-CAkey",
                 "ca.key",
                 "-CAcreateserial",
                 "-out",
-                "node.crt",
+                &crt,
                 "-days",
                 "2",
                 "-extfile",
                 "ext.cnf",
             ],
         )?;
-        Ok(TestCerts {
-            ca: d.join("ca.crt"),
-            cert: d.join("node.crt"),
-            key: d.join("node.key"),
-            _dir: dir,
-        })
+        Ok((d.join(crt), d.join(key)))
     }
 
     fn path(p: &Path) -> String {
@@ -432,7 +440,6 @@ fn tls_cluster_is_created_by_redis_cli_reshards_and_fails_over_over_tls() -> Res
 
 #[test]
 fn tls_misconfiguration_stops_the_start_with_a_clear_message() -> Result<()> {
-    use crate::harness::Node;
     let certs = TestCerts::generate()?;
     let (cert, key, ca) = (
         TestCerts::path(&certs.cert),
@@ -610,3 +617,141 @@ while total < reply_len * n:
     total += len(data)
 print(f"{total // reply_len} replies")
 "#;
+
+/// `openssl s_client` against `port` with `extra` options; its whole output.
+fn s_client(port: u16, ca: &Path, extra: &[&str]) -> Result<String> {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .arg("-CAfile")
+        .arg(ca)
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(b"PING\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output()?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// The TLS settings beyond the files: CAs from `tls-ca-cert-dir`, `tls-protocols`,
+/// `tls-ciphersuites`/`tls-ciphers`; and CONFIG SET of the certificate, which the next
+/// handshake uses, while a file that does not load is refused and changes nothing.
+#[test]
+fn tls_protocols_ciphers_ca_dir_and_certificates_set_at_run_time() -> Result<()> {
+    let certs = TestCerts::generate()?;
+    let path = |p: &Path| p.display().to_string();
+    let ca_dir = certs._dir.path().join("cas");
+    std::fs::create_dir_all(&ca_dir)?;
+    std::fs::copy(&certs.ca, ca_dir.join("ca.pem"))?;
+    std::fs::write(ca_dir.join("README"), "not a certificate\n")?;
+    let (cert2, key2) = certs.issue("second", "rockslot-second")?;
+    let node = Node::builder()
+        .directive("tls-port", "{tls_port}")
+        .directive("tls-cert-file", &path(&certs.cert))
+        .directive("tls-key-file", &path(&certs.key))
+        .directive("tls-ca-cert-dir", &path(&ca_dir))
+        .directive("tls-auth-clients", "yes")
+        .directive("tls-protocols", "TLSv1.3")
+        .directive("tls-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256")
+        .start()?;
+    let port = node.tls_port();
+    let client = ["-cert", &path(&certs.cert), "-key", &path(&certs.key)];
+    let mut v13 = client.to_vec();
+    v13.push("-tls1_3");
+    let ok = s_client(port, &certs.ca, &v13)?;
+    ensure!(
+        ok.contains("+PONG"),
+        "a client certificate from the CA dir: {ok}"
+    );
+    ensure!(
+        ok.contains("TLS_CHACHA20_POLY1305_SHA256"),
+        "the one suite allowed: {ok}"
+    );
+    let mut v12 = client.to_vec();
+    v12.push("-tls1_2");
+    let refused = s_client(port, &certs.ca, &v12)?;
+    ensure!(!refused.contains("+PONG"), "TLS 1.2 was served: {refused}");
+
+    // CONFIG SET: TLS 1.2 with one suite; then another certificate for the next handshakes.
+    let mut c = node.raw()?;
+    for (k, v) in [
+        ("tls-protocols", "TLSv1.2 TLSv1.3"),
+        ("tls-ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+    ] {
+        ensure!(
+            c.cmd(&["CONFIG", "SET", k, v])? == b"+OK\r\n",
+            "CONFIG SET {k}"
+        );
+    }
+    let tls12 = s_client(port, &certs.ca, &v12)?;
+    ensure!(
+        tls12.contains("+PONG") && tls12.contains("ECDHE-ECDSA-AES256-GCM-SHA384"),
+        "{tls12}"
+    );
+    let set =
+        |c: &mut RawConn, k: &str, v: &str| -> Result<Vec<u8>> { c.cmd(&["CONFIG", "SET", k, v]) };
+    ensure!(set(&mut c, "tls-key-file", &path(&key2))?.starts_with(b"-ERR CONFIG SET failed"));
+    ensure!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "tls-cert-file",
+            &path(&cert2),
+            "tls-key-file",
+            &path(&key2)
+        ])? == b"+OK\r\n"
+    );
+    let second = s_client(port, &certs.ca, &v13)?;
+    ensure!(
+        second.contains("CN=rockslot-second") || second.contains("CN = rockslot-second"),
+        "the new certificate is not presented: {second}"
+    );
+    let bad =
+        String::from_utf8_lossy(&set(&mut c, "tls-cert-file", "/nonexistent.pem")?).into_owned();
+    ensure!(
+        bad.contains("Unable to update TLS configuration. Check server logs."),
+        "{bad}"
+    );
+    let kept = String::from_utf8_lossy(&c.cmd(&["CONFIG", "GET", "tls-cert-file"])?).into_owned();
+    ensure!(
+        kept.contains("second.crt"),
+        "a refused file changed the setting: {kept}"
+    );
+    ensure!(
+        s_client(port, &certs.ca, &v13)?.contains("+PONG"),
+        "still served"
+    );
+
+    // Settings that cannot work stop the start with the reason.
+    for (k, v, want) in [
+        (
+            "tls-protocols",
+            "TLSv1.9",
+            "Invalid tls-protocols specified",
+        ),
+        (
+            "tls-ciphersuites",
+            "TLS_NOPE_SHA1",
+            "none of 'TLS_NOPE_SHA1'",
+        ),
+    ] {
+        let (status, log) = Node::builder()
+            .directive("tls-port", "{tls_port}")
+            .directive("tls-cert-file", &path(&certs.cert))
+            .directive("tls-key-file", &path(&certs.key))
+            .directive("tls-auth-clients", "no")
+            .directive(k, v)
+            .run_to_exit(Duration::from_secs(20))?;
+        ensure!(!status.success() && log.contains(want), "{k} {v}: {log}");
+    }
+    Ok(())
+}

@@ -126,6 +126,16 @@ pub fn assert_same_reply<A: AsRef<[u8]>>(
     Ok(())
 }
 
+/// A fresh rockslot node and valkey-server 8.1.8, with one raw connection to each (ours,
+/// theirs), for differential tests.
+pub fn node_and_valkey() -> Result<(super::Node, RedisServer, super::RawConn, super::RawConn)> {
+    let node = super::Node::start()?;
+    let reference = RedisServer::start_valkey()?;
+    let ours = node.raw()?;
+    let theirs = super::RawConn::connect(reference.addr())?;
+    Ok((node, reference, ours, theirs))
+}
+
 /// Runs `script` on a fresh rockslot node and on valkey-server 8.1.8, one connection each,
 /// asserting every reply is identical byte for byte.
 pub fn assert_script_matches_valkey(script: &[&[&str]]) -> Result<()> {
