@@ -197,12 +197,37 @@ fn certs(what: &'static str, path: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-fn key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::File {
-        what: "tls-key-file",
+/// A private key from a PEM file; an encrypted PKCS#8 key (what OpenSSL 3 writes with a
+/// passphrase) is decrypted with `pass` (`tls-key-file-pass`, `tls-client-key-file-pass`).
+fn key(
+    what: &'static str,
+    path: &str,
+    pass: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let err = |reason: String| TlsError::File {
+        what,
         path: path.to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| err(e.to_string()));
+    }
+    let Some(pass) = pass.filter(|p| !p.is_empty()) else {
+        return Err(err(format!(
+            "the key is encrypted: set {what}-pass to its passphrase"
+        )));
+    };
+    let pem = &text[text
+        .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        .unwrap_or(0)..];
+    let (_, doc) = pkcs8::der::Document::from_pem(pem).map_err(|e| err(e.to_string()))?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| err(e.to_string()))?;
+    let plain = info
+        .decrypt(pass)
+        .map_err(|_| err(format!("cannot decrypt the key with {what}-pass")))?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 /// The CAs of `tls-ca-cert-file` and of every PEM file in `tls-ca-cert-dir`; `None` when
@@ -277,7 +302,7 @@ pub fn load(c: &TlsConfig) -> Result<Option<TlsContexts>, TlsError> {
             None => None,
         };
     let chain = certs("tls-cert-file", cert_file)?;
-    let server_key = key(key_file)?;
+    let server_key = key("tls-key-file", key_file, c.key_file_pass.as_deref())?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -319,7 +344,10 @@ pub fn load(c: &TlsConfig) -> Result<Option<TlsContexts>, TlsError> {
     };
 
     let (client_chain, client_key) = match (&c.client_cert_file, &c.client_key_file) {
-        (Some(cf), Some(kf)) => (certs("tls-client-cert-file", cf)?, key(kf)?),
+        (Some(cf), Some(kf)) => (
+            certs("tls-client-cert-file", cf)?,
+            key("tls-client-key-file", kf, c.client_key_file_pass.as_deref())?,
+        ),
         _ => (chain, server_key),
     };
     let client = match ca {

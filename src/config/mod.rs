@@ -219,6 +219,9 @@ pub struct TlsConfig {
     /// peer (the server pair when unset).
     pub client_cert_file: Option<String>,
     pub client_key_file: Option<String>,
+    /// `tls-key-file-pass`/`tls-client-key-file-pass`: passphrases of encrypted keys.
+    pub key_file_pass: Option<String>,
+    pub client_key_file_pass: Option<String>,
     pub ca_cert_file: Option<String>,
     /// `tls-ca-cert-dir`: every PEM certificate in the directory is a trusted CA too.
     pub ca_cert_dir: Option<String>,

@@ -1,7 +1,7 @@
 //! The typed `tls-*` directives (Valkey's names and messages). The files they name are read
 //! when the node starts and again on CONFIG SET (`crate::tls`), not here; the other `tls-*`
-//! directives Valkey has (session cache, DH params, key passphrases) are accepted without
-//! effect through the `tls-*` family.
+//! directives Valkey has (session cache, DH params) are accepted without effect through the
+//! `tls-*` family.
 
 use super::lex::{format_memory, non_empty, one, parse_bool, parse_bounded, repr, yes_no};
 use super::schema::{bool_spec, enum_err, num_spec, opt_str_spec, Spec};
@@ -14,6 +14,8 @@ pub(crate) static TLS_SPECS: &[Spec] = &[
     opt_str_spec!("tls-client-cert-file", tls.client_cert_file, true),
     opt_str_spec!("tls-client-key-file", tls.client_key_file, true),
     opt_str_spec!("tls-ca-cert-file", tls.ca_cert_file, true),
+    opt_str_spec!("tls-key-file-pass", tls.key_file_pass, true),
+    opt_str_spec!("tls-client-key-file-pass", tls.client_key_file_pass, true),
     opt_str_spec!("tls-ca-cert-dir", tls.ca_cert_dir, true),
     opt_str_spec!("tls-protocols", tls.protocols, true),
     opt_str_spec!("tls-ciphers", tls.ciphers, true),

@@ -731,6 +731,34 @@ fn tls_protocols_ciphers_ca_dir_and_certificates_set_at_run_time() -> Result<()>
         "still served"
     );
 
+    // A key encrypted with a passphrase (PKCS#8, as OpenSSL 3 writes it) and its pass.
+    let d = certs._dir.path();
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "node.key",
+            "-out",
+            "enc.key",
+            "-passout",
+            "pass:s3cret",
+        ],
+    )?;
+    let enc = path(&d.join("enc.key"));
+    let node = Node::builder()
+        .directive("tls-port", "{tls_port}")
+        .directive("tls-cert-file", &path(&certs.cert))
+        .directive("tls-key-file", &enc)
+        .directive("tls-key-file-pass", "s3cret")
+        .directive("tls-auth-clients", "no")
+        .start()?;
+    ensure!(
+        s_client(node.tls_port(), &certs.ca, &[])?.contains("+PONG"),
+        "encrypted key"
+    );
+
     // Settings that cannot work stop the start with the reason.
     for (k, v, want) in [
         (
@@ -743,6 +771,11 @@ fn tls_protocols_ciphers_ca_dir_and_certificates_set_at_run_time() -> Result<()>
             "TLS_NOPE_SHA1",
             "none of 'TLS_NOPE_SHA1'",
         ),
+        (
+            "tls-key-file",
+            enc.as_str(),
+            "the key is encrypted: set tls-key-file-pass",
+        ),
     ] {
         let (status, log) = Node::builder()
             .directive("tls-port", "{tls_port}")
@@ -753,5 +786,16 @@ fn tls_protocols_ciphers_ca_dir_and_certificates_set_at_run_time() -> Result<()>
             .run_to_exit(Duration::from_secs(20))?;
         ensure!(!status.success() && log.contains(want), "{k} {v}: {log}");
     }
+    let (status, log) = Node::builder()
+        .directive("tls-port", "{tls_port}")
+        .directive("tls-cert-file", &path(&certs.cert))
+        .directive("tls-key-file", &enc)
+        .directive("tls-key-file-pass", "wrong")
+        .directive("tls-auth-clients", "no")
+        .run_to_exit(Duration::from_secs(20))?;
+    ensure!(
+        !status.success() && log.contains("cannot decrypt the key with tls-key-file-pass"),
+        "{log}"
+    );
     Ok(())
 }
