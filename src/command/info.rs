@@ -228,6 +228,7 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "rejected_connections:{}", r(&s.rejected_connections));
             line!(out, "expired_keys:{}", r(&k.expired_keys));
             line!(out, "evicted_keys:0");
+            line!(out, "evicted_clients:{}", r(&s.evicted_clients));
             line!(out, "keyspace_hits:{}", r(&k.keyspace_hits));
             line!(
                 out,

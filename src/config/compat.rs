@@ -97,7 +97,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("maxmemory", Mem, "0"),
     ne("maxmemory-policy", Str, "noeviction"),
     ne("maxmemory-samples", Int, "5"),
-    ne("maxmemory-clients", Str, "0"),
     ne("notify-keyspace-events", Str, ""),
     ne("list-compress-depth", Int, "0"),
     ne("hll-sparse-max-bytes", Mem, "3000"),

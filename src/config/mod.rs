@@ -139,6 +139,9 @@ pub struct Config {
     pub tcp_keepalive_secs: u64,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
+    /// `maxmemory-clients`: what all clients' query buffers may hold together, bytes (0: no
+    /// limit); past it the client whose input crossed it is closed.
+    pub maxmemory_clients: u64,
     pub loglevel: LogLevel,
     /// `logfile`; empty means standard output.
     pub logfile: String,
@@ -306,6 +309,7 @@ impl Default for Config {
             tcp_keepalive_secs: 300,
             proto_max_bulk_len: 512 * MB,
             client_query_buffer_limit: 1024 * MB,
+            maxmemory_clients: 0,
             loglevel: LogLevel::Notice,
             logfile: String::new(),
             pidfile: None,

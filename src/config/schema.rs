@@ -445,6 +445,16 @@ static SPECS: &[Spec] = &[
         []
     ),
     num_spec!(
+        "maxmemory-clients",
+        maxmemory_clients,
+        u64,
+        0,
+        I64_MAX,
+        true,
+        true,
+        []
+    ),
+    num_spec!(
         "client-query-buffer-limit",
         client_query_buffer_limit,
         u64,

@@ -112,6 +112,8 @@ impl ClientHandle {
 pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    /// Bytes in every client's query buffer together (`maxmemory-clients` limits it).
+    query_bytes: AtomicI64,
 }
 
 impl ClientRegistry {
@@ -142,7 +144,16 @@ impl ClientRegistry {
     }
 
     pub fn unregister(&self, id: u64) {
-        self.clients.lock().remove(&id);
+        if let Some(h) = self.clients.lock().remove(&id) {
+            self.note_query_buffer(&h, 0);
+        }
+    }
+
+    /// Records that `h`'s query buffer holds `len` bytes; what all clients' hold together.
+    pub fn note_query_buffer(&self, h: &ClientHandle, len: usize) -> i64 {
+        let old = h.qbuf.swap(len as i64, Ordering::Relaxed);
+        let delta = len as i64 - old;
+        self.query_bytes.fetch_add(delta, Ordering::Relaxed) + delta
     }
 
     pub fn count(&self) -> usize {

@@ -37,6 +37,8 @@ pub struct Stats {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Clients closed because all query buffers together passed `maxmemory-clients`.
+    pub evicted_clients: AtomicU64,
     pub error_replies: AtomicU64,
     /// Operations per second over the last sampling period.
     pub ops_per_sec: AtomicU64,

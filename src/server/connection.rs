@@ -250,6 +250,19 @@ async fn serve_inner(
                 .stats
                 .net_input_bytes
                 .fetch_add(n as u64, Ordering::Relaxed);
+            // Many clients each under client-query-buffer-limit can still hold more than the
+            // machine has: past maxmemory-clients, the client whose input crossed it goes.
+            let total = shared.clients.note_query_buffer(&client.handle, rbuf.len());
+            let budget = shared.config.snapshot().maxmemory_clients;
+            if budget > 0 && total > budget as i64 {
+                shared.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "client {} closed: the clients' query buffers hold {total} bytes, over \
+                     maxmemory-clients {budget}",
+                    client.id()
+                );
+                return Ok(());
+            }
         }
         let gate = tokio::select! {
             g = shared.keyspace.request_gate() => g,
@@ -274,10 +287,7 @@ async fn serve_inner(
                 refuse_unstored(shared, client, &mut wbuf, start, replies);
             }
         }
-        client
-            .handle
-            .qbuf
-            .store(rbuf.len() as i64, Ordering::Relaxed);
+        shared.clients.note_query_buffer(&client.handle, rbuf.len());
         read_more = true;
         match step {
             Step::Read => {}

@@ -622,3 +622,49 @@ fn maxclients_refuses_connections_past_the_limit() -> Result<()> {
     assert_eq!(out, b"-ERR max number of clients reached\r\n");
     Ok(())
 }
+
+/// `maxmemory-clients` bounds what all query buffers hold together: clients that each stay
+/// under `client-query-buffer-limit` but together pass it lose the connection whose input
+/// crossed it (counted as `evicted_clients`); the others and new clients are served.
+#[test]
+fn query_buffers_together_stay_within_maxmemory_clients() -> Result<()> {
+    let node = Node::builder()
+        .directive("maxmemory-clients", "4mb")
+        .start()?;
+    // Each sends most of a 3 MB value and stops: its buffer holds it until the rest comes.
+    let head = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n".to_vec();
+    let body = vec![b'x'; 2_500_000];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = node.raw()?;
+        c.send(&head)?;
+        c.send(&body)?;
+        held.push(c);
+    }
+    let mut probe = node.raw()?;
+    wait_until(Duration::from_secs(10), "a client evicted", || {
+        probe
+            .cmd(&["INFO", "stats"])
+            .is_ok_and(|r| !String::from_utf8_lossy(&r).contains("evicted_clients:0"))
+    })?;
+    let closed = held
+        .into_iter()
+        .filter_map(|mut c| {
+            c.set_timeout(Duration::from_millis(500)).ok()?;
+            Some(c.cmd(&["PING"]).is_err())
+        })
+        .filter(|closed| *closed)
+        .count();
+    ensure!(closed >= 1, "no client was closed");
+    ensure!(
+        probe.cmd(&["PING"])? == b"+PONG\r\n",
+        "the node keeps serving"
+    );
+    let rss = node.rss_kb().unwrap_or(0);
+    println!("maxmemory-clients 4mb: {closed} of 3 clients closed, RSS {rss} kB");
+    ensure!(
+        probe.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"])? == b"+OK\r\n",
+        "the budget can be lifted"
+    );
+    Ok(())
+}
