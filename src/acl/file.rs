@@ -70,6 +70,23 @@ pub fn users_from_lines(
     Ok(users)
 }
 
+/// Users from ACL LIST's lines (a primary's, sent to its replicas).
+pub fn users_from_text(text: &[u8]) -> Result<BTreeMap<Bytes, Arc<User>>, FileError> {
+    let lines: Vec<(usize, Vec<Vec<u8>>)> = text
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let words: Vec<Vec<u8>> = l
+                .split(|b| *b == b' ')
+                .filter(|w| !w.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            (words.len() >= 2 && words[0] == b"user").then(|| (i + 1, words[1..].to_vec()))
+        })
+        .collect();
+    users_from_lines(&lines, "replicated users", false)
+}
+
 /// Reads an aclfile.
 pub fn load_file(path: &Path, all_channels: bool) -> Result<BTreeMap<Bytes, Arc<User>>, FileError> {
     let what = path.display().to_string();

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-pub use file::{load_file, save_file, users_from_lines, FileError};
+pub use file::{load_file, save_file, users_from_lines, users_from_text, FileError};
 pub use log::{LogEntry, LogReason};
 pub use rules::{RuleError, RuleFailure, Selector, User};
 
@@ -314,6 +314,16 @@ impl Acl {
 
     pub fn user(&self, name: &[u8]) -> Option<Arc<User>> {
         self.users.read().get(name).cloned()
+    }
+
+    /// Every user as ACL LIST shows it, one per line (what replicas are sent).
+    pub fn lines(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for u in self.users().values() {
+            out.extend_from_slice(u.describe().as_bytes());
+            out.push(b'\n');
+        }
+        out
     }
 
     /// Replaces the whole set (ACL LOAD, startup).

@@ -329,6 +329,7 @@ pub fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         acl.set_user(name, &rules)
             .map_err(|f| CmdError::Line(f.line()))?;
         drop_lost_subscribers(ctx, &before);
+        ctx.node.store_users();
         Ok(Reply::OK)
     } else if is(sub, "getuser") {
         let Some(u) = acl.user(&args[2]) else {
@@ -367,6 +368,7 @@ pub fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let names: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
         let n = acl.delete_users(&names);
         disconnect_missing(ctx);
+        ctx.node.store_users();
         Ok(Reply::Int(n as i64))
     } else if is(sub, "list") {
         Ok(Reply::Array(
@@ -411,6 +413,7 @@ pub fn acl(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             acl.replace(users);
             disconnect_missing(ctx);
             drop_lost_subscribers(ctx, &before);
+            ctx.node.store_users();
         }
         Ok(Reply::OK)
     } else if is(sub, "help") {

@@ -77,7 +77,7 @@ fn function_sub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let change = |c: Change<'_>| {
         let mut store = |payload: Vec<u8>| {
             node.keyspace
-                .set_functions(payload)
+                .set_record(crate::keyspace::NodeRecord::Functions, payload)
                 .map_err(|e| format!("ERR storage: {e}"))
         };
         node.scripts

@@ -437,6 +437,7 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             ctx.node
                 .acl
                 .set_requirepass(cfg.snapshot().requirepass.as_deref());
+            ctx.node.store_users();
         }
         if pairs
             .iter()

@@ -9,7 +9,8 @@
 pub mod dump;
 mod encoding;
 mod expiry;
-mod functions;
+mod records;
+pub use records::NodeRecord;
 mod hash;
 mod list;
 mod locks;
@@ -135,8 +136,8 @@ pub struct Keyspace {
     read_only: std::sync::atomic::AtomicBool,
     moving: Arc<moving::Moving>,
     watches: watch::Watches,
-    /// Told of every committed change to the function libraries (see `functions`).
-    functions_hook: std::sync::OnceLock<functions::Hook>,
+    /// Told of every committed change to a replicated node record (see `records`).
+    record_hooks: [std::sync::OnceLock<records::Hook>; 2],
 }
 
 /// Where committed batches go, in commit order (the replication backlog).
@@ -174,7 +175,7 @@ impl Keyspace {
             read_only: std::sync::atomic::AtomicBool::new(false),
             moving: Arc::new(moving::Moving::new()),
             watches: watch::Watches::default(),
-            functions_hook: std::sync::OnceLock::new(),
+            record_hooks: Default::default(),
         };
         ks.expiring.load(&ks)?;
         Ok(ks)
@@ -259,11 +260,9 @@ impl Keyspace {
                 self.expiring.mark(slot);
             }
         }
-        let functions = batch.meta_put(functions::FUNCTIONS_KEY).map(<[u8]>::to_vec);
+        let records = Self::records_in(&batch);
         self.engine.write(batch)?;
-        if let Some(payload) = functions {
-            self.functions_written(&payload);
-        }
+        self.records_written(&records);
         // Slots being imported stay at 0 until revealed (their counts are read back then).
         for (a, b) in cleared {
             for s in a..=b {

@@ -362,13 +362,9 @@ impl Keyspace {
         meta_value: Vec<u8>,
     ) -> Result<()> {
         let batch = Batch::decode(frame)?;
-        let functions = batch
-            .meta_put(super::functions::FUNCTIONS_KEY)
-            .map(<[u8]>::to_vec);
+        let records = Keyspace::records_in(&batch);
         let mut batch = batch.retain_slots(|s| !in_ranges(skip, s));
-        if let Some(payload) = functions {
-            batch.put_meta(super::functions::FUNCTIONS_KEY.to_vec(), payload);
-        }
+        Keyspace::keep_records(&mut batch, records);
         batch.put_meta(meta_key.to_vec(), meta_value);
         let _order = self.commit_lock.lock();
         self.write_and_mirror(batch)

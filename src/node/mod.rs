@@ -92,8 +92,9 @@ pub struct Node {
     pub repl_auth: Arc<crate::cluster::PeerAuth>,
     /// The Lua VM and the script cache (EVAL, EVALSHA, SCRIPT).
     pub scripts: crate::script::Scripts,
-    /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's).
-    pub acl: crate::acl::Acl,
+    /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
+    /// a replica takes its primary's.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 pub fn sync_mode(a: AppendFsync) -> SyncMode {
@@ -247,7 +248,8 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
     let shutdown = CancellationToken::new();
     let migrations: Arc<Migrations> = Default::default();
     let scripts = functions(&keyspace)?;
-    let acl = users(&config)?;
+    let acl = Arc::new(users(&config)?);
+    replicate_users(&keyspace, &acl);
     let repl = Arc::new(ReplHandle {
         keyspace: Arc::clone(&keyspace),
         engine: Arc::clone(&engine),
@@ -269,7 +271,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         migrate_links: MigrateLinks::default(),
         replicas: Arc::clone(&repl) as Arc<dyn crate::migration::ReplicaWait>,
     });
-    Ok(Arc::new(Node {
+    let node = Arc::new(Node {
         keyspace,
         engine,
         wal,
@@ -293,14 +295,16 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         repl_auth: transports.repl_auth,
         scripts,
         acl,
-    }))
+    });
+    node.users_at_start();
+    Ok(node)
 }
 
 /// The scripting engine with the libraries stored on this node loaded, and told of every
 /// committed change (replicated ones included).
 fn functions(keyspace: &Keyspace) -> Result<crate::script::Scripts, NodeError> {
     let scripts = crate::script::Scripts::new().map_err(NodeError::Scripting)?;
-    match keyspace.functions() {
+    match keyspace.record(crate::keyspace::NodeRecord::Functions) {
         Ok(payload) => {
             if let Err(e) = scripts.load_stored(&payload) {
                 tracing::error!("the stored function libraries do not load, none are loaded: {e}");
@@ -308,7 +312,10 @@ fn functions(keyspace: &Keyspace) -> Result<crate::script::Scripts, NodeError> {
         }
         Err(e) => tracing::error!("the stored function libraries cannot be read: {e}"),
     }
-    keyspace.on_functions_changed(scripts.functions_inbox());
+    keyspace.on_record_changed(
+        crate::keyspace::NodeRecord::Functions,
+        scripts.functions_inbox(),
+    );
     Ok(scripts)
 }
 
@@ -357,4 +364,59 @@ fn users(config: &LiveConfig) -> Result<crate::acl::Acl, NodeError> {
         acl.replace(users.map_err(|e| NodeError::Acl(e.0))?);
     }
     Ok(acl)
+}
+
+/// ACL users replicate as configuration: a primary stores its users (ACL LIST's lines) as a
+/// node record after each change (`Node::store_users`); a replica takes the record it gets
+/// from its primary, so clients keep their credentials after a failover.
+fn replicate_users(keyspace: &Keyspace, acl: &Arc<crate::acl::Acl>) {
+    let acl = Arc::clone(acl);
+    keyspace.on_record_changed(crate::keyspace::NodeRecord::Users, move |lines| {
+        // Empty: the primary never stored users (it keeps its own, and so does this node).
+        if lines.is_empty() || lines == acl.lines().as_slice() {
+            return;
+        }
+        match crate::acl::users_from_text(lines) {
+            Ok(users) => acl.replace(users),
+            Err(e) => tracing::error!("the users from the primary do not load: {}", e.0),
+        }
+    });
+}
+
+impl Node {
+    /// A replica starts with the users its primary last sent (they arrive again only when
+    /// they change); a primary stores its own for its replicas.
+    fn users_at_start(&self) {
+        if !self.is_replica() {
+            // Only when they changed: a write here would start a new replication history,
+            // and a restarted replica could not continue from its offset.
+            let stored = self.keyspace.record(crate::keyspace::NodeRecord::Users);
+            if stored.is_ok_and(|s| s != self.acl.lines()) {
+                self.store_users();
+            }
+            return;
+        }
+        match self.keyspace.record(crate::keyspace::NodeRecord::Users) {
+            Ok(lines) if !lines.is_empty() => match crate::acl::users_from_text(&lines) {
+                Ok(users) => self.acl.replace(users),
+                Err(e) => tracing::error!("the stored users from the primary do not load: {}", e.0),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::error!("the stored users from the primary cannot be read: {e}"),
+        }
+    }
+
+    /// Stores this primary's users for its replicas (a replica keeps its primary's).
+    pub fn store_users(&self) {
+        if self.is_replica() {
+            return;
+        }
+        let lines = self.acl.lines();
+        if let Err(e) = self
+            .keyspace
+            .set_record(crate::keyspace::NodeRecord::Users, lines)
+        {
+            tracing::error!("storing the ACL users for replicas: {e}");
+        }
+    }
 }

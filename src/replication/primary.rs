@@ -170,14 +170,14 @@ async fn full_sync(
     let d = dir.clone();
     let exported = tokio::task::spawn_blocking(move || {
         sh.keyspace.snapshot_at_offset(|snap, offset| {
-            let functions = Keyspace::functions_at(&snap).map_err(|e| e.to_string())?;
+            let records = Keyspace::records_at(&snap).map_err(|e| e.to_string())?;
             let files = snap.export(&d).map_err(|e| e.to_string())?;
-            Ok::<_, String>((files, functions, offset))
+            Ok::<_, String>((files, records, offset))
         })
     })
     .await
     .map_err(|e| e.to_string())??;
-    let (files, functions, offset) = exported;
+    let (files, records, offset) = exported;
     let replid = shared.replication.backlog.position().replid;
     tracing::info!(
         "full sync to replica {}:{}: {} files at offset {offset}",
@@ -237,7 +237,7 @@ async fn full_sync(
             PrimaryMsg::FullEnd {
                 offset,
                 keys: entries,
-                functions,
+                records,
             },
         )
         .await

@@ -204,7 +204,7 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
             PrimaryMsg::FullEnd {
                 offset,
                 keys,
-                functions,
+                records,
             } => {
                 let sh = Arc::clone(shared);
                 let files = std::mem::take(&mut incoming);
@@ -221,7 +221,7 @@ async fn follow(shared: &Arc<ReplHandle>, ip: &str, rpc_port: u16) -> Result<(),
                     // The primary's libraries replace this node's, with the data.
                     sh.keyspace
                         .apply_replicated(
-                            &Keyspace::functions_batch(&functions).encode(),
+                            &Keyspace::records_batch(&records).encode(),
                             STATE_KEY,
                             encode_state(&id, offset),
                         )

@@ -30,8 +30,8 @@ pub enum PrimaryMsg {
     FullEnd {
         offset: u64,
         keys: u64,
-        /// The function libraries' payload as of the snapshot.
-        functions: Vec<u8>,
+        /// The replicated node records (function libraries, users) as of the snapshot.
+        records: Vec<(crate::keyspace::NodeRecord, Vec<u8>)>,
     },
     Continue {
         replid: String,

@@ -1,6 +1,7 @@
 //! The Replication gRPC service and client. Protobuf messages are converted to and from
 //! [`crate::replication::wire`] domain types here; nothing else sees them.
 
+use crate::keyspace::NodeRecord;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -66,12 +67,22 @@ fn to_pb(m: PrimaryMsg) -> Vec<pb::PrimaryMessage> {
         PrimaryMsg::FullEnd {
             offset,
             keys,
-            functions,
-        } => one(Msg::FullEnd(pb::FullSyncEnd {
-            offset,
-            keys,
-            functions,
-        })),
+            records,
+        } => {
+            let take = |want: NodeRecord| {
+                records
+                    .iter()
+                    .find(|(r, _)| *r == want)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default()
+            };
+            one(Msg::FullEnd(pb::FullSyncEnd {
+                offset,
+                keys,
+                functions: take(NodeRecord::Functions),
+                users: take(NodeRecord::Users),
+            }))
+        }
         PrimaryMsg::Continue { replid, offset } => {
             one(Msg::Resume(pb::Continue { replid, offset }))
         }
@@ -150,7 +161,10 @@ fn from_pb(m: pb::PrimaryMessage) -> Result<PrimaryMsg, String> {
         Msg::FullEnd(e) => PrimaryMsg::FullEnd {
             offset: e.offset,
             keys: e.keys,
-            functions: e.functions,
+            records: vec![
+                (NodeRecord::Functions, e.functions),
+                (NodeRecord::Users, e.users),
+            ],
         },
         Msg::Resume(c) => PrimaryMsg::Continue {
             replid: c.replid,

@@ -577,3 +577,35 @@ fn a_subscriber_that_loses_its_channel_is_disconnected() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// ACL users replicate as configuration: a replica gets its primary's users with a full sync
+/// and each change after it, so clients keep their credentials after a failover.
+#[test]
+fn acl_users_reach_replicas_by_full_sync_and_stream() -> Result<()> {
+    let primary = Node::start()?;
+    let replica = Node::start()?;
+    let mut p = primary.raw()?;
+    ensure!(p.cmd(&["ACL", "SETUSER", "app", "on", ">apppw", "~app:*", "+@all"])? == b"+OK\r\n");
+    let mut r = replica.raw()?;
+    let port = primary.port().to_string();
+    ensure!(r.cmd(&["REPLICAOF", "127.0.0.1", &port])? == b"+OK\r\n");
+    let can_auth = |n: &Node, user: &str, pw: &str| -> bool {
+        n.raw()
+            .and_then(|mut c| c.cmd(&["AUTH", user, pw]))
+            .is_ok_and(|reply| reply == b"+OK\r\n")
+    };
+    wait_until(Duration::from_secs(30), "the user by full sync", || {
+        can_auth(&replica, "app", "apppw")
+    })?;
+    p.cmd(&["ACL", "SETUSER", "ops", "on", ">opspw", "+@read", "~*"])?;
+    p.cmd(&["ACL", "DELUSER", "app"])?;
+    wait_until(Duration::from_secs(30), "the changes by the stream", || {
+        can_auth(&replica, "ops", "opspw") && !can_auth(&replica, "app", "apppw")
+    })?;
+    let list = |c: &mut RawConn| c.cmd(&["ACL", "LIST"]);
+    ensure!(
+        list(&mut p)? == list(&mut r)?,
+        "the replica's users differ from its primary's"
+    );
+    Ok(())
+}
