@@ -229,6 +229,11 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
             line!(out, "expired_keys:{}", r(&k.expired_keys));
             line!(out, "evicted_keys:0");
             line!(out, "evicted_clients:{}", r(&s.evicted_clients));
+            line!(
+                out,
+                "client_output_buffer_limit_disconnections:{}",
+                r(&s.output_limit_disconnections)
+            );
             line!(out, "keyspace_hits:{}", r(&k.keyspace_hits));
             line!(
                 out,

@@ -277,6 +277,8 @@ pub const DEFAULT_OUTPUT_LIMITS: [OutputLimit; 3] = [
     },
 ];
 
+/// Index of the normal class in [`Config::output_buffer_limits`].
+pub const OUTPUT_CLASS_NORMAL: usize = 0;
 /// Index of the pubsub class in [`Config::output_buffer_limits`].
 pub const OUTPUT_CLASS_PUBSUB: usize = 2;
 

@@ -39,6 +39,8 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     /// Clients closed because all query buffers together passed `maxmemory-clients`.
     pub evicted_clients: AtomicU64,
+    /// Clients closed for passing their `client-output-buffer-limit`.
+    pub output_limit_disconnections: AtomicU64,
     pub error_replies: AtomicU64,
     /// Operations per second over the last sampling period.
     pub ops_per_sec: AtomicU64,

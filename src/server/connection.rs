@@ -376,6 +376,14 @@ fn process_ready(
     let mut ks = shared.keyspace.pending();
     // Replies encoded so far; a failed command counts too (its reply is the error).
     let mut replies = 0usize;
+    // `client-output-buffer-limit normal`: the replies of one batch may not pass its hard
+    // limit (a subscriber's messages are limited by the pubsub class where they queue).
+    let hard = match client.pubsub {
+        None => {
+            shared.config.snapshot().output_buffer_limits[crate::config::OUTPUT_CLASS_NORMAL].hard
+        }
+        Some(_) => 0,
+    };
     let step = loop {
         let parked = client.parked.take().map(|(args, _)| args);
         let decoded = match parked {
@@ -402,6 +410,20 @@ fn process_ready(
         let before = wbuf.len();
         encode(&reply, client.protocol, wbuf);
         replies += (wbuf.len() > before) as usize;
+        if hard > 0 && wbuf.len() as u64 > hard {
+            tracing::warn!(
+                "client {} closed for overcoming of output buffer limits (normal, {} bytes)",
+                client.id(),
+                wbuf.len()
+            );
+            shared
+                .stats
+                .output_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            // Nothing more goes out to it, as Valkey drops a closed client's output.
+            wbuf.clear();
+            break Step::Close;
+        }
         if client.blocked.is_some() && !matches!(client.after, Some(After::Block { .. })) {
             // The blocked command ran again and answered (or was redirected): stop waiting.
             client.blocked = None;

@@ -668,3 +668,37 @@ fn query_buffers_together_stay_within_maxmemory_clients() -> Result<()> {
     );
     Ok(())
 }
+
+/// `client-output-buffer-limit normal`: a client whose pending replies pass the hard limit
+/// is closed (counted in INFO stats) instead of the node holding them. Replies go out in
+/// bounded chunks while a client reads, so what passes it is one reply larger than the limit.
+#[test]
+fn replies_past_the_normal_output_limit_close_the_client() -> Result<()> {
+    let node = Node::builder()
+        .directive_raw("client-output-buffer-limit", "normal 1mb 0 0")
+        .start()?;
+    let mut c = node.raw()?;
+    ensure!(c.cmd(&["SET", "big", &"v".repeat(2_000_000)])? == b"+OK\r\n");
+    ensure!(c.cmd(&["SET", "small", &"v".repeat(100_000)])? == b"+OK\r\n");
+    let mut greedy = node.raw()?;
+    greedy.send(&encode_cmd(&["GET", "big"]))?;
+    let (got, _) = greedy.read_to_end(Duration::from_secs(10))?;
+    ensure!(
+        got.is_empty(),
+        "{} reply bytes reached the client",
+        got.len()
+    );
+    // Replies under the limit, even many in a row, are served.
+    let mut few = Vec::new();
+    for _ in 0..30 {
+        few.extend(encode_cmd(&["GET", "small"]));
+    }
+    c.send(&few)?;
+    ensure!(c.read_frames(30)?.len() == 30);
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", "stats"])?).into_owned();
+    ensure!(
+        info.contains("client_output_buffer_limit_disconnections:1"),
+        "{info}"
+    );
+    Ok(())
+}
