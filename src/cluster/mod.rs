@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 pub use failover::FailoverMode;
-pub use peer_auth::{ct_eq, token as auth_token, PeerAuth};
+pub use peer_auth::{token as auth_token, PeerAuth};
 pub use routing::{route, Access, Route};
 pub use state::{ClusterError, ClusterState, Outgoing, SetSlot};
 pub use transport::{secret_digest, BusCallError, BusService, BusTransport, Published};

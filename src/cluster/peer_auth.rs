@@ -14,6 +14,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::acl::ct_eq;
 use crate::config::Config;
 
 /// How far a token's time may be from ours.
@@ -66,14 +67,6 @@ fn parse_token(t: &str) -> Option<(u64, u64, &str)> {
     let nonce = u64::from_str_radix(it.next()?, 16).ok()?;
     let mac = it.next()?;
     it.next().is_none().then_some((ts, nonce, mac))
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 struct State {

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use super::args::{is, text};
 use super::{CmdError, CmdFlags, CmdResult, CommandSpec, Ctx};
 use crate::acl::{Access, Catalog, Denied, KeyUse, LogReason, CATEGORIES};
 use crate::resp::Reply;
@@ -15,12 +16,7 @@ use crate::resp::Reply;
 /// A command's categories as Valkey derives them: the table's own plus those its flags imply
 /// (a container has only what its flags imply: `@slow`).
 pub fn categories(spec: &CommandSpec) -> u32 {
-    let bit = |n: &str| {
-        CATEGORIES
-            .iter()
-            .position(|c| *c == n)
-            .map_or(0, |i| 1u32 << i)
-    };
+    let bit = |n: &str| crate::acl::category_bit(n).unwrap_or(0);
     let mut bits = 0;
     for w in spec.acl.split_whitespace() {
         bits |= w.strip_prefix('@').map_or(0, bit);
@@ -267,14 +263,6 @@ const ACL_HELP: &[&str] = &[
 const NO_ACLFILE: &str = "This instance is not configured to use an ACL file. You may want to \
     specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you \
     have a configuration file set) in order to store users in the configuration.";
-
-fn is(b: &[u8], w: &str) -> bool {
-    b.eq_ignore_ascii_case(w.as_bytes())
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Closes the connections of users that no longer exist.
 fn disconnect_missing(ctx: &Ctx) {

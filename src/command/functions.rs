@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::args::{is, text};
 use super::scripting::{off_reactor, run_script};
 use super::{CmdError, CmdResult, Ctx};
 use crate::resp::Reply;
@@ -51,14 +52,6 @@ const FUNCTION_HELP: &[&str] = &[
     "HELP",
     "    Print this help.",
 ];
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn is(b: &[u8], word: &str) -> bool {
-    b.eq_ignore_ascii_case(word.as_bytes())
-}
 
 pub fn function(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Every subcommand but STATS and KILL may wait for a running script's VM.

@@ -107,57 +107,6 @@ fn valid_name(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Splits a shebang line as Valkey's `sdssplitargs` does (quotes, escapes); `None` when a
-/// quote is unbalanced.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == line.len() {
-            return Some(out);
-        }
-        let mut cur = Vec::new();
-        let mut quote: Option<u8> = None;
-        loop {
-            let Some(&c) = line.get(i) else {
-                if quote.is_some() {
-                    return None;
-                }
-                break;
-            };
-            match quote {
-                Some(q) if c == q => {
-                    i += 1;
-                    if line.get(i).is_some_and(|n| !n.is_ascii_whitespace()) {
-                        return None;
-                    }
-                    break;
-                }
-                Some(b'"') if c == b'\\' && i + 1 < line.len() => {
-                    i += 1;
-                    cur.push(match line[i] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        o => o,
-                    });
-                }
-                Some(_) => cur.push(c),
-                None if c == b'"' || c == b'\'' => quote = Some(c),
-                None if c.is_ascii_whitespace() => break,
-                None => cur.push(c),
-            }
-            i += 1;
-        }
-        out.push(cur);
-    }
-}
-
 /// The library's name from its `#!<engine> name=<lib>` line, and where its code starts (the
 /// line's `\n`, so Lua's line numbers are the text's), with Valkey's checks in its order.
 fn metadata(code: &[u8]) -> Result<(String, usize), String> {
@@ -169,7 +118,7 @@ fn metadata(code: &[u8]) -> Result<(String, usize), String> {
     if code[..end].contains(&0) {
         return Err(invalid());
     }
-    let parts = split_args(&code[..end])
+    let parts = crate::resp::split_args(&code[..end])
         .filter(|p| !p.is_empty())
         .ok_or_else(invalid)?;
     let engine = String::from_utf8_lossy(&parts[0][2.min(parts[0].len())..]).into_owned();
