@@ -184,6 +184,7 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
                 c.storage_write_buffer_size
             );
             line!(out, "storage_disk_bytes:{}", sh.engine.disk_usage());
+            line!(out, "storage_write_batches:{}", sh.engine.write_count());
         }
         "persistence" => {
             line!(out, "# Persistence");

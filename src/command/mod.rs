@@ -49,6 +49,7 @@ pub use client::{After, ClientState};
 pub use dispatch::dispatch;
 pub use error::{CmdError, CmdResult};
 pub use flags::CmdFlags;
+pub use scripting::leave_worker;
 pub use table::TABLE;
 
 use crate::keyspace::Pending;

@@ -14,7 +14,7 @@ use super::{CmdError, CmdFlags, CmdResult, Ctx};
 use crate::keyspace::{key_slot, Pending};
 use crate::node::Node;
 use crate::resp::{Protocol, Reply};
-use crate::script::{Host, Source};
+use crate::script::{Contended, Host, Patience, Source};
 
 /// Runs commands for a script on the calling client's connection.
 struct ScriptHost<'c, 'a, 'k> {
@@ -222,19 +222,18 @@ fn run(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> CmdResul
 
 /// Runs a script or function (`go` hands the VM the host and how long it may wait for it) in
 /// the connection's write scope, with `keys` declared.
+///
+/// Outside a transaction the script first tries the VM in place, keeping what the pipeline
+/// staged so far, and its own writes stay staged too: a pipeline of scripts commits once, as
+/// a pipeline of plain commands does. Only when another script holds the VM does it commit
+/// (letting go of its key locks) and wait, its runtime worker handing its other tasks on.
 pub(super) fn run_script(
     ctx: &mut Ctx,
     keys: &[Bytes],
     read_only: bool,
-    go: impl FnOnce(&mut dyn Host, Option<std::time::Duration>) -> Reply,
+    mut go: impl FnMut(&mut dyn Host, Patience) -> Result<Reply, Contended>,
 ) -> CmdResult {
-    // Staged writes go first: a scope never waits for the VM while it holds key locks. Inside
-    // MULTI/EXEC the transaction's scope stays open (its locks held): the wait is bounded.
     let in_transaction = ctx.ks.is_atomic();
-    if !in_transaction {
-        ctx.ks.commit()?;
-    }
-    let patience = in_transaction.then_some(TRANSACTION_PATIENCE);
     let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
     let mut host = ScriptHost {
         node: ctx.node,
@@ -245,13 +244,34 @@ pub(super) fn run_script(
         cross_slot: false,
         declared: keys,
     };
-    let reply = off_reactor(|| go(&mut host, patience));
+    let ran = if in_transaction {
+        // The transaction's scope stays open (its locks held): the wait is bounded.
+        off_reactor(|| go(&mut host, Patience::Busy(TRANSACTION_PATIENCE)))
+    } else {
+        match go(&mut host, Patience::Try) {
+            Err(Contended) => match host.ks.commit() {
+                Ok(()) => off_reactor(|| go(&mut host, Patience::Forever)),
+                Err(e) => {
+                    ctx.client.in_exec = in_exec;
+                    return Err(e.into());
+                }
+            },
+            done => done,
+        }
+    };
     ctx.client.in_exec = in_exec;
     if !in_transaction {
         ctx.ks.end_atomic();
-        ctx.ks.commit()?;
     }
-    Ok(reply)
+    // Forever and Busy never answer Contended.
+    Ok(ran.unwrap_or_else(|Contended| Reply::Error(crate::script::BUSY.into())))
+}
+
+/// What a script that runs long calls from its VM's thread: a runtime worker hands its other
+/// tasks (clients, the cluster bus) to a fresh worker thread, as the slow path did up front.
+pub fn leave_worker() {
+    // The handoff happens when the new thread takes the worker's core; a moment is plenty.
+    off_reactor(|| std::thread::sleep(std::time::Duration::from_millis(1)));
 }
 
 pub fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {

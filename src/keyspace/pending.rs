@@ -70,10 +70,11 @@ impl<'a> Pending<'a> {
         self.staged += 1;
     }
 
-    /// Starts a transaction (EXEC): locks every key it declares, in stripe order, and holds
-    /// all staged writes until [`Pending::end_atomic`], so they reach storage in one batch.
+    /// Starts a transaction (EXEC, a script): locks every key it declares, in stripe order,
+    /// and holds all staged writes until [`Pending::end_atomic`], so they reach storage in one
+    /// batch. What the scope staged before joins that batch (a pipeline of scripts commits
+    /// once); if a key is busy, [`Pending::acquire`] commits it first.
     pub fn begin_atomic(&mut self, keys: &[&[u8]]) -> Result<()> {
-        self.commit()?;
         self.acquire(keys)?;
         self.atomic = true;
         Ok(())

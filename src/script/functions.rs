@@ -22,6 +22,7 @@ pub const RO_WITH_WRITES: &str = "ERR Can not execute a script with write flag u
 
 /// One FCALL: the function's name (any case), whether FCALL_RO, its keys and arguments, and
 /// the caller's whole command (FUNCTION STATS shows it).
+#[derive(Clone, Copy)]
 pub struct FunctionCall<'a> {
     pub name: &'a [u8],
     pub read_only: bool,
@@ -619,30 +620,30 @@ impl Scripts {
         &self,
         call: FunctionCall<'_>,
         host: &mut dyn Host,
-        patience: Option<std::time::Duration>,
-    ) -> Reply {
+        patience: super::Patience,
+    ) -> Result<Reply, super::Contended> {
         let mut e = match self.engines(patience) {
             Ok(e) => e,
-            Err(busy) => return busy,
+            Err(w) => return w.into_result(),
         };
         self.sync(&mut e);
         let name = String::from_utf8_lossy(call.name);
         let Some(def) = e.libs.find(&name) else {
-            return Reply::Error("ERR Function not found".into());
+            return Ok(Reply::Error("ERR Function not found".into()));
         };
         let (f, flags, name) = (def.f.clone(), def.flags, def.name.clone());
         if call.read_only && !flags.no_writes {
-            return Reply::Error(RO_WITH_WRITES.into());
+            return Ok(Reply::Error(RO_WITH_WRITES.into()));
         }
         if let Err(err) = host.begin(flags) {
-            return Reply::Error(err);
+            return Ok(Reply::Error(err));
         }
         let running = Some((name.clone(), call.command.to_vec()));
         let (keys, args) = (call.keys, call.args);
         let r = self.running(running, || {
             e.func.run(&f, Call::Function { keys, args }, host)
         });
-        super::outcome(r, &name)
+        Ok(super::outcome(r, &name))
     }
 }
 

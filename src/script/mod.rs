@@ -43,6 +43,7 @@ pub trait Host {
 }
 
 /// A script to run: its body (EVAL) or the SHA1 of a cached one (EVALSHA).
+#[derive(Clone, Copy)]
 pub enum Source<'a> {
     Body(&'a [u8]),
     Sha(&'a str),
@@ -98,6 +99,9 @@ struct Busy {
     function: Mutex<Option<(String, Vec<Bytes>)>>,
     /// Unix ms when a library's load stops (FUNCTION LOAD); 0: no limit.
     load_deadline_ms: AtomicU64,
+    /// The running script called `long_run` already.
+    ran_long: AtomicBool,
+    long_run: std::sync::OnceLock<fn()>,
 }
 
 impl Busy {
@@ -199,6 +203,7 @@ impl Scripts {
         *self.busy.function.lock() = function;
         self.busy.kill.store(false, Ordering::Release);
         self.busy.wrote.store(false, Ordering::Release);
+        self.busy.ran_long.store(false, Ordering::Release);
         self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
         let r = f();
         self.busy.since_ms.store(0, Ordering::Release);
@@ -269,50 +274,91 @@ impl Scripts {
     }
 
     /// Waits for the VM (at most `patience`, then BUSY).
-    fn engines(
-        &self,
-        patience: Option<std::time::Duration>,
-    ) -> Result<parking_lot::MutexGuard<'_, Engines>, Reply> {
+    fn engines(&self, patience: Patience) -> Result<parking_lot::MutexGuard<'_, Engines>, Waited> {
         match patience {
-            None => Ok(self.vm.lock()),
-            Some(d) => self
+            Patience::Forever => Ok(self.vm.lock()),
+            Patience::Busy(d) => self
                 .vm
                 .try_lock_for(d)
-                .ok_or_else(|| Reply::Error(BUSY.into())),
+                .ok_or(Waited::Reply(Reply::Error(BUSY.into()))),
+            Patience::Try => self.vm.try_lock_for(TRY_VM).ok_or(Waited::Contended),
         }
     }
 
-    /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts. With
-    /// `patience`, waits at most that long for another script to finish (a caller that holds
-    /// key locks must not wait for a script that may wait for them), then answers BUSY.
+    /// Runs a script with `keys` and `argv`; its reply, with Valkey's error texts. How long
+    /// it waits for another script to finish is the caller's `patience` (a caller that holds
+    /// key locks must not wait long for a script that may wait for them).
     pub fn run(
         &self,
         src: Source<'_>,
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
-        patience: Option<std::time::Duration>,
-    ) -> Reply {
+        patience: Patience,
+    ) -> Result<Reply, Contended> {
         let mut engines = match self.engines(patience) {
             Ok(e) => e,
-            Err(busy) => return busy,
+            Err(w) => return w.into_result(),
         };
         let vm = &mut engines.eval;
         let sha = match src {
             Source::Body(body) => match vm.compile(body) {
                 Ok(sha) => sha,
-                Err(e) => return Reply::Error(e),
+                Err(e) => return Ok(Reply::Error(e)),
             },
             Source::Sha(sha) => sha.to_ascii_lowercase(),
         };
         let Some((f, flags)) = vm.scripts.get(&sha).map(|c| (c.f.clone(), c.flags)) else {
-            return Reply::Error("NOSCRIPT No matching script.".into());
+            return Ok(Reply::Error("NOSCRIPT No matching script.".into()));
         };
         if let Err(e) = host.begin(flags) {
-            return Reply::Error(e);
+            return Ok(Reply::Error(e));
         }
         let r = self.running(None, || vm.run(&f, Call::Eval { keys, argv }, host));
-        outcome(r, &sha)
+        Ok(outcome(r, &sha))
+    }
+
+    /// What a script that runs longer than [`LONG_RUN_MS`] calls once, from the VM's thread:
+    /// the host moves its other work elsewhere (a runtime worker hands its tasks on).
+    pub fn on_long_run(&self, f: fn()) {
+        let _ = self.busy.long_run.set(f);
+    }
+}
+
+/// How long a caller waits for the VM while another script runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Patience {
+    /// Until it is free.
+    Forever,
+    /// At most this long, then BUSY.
+    Busy(std::time::Duration),
+    /// A moment ([`TRY_VM`]), then [`Contended`]: the caller, which may hold key locks and
+    /// runs on a shared thread, lets go of both and waits [`Patience::Forever`] instead.
+    Try,
+}
+
+/// The VM was busy for a [`Patience::Try`] caller; nothing ran.
+#[derive(Debug)]
+pub struct Contended;
+
+/// How long [`Patience::Try`] waits: about one short script, so a pipeline of scripts from
+/// two connections alternates without giving up the caller's thread each time.
+const TRY_VM: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// A script running this long (ms) asks its host to move other work off its thread.
+const LONG_RUN_MS: u64 = 20;
+
+enum Waited {
+    Reply(Reply),
+    Contended,
+}
+
+impl Waited {
+    fn into_result(self) -> Result<Reply, Contended> {
+        match self {
+            Waited::Reply(r) => Ok(r),
+            Waited::Contended => Err(Contended),
+        }
     }
 }
 
@@ -369,6 +415,16 @@ impl Vm {
                 // Raised again at every check, so a script's own pcall cannot swallow it.
                 if watch.kill.load(Ordering::Acquire) {
                     return Err(mlua::Error::runtime(watch.killed_line()));
+                }
+                let since = watch.since_ms.load(Ordering::Acquire);
+                if since != 0
+                    && !watch.ran_long.load(Ordering::Acquire)
+                    && now_ms().saturating_sub(since) >= LONG_RUN_MS
+                {
+                    watch.ran_long.store(true, Ordering::Release);
+                    if let Some(f) = watch.long_run.get() {
+                        f();
+                    }
                 }
                 let deadline = watch.load_deadline_ms.load(Ordering::Acquire);
                 if deadline != 0 && now_ms() > deadline {

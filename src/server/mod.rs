@@ -51,7 +51,7 @@ pub fn open(config: LiveConfig) -> Result<Arc<Node>, ServerError> {
         &c,
     ));
     let bus = Arc::new(crate::rpc::BusClient::for_config(&c, Arc::clone(&bus_auth)));
-    Ok(crate::node::open(
+    let node = crate::node::open(
         config,
         Transports {
             bus_auth,
@@ -60,7 +60,10 @@ pub fn open(config: LiveConfig) -> Result<Arc<Node>, ServerError> {
             repl: Arc::new(crate::rpc::ReplClients),
             migration: Arc::new(crate::rpc::MigrationClients),
         },
-    )?)
+    )?;
+    // Scripts start on the connection's runtime worker; a long one hands the worker on.
+    node.scripts.on_long_run(crate::command::leave_worker);
+    Ok(node)
 }
 
 /// Serves clients until SIGTERM/SIGINT or SHUTDOWN, then syncs storage.
