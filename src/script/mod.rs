@@ -6,6 +6,7 @@
 //! `redis.call` goes to the [`Host`] the caller passes (the command layer), so the VM never sees
 //! storage, the cluster or a socket.
 
+mod bound;
 mod convert;
 mod functions;
 mod libs;
@@ -64,6 +65,8 @@ struct Vm {
     loading: Function,
     handler: Function,
     xpcall: Function,
+    /// The running script, for the host functions.
+    current: bound::Current,
     /// SHA1 (lower-case hex) -> (compiled function, body).
     scripts: HashMap<String, Cached>,
 }
@@ -480,7 +483,10 @@ impl Vm {
             .load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call(host)?;
-        lua.set_named_registry_value(LIBRARY_KEY, vm.get::<Table>("library")?)?;
+        let library = vm.get::<Table>("library")?;
+        let current = bound::Current::default();
+        bound::install(&lua, &current, &library)?;
+        lua.set_named_registry_value(LIBRARY_KEY, library)?;
         lua.set_named_registry_value(LOAD_API_KEY, vm.get::<Table>("load_api")?)?;
         lua.set_named_registry_value(READONLY_KEY, vm.get::<Table>("readonly")?)?;
         let handler = lua.create_function(|lua, err: Value| convert::error_handler(lua, err))?;
@@ -491,6 +497,7 @@ impl Vm {
             xpcall: vm.get("xpcall")?,
             lua,
             handler,
+            current,
             scripts: HashMap::new(),
         })
     }
@@ -539,77 +546,24 @@ impl Vm {
             Call::Function { keys, args } => Some((strings(keys)?, strings(args)?)),
         };
         let run = std::cell::RefCell::new(Run { host, resp3: false });
-        let bound: Table = lua.named_registry_value(LIBRARY_KEY)?;
-        let outcome = lua.scope(|scope| {
-            let command = |raise: bool| {
-                let run = &run;
-                move |lua: &Lua, args: MultiValue| -> mlua::Result<Value> {
-                    let resp3 = run.borrow().resp3;
-                    let reply = match convert::command_args(lua, &args) {
-                        Ok(args) => run.borrow_mut().host.call(args, resp3),
-                        Err(e) => Reply::Error(e),
-                    };
-                    match reply {
-                        Reply::Error(e) if raise => Err(convert::raise(&e)),
-                        reply => convert::reply_to_lua(lua, &reply, resp3),
-                    }
-                }
-            };
-            let call = scope.create_function(command(true))?;
-            let pcall = scope.create_function(command(false))?;
-            let setresp = scope.create_function(|_, v: MultiValue| {
-                match v.front().and_then(convert::lua_number_to_i64) {
-                    Some(2) if v.len() == 1 => run.borrow_mut().resp3 = false,
-                    Some(3) if v.len() == 1 => run.borrow_mut().resp3 = true,
-                    _ if v.len() != 1 => {
-                        return Err(mlua::Error::runtime(
-                            "redis.setresp() requires one argument.",
-                        ))
-                    }
-                    _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
-                }
-                Ok(())
-            })?;
-            let log = scope.create_function(|_, args: MultiValue| {
-                let (level, text) = log_args(&args)?;
-                run.borrow_mut().host.log(level, &text);
-                Ok(())
-            })?;
-            let acl = scope.create_function(|lua, args: MultiValue| {
-                let args = convert::command_args(lua, &args).map_err(|_| {
-                    mlua::Error::runtime("Invalid command passed to server.acl_check_cmd()")
-                })?;
-                run.borrow_mut().host.may_run(&args).ok_or_else(|| {
-                    mlua::Error::runtime("Invalid command passed to server.acl_check_cmd()")
-                })
-            })?;
-            bound.raw_set("acl_check_cmd", acl)?;
-            bound.raw_set("call", call)?;
-            bound.raw_set("pcall", pcall)?;
-            bound.raw_set("setresp", setresp)?;
-            bound.raw_set("log", log)?;
-            let r = match params {
-                None => self
-                    .xpcall
-                    .call::<MultiValue>((f.clone(), self.handler.clone())),
-                Some((keys, args)) => {
-                    self.invoke
-                        .call::<MultiValue>((f.clone(), self.handler.clone(), keys, args))
-                }
-            };
-            for name in ["call", "pcall", "setresp", "log", "acl_check_cmd"] {
-                bound.raw_set(name, Value::Nil)?;
+        let _binding = self.current.bind(&run);
+        let r = match params {
+            None => self
+                .xpcall
+                .call::<MultiValue>((f.clone(), self.handler.clone())),
+            Some((keys, args)) => {
+                self.invoke
+                    .call::<MultiValue>((f.clone(), self.handler.clone(), keys, args))
             }
-            let mut vals = r?.into_iter();
-            let ok = matches!(vals.next(), Some(Value::Boolean(true)));
-            let v = vals.next().unwrap_or(Value::Nil);
-            Ok(if ok {
-                Ok(convert::lua_to_reply(&v, run.borrow().resp3))
-            } else {
-                Err(convert::script_error(&v))
-            })
-        });
-        outcome
+        };
+        let mut vals = r?.into_iter();
+        let ok = matches!(vals.next(), Some(Value::Boolean(true)));
+        let v = vals.next().unwrap_or(Value::Nil);
+        Ok(if ok {
+            Ok(convert::lua_to_reply(&v, run.borrow().resp3))
+        } else {
+            Err(convert::script_error(&v))
+        })
     }
 }
 
