@@ -10,6 +10,7 @@
 
 mod acl_cmds;
 mod args;
+mod bitmaps;
 mod blocking_cmds;
 mod client;
 mod cluster_cmds;
@@ -22,6 +23,7 @@ mod hashes;
 mod info;
 mod introspect;
 mod keys;
+mod lcs;
 mod lists;
 mod long_double;
 mod migrate;

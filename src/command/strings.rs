@@ -79,14 +79,20 @@ pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut want_get) = (false, false, false);
+    // Valkey 8.1's IFEQ: set only over a string equal to this.
+    let mut if_eq: Option<&Bytes> = None;
     let mut expiry = Expiry::None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
-        if is(a, "nx") && !xx {
+        if is(a, "nx") && !xx && if_eq.is_none() {
             nx = true;
-        } else if is(a, "xx") && !nx {
+        } else if is(a, "xx") && !nx && if_eq.is_none() {
             xx = true;
+        } else if is(a, "ifeq") && !nx && !xx && if_eq.is_none() && i + 1 < args.len() {
+            if_eq = Some(&args[i + 1]);
+            i += 2;
+            continue;
         } else if is(a, "get") {
             want_get = true;
         } else if is(a, "keepttl") && expiry == Expiry::None {
@@ -110,13 +116,14 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let old_val = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => Some(b.clone()),
-                Err(e) if want_get => return (Update::Keep, Err(e)),
+                Err(e) if want_get || if_eq.is_some() => return (Update::Keep, Err(e)),
                 Err(_) => None,
             },
             None => None,
         };
         let exists = old.is_some();
-        if (nx && exists) || (xx && !exists) {
+        let unequal = if_eq.is_some_and(|want| old_val.as_ref() != Some(want));
+        if (nx && exists) || (xx && !exists) || unequal {
             let r = if want_get {
                 Reply::opt_bulk(old_val)
             } else {
@@ -486,4 +493,17 @@ mod tests {
         assert_eq!(clamp_range(-1, -3, 5), None);
         assert_eq!(clamp_range(0, 100, 5), Some((0, 5)));
     }
+}
+
+/// DELIFEQ (Valkey 9.0): deletes the key only while it holds exactly this string.
+pub fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let want = &args[2];
+    ctx.ks.update(&args[1], |old| match &old {
+        None => (Update::Keep, Ok(Reply::Int(0))),
+        Some(e) => match as_str(e) {
+            Ok(b) if b == want => (Update::Delete, Ok(Reply::Int(1))),
+            Ok(_) => (Update::Keep, Ok(Reply::Int(0))),
+            Err(err) => (Update::Keep, Err(err)),
+        },
+    })?
 }

@@ -1,9 +1,10 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    acl_cmds as aclc, blocking_cmds as blk, cluster_cmds as cl, functions as func, hashes, info,
-    introspect, keys, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua,
-    server_cmds as srv, sets, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
+    acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl, functions as func,
+    hashes, info, introspect, keys, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
+    scripting as lua, server_cmds as srv, sets, strings, zranges, zsets, CmdFlags, CommandSpec,
+    MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -154,6 +155,15 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("strlen", 2, "readonly fast", 1, 1, 1, "@read @string @fast", "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     cmd!("getrange", 4, "readonly", 1, 1, 1, "@read @string @slow", "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
     cmd!("setrange", 4, "write denyoom", 1, 1, 1, "@write @string @slow", "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
+    cmd!("lcs", -3, "readonly", 1, 2, 1, "@read @string @slow", "string", "7.0.0", "Finds the longest common substring.", lcs::lcs),
+    cmd!("delifeq", 3, "write fast", 1, 1, 1, "@write @string @fast", "string", "9.0.0", "Deletes the key if its value is equal to the given value.", strings::delifeq),
+    cmd!("setbit", 4, "write denyoom", 1, 1, 1, "@write @bitmap @slow", "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", bits::setbit),
+    cmd!("getbit", 3, "readonly fast", 1, 1, 1, "@read @bitmap @fast", "bitmap", "2.2.0", "Returns a bit value by offset.", bits::getbit),
+    cmd!("bitcount", -2, "readonly", 1, 1, 1, "@read @bitmap @slow", "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", bits::bitcount),
+    cmd!("bitpos", -3, "readonly", 1, 1, 1, "@read @bitmap @slow", "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", bits::bitpos),
+    cmd!("bitop", -4, "write denyoom", 2, -1, 1, "@write @bitmap @slow", "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", bits::bitop),
+    cmd!("bitfield", -2, "write denyoom", 1, 1, 1, "@write @bitmap @slow", "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", bits::bitfield),
+    cmd!("bitfield_ro", -2, "readonly fast", 1, 1, 1, "@read @bitmap @fast", "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", bits::bitfield_ro),
     cmd!("getdel", 2, "write fast", 1, 1, 1, "@write @string @fast", "string", "6.2.0", "Returns the string value of a key after deleting the key.", strings::getdel),
     cmd!("getex", -2, "write fast", 1, 1, 1, "@write @string @fast", "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", strings::getex),
     cmd!("getset", 3, "write denyoom fast", 1, 1, 1, "@write @string @fast", "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", strings::getset),
