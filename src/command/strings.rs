@@ -481,6 +481,19 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })?
 }
 
+/// DELIFEQ (Valkey 9.0): deletes the key only while it holds exactly this string.
+pub fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let want = &args[2];
+    ctx.ks.update(&args[1], |old| match &old {
+        None => (Update::Keep, Ok(Reply::Int(0))),
+        Some(e) => match as_str(e) {
+            Ok(b) if b == want => (Update::Delete, Ok(Reply::Int(1))),
+            Ok(_) => (Update::Keep, Ok(Reply::Int(0))),
+            Err(err) => (Update::Keep, Err(err)),
+        },
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::clamp_range;
@@ -493,17 +506,4 @@ mod tests {
         assert_eq!(clamp_range(-1, -3, 5), None);
         assert_eq!(clamp_range(0, 100, 5), Some((0, 5)));
     }
-}
-
-/// DELIFEQ (Valkey 9.0): deletes the key only while it holds exactly this string.
-pub fn delifeq(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let want = &args[2];
-    ctx.ks.update(&args[1], |old| match &old {
-        None => (Update::Keep, Ok(Reply::Int(0))),
-        Some(e) => match as_str(e) {
-            Ok(b) if b == want => (Update::Delete, Ok(Reply::Int(1))),
-            Ok(_) => (Update::Keep, Ok(Reply::Int(0))),
-            Err(err) => (Update::Keep, Err(err)),
-        },
-    })?
 }
