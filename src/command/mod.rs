@@ -20,6 +20,7 @@ mod error;
 mod flags;
 mod functions;
 mod hashes;
+mod hll_cmds;
 mod info;
 mod introspect;
 mod keys;

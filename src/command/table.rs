@@ -2,9 +2,9 @@
 
 use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl, functions as func,
-    hashes, info, introspect, keys, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
-    scripting as lua, server_cmds as srv, sets, strings, zranges, zsets, CmdFlags, CommandSpec,
-    MovableKeys,
+    hashes, hll_cmds as hll, info, introspect, keys, lcs, lists, pubsub_cmds as ps,
+    replication_cmds as repl, scripting as lua, server_cmds as srv, sets, strings, zranges, zsets,
+    CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -155,6 +155,9 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("strlen", 2, "readonly fast", 1, 1, 1, "@read @string @fast", "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     cmd!("getrange", 4, "readonly", 1, 1, 1, "@read @string @slow", "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
     cmd!("setrange", 4, "write denyoom", 1, 1, 1, "@write @string @slow", "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
+    cmd!("pfadd", -2, "write denyoom fast", 1, 1, 1, "@write @hyperloglog @fast", "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", hll::pfadd),
+    cmd!("pfcount", -2, "readonly", 1, -1, 1, "@read @hyperloglog @slow", "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", hll::pfcount),
+    cmd!("pfmerge", -2, "write denyoom", 1, -1, 1, "@write @hyperloglog @slow", "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", hll::pfmerge),
     cmd!("lcs", -3, "readonly", 1, 2, 1, "@read @string @slow", "string", "7.0.0", "Finds the longest common substring.", lcs::lcs),
     cmd!("delifeq", 3, "write fast", 1, 1, 1, "@write @string @fast", "string", "9.0.0", "Deletes the key if its value is equal to the given value.", strings::delifeq),
     cmd!("setbit", 4, "write denyoom", 1, 1, 1, "@write @bitmap @slow", "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", bits::setbit),

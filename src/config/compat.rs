@@ -99,7 +99,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("maxmemory-samples", Int, "5"),
     ne("notify-keyspace-events", Str, ""),
     ne("list-compress-depth", Int, "0"),
-    ne("hll-sparse-max-bytes", Mem, "3000"),
     ne("stream-node-max-bytes", Mem, "4096"),
     ne("stream-node-max-entries", Int, "100"),
     ne("activerehashing", Bool, "yes"),

@@ -138,6 +138,8 @@ pub struct Config {
     /// `tcp-keepalive`, seconds.
     pub tcp_keepalive_secs: u64,
     pub proto_max_bulk_len: u64,
+    /// `hll-sparse-max-bytes`: past this size a sparse HyperLogLog becomes dense.
+    pub hll_sparse_max_bytes: u64,
     pub client_query_buffer_limit: u64,
     /// `maxmemory-clients`: what all clients' query buffers may hold together, bytes (0: no
     /// limit); past it the client whose input crossed it is closed.
@@ -310,6 +312,7 @@ impl Default for Config {
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
             proto_max_bulk_len: 512 * MB,
+            hll_sparse_max_bytes: 3000,
             client_query_buffer_limit: 1024 * MB,
             maxmemory_clients: 0,
             loglevel: LogLevel::Notice,

@@ -445,6 +445,16 @@ static SPECS: &[Spec] = &[
         []
     ),
     num_spec!(
+        "hll-sparse-max-bytes",
+        hll_sparse_max_bytes,
+        u64,
+        0,
+        I64_MAX,
+        true,
+        true,
+        []
+    ),
+    num_spec!(
         "maxmemory-clients",
         maxmemory_clients,
         u64,

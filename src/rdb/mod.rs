@@ -10,6 +10,7 @@ mod compact;
 mod crc64;
 pub mod file;
 mod functions;
+pub mod hll;
 mod lzf;
 mod object;
 mod reader;

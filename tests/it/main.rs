@@ -24,6 +24,7 @@ mod failover_fullsync;
 mod failover_loss;
 mod functions;
 mod hashes;
+mod hll;
 mod liveness;
 mod memory;
 mod migrate_slots;
