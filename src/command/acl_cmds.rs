@@ -96,7 +96,7 @@ fn write_key_use(spec: &CommandSpec, args: &[Bytes], i: usize) -> (bool, bool) {
         | "zdiffstore" | "zrangestore" | "bitop" => (i != 0, i == 0),
         // PFMERGE merges into what the destination holds.
         "pfmerge" => (true, i == 0),
-        "copy" => (i == 0, i != 0),
+        "copy" | "sort" => (i == 0, i != 0),
         "rename" | "renamenx" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "smove" => {
             (i == 0, true)
         }

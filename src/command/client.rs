@@ -69,6 +69,8 @@ pub struct ClientState {
     pub touched: Vec<bytes::Bytes>,
     /// EXEC is running the queued commands: blocking commands do not block.
     pub in_exec: bool,
+    /// A script runs the commands (SORT then sorts a set it would leave in native order).
+    pub in_script: bool,
     /// Pub/sub subscriptions, once the connection subscribed to anything.
     pub pubsub: Option<crate::node::pubsub::Subscriptions>,
     /// The client came in on the TLS port: cluster replies and redirects name TLS ports.

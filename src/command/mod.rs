@@ -34,6 +34,7 @@ mod replication_cmds;
 mod scripting;
 mod server_cmds;
 mod sets;
+mod sort;
 pub mod stats;
 mod strings;
 mod table;
@@ -115,12 +116,15 @@ pub enum MovableKeys {
     Numkeys { dest: Option<usize>, numkeys: usize },
     /// MIGRATE: the key argument, or every argument after `KEYS` when it is empty.
     Migrate,
+    /// SORT: the sorted key and the `STORE` destination.
+    Sort,
 }
 
 impl MovableKeys {
     fn positions(self, args: &[Bytes]) -> Vec<usize> {
         match self {
             MovableKeys::Migrate => migrate::key_positions(args),
+            MovableKeys::Sort => sort::key_positions(args),
             MovableKeys::Numkeys { dest, numkeys } => {
                 let n = args
                     .get(numkeys)

@@ -235,6 +235,7 @@ pub(super) fn run_script(
 ) -> CmdResult {
     let in_transaction = ctx.ks.is_atomic();
     let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
+    let in_script = std::mem::replace(&mut ctx.client.in_script, true);
     let mut host = ScriptHost {
         node: ctx.node,
         client: ctx.client,
@@ -253,6 +254,7 @@ pub(super) fn run_script(
                 Ok(()) => off_reactor(|| go(&mut host, Patience::Forever)),
                 Err(e) => {
                     ctx.client.in_exec = in_exec;
+                    ctx.client.in_script = in_script;
                     return Err(e.into());
                 }
             },
@@ -260,6 +262,7 @@ pub(super) fn run_script(
         }
     };
     ctx.client.in_exec = in_exec;
+    ctx.client.in_script = in_script;
     if !in_transaction {
         ctx.ks.end_atomic();
     }

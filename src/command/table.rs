@@ -3,8 +3,8 @@
 use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl, functions as func,
     hashes, hll_cmds as hll, info, introspect, keys, lcs, lists, pubsub_cmds as ps,
-    replication_cmds as repl, scripting as lua, server_cmds as srv, sets, strings, zranges, zsets,
-    CmdFlags, CommandSpec, MovableKeys,
+    replication_cmds as repl, scripting as lua, server_cmds as srv, sets, sort, strings, zranges,
+    zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -186,6 +186,8 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("pexpiretime", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
     cmd!("persist", 2, "write fast", 1, 1, 1, "@keyspace @write @fast", "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
     cmd!("copy", -3, "write denyoom", 1, 2, 1, "@keyspace @write @slow", "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
+    movable!(MovableKeys::Sort, cmd!("sort", -2, "write denyoom", 1, 1, 1, "@write @set @sortedset @list @slow @dangerous", "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort::sort)),
+    movable!(MovableKeys::Sort, cmd!("sort_ro", -2, "readonly", 1, 1, 1, "@read @set @sortedset @list @slow @dangerous", "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", sort::sort_ro)),
     cmd!("rename", 3, "write", 1, 2, 1, "@keyspace @write @slow", "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, "write fast", 1, 2, 1, "@keyspace @write @fast", "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
     cmd!("scan", -2, "readonly", 0, 0, 0, "@keyspace @read @slow", "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),

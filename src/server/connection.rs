@@ -59,6 +59,7 @@ pub async fn serve(
         blocked: None,
         touched: Vec::new(),
         in_exec: false,
+        in_script: false,
         pubsub: None,
         tls,
         session: crate::acl::Session::default_user(),

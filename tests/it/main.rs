@@ -37,6 +37,7 @@ mod replication;
 mod reshard;
 mod rpc_edge;
 mod scripting;
+mod sort;
 mod string_commands;
 mod tls;
 mod transactions;
