@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::{After, ClientState, CmdError, CmdFlags, CommandSpec, Ctx};
 use crate::cluster::{route, Access};
 use crate::keyspace::{key_slot, Pending};
+use crate::node::commandlog::{Caller, LogKind};
 use crate::node::Node;
 use crate::resp::Reply;
 
@@ -105,7 +106,20 @@ fn checked(
     }
     match spec.name {
         "multi" | "exec" | "discard" => {
-            return super::transaction::run(shared, client, ks, spec.name)
+            let started = std::time::Instant::now();
+            let reply = super::transaction::run(shared, client, ks, spec.name);
+            if spec.name != "exec" {
+                let usec = started.elapsed().as_micros() as u64;
+                log_command(shared, client, args, LogKind::Slow, usec);
+                log_command(
+                    shared,
+                    client,
+                    args,
+                    LogKind::LargeRequest,
+                    request_bytes(args),
+                );
+            }
+            return reply;
         }
         _ => {}
     }
@@ -225,8 +239,20 @@ pub(super) fn execute(
     let started = std::time::Instant::now();
     let reply = super::execute(spec, &mut ctx, args);
     ctx.client.executed += 1;
+    let usec = started.elapsed().as_micros() as u64;
     if let Some(s) = super::stats::of(spec) {
-        s.ran(started.elapsed().as_micros() as u64, reply.is_error());
+        s.ran(usec, reply.is_error());
+    }
+    // EXEC's commands are logged one by one (a script's too, as in Valkey).
+    if spec.name != "exec" {
+        log_command(shared, ctx.client, args, LogKind::Slow, usec);
+        log_command(
+            shared,
+            ctx.client,
+            args,
+            LogKind::LargeRequest,
+            request_bytes(args),
+        );
     }
     if let Reply::Error(e) = &reply {
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -344,4 +370,28 @@ pub(super) fn write_paused(view: &crate::cluster::View, write: bool) -> Option<S
 pub(super) fn error_reply(shared: &Node, e: CmdError) -> Reply {
     shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
     Reply::Error(e.to_string())
+}
+
+/// Bytes of `args` as a RESP request, what Valkey counts as a command's input.
+fn request_bytes(args: &[Bytes]) -> u64 {
+    let digits = |n: usize| n.checked_ilog10().unwrap_or(0) as u64 + 1;
+    let head = 3 + digits(args.len());
+    args.iter()
+        .map(|a| 5 + digits(a.len()) + a.len() as u64)
+        .sum::<u64>()
+        + head
+}
+
+/// Adds the command to the `kind` log when `value` reaches its threshold.
+pub fn log_command(shared: &Node, client: &ClientState, args: &[Bytes], kind: LogKind, value: u64) {
+    let log = &shared.commandlog;
+    if !log.wants(&shared.config, kind, value) {
+        return;
+    }
+    let name = client.handle.meta.lock().name.clone();
+    let caller = Caller {
+        peer: client.handle.addr,
+        name: &name,
+    };
+    log.record(&shared.config, kind, value, args, caller);
 }

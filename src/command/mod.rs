@@ -14,6 +14,7 @@ mod bitmaps;
 mod blocking_cmds;
 mod client;
 mod cluster_cmds;
+mod commandlog_cmds;
 mod dispatch;
 mod encodings;
 mod error;
@@ -50,7 +51,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 pub use client::{After, ClientState};
-pub use dispatch::dispatch;
+pub use dispatch::{dispatch, log_command};
 pub use error::{CmdError, CmdResult};
 pub use flags::CmdFlags;
 pub use scripting::leave_worker;

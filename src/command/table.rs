@@ -1,10 +1,10 @@
 //! The command table: one row per command, Valkey's arity, flags and key positions.
 
 use super::{
-    acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl, functions as func,
-    hashes, hll_cmds as hll, info, introspect, keys, lcs, lists, pubsub_cmds as ps,
-    replication_cmds as repl, scripting as lua, server_cmds as srv, sets, sort, strings, zranges,
-    zsets, CmdFlags, CommandSpec, MovableKeys,
+    acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
+    commandlog_cmds as clog, functions as func, hashes, hll_cmds as hll, info, introspect, keys,
+    lcs, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv,
+    sets, sort, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -366,6 +366,18 @@ pub static TABLE: &[CommandSpec] = &[
     ]),
     movable!(NUMKEYS_AT_2, cmd!("fcall", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a function.", func::fcall)),
     movable!(NUMKEYS_AT_2, cmd!("fcall_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a read-only function.", func::fcall_ro)),
+    container!("slowlog", "", "@slow", "server", "2.2.12", "A container for slow log commands.", clog::slowlog, [
+        cmd!("get", -2, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.2.12", "Returns the slow log's entries.", clog::slowlog),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "6.2.0", "Show helpful text about the different subcommands", clog::slowlog),
+        cmd!("len", 2, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.2.12", "Returns the number of entries in the slow log.", clog::slowlog),
+        cmd!("reset", 2, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.2.12", "Clears all entries from the slow log.", clog::slowlog),
+    ]),
+    container!("commandlog", "", "@slow", "server", "8.1.0", "A container for command log commands.", clog::commandlog, [
+        cmd!("get", 4, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "8.1.0", "Returns the specified command log's entries.", clog::commandlog),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "8.1.0", "Show helpful text about the different subcommands", clog::commandlog),
+        cmd!("len", 3, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "8.1.0", "Returns the number of entries in the specified type of command log.", clog::commandlog),
+        cmd!("reset", 3, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "8.1.0", "Clears all entries from the specified type of command log.", clog::commandlog),
+    ]),
     container!("function", "", "@slow", "scripting", "7.0.0", "A container for function commands.", func::function, [
         cmd!("delete", 3, "write noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Deletes a library and its functions.", func::function),
         cmd!("dump", 2, "noscript", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", func::function),

@@ -113,8 +113,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("auto-aof-rewrite-percentage", Int, "100"),
     ne("auto-aof-rewrite-min-size", Mem, "67108864"),
     ne("latency-monitor-threshold", Int, "0"),
-    ne("slowlog-log-slower-than", Int, "10000"),
-    ne("slowlog-max-len", Int, "128"),
     ne_alias(
         "replica-serve-stale-data",
         &["slave-serve-stale-data"],

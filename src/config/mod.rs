@@ -140,6 +140,14 @@ pub struct Config {
     pub proto_max_bulk_len: u64,
     /// `hll-sparse-max-bytes`: past this size a sparse HyperLogLog becomes dense.
     pub hll_sparse_max_bytes: u64,
+    /// COMMANDLOG thresholds (-1: off) and lengths: slow (µs), large requests and large
+    /// replies (bytes); `slowlog-log-slower-than` / `slowlog-max-len` are the first pair.
+    pub commandlog_slow_usec: i64,
+    pub commandlog_slow_max_len: u64,
+    pub commandlog_request_bytes: i64,
+    pub commandlog_request_max_len: u64,
+    pub commandlog_reply_bytes: i64,
+    pub commandlog_reply_max_len: u64,
     pub client_query_buffer_limit: u64,
     /// `maxmemory-clients`: what all clients' query buffers may hold together, bytes (0: no
     /// limit); past it the client whose input crossed it is closed.
@@ -313,6 +321,12 @@ impl Default for Config {
             tcp_keepalive_secs: 300,
             proto_max_bulk_len: 512 * MB,
             hll_sparse_max_bytes: 3000,
+            commandlog_slow_usec: 10_000,
+            commandlog_slow_max_len: 128,
+            commandlog_request_bytes: 1 << 20,
+            commandlog_request_max_len: 128,
+            commandlog_reply_bytes: 1 << 20,
+            commandlog_reply_max_len: 128,
             client_query_buffer_limit: 1024 * MB,
             maxmemory_clients: 0,
             loglevel: LogLevel::Notice,

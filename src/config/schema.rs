@@ -116,6 +116,27 @@ macro_rules! num_spec {
 }
 pub(super) use num_spec;
 
+/// A mutable `i64` field from -1 (off) up, as Valkey's long long thresholds.
+macro_rules! signed_spec {
+    ($name:literal, $field:ident, [$($alias:literal),*]) => {
+        Spec {
+            name: $name,
+            aliases: &[$($alias),*],
+            mutable: true,
+            apply: |c, a| {
+                let v = parse_int(one(a)?)?;
+                if v < -1 {
+                    return Err(format!("argument must be between -1 and {} inclusive", i64::MAX));
+                }
+                c.$field = v;
+                Ok(())
+            },
+            get: |c| c.$field.to_string(),
+            rewrite: |c| vec![c.$field.to_string()],
+        }
+    };
+}
+
 /// `Option<String>` field where an empty value means "unset", as Valkey's
 /// EMPTY_STRING_IS_NULL configs behave.
 macro_rules! opt_str_spec {
@@ -441,6 +462,47 @@ static SPECS: &[Spec] = &[
         MB,
         I64_MAX,
         true,
+        true,
+        []
+    ),
+    signed_spec!(
+        "commandlog-execution-slower-than",
+        commandlog_slow_usec,
+        ["slowlog-log-slower-than"]
+    ),
+    num_spec!(
+        "commandlog-slow-execution-max-len",
+        commandlog_slow_max_len,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        ["slowlog-max-len"]
+    ),
+    signed_spec!(
+        "commandlog-request-larger-than",
+        commandlog_request_bytes,
+        []
+    ),
+    num_spec!(
+        "commandlog-large-request-max-len",
+        commandlog_request_max_len,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    signed_spec!("commandlog-reply-larger-than", commandlog_reply_bytes, []),
+    num_spec!(
+        "commandlog-large-reply-max-len",
+        commandlog_reply_max_len,
+        u64,
+        0,
+        I64_MAX,
+        false,
         true,
         []
     ),

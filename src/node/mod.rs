@@ -9,6 +9,7 @@
 
 mod blocking;
 mod clients;
+pub mod commandlog;
 pub mod pubsub;
 
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ pub struct Node {
     pub repl_auth: Arc<crate::cluster::PeerAuth>,
     /// The Lua VM and the script cache (EVAL, EVALSHA, SCRIPT).
     pub scripts: crate::script::Scripts,
+    /// COMMANDLOG / SLOWLOG.
+    pub commandlog: commandlog::CommandLog,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
     /// a replica takes its primary's.
     pub acl: Arc<crate::acl::Acl>,
@@ -296,6 +299,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         bus_auth: transports.bus_auth,
         repl_auth: transports.repl_auth,
         scripts,
+        commandlog: Default::default(),
         acl,
     });
     node.users_at_start();

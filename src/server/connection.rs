@@ -12,6 +12,7 @@ use crate::cluster::{route, Access};
 use crate::command;
 use crate::command::{After, ClientState};
 use crate::keyspace::key_slot;
+use crate::node::commandlog::LogKind;
 use crate::node::Node;
 use crate::resp::{encode, Decoder, Protocol, Reply};
 
@@ -406,11 +407,16 @@ fn process_ready(
                 break Step::Close;
             }
         };
+        let ran_before = client.executed;
         let reply =
             command::dispatch(shared, client, &mut ks, &args).map_err(|e| (e, replies + 1))?;
         let before = wbuf.len();
         encode(&reply, client.protocol, wbuf);
         replies += (wbuf.len() > before) as usize;
+        if client.executed > ran_before && !args[0].eq_ignore_ascii_case(b"exec") {
+            let size = (wbuf.len() - before) as u64;
+            command::log_command(shared, client, &args, LogKind::LargeReply, size);
+        }
         if hard > 0 && wbuf.len() as u64 > hard {
             tracing::warn!(
                 "client {} closed for overcoming of output buffer limits (normal, {} bytes)",

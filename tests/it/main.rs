@@ -15,6 +15,7 @@ mod cluster_bad_input;
 mod cluster_clients;
 mod cluster_create;
 mod cluster_restart;
+mod commandlog;
 mod commands;
 mod differential;
 mod disk_full;
