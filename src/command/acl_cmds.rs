@@ -93,10 +93,10 @@ fn write_key_use(spec: &CommandSpec, args: &[Bytes], i: usize) -> (bool, bool) {
         | "zremrangebylex" | "append" | "setrange" | "restore" | "restore-asking" => (false, true),
         // The destination is only written; the sources only read.
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore"
-        | "zdiffstore" | "zrangestore" | "bitop" => (i != 0, i == 0),
+        | "zdiffstore" | "zrangestore" | "bitop" | "geosearchstore" => (i != 0, i == 0),
         // PFMERGE merges into what the destination holds.
         "pfmerge" => (true, i == 0),
-        "copy" | "sort" => (i == 0, i != 0),
+        "copy" | "sort" | "georadius" | "georadiusbymember" => (i == 0, i != 0),
         "rename" | "renamenx" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "smove" => {
             (i == 0, true)
         }

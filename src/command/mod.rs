@@ -20,6 +20,8 @@ mod encodings;
 mod error;
 mod flags;
 mod functions;
+mod geo;
+mod geohash;
 mod hashes;
 mod hll_cmds;
 mod info;
@@ -119,6 +121,8 @@ pub enum MovableKeys {
     Migrate,
     /// SORT: the sorted key and the `STORE` destination.
     Sort,
+    /// GEORADIUS(BYMEMBER): the key and the `STORE`/`STOREDIST` destination.
+    GeoRadius,
 }
 
 impl MovableKeys {
@@ -126,6 +130,7 @@ impl MovableKeys {
         match self {
             MovableKeys::Migrate => migrate::key_positions(args),
             MovableKeys::Sort => sort::key_positions(args),
+            MovableKeys::GeoRadius => geo::radius_key_positions(args),
             MovableKeys::Numkeys { dest, numkeys } => {
                 let n = args
                     .get(numkeys)

@@ -2,9 +2,9 @@
 
 use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
-    commandlog_cmds as clog, functions as func, hashes, hll_cmds as hll, info, introspect, keys,
-    lcs, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua, server_cmds as srv,
-    sets, sort, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
+    commandlog_cmds as clog, functions as func, geo, hashes, hll_cmds as hll, info, introspect,
+    keys, lcs, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua,
+    server_cmds as srv, sets, sort, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -389,6 +389,17 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("restore", -3, "write denyoom noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Restores all libraries from a payload.", func::function),
         cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Returns information about a function during execution.", func::function),
     ]),
+    // geo
+    cmd!("geoadd", -5, "write denyoom", 1, 1, 1, "@write @geo @slow", "geo", "3.2.0", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", geo::geoadd),
+    cmd!("geodist", -4, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", geo::geodist),
+    cmd!("geohash", -2, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", geo::geohash),
+    cmd!("geopos", -2, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "3.2.0", "Returns the longitude and latitude of members from a geospatial index.", geo::geopos),
+    movable!(MovableKeys::GeoRadius, cmd!("georadius", -6, "write denyoom", 1, 1, 1, "@write @geo @slow", "geo", "3.2.0", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", geo::georadius)),
+    cmd!("georadius_ro", -6, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a coordinate.", geo::georadius_ro),
+    movable!(MovableKeys::GeoRadius, cmd!("georadiusbymember", -5, "write denyoom", 1, 1, 1, "@write @geo @slow", "geo", "3.2.0", "Queries a geospatial index for members within a distance from a member, optionally stores the result.", geo::georadiusbymember)),
+    cmd!("georadiusbymember_ro", -5, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a member.", geo::georadiusbymember_ro),
+    cmd!("geosearch", -7, "readonly", 1, 1, 1, "@read @geo @slow", "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle.", geo::geosearch),
+    cmd!("geosearchstore", -8, "write denyoom", 1, 2, 1, "@write @geo @slow", "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", geo::geosearchstore),
     // replication
     cmd!("role", 1, "noscript loading stale fast", 0, 0, 0, "@admin @fast @dangerous", "server", "2.8.12", "Returns the replication role.", repl::role),
     cmd!("wait", 3, "blocking", 0, 0, 0, "@slow @connection", "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", repl::wait),

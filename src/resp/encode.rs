@@ -139,6 +139,15 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 put_bulk(out, s.as_bytes());
             }
         }
+        Reply::DoubleText(s) => {
+            if resp3 {
+                out.put_u8(b',');
+                out.extend_from_slice(s.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            } else {
+                put_bulk(out, s.as_bytes());
+            }
+        }
         Reply::Bool(b) => {
             if resp3 {
                 out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });

@@ -24,6 +24,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double in RESP3, a bulk string in RESP2.
     Double(f64),
+    /// A double already formatted by the command (GEOPOS's coordinates): `,text` in RESP3,
+    /// the same text as a bulk string in RESP2.
+    DoubleText(String),
     /// A boolean in RESP3, an integer 1/0 in RESP2.
     Bool(bool),
     /// A big number (`(` in RESP3), a bulk string in RESP2 (scripts' `{big_number = ...}`).

@@ -145,6 +145,8 @@ pub fn reply_to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
         }
         Reply::Double(d) if resp3 => single(lua, "double", *d)?,
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::DoubleText(t) if resp3 => single(lua, "double", t.parse::<f64>().unwrap_or(0.0))?,
+        Reply::DoubleText(t) => Value::String(lua.create_string(t)?),
         Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
         Reply::Verbatim(s) if resp3 => {

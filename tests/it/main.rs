@@ -24,6 +24,7 @@ mod failover;
 mod failover_fullsync;
 mod failover_loss;
 mod functions;
+mod geo;
 mod hashes;
 mod hll;
 mod liveness;
