@@ -190,6 +190,19 @@ pub fn reset_all() {
     ERRORS.lock().clear();
 }
 
+/// Per-command figures for the metrics endpoint: (name, calls, usec, rejected, failed) of
+/// every command that ran or was refused.
+pub fn each_command(mut f: impl FnMut(&str, u64, u64, u64, u64)) {
+    for (name, st) in all_specs() {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (calls, usec, rejected, failed) =
+            (r(&st.calls), r(&st.usec), r(&st.rejected), r(&st.failed));
+        if calls != 0 || rejected != 0 || failed != 0 {
+            f(name, calls, usec, rejected, failed);
+        }
+    }
+}
+
 /// `cmdstat_<name>:calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`.
 pub fn render_commandstats(out: &mut String) {
     for (name, st) in all_specs() {

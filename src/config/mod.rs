@@ -119,6 +119,8 @@ pub struct Config {
     pub cluster_config_file: String,
     /// `cluster-port`; 0 means `port + 10000` ([`Config::cluster_bus_port`]).
     pub cluster_port: u16,
+    /// `metrics-port`: where the Prometheus endpoint listens on the bind addresses (0: off).
+    pub metrics_port: u16,
     /// `cluster-node-timeout`, milliseconds.
     pub cluster_node_timeout_ms: u64,
     pub cluster_migration_barrier: u32,
@@ -305,6 +307,7 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_config_file: "nodes.conf".to_string(),
             cluster_port: 0,
+            metrics_port: 0,
             cluster_node_timeout_ms: 15_000,
             cluster_migration_barrier: 1,
             cluster_replica_validity_factor: 10,

@@ -206,6 +206,16 @@ static SPECS: &[Spec] = &[
         rewrite: |c| vec![repr(&c.cluster_config_file)],
     },
     num_spec!(
+        "metrics-port",
+        metrics_port,
+        u16,
+        0,
+        65535,
+        false,
+        false,
+        []
+    ),
+    num_spec!(
         "cluster-port",
         cluster_port,
         u16,

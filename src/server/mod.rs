@@ -6,6 +6,7 @@
 //! storage records (see `keyspace`).
 
 mod connection;
+pub mod metrics;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -153,6 +154,16 @@ pub async fn run(shared: Arc<Node>) -> Result<(), ServerError> {
             tokio::spawn(accept_loop(Arc::clone(&shared), l, true));
         }
         tracing::info!("Ready to accept connections tls on port {}", c.tls.port);
+    }
+    if c.metrics_port != 0 {
+        for addr in &c.bind {
+            let addr = addr.trim_start_matches('-');
+            let l = TcpListener::bind((addr, c.metrics_port))
+                .await
+                .map_err(|e| ServerError::Bind(format!("{addr}:{}", c.metrics_port), e))?;
+            tokio::spawn(metrics::serve(Arc::clone(&shared), l));
+        }
+        tracing::info!("Metrics on port {} (GET /metrics)", c.metrics_port);
     }
     tokio::spawn(active_expire_loop(Arc::clone(&shared)));
     tokio::spawn(ops_sampler(Arc::clone(&shared)));

@@ -100,6 +100,23 @@ pub struct Engine {
     write_error: std::sync::OnceLock<String>,
 }
 
+/// Sums over the slot families (see [`Engine::figures`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StorageFigures {
+    pub sst_bytes: u64,
+    pub live_data_bytes: u64,
+    /// Bytes compaction estimates it has yet to rewrite.
+    pub pending_compaction_bytes: u64,
+    pub running_compactions: u64,
+    pub running_flushes: u64,
+    /// Memtables waiting to flush.
+    pub immutable_memtables: u64,
+    /// Families whose writes are stopped.
+    pub write_stopped: u64,
+    /// The rate writers are slowed to (bytes/s; 0: not slowed).
+    pub delayed_write_rate: u64,
+}
+
 /// A consistent read view.
 pub struct Snapshot<'a> {
     pub(super) engine: &'a Engine,
@@ -540,6 +557,40 @@ impl Engine {
                 total += self
                     .db
                     .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// What the engine reports about itself (the metrics endpoint's storage figures).
+    pub fn figures(&self) -> StorageFigures {
+        let p = |name: &str| self.family_property_sum(name);
+        StorageFigures {
+            sst_bytes: p("rocksdb.total-sst-files-size"),
+            live_data_bytes: p("rocksdb.estimate-live-data-size"),
+            pending_compaction_bytes: p("rocksdb.estimate-pending-compaction-bytes"),
+            running_compactions: p("rocksdb.num-running-compactions"),
+            running_flushes: p("rocksdb.num-running-flushes"),
+            immutable_memtables: p("rocksdb.num-immutable-mem-table"),
+            write_stopped: p("rocksdb.is-write-stopped"),
+            delayed_write_rate: p("rocksdb.actual-delayed-write-rate"),
+        }
+    }
+
+    /// The sum over existing families of an integer engine property.
+    fn family_property_sum(&self, property: &str) -> u64 {
+        let mut total = 0;
+        for (f, name) in self.names.iter().enumerate() {
+            if !self.exists[f].load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(cf) = self.db.cf_handle(name) {
+                total += self
+                    .db
+                    .property_int_value_cf(&cf, property)
                     .ok()
                     .flatten()
                     .unwrap_or(0);

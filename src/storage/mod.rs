@@ -16,7 +16,7 @@ mod wal_sync;
 
 pub use backup_io::{RunFile, RunReader, RunWriter, Staged};
 pub use batch::{Batch, RecordWrite};
-pub use engine::{Engine, EngineOptions, Snapshot};
+pub use engine::{Engine, EngineOptions, Snapshot, StorageFigures};
 pub use slots_io::SlotLoader;
 pub use transfer::ExportedFile;
 pub use wal_sync::{SyncMode, WalSync};

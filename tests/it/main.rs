@@ -29,6 +29,7 @@ mod hashes;
 mod hll;
 mod liveness;
 mod memory;
+mod metrics;
 mod migrate_slots;
 mod migration_faults;
 mod migration_replicas;
