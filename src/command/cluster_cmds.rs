@@ -117,6 +117,14 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         });
         return Ok(Reply::bulk(id.to_string()));
     }
+    if is(sub, "slot-stats") {
+        let mine: Vec<u16> = c.read(|st| {
+            (0..SLOTS as u16)
+                .filter(|&s| st.slots[s as usize] == Some(st.myself))
+                .collect()
+        });
+        return slot_stats(ctx, args, &mine);
+    }
     if is(sub, "countkeysinslot") {
         let s = match super::args::parse_i64(&args[2]) {
             Some(s) if (0..SLOTS as i64).contains(&s) => s as u16,
@@ -369,4 +377,108 @@ pub fn asking(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     cluster_of(ctx)?;
     ctx.client.asking = true;
     Ok(Reply::OK)
+}
+
+/// CLUSTER SLOT-STATS SLOTSRANGE start end | ORDERBY metric [LIMIT n] [ASC|DESC], over the
+/// slots this node owns (`mine`, ascending): key counts, and with `cluster-slot-stats-enabled`
+/// the CPU time and request and reply bytes of the commands on each slot.
+fn slot_stats(ctx: &mut Ctx, args: &[Bytes], mine: &[u16]) -> CmdResult {
+    let node = ctx.node;
+    let full = node.slot_stats.enabled(&node.config);
+    let stat = |slot: u16| -> Reply {
+        let mut m = vec![(
+            Reply::bulk("key-count"),
+            Reply::Int(node.keyspace.count_in_slot(slot)),
+        )];
+        if full {
+            let u = node.slot_stats.usage(slot);
+            m.push((Reply::bulk("cpu-usec"), Reply::Int(u.cpu_usec as i64)));
+            m.push((
+                Reply::bulk("network-bytes-in"),
+                Reply::Int(u.bytes_in as i64),
+            ));
+            m.push((
+                Reply::bulk("network-bytes-out"),
+                Reply::Int(u.bytes_out as i64),
+            ));
+        }
+        Reply::Array(vec![Reply::Int(slot as i64), Reply::Map(m)])
+    };
+    if args.len() == 5 && is(&args[2], "slotsrange") {
+        let (first, last) = (slot_arg(&args[3])?, slot_arg(&args[4])?);
+        if first > last {
+            return Err(CmdError::err(format!(
+                "Start slot number {first} is greater than end slot number {last}"
+            )));
+        }
+        let picked = mine.iter().filter(|&&s| (first..=last).contains(&s));
+        return Ok(Reply::Array(picked.map(|&s| stat(s)).collect()));
+    }
+    if args.len() < 4 || !is(&args[2], "orderby") {
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
+            super::args::text(&args[1])
+        )));
+    }
+    let metric = &args[3];
+    let value: fn(&crate::node::slot_stats::SlotUsage) -> u64 = if is(metric, "cpu-usec") && full {
+        |u| u.cpu_usec
+    } else if is(metric, "network-bytes-in") && full {
+        |u| u.bytes_in
+    } else if is(metric, "network-bytes-out") && full {
+        |u| u.bytes_out
+    } else if is(metric, "key-count") {
+        |_| 0
+    } else {
+        return Err(CmdError::err("Unrecognized sort metric for ORDERBY."));
+    };
+    let by_keys = is(metric, "key-count");
+    let (mut limit, mut desc) = (SLOTS, true);
+    let (mut limits, mut orders) = (0, 0);
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "limit") && i + 1 < args.len() {
+            limit = match super::args::parse_i64(&args[i + 1]) {
+                Some(n) if (1..=SLOTS as i64).contains(&n) => n as usize,
+                _ => {
+                    return Err(CmdError::err(
+                        "Limit has to lie in between 1 and 16384 (maximum number of slots).",
+                    ))
+                }
+            };
+            i += 1;
+            limits += 1;
+        } else if is(a, "asc") || is(a, "desc") {
+            desc = is(a, "desc");
+            orders += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        if limits > 1 || orders > 1 {
+            return Err(CmdError::err(
+                "Multiple filters of the same type are disallowed.",
+            ));
+        }
+        i += 1;
+    }
+    let mut ranked: Vec<(u16, i64)> = mine
+        .iter()
+        .map(|&s| {
+            let v = if by_keys {
+                node.keyspace.count_in_slot(s)
+            } else {
+                value(&node.slot_stats.usage(s)) as i64
+            };
+            (s, v)
+        })
+        .collect();
+    // Ties go to the lower slot in both orders, as Valkey sorts.
+    ranked.sort_by(|a, b| {
+        let by = if desc { b.1.cmp(&a.1) } else { a.1.cmp(&b.1) };
+        by.then(a.0.cmp(&b.0))
+    });
+    Ok(Reply::Array(
+        ranked.iter().take(limit).map(|&(s, _)| stat(s)).collect(),
+    ))
 }

@@ -254,6 +254,15 @@ pub(super) fn execute(
             request_bytes(args),
         );
     }
+    if shared.slot_stats.enabled(&shared.config) && !ctx.client.in_script {
+        if let Some(slot) = spec
+            .key_positions(args)
+            .first()
+            .map(|&p| key_slot(&args[p]))
+        {
+            shared.slot_stats.ran(slot, usec, request_bytes(args));
+        }
+    }
     if let Reply::Error(e) = &reply {
         shared.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         super::stats::record_error(e);
@@ -394,4 +403,12 @@ pub fn log_command(shared: &Node, client: &ClientState, args: &[Bytes], kind: Lo
         name: &name,
     };
     log.record(&shared.config, kind, value, args, caller);
+}
+
+/// The slot of the first key `args` names (CLUSTER SLOT-STATS accounts the reply there).
+pub fn first_key_slot(args: &[Bytes]) -> Option<u16> {
+    let spec = super::resolve(args).ok()?;
+    spec.key_positions(args)
+        .first()
+        .map(|&p| key_slot(&args[p]))
 }

@@ -53,7 +53,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 pub use client::{After, ClientState};
-pub use dispatch::{dispatch, log_command};
+pub use dispatch::{dispatch, first_key_slot, log_command};
 pub use error::{CmdError, CmdResult};
 pub use flags::CmdFlags;
 pub use scripting::leave_worker;

@@ -463,6 +463,7 @@ pub fn config(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         cfg.rewrite().map_err(|e| CmdError::Line(e.to_string()))?;
         Ok(Reply::OK)
     } else if is(sub, "resetstat") {
+        ctx.node.slot_stats.reset();
         let s = &ctx.node.stats;
         for c in [
             &s.commands_processed,

@@ -324,6 +324,7 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("bumpepoch", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER BUMPEPOCH", cl::cluster),
         cmd!("count-failure-reports", 3, "admin stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNT-FAILURE-REPORTS", cl::cluster),
         cmd!("countkeysinslot", 3, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER COUNTKEYSINSLOT", cl::cluster),
+        cmd!("slot-stats", -4, "loading stale", 0, 0, 0, "@slow", "cluster", "8.0.0", "Return an array of slot usage statistics for slots assigned to the current node.", cl::cluster),
         cmd!("delslots", -3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTS", cl::cluster),
         cmd!("delslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTSRANGE", cl::cluster),
         cmd!("failover", -2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FAILOVER", cl::cluster),

@@ -256,6 +256,12 @@ static SPECS: &[Spec] = &[
         ["cluster-slave-validity-factor"]
     ),
     bool_spec!(
+        "cluster-slot-stats-enabled",
+        cluster_slot_stats_enabled,
+        true,
+        []
+    ),
+    bool_spec!(
         "cluster-require-full-coverage",
         cluster_require_full_coverage,
         true,

@@ -11,6 +11,7 @@ mod blocking;
 mod clients;
 pub mod commandlog;
 pub mod pubsub;
+pub mod slot_stats;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -97,6 +98,8 @@ pub struct Node {
     pub scripts: crate::script::Scripts,
     /// COMMANDLOG / SLOWLOG.
     pub commandlog: commandlog::CommandLog,
+    /// CLUSTER SLOT-STATS' CPU and network figures.
+    pub slot_stats: slot_stats::SlotStats,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
     /// a replica takes its primary's.
     pub acl: Arc<crate::acl::Acl>,
@@ -300,6 +303,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         repl_auth: transports.repl_auth,
         scripts,
         commandlog: Default::default(),
+        slot_stats: Default::default(),
         acl,
     });
     node.users_at_start();

@@ -416,6 +416,11 @@ fn process_ready(
         if client.executed > ran_before && !args[0].eq_ignore_ascii_case(b"exec") {
             let size = (wbuf.len() - before) as u64;
             command::log_command(shared, client, &args, LogKind::LargeReply, size);
+            if shared.slot_stats.enabled(&shared.config) {
+                if let Some(slot) = command::first_key_slot(&args) {
+                    shared.slot_stats.replied(slot, size);
+                }
+            }
         }
         if hard > 0 && wbuf.len() as u64 > hard {
             tracing::warn!(

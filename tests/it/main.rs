@@ -40,6 +40,7 @@ mod replication;
 mod reshard;
 mod rpc_edge;
 mod scripting;
+mod slot_stats;
 mod sort;
 mod string_commands;
 mod tls;

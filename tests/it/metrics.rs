@@ -99,7 +99,10 @@ fn metrics_endpoint_reports_commands_slots_storage_and_replication() -> Result<(
         ensure!(sample(&body, name).is_some(), "{name} missing");
     }
     ensure!(sample(&body, "rockslot_connected_clients") >= Some(1.0));
-    ensure!(body.contains("# TYPE rockslot_migration_jobs gauge"), "no migration figures");
+    ensure!(
+        body.contains("# TYPE rockslot_migration_jobs gauge"),
+        "no migration figures"
+    );
     let (head, _) = http_get(port, "/other")?;
     ensure!(head.starts_with("HTTP/1.1 404"), "{head}");
     // A bad request does not disturb the node.

@@ -45,7 +45,16 @@ impl RedisServer {
         Self::start_binary(valkey_bin("valkey-server")?)
     }
 
+    /// valkey-server 8.1.8 with extra `--name value` arguments (e.g. cluster mode).
+    pub fn start_valkey_with(extra: &[&str]) -> Result<RedisServer> {
+        Self::start_binary_with(valkey_bin("valkey-server")?, extra)
+    }
+
     fn start_binary(bin: std::path::PathBuf) -> Result<RedisServer> {
+        Self::start_binary_with(bin, &[])
+    }
+
+    fn start_binary_with(bin: std::path::PathBuf, extra: &[&str]) -> Result<RedisServer> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let mut cmd = Command::new(&bin);
@@ -61,6 +70,7 @@ impl RedisServer {
         ])
         .arg("--dir")
         .arg(dir.path())
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
         let child = spawn_server(cmd).with_context(|| {
