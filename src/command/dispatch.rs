@@ -108,6 +108,12 @@ fn checked(
         "multi" | "exec" | "discard" => {
             let started = std::time::Instant::now();
             let reply = super::transaction::run(shared, client, ks, spec.name);
+            let ctx = Ctx {
+                node: shared,
+                client,
+                ks,
+            };
+            super::pubsub_cmds::feed_monitors(&ctx, args);
             if spec.name != "exec" {
                 let usec = started.elapsed().as_micros() as u64;
                 log_command(shared, client, args, LogKind::Slow, usec);
@@ -236,9 +242,21 @@ pub(super) fn execute(
         client,
         ks,
     };
+    // Scripts show before the commands they run; other commands once they ran (admin
+    // commands never), as Valkey feeds MONITOR.
+    let script = matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
+    if script {
+        super::pubsub_cmds::feed_monitors(&ctx, args);
+    }
     let started = std::time::Instant::now();
     let reply = super::execute(spec, &mut ctx, args);
     ctx.client.executed += 1;
+    if !script && !spec.has_flag(CmdFlags::ADMIN) {
+        super::pubsub_cmds::feed_monitors(&ctx, args);
+    }
     let usec = started.elapsed().as_micros() as u64;
     if let Some(s) = super::stats::of(spec) {
         s.ran(usec, reply.is_error());

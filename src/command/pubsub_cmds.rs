@@ -1,4 +1,5 @@
-//! Pub/sub commands: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB, with
+//! Pub/sub commands: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBLISH, SPUBLISH, PUBSUB and MONITOR
+//! (whose lines travel through the same queue), with
 //! Valkey's replies (one push per channel; `unsubscribe` with a nil channel when there was
 //! nothing to leave). In cluster mode PUBLISH is forwarded to every node and SPUBLISH to the
 //! nodes of this shard over the cluster bus.
@@ -145,4 +146,58 @@ pub fn pubsub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn wrong_arity(sub: &[u8]) -> CmdError {
     CmdError::WrongArity(format!("pubsub|{}", super::args::text(sub).to_lowercase()))
+}
+
+/// MONITOR: from now on the connection receives a line for every command the node runs.
+pub fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    ctx.node.pubsub.add_monitor(subs, &ctx.client.handle);
+    Ok(Reply::OK)
+}
+
+/// Feeds a command to MONITOR clients as Valkey formats it:
+/// `<unix>.<micros> [0 <peer>|lua] "arg" ...`, secrets redacted.
+pub(super) fn feed_monitors(ctx: &Ctx, args: &[Bytes]) {
+    let node = ctx.node;
+    if !node.pubsub.monitored() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let origin = if ctx.client.in_script {
+        "lua".to_string()
+    } else {
+        ctx.client.handle.addr.to_string()
+    };
+    let mut line = format!("{}.{:06} [0 {origin}]", now.as_secs(), now.subsec_micros());
+    for a in crate::node::commandlog::redacted(args) {
+        line.push(' ');
+        repr(&a, &mut line);
+    }
+    node.pubsub.feed_monitors(Bytes::from(line));
+}
+
+/// Valkey's sdscatrepr: a quoted string with `\n`-style and `\xHH` escapes.
+fn repr(s: &[u8], out: &mut String) {
+    out.push('"');
+    for &c in s {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('"');
 }

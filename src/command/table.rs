@@ -269,6 +269,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Stops listening to messages posted to channels.", ps::unsubscribe),
     cmd!("punsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0, "@pubsub @slow", "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", ps::punsubscribe),
     cmd!("sunsubscribe", -1, "pubsub noscript loading stale", 1, -1, 1, "@pubsub @slow", "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", ps::sunsubscribe),
+    cmd!("monitor", 1, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "1.0.0", "Listens for all requests received by the server in real-time.", ps::monitor),
     cmd!("publish", 3, "pubsub loading stale fast", 0, 0, 0, "@pubsub @fast", "pubsub", "2.0.0", "Posts a message to a channel.", ps::publish),
     cmd!("spublish", 3, "pubsub loading stale fast", 1, 1, 1, "@pubsub @fast", "pubsub", "7.0.0", "Post a message to a shard channel", ps::spublish),
     container!("pubsub", "", "@slow", "pubsub", "2.8.0", "A container for Pub/Sub commands.", ps::pubsub, [

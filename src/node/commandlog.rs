@@ -165,8 +165,9 @@ impl CommandLog {
     }
 }
 
-/// The arguments with secrets replaced by `(redacted)`, as Valkey logs them.
-fn redacted(args: &[Bytes]) -> Vec<Bytes> {
+/// The arguments with secrets replaced by `(redacted)`, as Valkey logs (and MONITOR shows)
+/// them.
+pub fn redacted(args: &[Bytes]) -> Vec<Bytes> {
     let hide = Bytes::from_static(b"(redacted)");
     let is = |a: &Bytes, s: &str| a.eq_ignore_ascii_case(s.as_bytes());
     let mut out = args.to_vec();

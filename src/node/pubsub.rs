@@ -40,6 +40,8 @@ pub enum Delivery {
         channel: Bytes,
         payload: Bytes,
     },
+    /// A MONITOR line (without `+` and CRLF).
+    Monitor(Bytes),
 }
 
 impl Delivery {
@@ -54,11 +56,15 @@ impl Delivery {
                     channel,
                     payload,
                 } => pattern.len() + channel.len() + payload.len(),
+                Delivery::Monitor(line) => line.len(),
             } as u64
     }
 
     pub fn reply(self) -> Reply {
         let b = Reply::Bulk;
+        if let Delivery::Monitor(line) = self {
+            return Reply::StatusOwned(String::from_utf8_lossy(&line).into_owned());
+        }
         Reply::Push(match self {
             Delivery::Message { channel, payload } => {
                 vec![Reply::bulk_str("message"), b(channel), b(payload)]
@@ -76,6 +82,7 @@ impl Delivery {
             Delivery::SMessage { channel, payload } => {
                 vec![Reply::bulk_str("smessage"), b(channel), b(payload)]
             }
+            Delivery::Monitor(_) => Vec::new(),
         })
     }
 }
@@ -146,6 +153,9 @@ pub struct PubSub {
     channels: RwLock<Table>,
     patterns: RwLock<Table>,
     shard: RwLock<Table>,
+    /// MONITOR clients by id.
+    monitors: RwLock<HashMap<u64, Subscriber>>,
+    monitor_count: std::sync::atomic::AtomicUsize,
     /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
     limit: [AtomicU64; 3],
 }
@@ -279,7 +289,37 @@ impl PubSub {
     }
 
     /// Drops every subscription of a closing (or RESET) connection.
+    /// MONITOR: every command the node runs from now on reaches `subs` as a line.
+    pub fn add_monitor(&self, subs: &Subscriptions, handle: &Arc<ClientHandle>) {
+        let sub = Subscriber {
+            tx: subs.tx.clone(),
+            handle: Arc::clone(handle),
+        };
+        let mut m = self.monitors.write();
+        m.insert(handle.id, sub);
+        self.monitor_count.store(m.len(), Ordering::Release);
+    }
+
+    /// Whether any client runs MONITOR (checked before a line is built).
+    pub fn monitored(&self) -> bool {
+        self.monitor_count.load(Ordering::Acquire) > 0
+    }
+
+    /// Sends `line` to every monitoring client.
+    pub fn feed_monitors(&self, line: Bytes) {
+        let limit = self.output_limit();
+        for s in self.monitors.read().values() {
+            s.send(Delivery::Monitor(line.clone()), limit);
+        }
+    }
+
     pub fn forget(&self, subs: &mut Subscriptions, id: u64) {
+        {
+            let mut m = self.monitors.write();
+            if m.remove(&id).is_some() {
+                self.monitor_count.store(m.len(), Ordering::Release);
+            }
+        }
         for space in [Space::Channel, Space::Pattern, Space::Shard] {
             let names: Vec<Bytes> = subs.set(space).iter().cloned().collect();
             for n in names {

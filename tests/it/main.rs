@@ -33,6 +33,7 @@ mod metrics;
 mod migrate_slots;
 mod migration_faults;
 mod migration_replicas;
+mod monitor;
 mod node_auth;
 mod pipelines;
 mod pubsub;
