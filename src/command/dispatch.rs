@@ -258,6 +258,10 @@ pub(super) fn execute(
         super::pubsub_cmds::feed_monitors(&ctx, args);
     }
     let usec = started.elapsed().as_micros() as u64;
+    if !ctx.client.in_script {
+        let fast = spec.has_flag(CmdFlags::FAST);
+        shared.latency.command_ran(&shared.config, usec, fast);
+    }
     if let Some(s) = super::stats::of(spec) {
         s.ran(usec, reply.is_error());
     }

@@ -27,6 +27,7 @@ mod hll_cmds;
 mod info;
 mod introspect;
 mod keys;
+mod latency_cmds;
 mod lcs;
 mod lists;
 mod long_double;

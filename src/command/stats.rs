@@ -203,6 +203,57 @@ pub fn each_command(mut f: impl FnMut(&str, u64, u64, u64, u64)) {
     }
 }
 
+/// LATENCY HISTOGRAM's cumulative distribution for the command called `name` (`config|get`
+/// for a subcommand): its calls and `(label µs, calls at or below it)` at Valkey's bucket
+/// labels (1, 2, 4, 8, 16, 33, 66, … : the top of each power of two from 1024 ns, at two
+/// significant digits), each label whose count grew, up to all calls. `None` when it never ran.
+pub fn latency_cdf(name: &str) -> Option<(u64, Vec<(u64, u64)>)> {
+    let (_, st) = all_specs().find(|(n, _)| n.as_str() == name)?;
+    let calls = st.calls.load(Ordering::Relaxed);
+    if calls == 0 {
+        return None;
+    }
+    let counts: Vec<u64> = st.hist.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+    let total: u64 = counts.iter().sum();
+    let mut out = Vec::new();
+    let mut previous = 0;
+    for k in 0..48u32 {
+        // The highest nanosecond value hdr_histogram counts in the bucket ending at 1024·2^k.
+        let top_ns = (1024u64 << k) + (1u64 << (k + 3)) - 1;
+        let cumulative: u64 = counts
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| lower(*b) * 1000.0 + 500.0 <= top_ns as f64)
+            .map(|(_, c)| c)
+            .sum();
+        if cumulative > previous {
+            out.push((top_ns / 1000, cumulative));
+            previous = cumulative;
+        }
+        if cumulative >= total {
+            break;
+        }
+    }
+    Some((calls, out))
+}
+
+/// Names of the commands that ran, for LATENCY HISTOGRAM without arguments.
+pub fn commands_that_ran() -> Vec<String> {
+    all_specs()
+        .filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+fn lower(i: usize) -> f64 {
+    if i == 0 {
+        return 0.0;
+    }
+    let i = (i - 1) as u32;
+    let (log, frac) = (i / SUB, i % SUB);
+    2f64.powi(log as i32) * (1.0 + frac as f64 / SUB as f64)
+}
+
 /// `cmdstat_<name>:calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`.
 pub fn render_commandstats(out: &mut String) {
     for (name, st) in all_specs() {

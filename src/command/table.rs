@@ -3,8 +3,9 @@
 use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
     commandlog_cmds as clog, functions as func, geo, hashes, hll_cmds as hll, info, introspect,
-    keys, lcs, lists, pubsub_cmds as ps, replication_cmds as repl, scripting as lua,
-    server_cmds as srv, sets, sort, strings, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
+    keys, latency_cmds as lat, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
+    scripting as lua, server_cmds as srv, sets, sort, strings, zranges, zsets, CmdFlags,
+    CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -368,6 +369,13 @@ pub static TABLE: &[CommandSpec] = &[
     ]),
     movable!(NUMKEYS_AT_2, cmd!("fcall", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a function.", func::fcall)),
     movable!(NUMKEYS_AT_2, cmd!("fcall_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a read-only function.", func::fcall_ro)),
+    container!("latency", "", "@slow", "server", "2.8.13", "A container for latency diagnostics commands.", lat::latency, [
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "2.8.13", "Returns helpful text about the different subcommands.", lat::latency),
+        cmd!("histogram", -2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "7.0.0", "Returns the cumulative distribution of latencies of a subset or all commands.", lat::latency),
+        cmd!("history", 3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Returns timestamp-latency samples for an event.", lat::latency),
+        cmd!("latest", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Returns the latest latency samples for all events.", lat::latency),
+        cmd!("reset", -2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Resets the latency data for one or more events.", lat::latency),
+    ]),
     container!("slowlog", "", "@slow", "server", "2.2.12", "A container for slow log commands.", clog::slowlog, [
         cmd!("get", -2, "admin loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.2.12", "Returns the slow log's entries.", clog::slowlog),
         cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "6.2.0", "Show helpful text about the different subcommands", clog::slowlog),

@@ -112,7 +112,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("no-appendfsync-on-rewrite", Bool, "no"),
     ne("auto-aof-rewrite-percentage", Int, "100"),
     ne("auto-aof-rewrite-min-size", Mem, "67108864"),
-    ne("latency-monitor-threshold", Int, "0"),
     ne_alias(
         "replica-serve-stale-data",
         &["slave-serve-stale-data"],

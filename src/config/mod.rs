@@ -121,6 +121,8 @@ pub struct Config {
     pub cluster_port: u16,
     /// `metrics-port`: where the Prometheus endpoint listens on the bind addresses (0: off).
     pub metrics_port: u16,
+    /// `latency-monitor-threshold` (ms): commands at least this slow are LATENCY samples.
+    pub latency_monitor_threshold_ms: u64,
     /// `cluster-slot-stats-enabled`: CLUSTER SLOT-STATS also counts CPU and network per slot.
     pub cluster_slot_stats_enabled: bool,
     /// `cluster-node-timeout`, milliseconds.
@@ -310,6 +312,7 @@ impl Default for Config {
             cluster_config_file: "nodes.conf".to_string(),
             cluster_port: 0,
             metrics_port: 0,
+            latency_monitor_threshold_ms: 0,
             cluster_slot_stats_enabled: false,
             cluster_node_timeout_ms: 15_000,
             cluster_migration_barrier: 1,

@@ -206,6 +206,16 @@ static SPECS: &[Spec] = &[
         rewrite: |c| vec![repr(&c.cluster_config_file)],
     },
     num_spec!(
+        "latency-monitor-threshold",
+        latency_monitor_threshold_ms,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
         "metrics-port",
         metrics_port,
         u16,

@@ -10,6 +10,7 @@
 mod blocking;
 mod clients;
 pub mod commandlog;
+pub mod latency;
 pub mod pubsub;
 pub mod slot_stats;
 
@@ -98,6 +99,8 @@ pub struct Node {
     pub scripts: crate::script::Scripts,
     /// COMMANDLOG / SLOWLOG.
     pub commandlog: commandlog::CommandLog,
+    /// LATENCY's event samples.
+    pub latency: latency::LatencyMonitor,
     /// CLUSTER SLOT-STATS' CPU and network figures.
     pub slot_stats: slot_stats::SlotStats,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
@@ -303,6 +306,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         repl_auth: transports.repl_auth,
         scripts,
         commandlog: Default::default(),
+        latency: Default::default(),
         slot_stats: Default::default(),
         acl,
     });

@@ -27,6 +27,7 @@ mod functions;
 mod geo;
 mod hashes;
 mod hll;
+mod latency;
 mod liveness;
 mod memory;
 mod metrics;
