@@ -53,7 +53,8 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Verbatim(out))
 }
 
-fn rss_bytes() -> u64 {
+/// Resident memory of the process, bytes.
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {

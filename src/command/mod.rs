@@ -24,7 +24,7 @@ mod geo;
 mod geohash;
 mod hashes;
 mod hll_cmds;
-mod info;
+pub mod info;
 mod introspect;
 mod keys;
 mod latency_cmds;

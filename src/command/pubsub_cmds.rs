@@ -178,26 +178,7 @@ pub(super) fn feed_monitors(ctx: &Ctx, args: &[Bytes]) {
     let mut line = format!("{}.{:06} [0 {origin}]", now.as_secs(), now.subsec_micros());
     for a in crate::node::commandlog::redacted(args) {
         line.push(' ');
-        repr(&a, &mut line);
+        line.push_str(&crate::resp::repr(&a));
     }
     node.pubsub.feed_monitors(Bytes::from(line));
-}
-
-/// Valkey's sdscatrepr: a quoted string with `\n`-style and `\xHH` escapes.
-fn repr(s: &[u8], out: &mut String) {
-    out.push('"');
-    for &c in s {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            c if c.is_ascii_graphic() || c == b' ' => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push('"');
 }

@@ -30,25 +30,9 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     crate::resp::split_args(line)
 }
 
-/// Valkey's `sdscatrepr`: always double-quoted, C escapes, `\xHH` for the rest.
+/// Valkey's `sdscatrepr` of a config value.
 pub(crate) fn repr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for &b in s.as_bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    crate::resp::repr(s.as_bytes())
 }
 
 /// Leaves tokens that survive `split_args` unchanged as they are, quotes the

@@ -330,6 +330,28 @@ pub fn split_args_str(line: &str) -> Option<Vec<Vec<u8>>> {
     split_args(line.as_bytes())
 }
 
+/// Valkey's `sdscatrepr`: always double-quoted, C escapes, `\xHH` for the rest (CONFIG
+/// REWRITE's values, MONITOR's arguments).
+pub fn repr(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for &b in s {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

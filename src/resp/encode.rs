@@ -129,25 +129,8 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
                 encode(v, proto, out);
             }
         }
-        Reply::Double(d) => {
-            let s = format_double(*d);
-            if resp3 {
-                out.put_u8(b',');
-                out.extend_from_slice(s.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            } else {
-                put_bulk(out, s.as_bytes());
-            }
-        }
-        Reply::DoubleText(s) => {
-            if resp3 {
-                out.put_u8(b',');
-                out.extend_from_slice(s.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            } else {
-                put_bulk(out, s.as_bytes());
-            }
-        }
+        Reply::Double(d) => put_double(out, &format_double(*d), resp3),
+        Reply::DoubleText(s) => put_double(out, s, resp3),
         Reply::Bool(b) => {
             if resp3 {
                 out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
@@ -202,6 +185,17 @@ pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
             }
         }
         Reply::Raw(b) => out.extend_from_slice(b),
+    }
+}
+
+/// A double's text: `,text` in RESP3, a bulk string in RESP2.
+fn put_double(out: &mut BytesMut, text: &str, resp3: bool) {
+    if resp3 {
+        out.put_u8(b',');
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        put_bulk(out, text.as_bytes());
     }
 }
 

@@ -8,7 +8,7 @@ mod decode;
 pub mod encode;
 mod reply;
 
-pub use decode::{split_args, split_args_str, DecodeError, Decoder, Limits};
+pub use decode::{repr, split_args, split_args_str, DecodeError, Decoder, Limits};
 pub use encode::encode;
 pub use reply::Reply;
 

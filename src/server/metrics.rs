@@ -275,7 +275,7 @@ pub fn render(node: &Node) -> String {
         &mut reg,
         "used_memory_rss_bytes",
         "Resident memory",
-        rss_bytes() as f64,
+        crate::command::info::rss_bytes() as f64,
     );
 
     let mut out = String::new();
@@ -283,17 +283,6 @@ pub fn render(node: &Node) -> String {
         tracing::warn!("encoding metrics: {e}");
     }
     out
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
 }
 
 /// Serves scrapes until shutdown.

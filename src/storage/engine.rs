@@ -548,21 +548,7 @@ impl Engine {
 
     /// Approximate live data size on disk.
     pub fn disk_usage(&self) -> u64 {
-        let mut total = 0;
-        for (f, name) in self.names.iter().enumerate() {
-            if !self.exists[f].load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(cf) = self.db.cf_handle(name) {
-                total += self
-                    .db
-                    .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0);
-            }
-        }
-        total
+        self.family_property_sum("rocksdb.total-sst-files-size")
     }
 
     /// What the engine reports about itself (the metrics endpoint's storage figures).

@@ -7,7 +7,7 @@
 use anyhow::Result;
 
 use crate::commands::Rng;
-use crate::harness::{assert_same_reply, node_and_valkey, RawConn};
+use crate::harness::{assert_same_reply, node_and_valkey_in, RawConn};
 
 const CASES: &[&[&str]] = &[
     &["SETBIT", "b", "7", "1"],
@@ -148,23 +148,7 @@ const CASES: &[&[&str]] = &[
 
 #[test]
 fn bitmap_cases_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    for resp3 in [false, true] {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-        if resp3 {
-            // HELLO's reply names the server; only the protocol switch matters here.
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
-        for (i, cmd) in CASES.iter().enumerate() {
-            assert_same_reply(
-                &mut ours,
-                &mut theirs,
-                cmd,
-                &format!("case {i} resp3={resp3}"),
-            )?;
-        }
-    }
-    Ok(())
+    crate::harness::assert_cases_match_valkey(CASES)
 }
 
 const KEYS: &[&str] = &["{b}1", "{b}2", "{b}3", "{b}4"];
@@ -270,11 +254,7 @@ fn random_bitmap_command(r: &mut Rng) -> Vec<String> {
 }
 
 fn run(seed: u64, steps: usize, resp3: bool) -> Result<()> {
-    let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-    if resp3 {
-        ours.cmd(&["HELLO", "3"])?;
-        theirs.cmd(&["HELLO", "3"])?;
-    }
+    let (_node, _valkey, mut ours, mut theirs) = node_and_valkey_in(resp3)?;
     let mut r = Rng(seed);
     for step in 0..steps {
         let cmd = random_bitmap_command(&mut r);

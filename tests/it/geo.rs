@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use crate::commands::Rng;
-use crate::harness::{assert_same_reply, node_and_valkey};
+use crate::harness::{assert_same_reply, node_and_valkey_in};
 
 const CASES: &[&[&str]] = &[
     &[
@@ -368,22 +368,7 @@ const CASES: &[&[&str]] = &[
 
 #[test]
 fn geo_cases_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    for resp3 in [false, true] {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
-        for (i, cmd) in CASES.iter().enumerate() {
-            assert_same_reply(
-                &mut ours,
-                &mut theirs,
-                cmd,
-                &format!("case {i} resp3={resp3}"),
-            )?;
-        }
-    }
-    Ok(())
+    crate::harness::assert_cases_match_valkey(CASES)
 }
 
 fn coord(r: &mut Rng, spread: f64, center: f64) -> String {
@@ -453,12 +438,8 @@ fn random_geo_command(r: &mut Rng) -> Vec<String> {
 #[test]
 fn generated_geo_commands_match_valkey() -> Result<()> {
     for (i, seed) in [0x6e0_0001u64, 0x6e0_0002].into_iter().enumerate() {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
         let resp3 = i == 1;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
+        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey_in(resp3)?;
         let mut r = Rng(seed);
         for step in 0..1500 {
             let cmd = random_geo_command(&mut r);

@@ -70,22 +70,7 @@ const CASES: &[&[&str]] = &[
 
 #[test]
 fn hll_cases_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    for resp3 in [false, true] {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
-        for (i, cmd) in CASES.iter().enumerate() {
-            assert_same_reply(
-                &mut ours,
-                &mut theirs,
-                cmd,
-                &format!("case {i} resp3={resp3}"),
-            )?;
-        }
-    }
-    Ok(())
+    crate::harness::assert_cases_match_valkey(CASES)
 }
 
 const KEYS: &[&str] = &["{h}1", "{h}2", "{h}3", "{h}4"];
@@ -148,12 +133,8 @@ fn generated_hll_commands_match_valkey() -> Result<()> {
         .into_iter()
         .enumerate()
     {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
         let resp3 = i % 2 == 1;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
+        let (_node, _valkey, mut ours, mut theirs) = crate::harness::node_and_valkey_in(resp3)?;
         let mut r = Rng(seed);
         let mut next = 0;
         for step in 0..2000 {

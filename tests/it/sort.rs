@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 
 use crate::commands::Rng;
-use crate::harness::{assert_same_reply, node_and_valkey};
+use crate::harness::{assert_same_reply, node_and_valkey_in};
 
 const CASES: &[&[&str]] = &[
     &["RPUSH", "l", "3", "1", "2", "10", "-1.5", "1"],
@@ -78,22 +78,7 @@ const CASES: &[&[&str]] = &[
 
 #[test]
 fn sort_cases_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
-    for resp3 in [false, true] {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
-        for (i, cmd) in CASES.iter().enumerate() {
-            assert_same_reply(
-                &mut ours,
-                &mut theirs,
-                cmd,
-                &format!("case {i} resp3={resp3}"),
-            )?;
-        }
-    }
-    Ok(())
+    crate::harness::assert_cases_match_valkey(CASES)
 }
 
 const ELEMS: &[&str] = &[
@@ -144,12 +129,8 @@ fn random_sort(r: &mut Rng) -> Vec<String> {
 #[test]
 fn generated_sorts_match_valkey() -> Result<()> {
     for (i, seed) in [0x5047_0001u64, 0x5047_0002].into_iter().enumerate() {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
         let resp3 = i == 1;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
+        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey_in(resp3)?;
         let mut both =
             |cmd: &[String], at: &str| assert_same_reply(&mut ours, &mut theirs, cmd, at);
         for (n, e) in ELEMS.iter().chain(["-3", "4.5"].iter()).enumerate() {

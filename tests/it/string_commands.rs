@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 
 use crate::commands::Rng;
-use crate::harness::{assert_same_reply, node_and_valkey, Node};
+use crate::harness::{assert_same_reply, node_and_valkey_in, Node};
 
 const CASES: &[&[&str]] = &[
     &["MSET", "a", "ohmytext", "b", "mynewtext"],
@@ -54,20 +54,9 @@ const CASES: &[&[&str]] = &[
 
 #[test]
 fn lcs_and_set_ifeq_match_valkey_byte_for_byte_in_resp2_and_resp3() -> Result<()> {
+    crate::harness::assert_cases_match_valkey(CASES)?;
     for resp3 in [false, true] {
-        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey()?;
-        if resp3 {
-            ours.cmd(&["HELLO", "3"])?;
-            theirs.cmd(&["HELLO", "3"])?;
-        }
-        for (i, cmd) in CASES.iter().enumerate() {
-            assert_same_reply(
-                &mut ours,
-                &mut theirs,
-                cmd,
-                &format!("case {i} resp3={resp3}"),
-            )?;
-        }
+        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey_in(resp3)?;
         // Random strings over a small alphabet: many runs, ties and empty strings.
         let mut r = Rng(0x1c5_0001 + resp3 as u64);
         for step in 0..1500 {

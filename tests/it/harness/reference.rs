@@ -146,6 +146,36 @@ pub fn node_and_valkey() -> Result<(super::Node, RedisServer, super::RawConn, su
     Ok((node, reference, ours, theirs))
 }
 
+/// [`node_and_valkey`] with both connections switched to RESP3 when `resp3` (HELLO's own
+/// reply names the server, so it is not compared).
+pub fn node_and_valkey_in(
+    resp3: bool,
+) -> Result<(super::Node, RedisServer, super::RawConn, super::RawConn)> {
+    let (node, valkey, mut ours, mut theirs) = node_and_valkey()?;
+    if resp3 {
+        ours.cmd(&["HELLO", "3"])?;
+        theirs.cmd(&["HELLO", "3"])?;
+    }
+    Ok((node, valkey, ours, theirs))
+}
+
+/// Runs `cases` on a fresh node and valkey-server 8.1.8 in RESP2, then on fresh ones in RESP3,
+/// asserting every reply is identical byte for byte.
+pub fn assert_cases_match_valkey(cases: &[&[&str]]) -> Result<()> {
+    for resp3 in [false, true] {
+        let (_node, _valkey, mut ours, mut theirs) = node_and_valkey_in(resp3)?;
+        for (i, cmd) in cases.iter().enumerate() {
+            assert_same_reply(
+                &mut ours,
+                &mut theirs,
+                cmd,
+                &format!("case {i} resp3={resp3}"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `script` on a fresh rockslot node and on valkey-server 8.1.8, one connection each,
 /// asserting every reply is identical byte for byte.
 pub fn assert_script_matches_valkey(script: &[&[&str]]) -> Result<()> {
