@@ -156,6 +156,7 @@ pub fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
         ));
     }
     let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    subs.monitor = true;
     ctx.node.pubsub.add_monitor(subs, &ctx.client.handle);
     Ok(Reply::OK)
 }

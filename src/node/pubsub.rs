@@ -167,6 +167,8 @@ pub struct Subscriptions {
     pub channels: BTreeSet<Bytes>,
     pub patterns: BTreeSet<Bytes>,
     pub shard: BTreeSet<Bytes>,
+    /// MONITOR runs on this connection (it is then exempt from `timeout`, as in Valkey).
+    pub monitor: bool,
 }
 
 impl Subscriptions {
@@ -178,6 +180,7 @@ impl Subscriptions {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             shard: BTreeSet::new(),
+            monitor: false,
         }
     }
 

@@ -203,7 +203,11 @@ async fn serve_inner(
             }
             let check_shards = shared.cluster.is_some()
                 && client.pubsub.as_ref().is_some_and(|s| !s.shard.is_empty());
-            let idle_close = idle > 0 && client.pubsub.as_ref().is_none_or(|s| s.is_empty());
+            let idle_close = idle > 0
+                && client
+                    .pubsub
+                    .as_ref()
+                    .is_none_or(|s| s.is_empty() && !s.monitor);
             let input = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => Input::Read(r?),
                 d = next_delivery(&mut client.pubsub) => Input::Push(d),

@@ -81,3 +81,25 @@ fn monitor_shows_what_valkey_shows() -> Result<()> {
     ensure!(after.is_empty(), "{}", String::from_utf8_lossy(&after));
     Ok(())
 }
+
+/// A monitoring client is not an idle client: `timeout` does not close it (as in Valkey),
+/// while a plain idle client next to it is closed.
+#[test]
+fn monitor_clients_outlive_the_idle_timeout() -> Result<()> {
+    let node = crate::harness::Node::builder()
+        .directive("timeout", "1")
+        .start()?;
+    let mut m = node.raw()?;
+    ensure!(m.cmd(&["MONITOR"])? == b"+OK\r\n");
+    let mut idle = node.raw()?;
+    ensure!(idle.cmd(&["PING"])? == b"+PONG\r\n");
+    let (_, end) = idle.read_to_end(Duration::from_millis(3500))?;
+    ensure!(end.is_closed(), "the idle client was not closed ({end:?})");
+    node.raw()?.cmd(&["SET", "after", "1"])?;
+    let got = lines(&mut m)?;
+    ensure!(
+        got.iter().any(|l| l.ends_with("\"SET\" \"after\" \"1\"")),
+        "the monitor missed the write after the timeout: {got:?}"
+    );
+    Ok(())
+}
