@@ -265,16 +265,11 @@ pub(super) fn execute(
     if let Some(s) = super::stats::of(spec) {
         s.ran(usec, reply.is_error());
     }
+    let request = request_bytes(args);
     // EXEC's commands are logged one by one (a script's too, as in Valkey).
     if spec.name != "exec" {
         log_command(shared, ctx.client, args, LogKind::Slow, usec);
-        log_command(
-            shared,
-            ctx.client,
-            args,
-            LogKind::LargeRequest,
-            request_bytes(args),
-        );
+        log_command(shared, ctx.client, args, LogKind::LargeRequest, request);
     }
     if shared.slot_stats.enabled(&shared.config) && !ctx.client.in_script {
         if let Some(slot) = spec
@@ -282,7 +277,7 @@ pub(super) fn execute(
             .first()
             .map(|&p| key_slot(&args[p]))
         {
-            shared.slot_stats.ran(slot, usec, request_bytes(args));
+            shared.slot_stats.ran(slot, usec, request);
         }
     }
     if let Reply::Error(e) = &reply {

@@ -97,6 +97,19 @@ impl LiveConfig {
         self.version.load(Ordering::Acquire)
     }
 
+    /// The current configuration if it changed since `seen` (a version this caller last
+    /// copied settings from; start it at `u64::MAX`), which then records the new version: a
+    /// hot path keeps its few settings in atomics and pays one load while nothing changes.
+    pub fn changed_since(&self, seen: &AtomicU64) -> Option<Arc<Config>> {
+        let v = self.version();
+        if seen.load(Ordering::Acquire) == v {
+            return None;
+        }
+        let c = self.snapshot();
+        seen.store(v, Ordering::Release);
+        Some(c)
+    }
+
     /// The config file CONFIG REWRITE writes to, if the server has one.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -93,16 +93,13 @@ impl CommandLog {
     }
 
     fn refresh(&self, config: &LiveConfig) {
-        let v = config.version();
-        if self.version.load(Ordering::Acquire) == v {
+        let Some(c) = config.changed_since(&self.version) else {
             return;
-        }
-        let c = config.snapshot();
+        };
         for (i, (t, m)) in Self::limits_of(&c).into_iter().enumerate() {
             self.thresholds[i].store(t, Ordering::Relaxed);
             self.max_lens[i].store(m, Ordering::Relaxed);
         }
-        self.version.store(v, Ordering::Release);
         // A smaller max-len takes effect at once.
         for (i, log) in self.logs.iter().enumerate() {
             let max = self.max_lens[i].load(Ordering::Relaxed) as usize;

@@ -42,11 +42,9 @@ impl Default for LatencyMonitor {
 
 impl LatencyMonitor {
     fn threshold(&self, config: &LiveConfig) -> u64 {
-        let v = config.version();
-        if self.version.load(Ordering::Acquire) != v {
-            let t = config.snapshot().latency_monitor_threshold_ms;
-            self.threshold_ms.store(t, Ordering::Relaxed);
-            self.version.store(v, Ordering::Release);
+        if let Some(c) = config.changed_since(&self.version) {
+            self.threshold_ms
+                .store(c.latency_monitor_threshold_ms, Ordering::Relaxed);
         }
         self.threshold_ms.load(Ordering::Relaxed)
     }

@@ -43,11 +43,9 @@ pub struct SlotUsage {
 impl SlotStats {
     /// Whether `cluster-slot-stats-enabled` is on.
     pub fn enabled(&self, config: &LiveConfig) -> bool {
-        let v = config.version();
-        if self.version.load(Ordering::Acquire) != v {
-            let on = config.snapshot().cluster_slot_stats_enabled;
-            self.enabled.store(on, Ordering::Relaxed);
-            self.version.store(v, Ordering::Release);
+        if let Some(c) = config.changed_since(&self.version) {
+            self.enabled
+                .store(c.cluster_slot_stats_enabled, Ordering::Relaxed);
         }
         self.enabled.load(Ordering::Relaxed)
     }
