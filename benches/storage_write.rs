@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         serving: (0..16384).collect(),
     })
     .expect("open");
-    let ks = Keyspace::open(Arc::new(engine)).expect("keyspace");
+    let ks = Keyspace::open(Arc::new(engine), 16).expect("keyspace");
     let value = Bytes::from(vec![b'x'; 100]);
     let mut g = c.benchmark_group("storage_write");
     g.throughput(Throughput::Elements(1));

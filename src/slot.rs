@@ -21,6 +21,60 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(hashed) & 0x3fff
 }
 
+/// Numbered databases a node can hold: the database shares the kind byte after the slot
+/// (`db << 3 | kind`), so a record prefix stays three bytes and database 0's records are the
+/// format-1 layout unchanged.
+pub const MAX_DATABASES: usize = 32;
+/// Record kinds per database (the low three bits of the kind byte).
+pub const KINDS_PER_DB: u8 = 8;
+
+/// Where a key's records live: its slot and its (physical) database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DbSlot {
+    pub db: u8,
+    pub slot: u16,
+}
+
+impl DbSlot {
+    pub fn new(db: u8, slot: u16) -> DbSlot {
+        DbSlot { db, slot }
+    }
+    /// The place of `key` in database `db`.
+    pub fn of(db: u8, key: &[u8]) -> DbSlot {
+        DbSlot {
+            db,
+            slot: key_slot(key),
+        }
+    }
+    /// `[slot u16 BE][db << 3 | kind]`: the first bytes of every record of this kind here.
+    pub fn prefix(self, kind: u8) -> [u8; 3] {
+        let s = self.slot.to_be_bytes();
+        [s[0], s[1], kind_byte(self.db, kind)]
+    }
+}
+
+impl DbSlot {
+    /// The first key after every record of this place, so `[prefix(0), end())` is the whole
+    /// database's part of the slot (for the last database it is the next slot's prefix).
+    pub fn end(self) -> Vec<u8> {
+        let last = self.prefix(KINDS_PER_DB - 1);
+        if last[2] < u8::MAX {
+            vec![last[0], last[1], last[2] + 1]
+        } else {
+            ((self.slot as u32 + 1) as u16).to_be_bytes().to_vec()
+        }
+    }
+}
+
+pub fn kind_byte(db: u8, kind: u8) -> u8 {
+    (db << 3) | (kind & (KINDS_PER_DB - 1))
+}
+
+/// `(db, kind)` of a record's third byte.
+pub fn split_kind(b: u8) -> (u8, u8) {
+    (b >> 3, b & (KINDS_PER_DB - 1))
+}
+
 /// The slot a stored data record belongs to: its first two bytes (u16 big-endian).
 pub fn record_slot(record_key: &[u8]) -> Option<u16> {
     match record_key {
@@ -106,6 +160,11 @@ mod tests {
             0x31c3
         );
         assert_eq!(key_slot(b"key1"), 9189);
+        assert_eq!(DbSlot::new(0, 5).end(), vec![0, 5, 8]);
+        assert_eq!(DbSlot::new(3, 5).prefix(1), [0, 5, 25]);
+        assert_eq!(DbSlot::new(31, 5).end(), vec![0, 6]);
+        assert!(DbSlot::new(31, 5).prefix(7).as_slice() < DbSlot::new(31, 5).end().as_slice());
+        assert_eq!(split_kind(kind_byte(31, 7)), (31, 7));
         assert_eq!(key_slot(b"key2"), 4998);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));

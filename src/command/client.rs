@@ -77,6 +77,8 @@ pub struct ClientState {
     pub tls: bool,
     /// The ACL user the connection runs as.
     pub session: crate::acl::Session,
+    /// The selected (logical) database.
+    pub db: u8,
 }
 
 impl ClientState {

@@ -142,7 +142,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             }
             _ => return Err(CmdError::err("Invalid slot or number of keys")),
         };
-        let keys = ks.keys_in_slot(s, n)?;
+        let keys = ks.keys_in_slot(ctx.client.db, s, n)?;
         return Ok(Reply::bulks(keys.into_iter().map(Bytes::from)));
     }
     if is(sub, "meet") {
@@ -190,7 +190,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::OK);
     }
     if is(sub, "flushslots") {
-        if ks.dbsize() != 0 {
+        if ks.total_keys() != 0 {
             return Err(CmdError::err(
                 "DB must be empty to perform CLUSTER FLUSHSLOTS.",
             ));
@@ -216,7 +216,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         )));
     }
     if is(sub, "replicate") {
-        let has_keys = ks.dbsize() != 0;
+        let has_keys = ks.total_keys() != 0;
         c.with_state_written(true, |st| st.replicate(&args[2], has_keys))?;
         return Ok(Reply::OK);
     }
@@ -276,7 +276,7 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(_) => return Err(CmdError::Syntax),
         };
         let primary = c.read(|st| st.me().is_primary());
-        if primary && ks.dbsize() != 0 {
+        if primary && ks.total_keys() != 0 {
             return Err(CmdError::err(
                 "CLUSTER RESET can't be called with master nodes containing keys",
             ));

@@ -284,10 +284,12 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
         }
         "keyspace" => {
             line!(out, "# Keyspace");
-            let n = sh.keyspace.dbsize();
-            if n > 0 {
-                let expires = sh.keyspace.expires_count().unwrap_or(0);
-                line!(out, "db0:keys={n},expires={expires},avg_ttl=0");
+            for db in 0..sh.keyspace.databases() as u8 {
+                let n = sh.keyspace.dbsize(db);
+                if n > 0 {
+                    let expires = sh.keyspace.expires_count(db).unwrap_or(0);
+                    line!(out, "db{db}:keys={n},expires={expires},avg_ttl=0");
+                }
             }
         }
         _ => {}

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::{int, is, text};
 
 use super::{CmdError, CmdResult, Ctx};
-use crate::keyspace::{now_ms, Entry, Kind, ScanFilter, Update, Value};
+use crate::keyspace::{now_ms, Entry, Kind, Renamed, ScanFilter, Update, Value};
 use crate::rdb::Object;
 use crate::resp::Reply;
 
@@ -190,9 +190,9 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     {
         // A collection moves with its members: one batch under both keys' locks.
         return match ctx.ks.rename_collection(src, dst, nx, false)? {
-            crate::keyspace::Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
-            crate::keyspace::Renamed::Exists => Ok(Reply::Int(0)),
-            crate::keyspace::Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
+            Renamed::NoSuchKey => Err(CmdError::NoSuchKey),
+            Renamed::Exists => Ok(Reply::Int(0)),
+            Renamed::Done => Ok(if nx { Reply::Int(1) } else { Reply::OK }),
         };
     }
     ctx.ks.update_many(&[src, dst], |old| {
@@ -217,53 +217,53 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
 pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (src, dst) = (&args[1][..], &args[2][..]);
     let mut replace = false;
-    let mut db = 0;
+    let mut db = ctx.client.db;
     let mut i = 3;
     while i < args.len() {
         if is(&args[i], "replace") {
             replace = true;
         } else if is(&args[i], "db") && i + 1 < args.len() {
-            db = int(&args[i + 1])?;
-            // One database (databases 1): any other index is out of range.
-            if db != 0 {
-                return Err(CmdError::err("DB index is out of range"));
-            }
+            let n = int(&args[i + 1])?;
+            // Valkey 8's cluster mode has the databases but refuses to copy across them.
+            db = if super::server_cmds::single_db_cluster(ctx) && (0..16).contains(&n) {
+                n as u8
+            } else {
+                super::server_cmds::db_in_range(ctx, n)?
+            };
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
-    if ctx.node.config.snapshot().cluster_enabled && db != 0 {
+    if super::server_cmds::single_db_cluster(ctx) && (db != 0 || ctx.client.db != 0) {
         return Err(CmdError::err(
             "Copying to another database is not allowed in cluster mode",
         ));
     }
-    if src == dst {
+    if src == dst && db == ctx.client.db {
         return Err(CmdError::err("source and destination objects are the same"));
     }
-    let Some((tag, _)) = ctx.ks.peek(src)? else {
-        return Ok(Reply::Int(0));
-    };
-    if tag != crate::keyspace::TYPE_STRING_TAG {
-        return match ctx.ks.rename_collection(src, dst, !replace, true)? {
-            crate::keyspace::Renamed::NoSuchKey | crate::keyspace::Renamed::Exists => {
-                Ok(Reply::Int(0))
-            }
-            crate::keyspace::Renamed::Done => Ok(Reply::Int(1)),
-        };
+    match ctx.ks.transfer(src, Some(db), dst, !replace, true)? {
+        Renamed::NoSuchKey | Renamed::Exists => Ok(Reply::Int(0)),
+        Renamed::Done => Ok(Reply::Int(1)),
     }
-    ctx.ks.update_many(&[src, dst], |old| {
-        let keep = vec![Update::Keep, Update::Keep];
-        match (&old[0], &old[1]) {
-            (None, _) => (keep, Ok(Reply::Int(0))),
-            (Some(_), Some(_)) if !replace => (keep, Ok(Reply::Int(0))),
-            (Some(e), _) => (
-                vec![Update::Keep, Update::Put(e.clone())],
-                Ok(Reply::Int(1)),
-            ),
-        }
-    })?
+}
+
+/// MOVE key db: the key goes to another database unless one of that name is there.
+pub fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if super::server_cmds::single_db_cluster(ctx) {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
+    let db = super::server_cmds::int32(&args[2], None)?;
+    let db = super::server_cmds::db_in_range(ctx, db)?;
+    if db == ctx.client.db {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    match ctx.ks.transfer(&args[1], Some(db), &args[1], true, false)? {
+        Renamed::NoSuchKey | Renamed::Exists => Ok(Reply::Int(0)),
+        Renamed::Done => Ok(Reply::Int(1)),
+    }
 }
 
 pub fn rename(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -306,6 +306,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         pattern,
         type_name,
         slots: None,
+        db: ctx.client.db,
     };
     let (next, keys) = if count > LONG_SCAN {
         super::long_running(|| ctx.node.keyspace.scan(cursor, count, &filter))?
@@ -323,6 +324,7 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         pattern: Some(&args[1]),
         type_name: None,
         slots: None,
+        db: ctx.client.db,
     };
     let keys = super::long_running(|| ctx.node.keyspace.keys(&filter))?;
     Ok(Reply::bulks(keys.into_iter().map(Bytes::from)))
@@ -330,7 +332,10 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::opt_bulk(
-        ctx.node.keyspace.random_key(None)?.map(Bytes::from),
+        ctx.node
+            .keyspace
+            .random_key(ctx.client.db, None)?
+            .map(Bytes::from),
     ))
 }
 

@@ -91,6 +91,7 @@ pub fn migrate(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         host: text(&args[1]),
         port,
         db,
+        source_db: ctx.client.db,
         timeout,
         copy,
         replace,

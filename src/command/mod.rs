@@ -250,6 +250,7 @@ pub fn execute(spec: &'static CommandSpec, ctx: &mut Ctx, args: &[Bytes]) -> Rep
             String::from_utf8_lossy(&args[1])
         ));
     };
+    ctx.ks.select(ctx.client.db);
     match h(ctx, args) {
         Ok(r) => r,
         Err(e) => {

@@ -236,6 +236,8 @@ pub(super) fn run_script(
     let in_transaction = ctx.ks.is_atomic();
     let in_exec = std::mem::replace(&mut ctx.client.in_exec, true);
     let in_script = std::mem::replace(&mut ctx.client.in_script, true);
+    // A SELECT inside the script selects for the script only, as in Valkey 7 and later.
+    let db = ctx.client.db;
     let mut host = ScriptHost {
         node: ctx.node,
         client: ctx.client,
@@ -255,12 +257,14 @@ pub(super) fn run_script(
                 Err(e) => {
                     ctx.client.in_exec = in_exec;
                     ctx.client.in_script = in_script;
+                    ctx.client.db = db;
                     return Err(e.into());
                 }
             },
             done => done,
         }
     };
+    ctx.client.db = db;
     ctx.client.in_exec = in_exec;
     ctx.client.in_script = in_script;
     if !in_transaction {

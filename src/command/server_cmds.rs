@@ -162,13 +162,66 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ]))
 }
 
+/// An `int` argument as Valkey's getIntFromObjectOrReply reads it: `msg` (or Valkey's
+/// integer error) for what is no integer, and its range error outside C's int.
+pub fn int32(b: &[u8], msg: Option<&'static str>) -> Result<i64, CmdError> {
+    let not_int = || msg.map_or(CmdError::NotInteger, CmdError::err);
+    let v = super::args::parse_i64(b).ok_or_else(not_int)?;
+    if i32::try_from(v).is_err() {
+        return Err(msg.map_or_else(
+            || {
+                CmdError::err(format!(
+                    "value is out of range, value must between {} and {}",
+                    i32::MIN,
+                    i32::MAX
+                ))
+            },
+            CmdError::err,
+        ));
+    }
+    Ok(v)
+}
+
+/// A database number this node has, or Valkey's "DB index is out of range".
+pub fn db_in_range(ctx: &Ctx, db: i64) -> Result<u8, CmdError> {
+    u8::try_from(db)
+        .ok()
+        .filter(|d| (*d as usize) < ctx.node.keyspace.databases())
+        .ok_or_else(|| CmdError::err("DB index is out of range"))
+}
+
+/// Whether numbered databases other than 0 are refused here (Valkey 8's cluster mode, which
+/// `cluster-databases 1` keeps).
+pub fn single_db_cluster(ctx: &Ctx) -> bool {
+    let c = ctx.node.config.snapshot();
+    c.cluster_enabled && c.cluster_databases <= 1
+}
+
 pub fn select(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let db = int(&args[1])?;
-    if ctx.node.config.snapshot().cluster_enabled && db != 0 {
+    let db = int32(&args[1], None)?;
+    if single_db_cluster(ctx) && db != 0 {
         return Err(CmdError::err("SELECT is not allowed in cluster mode"));
     }
-    if db != 0 {
-        return Err(CmdError::err("DB index is out of range"));
+    ctx.client.db = db_in_range(ctx, db)?;
+    // A script's SELECT is its own (the caller's database comes back when it ends).
+    if !ctx.client.in_script {
+        ctx.client.handle.db.store(ctx.client.db, Ordering::Relaxed);
+    }
+    Ok(Reply::OK)
+}
+
+pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if ctx.node.config.snapshot().cluster_enabled {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
+    let a = int32(&args[1], Some("invalid first DB index"))?;
+    let b = int32(&args[2], Some("invalid second DB index"))?;
+    let (a, b) = (db_in_range(ctx, a)?, db_in_range(ctx, b)?);
+    if a != b {
+        ctx.ks.commit_now()?;
+        ctx.node.keyspace.swap_db(a, b)?;
+        // Clients blocked on keys of either database look again (the keys changed underneath).
+        ctx.node.blocked.wake_all();
     }
     Ok(Reply::OK)
 }
@@ -186,6 +239,8 @@ pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.multi = None;
     ctx.client.watched.clear();
     ctx.client.protocol = Protocol::Resp2;
+    ctx.client.db = 0;
+    ctx.client.handle.db.store(0, Ordering::Relaxed);
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
     ctx.client.authenticated = ctx.node.acl.default_open();
     ctx.client.session = crate::acl::Session::default_user();
@@ -346,14 +401,27 @@ pub fn help(lines: &[&'static str]) -> Reply {
 }
 
 pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(ctx.node.keyspace.dbsize()))
+    Ok(Reply::Int(ctx.node.keyspace.dbsize(ctx.client.db)))
 }
 
-pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+fn flush_mode(args: &[Bytes]) -> Result<(), CmdError> {
     if args.len() > 2 || (args.len() == 2 && !is(&args[1], "async") && !is(&args[1], "sync")) {
         return Err(CmdError::Syntax);
     }
+    Ok(())
+}
+
+pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    ctx.ks.commit_now()?;
     ctx.node.keyspace.flush_all()?;
+    Ok(Reply::OK)
+}
+
+pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    ctx.ks.commit_now()?;
+    ctx.node.keyspace.flush_db(ctx.client.db)?;
     Ok(Reply::OK)
 }
 
@@ -624,7 +692,7 @@ pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     ctx.ks.commit()?;
     for k in &args[1..] {
         let at = ctx.ks.peek(k)?.and_then(|(_, at)| at);
-        let flag = ctx.node.keyspace.watch(k);
+        let flag = ctx.node.keyspace.watch(ctx.client.db, k);
         ctx.client.watched.push((flag, at));
     }
     Ok(Reply::OK)

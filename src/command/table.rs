@@ -111,7 +111,8 @@ pub static TABLE: &[CommandSpec] = &[
     ]),
     cmd!("info", -1, "loading stale", 0, 0, 0, "@slow @dangerous", "server", "1.0.0", "Returns information and statistics about the server.", info::info),
     cmd!("dbsize", 1, "readonly fast", 0, 0, 0, "@keyspace @read @fast", "server", "1.0.0", "Returns the number of keys in the database.", srv::dbsize),
-    cmd!("flushdb", -1, "write", 0, 0, 0, "@keyspace @write @slow @dangerous", "server", "1.0.0", "Removes all keys from the current database.", srv::flushall),
+    cmd!("flushdb", -1, "write", 0, 0, 0, "@keyspace @write @slow @dangerous", "server", "1.0.0", "Removes all keys from the current database.", srv::flushdb),
+    cmd!("swapdb", 3, "write fast", 0, 0, 0, "@keyspace @write @fast @dangerous", "server", "4.0.0", "Swaps two databases.", srv::swapdb),
     cmd!("flushall", -1, "write", 0, 0, 0, "@keyspace @write @slow @dangerous", "server", "1.0.0", "Removes all keys from all databases.", srv::flushall),
     container!("config", "", "@slow", "server", "2.0.0", "A container for server configuration commands.", srv::config, [
         cmd!("get", -3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.0.0", "Returns the effective values of configuration parameters.", srv::config),
@@ -186,6 +187,7 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("expiretime", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
     cmd!("pexpiretime", 2, "readonly fast", 1, 1, 1, "@keyspace @read @fast", "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
     cmd!("persist", 2, "write fast", 1, 1, 1, "@keyspace @write @fast", "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
+    cmd!("move", 3, "write fast", 1, 1, 1, "@keyspace @write @fast", "generic", "1.0.0", "Moves a key to another database.", keys::move_key),
     cmd!("copy", -3, "write denyoom", 1, 2, 1, "@keyspace @write @slow", "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
     movable!(MovableKeys::Sort, cmd!("sort", -2, "write denyoom", 1, 1, 1, "@write @set @sortedset @list @slow @dangerous", "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort::sort)),
     movable!(MovableKeys::Sort, cmd!("sort_ro", -2, "readonly", 1, 1, 1, "@read @set @sortedset @list @slow @dangerous", "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", sort::sort_ro)),

@@ -82,7 +82,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("supervised", Str, "no"),
     ne("protected-mode", Bool, "yes"),
     ne("tcp-backlog", Int, "511"),
-    ne("databases", Int, "16"),
     ne("always-show-logo", Bool, "no"),
     ne("rdbcompression", Bool, "yes"),
     ne("rdbchecksum", Bool, "yes"),

@@ -125,6 +125,11 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     /// `cluster-slot-stats-enabled`: CLUSTER SLOT-STATS also counts CPU and network per slot.
     pub cluster_slot_stats_enabled: bool,
+    /// `databases`: numbered databases in standalone mode (at most 32 here).
+    pub databases: u8,
+    /// `cluster-databases`: numbered databases in cluster mode (Valkey 9; 1 is Valkey 8's
+    /// single database).
+    pub cluster_databases: u8,
     /// `cluster-node-timeout`, milliseconds.
     pub cluster_node_timeout_ms: u64,
     pub cluster_migration_barrier: u32,
@@ -314,6 +319,8 @@ impl Default for Config {
             metrics_port: 0,
             latency_monitor_threshold_ms: 0,
             cluster_slot_stats_enabled: false,
+            databases: 16,
+            cluster_databases: 1,
             cluster_node_timeout_ms: 15_000,
             cluster_migration_barrier: 1,
             cluster_replica_validity_factor: 10,
@@ -402,6 +409,15 @@ impl Config {
     }
 
     /// Checks rules that span several directives; run after every load and CONFIG SET.
+    /// Numbered databases this node serves in its mode.
+    pub fn database_count(&self) -> usize {
+        if self.cluster_enabled {
+            self.cluster_databases as usize
+        } else {
+            self.databases as usize
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.cluster_enabled && self.cluster_port == 0 && self.port > 55_535 {
             return Err(format!(

@@ -460,6 +460,17 @@ static SPECS: &[Spec] = &[
         true,
         ["lua-time-limit"]
     ),
+    num_spec!("databases", databases, u8, 1, 32, false, false, []),
+    num_spec!(
+        "cluster-databases",
+        cluster_databases,
+        u8,
+        1,
+        32,
+        false,
+        false,
+        []
+    ),
     num_spec!(
         "maxclients",
         maxclients,

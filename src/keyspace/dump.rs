@@ -5,14 +5,7 @@ use bytes::Bytes;
 
 use crate::rdb::Object;
 
-use super::{Entry, Keyspace, Kind, Value};
-
-impl Keyspace {
-    /// The DUMP payload of `key` holding `e`, from committed state.
-    pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
-        self.pending().dump_payload(key, e)
-    }
-}
+use super::{Entry, Kind, Value};
 
 impl super::Pending<'_> {
     /// The DUMP payload of `key` holding `e` (a collection's members are read as this scope

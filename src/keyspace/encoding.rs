@@ -4,6 +4,8 @@
 use bytes::Bytes;
 
 use super::{Entry, Value};
+use crate::slot::split_kind;
+pub use crate::slot::DbSlot;
 
 /// Record kinds, the byte after the slot. 0 is the storage layer's per-slot counter.
 pub const KIND_META: u8 = 1;
@@ -45,16 +47,16 @@ pub fn score_from_sortable(b: &[u8]) -> f64 {
     f64::from_bits(if v >> 63 == 1 { v ^ (1 << 63) } else { !v })
 }
 
-pub fn score_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+pub fn score_prefix(at: DbSlot, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(7 + key.len());
-    k.extend_from_slice(&slot_prefix(slot, KIND_SCORE));
+    k.extend_from_slice(&at.prefix(KIND_SCORE));
     k.extend_from_slice(&(key.len() as u32).to_be_bytes());
     k.extend_from_slice(key);
     k
 }
 
-pub fn score_key(slot: u16, key: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
-    let mut k = score_prefix(slot, key);
+pub fn score_key(at: DbSlot, key: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
+    let mut k = score_prefix(at, key);
     k.extend_from_slice(&sortable_score(score));
     k.extend_from_slice(member);
     k
@@ -72,42 +74,42 @@ pub(crate) fn successor(mut to: Vec<u8>) -> Vec<u8> {
     to
 }
 
-pub fn score_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let from = score_prefix(slot, key);
+pub fn score_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = score_prefix(at, key);
     let to = successor(from.clone());
     (from, to)
 }
 
-pub fn rank_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+pub fn rank_prefix(at: DbSlot, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(7 + key.len());
-    k.extend_from_slice(&slot_prefix(slot, KIND_RANK));
+    k.extend_from_slice(&at.prefix(KIND_RANK));
     k.extend_from_slice(&(key.len() as u32).to_be_bytes());
     k.extend_from_slice(key);
     k
 }
 
-pub fn rank_key(slot: u16, key: &[u8], position: &[u8]) -> Vec<u8> {
-    let mut k = rank_prefix(slot, key);
+pub fn rank_key(at: DbSlot, key: &[u8], position: &[u8]) -> Vec<u8> {
+    let mut k = rank_prefix(at, key);
     k.extend_from_slice(position);
     k
 }
 
-pub fn rank_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let from = rank_prefix(slot, key);
+pub fn rank_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = rank_prefix(at, key);
     let to = successor(from.clone());
     (from, to)
 }
 
 /// Every record range a collection owns besides its meta record.
-pub fn collection_ranges(slot: u16, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn collection_ranges(at: DbSlot, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
     match v {
         Value::Str(_) => Vec::new(),
         Value::ZSet(_) => vec![
-            member_range(slot, key),
-            score_range(slot, key),
-            rank_range(slot, key),
+            member_range(at, key),
+            score_range(at, key),
+            rank_range(at, key),
         ],
-        _ => vec![member_range(slot, key)],
+        _ => vec![member_range(at, key)],
     }
 }
 
@@ -117,24 +119,24 @@ pub fn list_pos(pos: i64) -> [u8; 8] {
 }
 
 /// The prefix every member record of `key` starts with.
-pub fn member_prefix(slot: u16, key: &[u8]) -> Vec<u8> {
+pub fn member_prefix(at: DbSlot, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(7 + key.len());
-    k.extend_from_slice(&slot_prefix(slot, KIND_MEMBER));
+    k.extend_from_slice(&at.prefix(KIND_MEMBER));
     k.extend_from_slice(&(key.len() as u32).to_be_bytes());
     k.extend_from_slice(key);
     k
 }
 
-pub fn member_key(slot: u16, key: &[u8], member: &[u8]) -> Vec<u8> {
-    let mut k = member_prefix(slot, key);
+pub fn member_key(at: DbSlot, key: &[u8], member: &[u8]) -> Vec<u8> {
+    let mut k = member_prefix(at, key);
     k.extend_from_slice(member);
     k
 }
 
 /// `[from, to)` covering every member record of `key` (the prefix's lexicographic successor
 /// bounds it: the key length is part of the prefix, so no other key's members fall inside).
-pub fn member_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let from = member_prefix(slot, key);
+pub fn member_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = member_prefix(at, key);
     let mut to = from.clone();
     while let Some(last) = to.last_mut() {
         if *last == 0xff {
@@ -147,34 +149,31 @@ pub fn member_range(slot: u16, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (from, to)
 }
 
-pub fn slot_prefix(slot: u16, kind: u8) -> [u8; 3] {
-    let s = slot.to_be_bytes();
-    [s[0], s[1], kind]
-}
-
-pub fn meta_key(slot: u16, key: &[u8]) -> Vec<u8> {
+pub fn meta_key(at: DbSlot, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + key.len());
-    k.extend_from_slice(&slot_prefix(slot, KIND_META));
+    k.extend_from_slice(&at.prefix(KIND_META));
     k.extend_from_slice(key);
     k
 }
 
-pub fn expiry_key(slot: u16, at_ms: i64, key: &[u8]) -> Vec<u8> {
+pub fn expiry_key(at: DbSlot, at_ms: i64, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(11 + key.len());
-    k.extend_from_slice(&slot_prefix(slot, KIND_EXPIRY));
+    k.extend_from_slice(&at.prefix(KIND_EXPIRY));
     k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
     k.extend_from_slice(key);
     k
 }
 
-/// The slot of an expiry index key, if `k` is one.
-pub fn expiry_slot(k: &[u8]) -> Option<u16> {
-    (k.len() >= 11 && k[2] == KIND_EXPIRY).then(|| u16::from_be_bytes([k[0], k[1]]))
+/// The place of an expiry index key, if `k` is one.
+pub fn expiry_slot(k: &[u8]) -> Option<DbSlot> {
+    let (db, kind) = split_kind(*k.get(2)?);
+    (k.len() >= 11 && kind == KIND_EXPIRY)
+        .then(|| DbSlot::new(db, u16::from_be_bytes([k[0], k[1]])))
 }
 
 /// `(expire_at_ms, user_key)` of an expiry index key.
 pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
-    if k.len() < 11 || k[2] != KIND_EXPIRY {
+    if k.len() < 11 || split_kind(k[2]).1 != KIND_EXPIRY {
         return None;
     }
     let at = u64::from_be_bytes(k[3..11].try_into().ok()?) as i64;
@@ -276,7 +275,7 @@ mod tests {
         let d = decode_entry(&encode_entry(&e)).unwrap();
         assert_eq!(d.expire_at, Some(1234));
         assert!(matches!(d.value, Value::Str(b) if b == "v"));
-        let k = expiry_key(5, 99, b"key");
+        let k = expiry_key(DbSlot::new(3, 5), 99, b"key");
         assert_eq!(parse_expiry_key(&k), Some((99, &b"key"[..])));
         assert!(decode_entry(&[9, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }

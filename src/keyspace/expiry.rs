@@ -3,69 +3,92 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::encoding::{parse_expiry_key, slot_prefix, KIND_EXPIRY};
-use super::{now_ms, Keyspace, Result, Update};
+use super::encoding::{parse_expiry_key, KIND_EXPIRY};
+use super::{now_ms, DbSlot, Keyspace, Result, Update};
 use crate::storage::SLOTS;
 
+/// Which (database, slot) pairs may hold keys with a TTL: bit `db * SLOTS + slot`.
 pub struct ExpiringSlots {
     bits: Vec<AtomicU64>,
     cursor: AtomicUsize,
 }
 
+fn bit(at: DbSlot) -> (usize, u64) {
+    let i = at.db as usize * SLOTS + at.slot as usize;
+    (i / 64, 1 << (i % 64))
+}
+
+/// `[from, to)` of the expiry index of one slot in one database.
+fn index_range(at: DbSlot) -> ([u8; 3], [u8; 3]) {
+    (at.prefix(KIND_EXPIRY), at.prefix(KIND_EXPIRY + 1))
+}
+
 impl ExpiringSlots {
-    pub fn new() -> ExpiringSlots {
+    pub fn new(dbs: usize) -> ExpiringSlots {
         ExpiringSlots {
-            bits: (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect(),
+            bits: (0..dbs * SLOTS / 64).map(|_| AtomicU64::new(0)).collect(),
             cursor: AtomicUsize::new(0),
         }
     }
 
-    pub fn mark(&self, slot: u16) {
-        self.bits[slot as usize / 64].fetch_or(1 << (slot % 64), Ordering::Relaxed);
+    fn dbs(&self) -> usize {
+        self.bits.len() * 64 / SLOTS
     }
 
-    fn clear(&self, slot: u16) {
-        self.bits[slot as usize / 64].fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
+    pub fn mark(&self, at: DbSlot) {
+        let (w, b) = bit(at);
+        if let Some(w) = self.bits.get(w) {
+            w.fetch_or(b, Ordering::Relaxed);
+        }
     }
 
-    fn is_marked(&self, slot: u16) -> bool {
-        self.bits[slot as usize / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+    fn clear(&self, at: DbSlot) {
+        let (w, b) = bit(at);
+        if let Some(w) = self.bits.get(w) {
+            w.fetch_and(!b, Ordering::Relaxed);
+        }
     }
 
-    /// Marks the slots whose index is non-empty (start-up).
+    fn is_marked(&self, at: DbSlot) -> bool {
+        let (w, b) = bit(at);
+        self.bits
+            .get(w)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & b != 0)
+    }
+
+    /// Marks the places whose index is non-empty (start-up).
     pub fn load(&self, ks: &Keyspace) -> Result<()> {
-        for slot in 0..SLOTS as u16 {
-            if ks.count_in_slot(slot) == 0 {
-                continue;
-            }
-            let mut any = false;
-            ks.engine.scan(
-                &slot_prefix(slot, KIND_EXPIRY),
-                &slot_prefix(slot, KIND_EXPIRY + 1),
-                |_, _| {
+        for db in 0..self.dbs() as u8 {
+            for slot in 0..SLOTS as u16 {
+                let at = DbSlot::new(db, slot);
+                if ks.count_at(at) == 0 {
+                    continue;
+                }
+                let mut any = false;
+                let (from, to) = index_range(at);
+                ks.engine.scan(&from, &to, |_, _| {
                     any = true;
                     false
-                },
-            )?;
-            if any {
-                self.mark(slot);
+                })?;
+                if any {
+                    self.mark(at);
+                }
             }
         }
         Ok(())
     }
 
-    pub fn count(&self, ks: &Keyspace) -> Result<i64> {
+    /// Keys with a TTL in physical database `db`.
+    pub fn count(&self, ks: &Keyspace, db: u8) -> Result<i64> {
         let mut n = 0;
         for slot in 0..SLOTS as u16 {
-            if self.is_marked(slot) {
-                ks.engine.scan(
-                    &slot_prefix(slot, KIND_EXPIRY),
-                    &slot_prefix(slot, KIND_EXPIRY + 1),
-                    |_, _| {
-                        n += 1;
-                        true
-                    },
-                )?;
+            let at = DbSlot::new(db, slot);
+            if self.is_marked(at) {
+                let (from, to) = index_range(at);
+                ks.engine.scan(&from, &to, |_, _| {
+                    n += 1;
+                    true
+                })?;
             }
         }
         Ok(n)
@@ -82,46 +105,47 @@ impl Keyspace {
         let now = now_ms();
         let mut deleted = 0;
         let start = self.expiring.cursor.load(Ordering::Relaxed);
-        for i in 0..SLOTS {
-            let slot = ((start + i) % SLOTS) as u16;
-            if !self.expiring.is_marked(slot) {
+        let places = self.expiring.dbs() * SLOTS;
+        for i in 0..places {
+            let place = (start + i) % places;
+            let at = DbSlot::new((place / SLOTS) as u8, (place % SLOTS) as u16);
+            if !self.expiring.is_marked(at) {
                 continue;
             }
             let mut due: Vec<(i64, Vec<u8>)> = Vec::new();
             let mut remaining = false;
-            let from = slot_prefix(slot, KIND_EXPIRY);
+            let (from, to) = index_range(at);
             self.engine
-                .scan(
-                    &from,
-                    &slot_prefix(slot, KIND_EXPIRY + 1),
-                    |k, _| match parse_expiry_key(k) {
-                        Some((at, key)) if at <= now && due.len() < budget - deleted => {
-                            due.push((at, key.to_vec()));
-                            true
-                        }
-                        Some(_) => {
-                            remaining = true;
-                            false
-                        }
-                        None => true,
-                    },
-                )?;
-            for (at, key) in &due {
-                let gone = self.update(key, |live| match live {
+                .scan(&from, &to, |k, _| match parse_expiry_key(k) {
+                    Some((at, key)) if at <= now && due.len() < budget - deleted => {
+                        due.push((at, key.to_vec()));
+                        true
+                    }
+                    Some(_) => {
+                        remaining = true;
+                        false
+                    }
+                    None => true,
+                })?;
+            for (due_at, key) in &due {
+                let mut p = self.pending();
+                p.select(at.db);
+                let gone = p.update(key, |live| match live {
                     None => (Update::Delete, true),
-                    Some(e) if e.expire_at == Some(*at) => (Update::Delete, true),
+                    Some(e) if e.expire_at == Some(*due_at) => (Update::Delete, true),
                     Some(_) => (Update::Keep, false),
                 })?;
+                p.commit()?;
                 if gone {
                     deleted += 1;
                     self.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
                 }
             }
             if !remaining && due.is_empty() {
-                self.expiring.clear(slot);
+                self.expiring.clear(at);
             }
             if deleted >= budget {
-                self.expiring.cursor.store(slot as usize, Ordering::Relaxed);
+                self.expiring.cursor.store(place, Ordering::Relaxed);
                 return Ok(deleted);
             }
         }

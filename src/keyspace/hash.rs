@@ -9,7 +9,7 @@ use super::encoding::{
     collection_ranges, encode_entry, expiry_key, member_key, member_prefix, member_range, meta_key,
 };
 use super::overlay::Reader;
-use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value};
+use super::{is_live, now_ms, DbSlot, Entry, Pending, Result, Value};
 use crate::storage::Batch;
 
 /// The key holds another type.
@@ -42,7 +42,7 @@ impl Kind {
 /// A hash as stored (committed state), read-only.
 pub struct HashView<'a> {
     src: Reader<'a>,
-    slot: u16,
+    slot: DbSlot,
     key: &'a [u8],
     pub len: u64,
     pub expire_at: Option<i64>,
@@ -148,7 +148,7 @@ impl Pending<'_> {
             Some((Some((k, len)), expire_at)) if k == kind => {
                 let v = HashView {
                     src: self.reader(),
-                    slot: key_slot(key),
+                    slot: self.at(key),
                     key,
                     len,
                     expire_at,
@@ -169,7 +169,7 @@ impl Pending<'_> {
         f: impl FnOnce(&mut HashTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
         self.acquire(&[key])?;
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         let now = now_ms();
         let mut batch = Batch::new();
@@ -265,7 +265,7 @@ pub enum Renamed {
     Done,
 }
 
-pub(super) fn stage_delete_any(batch: &mut Batch, slot: u16, key: &[u8], e: &Entry) {
+pub(super) fn stage_delete_any(batch: &mut Batch, slot: DbSlot, key: &[u8], e: &Entry) {
     batch.delete(meta_key(slot, key));
     if let Some(at) = e.expire_at {
         batch.delete(expiry_key(slot, at, key));
@@ -279,7 +279,7 @@ pub(super) fn stage_delete_any(batch: &mut Batch, slot: u16, key: &[u8], e: &Ent
 #[allow(clippy::too_many_arguments)]
 fn stage_coll(
     batch: &mut Batch,
-    slot: u16,
+    slot: DbSlot,
     key: &[u8],
     kind: Kind,
     fields: &BTreeMap<Vec<u8>, Vec<u8>>,
@@ -311,7 +311,7 @@ impl Pending<'_> {
         only_if_absent: bool,
     ) -> Result<bool> {
         self.acquire(&[key])?;
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);
@@ -339,17 +339,34 @@ impl Pending<'_> {
         nx: bool,
         keep_source: bool,
     ) -> Result<Renamed> {
+        self.transfer(src, None, dst, nx, keep_source)
+    }
+
+    /// Moves or copies the key at `src` (any type) to `dst` in logical database `db` (the
+    /// selected one when `None`): MOVE, COPY … DB, RENAME of a collection. With `nx`, an
+    /// existing destination stops it.
+    pub fn transfer(
+        &mut self,
+        src: &[u8],
+        db: Option<u8>,
+        dst: &[u8],
+        nx: bool,
+        keep_source: bool,
+    ) -> Result<Renamed> {
         self.acquire(&[src, dst])?;
         let now = now_ms();
         let Some(e) = self.read_physical(src)?.filter(|e| is_live(e, now)) else {
             return Ok(Renamed::NoSuchKey);
         };
-
-        let old_dst = self.read_physical(dst)?;
+        let ss = self.at(src);
+        let ds = match db {
+            Some(db) => DbSlot::of(self.keyspace().physical(db), dst),
+            None => self.at(dst),
+        };
+        let old_dst = self.read_at(ds, dst)?;
         if nx && old_dst.as_ref().is_some_and(|d| is_live(d, now)) {
             return Ok(Renamed::Exists);
         }
-        let (ss, ds) = (key_slot(src), key_slot(dst));
         // Every record range of the collection (members, and a sorted set's score index)
         // moves verbatim under the destination's prefix; then the meta record as it was.
         let mut moved: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -407,7 +424,7 @@ impl Pending<'_> {
         if !is_set(&Some(se.clone())) || !is_set(&d) {
             return Ok(Err(WrongType));
         }
-        let (ss, ds) = (key_slot(src), key_slot(dst));
+        let (ss, ds) = (self.at(src), self.at(dst));
         if self.reader().get(&member_key(ss, src, member))?.is_none() {
             return Ok(Ok(false));
         }
@@ -472,7 +489,7 @@ impl Pending<'_> {
             return Ok(false);
         }
         let mut batch = Batch::new();
-        stage_delete_any(&mut batch, key_slot(key), key, &e);
+        stage_delete_any(&mut batch, self.at(key), key, &e);
         self.push(batch)?;
         Ok(true)
     }

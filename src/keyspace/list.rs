@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use super::encoding::{encode_entry, expiry_key, list_pos, member_key, member_range, meta_key};
 use super::hash::stage_delete_any;
 use super::overlay::Reader;
-use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value, WrongType};
+use super::{is_live, now_ms, DbSlot, Entry, Pending, Result, Value, WrongType};
 use crate::storage::Batch;
 
 /// A list being read or changed; [`Keyspace::list_write`] commits it.
 pub struct ListTxn<'a> {
     src: Reader<'a>,
-    slot: u16,
+    slot: DbSlot,
     key: Vec<u8>,
     head: i64,
     len: u64,
@@ -159,7 +159,7 @@ impl ListTxn<'_> {
 
 impl Pending<'_> {
     fn list_txn(&self, key: &[u8]) -> Result<std::result::Result<ListTxn<'_>, WrongType>> {
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         let mut pre = Batch::new();
         let (existed, len, head, expire_at) = match &stored {
@@ -293,7 +293,7 @@ impl Pending<'_> {
         only_if_absent: bool,
     ) -> Result<bool> {
         self.acquire(&[key])?;
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);

@@ -6,6 +6,7 @@
 //! Read-modify-write runs under a striped per-key lock so concurrent connections never lose an
 //! update; locks are never held across an await.
 
+mod counts;
 pub mod dump;
 mod encoding;
 mod expiry;
@@ -22,12 +23,12 @@ mod watch;
 mod zrank;
 mod zset;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use crate::slot::key_slot;
+pub use crate::slot::{key_slot, DbSlot, MAX_DATABASES};
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_SET as TYPE_SET_TAG, TYPE_STRING as TYPE_STRING_TAG};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
@@ -127,7 +128,10 @@ pub struct KeyspaceStats {
 pub struct Keyspace {
     engine: Arc<Engine>,
     locks: LockTable,
-    counts: Vec<AtomicI64>,
+    counts: counts::Counts,
+    /// Logical database (what SELECT names) → physical database (the kind byte's high bits);
+    /// SWAPDB swaps two entries. Replicated as a node record.
+    db_map: [AtomicU8; MAX_DATABASES],
     expiring: expiry::ExpiringSlots,
     cursors: scan::CursorTable,
     pub stats: KeyspaceStats,
@@ -137,7 +141,7 @@ pub struct Keyspace {
     moving: Arc<moving::Moving>,
     watches: watch::Watches,
     /// Told of every committed change to a replicated node record (see `records`).
-    record_hooks: [std::sync::OnceLock<records::Hook>; 2],
+    record_hooks: [std::sync::OnceLock<records::Hook>; NodeRecord::ALL.len()],
 }
 
 /// Where committed batches go, in commit order (the replication backlog).
@@ -156,18 +160,17 @@ pub trait WriteLog: Send + Sync {
 }
 
 impl Keyspace {
-    /// Opens the keyspace, loading per-slot key counts and which slots hold TTLs.
-    pub fn open(engine: Arc<Engine>) -> Result<Keyspace> {
-        let counts = engine
-            .slot_counters()?
-            .into_iter()
-            .map(AtomicI64::new)
-            .collect();
+    /// Opens the keyspace of `databases` numbered databases, loading per-slot key counts and
+    /// which slots hold TTLs.
+    pub fn open(engine: Arc<Engine>, databases: usize) -> Result<Keyspace> {
+        let databases = databases.clamp(1, MAX_DATABASES);
+        let counts = counts::Counts::new(engine.slot_counters(databases)?);
         let ks = Keyspace {
             engine,
             locks: LockTable::new(),
             counts,
-            expiring: expiry::ExpiringSlots::new(),
+            db_map: std::array::from_fn(|i| AtomicU8::new(i as u8)),
+            expiring: expiry::ExpiringSlots::new(databases),
             cursors: scan::CursorTable::new(),
             stats: KeyspaceStats::default(),
             commit_lock: parking_lot::Mutex::new(()),
@@ -177,8 +180,21 @@ impl Keyspace {
             watches: watch::Watches::default(),
             record_hooks: Default::default(),
         };
+        ks.load_db_map(&ks.record(NodeRecord::Databases)?);
         ks.expiring.load(&ks)?;
         Ok(ks)
+    }
+
+    /// Number of numbered databases.
+    pub fn databases(&self) -> usize {
+        self.counts.databases()
+    }
+
+    /// The physical database holding logical database `db` (SELECT's number).
+    pub fn physical(&self, db: u8) -> u8 {
+        self.db_map
+            .get(db as usize)
+            .map_or(0, |p| p.load(Ordering::Relaxed))
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -256,8 +272,8 @@ impl Keyspace {
         let set = batch.counts_set();
         let cleared = batch.cleared_slots();
         for k in batch.put_keys() {
-            if let Some(slot) = encoding::expiry_slot(k) {
-                self.expiring.mark(slot);
+            if let Some(at) = encoding::expiry_slot(k) {
+                self.expiring.mark(at);
             }
         }
         let records = Self::records_in(&batch);
@@ -266,17 +282,17 @@ impl Keyspace {
         // Slots being imported stay at 0 until revealed (their counts are read back then).
         for (a, b) in cleared {
             for s in a..=b {
-                self.counts[s as usize].store(0, Ordering::Relaxed);
+                self.counts.clear_slot(s);
             }
         }
-        for (slot, n) in set {
-            if !self.moving.is_hidden(slot) {
-                self.counts[slot as usize].store(n, Ordering::Relaxed);
+        for (at, n) in set {
+            if !self.moving.is_hidden(at.slot) {
+                self.counts.store(at, n);
             }
         }
-        for (slot, d) in deltas {
-            if !self.moving.is_hidden(slot) {
-                self.counts[slot as usize].fetch_add(d, Ordering::Relaxed);
+        for (at, d) in deltas {
+            if !self.moving.is_hidden(at.slot) {
+                self.counts.add(at, d);
             }
         }
         Ok(())
@@ -330,33 +346,96 @@ impl Keyspace {
 
     /// Reloads per-slot counts and TTL marks after the data was replaced underneath (full sync).
     pub fn reload(&self) -> Result<()> {
-        let counts = self.engine.slot_counters()?;
-        for (c, n) in self.counts.iter().zip(counts) {
-            c.store(n, Ordering::Relaxed);
+        let counts = self.engine.slot_counters(self.databases())?;
+        for slot in 0..SLOTS as u16 {
+            self.counts.load_slot(slot, &counts);
         }
+        self.load_db_map(&self.record(NodeRecord::Databases)?);
         self.cursors.clear();
         self.expiring.load(self)
     }
 
-    /// Number of keys (including expired ones not yet reclaimed, as Valkey's DBSIZE).
-    pub fn dbsize(&self) -> i64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    /// Number of keys of logical database `db` (including expired ones not yet reclaimed,
+    /// as Valkey's DBSIZE).
+    pub fn dbsize(&self, db: u8) -> i64 {
+        self.counts.db_total(self.physical(db))
     }
 
+    /// Number of keys in every database.
+    pub fn total_keys(&self) -> i64 {
+        self.counts.total()
+    }
+
+    /// Keys of `slot` in every database (what a slot owner holds of it).
     pub fn count_in_slot(&self, slot: u16) -> i64 {
-        self.counts[slot as usize].load(Ordering::Relaxed)
+        self.counts.slot_total(slot)
     }
 
-    /// Number of keys with a TTL (for INFO's `expires=`).
-    pub fn expires_count(&self) -> Result<i64> {
-        self.expiring.count(self)
+    /// Keys of one slot in one physical database.
+    pub fn count_at(&self, at: DbSlot) -> i64 {
+        self.counts.get(at)
     }
 
-    /// Deletes every key.
+    /// Number of keys with a TTL in logical database `db` (for INFO's `expires=`).
+    pub fn expires_count(&self, db: u8) -> Result<i64> {
+        self.expiring.count(self, self.physical(db))
+    }
+
+    /// Deletes every key of every database.
     pub fn flush_all(&self) -> Result<()> {
         self.flush_slots(0, (SLOTS - 1) as u16)?;
         self.cursors.clear();
         Ok(())
+    }
+
+    /// Deletes every key of logical database `db`: one range delete per slot holding any.
+    pub fn flush_db(&self, db: u8) -> Result<()> {
+        let _g = self.locks.lock_all();
+        let physical = self.physical(db);
+        let mut batch = Batch::new();
+        for slot in 0..SLOTS as u16 {
+            let at = DbSlot::new(physical, slot);
+            if self.counts.get(at) != 0 {
+                batch.delete_range(at.prefix(0).to_vec(), at.end());
+                batch.set_count(at, 0);
+            }
+        }
+        self.commit(batch)?;
+        self.watches.touched_dbs(&[physical]);
+        self.cursors.clear();
+        Ok(())
+    }
+
+    /// SWAPDB: logical databases `a` and `b` trade their data (their physical databases),
+    /// replicated as the database map record.
+    pub fn swap_db(&self, a: u8, b: u8) -> Result<()> {
+        let _g = self.locks.lock_all();
+        let mut map: Vec<u8> = (0..self.databases() as u8)
+            .map(|d| self.physical(d))
+            .collect();
+        map.swap(a as usize, b as usize);
+        let mut batch = Batch::new();
+        batch.put_meta(NodeRecord::Databases.key().to_vec(), map.clone());
+        self.commit(batch)?;
+        self.load_db_map(&map);
+        self.watches
+            .touched_dbs(&[map[a as usize], map[b as usize]]);
+        self.cursors.clear();
+        Ok(())
+    }
+
+    /// Installs a stored database map (empty or malformed: the identity map).
+    fn load_db_map(&self, map: &[u8]) {
+        let n = self.databases();
+        let mut seen = [false; MAX_DATABASES];
+        let valid = map.len() == n
+            && map
+                .iter()
+                .all(|&p| (p as usize) < n && !std::mem::replace(&mut seen[p as usize], true));
+        for (i, cell) in self.db_map.iter().enumerate() {
+            let p = if valid && i < n { map[i] } else { i as u8 };
+            cell.store(p, Ordering::Relaxed);
+        }
     }
 
     /// Deletes every key of the slots in `[first, last]`.

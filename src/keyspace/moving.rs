@@ -109,7 +109,8 @@ impl Moving {
 
 /// Whether a storage entry of a slot export is a key (not a counter or an index entry).
 pub fn is_key_entry(k: &[u8]) -> bool {
-    k.get(2) == Some(&super::encoding::KIND_META)
+    k.get(2)
+        .is_some_and(|&b| crate::slot::split_kind(b).1 == super::encoding::KIND_META)
 }
 
 impl Keyspace {
@@ -203,10 +204,10 @@ impl Keyspace {
         // Under the commit lock: a write committed between reading the stored counters and
         // unhiding the slots would otherwise be missing from the in-memory count.
         let _order = self.commit_lock.lock();
-        let counts = self.engine.slot_counters()?;
+        let counts = self.engine.slot_counters(self.databases())?;
         for &(a, b) in ranges {
             for s in a..=b {
-                self.counts[s as usize].store(counts[s as usize], Ordering::Relaxed);
+                self.counts.load_slot(s, &counts);
                 self.moving.hidden[s as usize].store(false, Ordering::Relaxed);
             }
         }
@@ -220,7 +221,7 @@ impl Keyspace {
             for s in a..=b {
                 self.moving.hidden[s as usize].store(on, Ordering::Relaxed);
                 if on {
-                    self.counts[s as usize].store(0, Ordering::Relaxed);
+                    self.counts.clear_slot(s);
                 }
             }
         }
@@ -327,13 +328,16 @@ impl Keyspace {
         let _all = self.locks.lock_all();
         let mut batch = Batch::new();
         for &s in slots {
-            let (start, end) = super::scan::meta_range_of(s);
-            let mut n = 0i64;
-            self.engine.scan_bulk(&start, &end, |_, _| {
-                n += 1;
-                true
-            })?;
-            batch.set_count(s, n);
+            for db in 0..self.databases() as u8 {
+                let at = super::DbSlot::new(db, s);
+                let (start, end) = super::scan::meta_range(at);
+                let mut n = 0i64;
+                self.engine.scan_bulk(&start, &end, |_, _| {
+                    n += 1;
+                    true
+                })?;
+                batch.set_count(at, n);
+            }
         }
         self.commit(batch)?;
         self.cursors.clear();
@@ -342,10 +346,10 @@ impl Keyspace {
 
     /// Replica side: reloads the counts of slots whose data was replaced underneath.
     pub fn reload_slots(&self, ranges: &[(u16, u16)]) -> Result<()> {
-        let counts = self.engine.slot_counters()?;
+        let counts = self.engine.slot_counters(self.databases())?;
         for &(a, b) in ranges {
             for s in a..=b {
-                self.counts[s as usize].store(counts[s as usize], Ordering::Relaxed);
+                self.counts.load_slot(s, &counts);
             }
         }
         self.cursors.clear();

@@ -10,7 +10,7 @@ use parking_lot::MutexGuard;
 
 use super::encoding::{collection_ranges, decode_entry, expiry_key, meta_key, peek_entry};
 use super::overlay::{Overlay, Reader};
-use super::{is_live, key_slot, now_ms, Entry, Keyspace, Result, Update};
+use super::{is_live, now_ms, DbSlot, Entry, Keyspace, Result, Update};
 use crate::storage::Batch;
 
 /// Staged operations after which a scope commits on its own, bounding memory and lock time.
@@ -29,6 +29,8 @@ pub struct Pending<'a> {
     held: Vec<(usize, MutexGuard<'a, ()>)>,
     /// A transaction runs: nothing commits until [`Pending::end_atomic`].
     atomic: bool,
+    /// The physical database the scope's key operations address.
+    db: u8,
 }
 
 impl<'a> Pending<'a> {
@@ -41,7 +43,19 @@ impl<'a> Pending<'a> {
             overlay: Overlay::default(),
             held: Vec::new(),
             atomic: false,
+            db: 0,
         }
+    }
+
+    /// Addresses the next key operations to logical database `db` (SELECT's number, mapped
+    /// to its physical database now); staged writes to the previous one stay staged.
+    pub fn select(&mut self, db: u8) {
+        self.db = self.ks.physical(db);
+    }
+
+    /// Where `key`'s records live in the selected database.
+    pub fn at(&self, key: &[u8]) -> DbSlot {
+        DbSlot::of(self.db, key)
     }
 
     /// Reads that see this scope's staged records.
@@ -128,7 +142,12 @@ impl<'a> Pending<'a> {
     }
 
     pub(super) fn read_physical(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let mk = meta_key(key_slot(key), key);
+        self.read_at(self.at(key), key)
+    }
+
+    /// The stored entry of `key` at `at` (another database than the selected one too).
+    pub(super) fn read_at(&self, at: DbSlot, key: &[u8]) -> Result<Option<Entry>> {
+        let mk = meta_key(at, key);
         Ok(self
             .reader()
             .get_with(&mk, |v| v.map(decode_entry).transpose())??)
@@ -161,7 +180,7 @@ impl<'a> Pending<'a> {
     /// Type tag and expiry of a live key without copying its value.
     pub fn peek(&self, key: &[u8]) -> Result<Option<(u8, Option<i64>)>> {
         let now = now_ms();
-        let mk = meta_key(key_slot(key), key);
+        let mk = meta_key(self.at(key), key);
         let p = self
             .reader()
             .get_with(&mk, |v| v.map(peek_entry).transpose())??;
@@ -240,7 +259,7 @@ impl<'a> Pending<'a> {
 
     /// Adds the writes for decision `u` on `key` (stored entry `old`) to the batch.
     fn stage(&mut self, key: &[u8], old: Option<Entry>, u: Update) -> Result<()> {
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let old_at = old.as_ref().and_then(|e| e.expire_at);
         let mut b = Batch::new();
         match u {
@@ -304,7 +323,10 @@ impl<'a> Pending<'a> {
         self.commit_now()
     }
 
-    fn commit_now(&mut self) -> Result<()> {
+    /// Writes everything staged and releases the key locks even inside a transaction: what
+    /// takes every key lock (FLUSHALL, FLUSHDB, SWAPDB) runs next, and this scope's own
+    /// stripes would otherwise keep it waiting forever.
+    pub fn commit_now(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         let result = if batch.is_empty() {
             Ok(())

@@ -15,15 +15,22 @@ pub enum NodeRecord {
     Functions,
     /// ACL LIST's lines, one per user.
     Users,
+    /// The physical database of each logical one (byte `i` for database `i`; SWAPDB).
+    Databases,
 }
 
 impl NodeRecord {
-    pub const ALL: [NodeRecord; 2] = [NodeRecord::Functions, NodeRecord::Users];
+    pub const ALL: [NodeRecord; 3] = [
+        NodeRecord::Functions,
+        NodeRecord::Users,
+        NodeRecord::Databases,
+    ];
 
-    fn key(self) -> &'static [u8] {
+    pub(super) fn key(self) -> &'static [u8] {
         match self {
             NodeRecord::Functions => b"functions",
             NodeRecord::Users => b"acl-users",
+            NodeRecord::Databases => b"db-map",
         }
     }
 
@@ -87,6 +94,9 @@ impl Keyspace {
 
     pub(super) fn records_written(&self, records: &[(NodeRecord, Vec<u8>)]) {
         for (r, payload) in records {
+            if *r == NodeRecord::Databases {
+                self.load_db_map(payload);
+            }
             if let Some(hook) = self.record_hooks[r.index()].get() {
                 hook(payload);
             }

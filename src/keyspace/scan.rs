@@ -9,8 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 use rand::Rng;
 
-use super::encoding::{decode_entry, peek_entry, slot_prefix, KIND_META};
-use super::{now_ms, Keyspace, Result};
+use super::encoding::{decode_entry, peek_entry, KIND_META};
+use super::{now_ms, DbSlot, Keyspace, Result};
 use crate::storage::SLOTS;
 
 const TOKEN_BITS: u32 = 40;
@@ -72,6 +72,8 @@ pub struct ScanFilter<'a> {
     pub type_name: Option<&'a [u8]>,
     /// Only these slots (cluster mode: the slots this node serves).
     pub slots: Option<&'a dyn Fn(u16) -> bool>,
+    /// The logical database listed.
+    pub db: u8,
 }
 
 impl ScanFilter<'_> {
@@ -105,15 +107,9 @@ impl ScanFilter<'_> {
     }
 }
 
-pub(super) fn meta_range_of(slot: u16) -> ([u8; 3], [u8; 3]) {
-    meta_range(slot)
-}
-
-fn meta_range(slot: u16) -> ([u8; 3], [u8; 3]) {
-    (
-        slot_prefix(slot, KIND_META),
-        slot_prefix(slot, KIND_META + 1),
-    )
+/// `[from, to)` of the meta records (one per key) of a slot in one database.
+pub(super) fn meta_range(at: DbSlot) -> ([u8; 3], [u8; 3]) {
+    (at.prefix(KIND_META), at.prefix(KIND_META + 1))
 }
 
 impl Keyspace {
@@ -145,10 +141,12 @@ impl Keyspace {
         let mut out = Vec::new();
         let mut examined = 0usize;
         let count = count.max(1);
+        let db = self.physical(filter.db);
         while slot < SLOTS {
             let s = slot as u16;
-            if self.count_in_slot(s) > 0 && filter.slot_ok(s) {
-                let (start, end) = meta_range(s);
+            let at = DbSlot::new(db, s);
+            if self.count_at(at) > 0 && filter.slot_ok(s) {
+                let (start, end) = meta_range(at);
                 let from = resume.take().unwrap_or_else(|| start.to_vec());
                 let mut next_key = None;
                 self.engine.scan(&from, &end, |k, v| {
@@ -181,11 +179,13 @@ impl Keyspace {
     pub fn keys(&self, filter: &ScanFilter) -> Result<Vec<Vec<u8>>> {
         let now = now_ms();
         let mut out = Vec::new();
+        let db = self.physical(filter.db);
         for slot in 0..SLOTS as u16 {
-            if self.count_in_slot(slot) == 0 || !filter.slot_ok(slot) {
+            let at = DbSlot::new(db, slot);
+            if self.count_at(at) == 0 || !filter.slot_ok(slot) {
                 continue;
             }
-            let (start, end) = meta_range(slot);
+            let (start, end) = meta_range(at);
             self.engine.scan_bulk(&start, &end, |k, v| {
                 if filter.matches(&k[3..], v, now) {
                     out.push(k[3..].to_vec());
@@ -196,13 +196,14 @@ impl Keyspace {
         Ok(out)
     }
 
-    /// Up to `n` keys of `slot` (CLUSTER GETKEYSINSLOT), expired ones included as Valkey does.
-    pub fn keys_in_slot(&self, slot: u16, n: usize) -> Result<Vec<Vec<u8>>> {
+    /// Up to `n` keys of `slot` in logical database `db` (CLUSTER GETKEYSINSLOT), expired
+    /// ones included as Valkey does.
+    pub fn keys_in_slot(&self, db: u8, slot: u16, n: usize) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         if n == 0 || self.is_hidden(slot) {
             return Ok(out);
         }
-        let (start, end) = meta_range(slot);
+        let (start, end) = meta_range(DbSlot::new(self.physical(db), slot));
         self.engine.scan(&start, &end, |k, _| {
             out.push(k[3..].to_vec());
             out.len() < n
@@ -210,11 +211,16 @@ impl Keyspace {
         Ok(out)
     }
 
-    /// A random live key, if any (RANDOMKEY).
-    pub fn random_key(&self, slots: Option<&dyn Fn(u16) -> bool>) -> Result<Option<Vec<u8>>> {
+    /// A random live key of logical database `db`, if any (RANDOMKEY).
+    pub fn random_key(
+        &self,
+        db: u8,
+        slots: Option<&dyn Fn(u16) -> bool>,
+    ) -> Result<Option<Vec<u8>>> {
         let now = now_ms();
+        let db = self.physical(db);
         let populated: Vec<(u16, i64)> = (0..SLOTS as u16)
-            .map(|s| (s, self.count_in_slot(s)))
+            .map(|s| (s, self.count_at(DbSlot::new(db, s))))
             .filter(|(s, c)| *c > 0 && slots.is_none_or(|f| f(*s)))
             .collect();
         if populated.is_empty() {
@@ -225,7 +231,7 @@ impl Keyspace {
         for _ in 0..16 {
             let (slot, n) = populated[rng.random_range(0..populated.len())];
             let skip = rng.random_range(0..n.max(1)) as usize;
-            let (start, end) = meta_range(slot);
+            let (start, end) = meta_range(DbSlot::new(db, slot));
             let mut found = None;
             let mut i = 0;
             self.engine.scan(&start, &end, |k, v| {

@@ -8,7 +8,7 @@ use super::*;
 use crate::storage::Engine;
 
 fn open(dir: &std::path::Path) -> Keyspace {
-    Keyspace::open(Arc::new(Engine::open_for_test(dir))).unwrap()
+    Keyspace::open(Arc::new(Engine::open_for_test(dir)), 16).unwrap()
 }
 
 fn put(ks: &Keyspace, k: &str, v: &str, expire_at: Option<i64>) {
@@ -34,10 +34,10 @@ fn counts_survive_reopen() {
         }
         put(&ks, "k1", "again", None);
         ks.update(b"k2", |_| (Update::Delete, ())).unwrap();
-        assert_eq!(ks.dbsize(), 499);
+        assert_eq!(ks.dbsize(0), 499);
     }
     let ks = open(dir.path());
-    assert_eq!(ks.dbsize(), 499);
+    assert_eq!(ks.dbsize(0), 499);
     assert_eq!(
         ks.lookup(b"k1").unwrap().unwrap().value,
         Value::Str(Bytes::from("again"))
@@ -54,10 +54,10 @@ fn expired_keys_vanish_lazily_and_actively() {
     put(&ks, "gone2", "v", Some(past));
     put(&ks, "stays", "v", Some(now_ms() + 60_000));
     assert!(ks.lookup(b"gone").unwrap().is_none());
-    assert_eq!(ks.dbsize(), 2);
+    assert_eq!(ks.dbsize(0), 2);
     assert_eq!(ks.active_expire_cycle(100).unwrap(), 1);
-    assert_eq!(ks.dbsize(), 1);
-    assert_eq!(ks.expires_count().unwrap(), 1);
+    assert_eq!(ks.dbsize(0), 1);
+    assert_eq!(ks.expires_count(0).unwrap(), 1);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn update_many_with_repeated_keys() {
         (vec![e("1"), e("2"), e("3")], ())
     })
     .unwrap();
-    assert_eq!(ks.dbsize(), 2);
+    assert_eq!(ks.dbsize(0), 2);
     assert_eq!(
         ks.lookup(b"a").unwrap().unwrap().value,
         Value::Str(Bytes::from("3"))
@@ -92,6 +92,7 @@ fn scan_visits_every_key_once_across_cursor_steps() {
         pattern: None,
         type_name: None,
         slots: None,
+        db: 0,
     };
     let mut seen = std::collections::HashSet::new();
     let mut cursor = 0;
@@ -111,6 +112,7 @@ fn scan_visits_every_key_once_across_cursor_steps() {
         pattern: Some(b"{tag}:*"),
         type_name: None,
         slots: None,
+        db: 0,
     };
     assert_eq!(ks.keys(&pat).unwrap().len(), 50);
 }
@@ -123,10 +125,10 @@ fn flush_all_empties_everything() {
         put(&ks, &format!("k{i}"), "v", Some(now_ms() + 100_000));
     }
     ks.flush_all().unwrap();
-    assert_eq!(ks.dbsize(), 0);
+    assert_eq!(ks.dbsize(0), 0);
     assert!(ks.lookup(b"k1").unwrap().is_none());
     put(&ks, "new", "v", None);
-    assert_eq!(ks.dbsize(), 1);
+    assert_eq!(ks.dbsize(0), 1);
 }
 
 /// A legacy MIGRATE and a slot migration can pause the same slot; the first to finish must
@@ -153,10 +155,13 @@ fn replicated_batch_with_bad_slots_is_an_error_not_a_panic() {
     let ks = open(dir.path());
     let mut bad: Vec<crate::storage::Batch> = Vec::new();
     let mut b = crate::storage::Batch::new();
-    b.count(16384, 1);
+    b.count(crate::slot::DbSlot::new(0, 16384), 1);
     bad.push(b);
     let mut b = crate::storage::Batch::new();
-    b.set_count(u16::MAX, 5);
+    b.set_count(crate::slot::DbSlot::new(0, u16::MAX), 5);
+    bad.push(b);
+    let mut b = crate::storage::Batch::new();
+    b.count(crate::slot::DbSlot::new(32, 5), 1);
     bad.push(b);
     let mut b = crate::storage::Batch::new();
     b.delete_slots(100, 20000);
@@ -178,7 +183,7 @@ fn replicated_batch_with_bad_slots_is_an_error_not_a_panic() {
         assert!(r.is_err(), "bad batch {i} was applied");
     }
     put(&ks, "still", "serving", None);
-    assert_eq!(ks.dbsize(), 1);
+    assert_eq!(ks.dbsize(0), 1);
 }
 
 #[test]
@@ -201,12 +206,62 @@ fn update_many_counts_repeated_and_many_keys_once() {
         (puts, ())
     })
     .unwrap();
-    assert_eq!(ks.dbsize(), 1501);
-    assert_eq!(ks.expires_count().unwrap(), 0);
+    assert_eq!(ks.dbsize(0), 1501);
+    assert_eq!(ks.expires_count(0).unwrap(), 0);
     assert_eq!(
         ks.lookup(b"m7").unwrap().unwrap().value,
         Value::Str(Bytes::from("v1500"))
     );
     drop(ks);
-    assert_eq!(open(dir.path()).dbsize(), 1501);
+    assert_eq!(open(dir.path()).dbsize(0), 1501);
+}
+
+fn put_in(ks: &Keyspace, db: u8, k: &str, v: &str) {
+    let mut p = ks.pending();
+    p.select(db);
+    p.update(k.as_bytes(), |_| {
+        (Update::Put(Entry::string(Bytes::from(v.to_string()))), ())
+    })
+    .unwrap();
+    p.commit().unwrap();
+}
+
+fn get_in(ks: &Keyspace, db: u8, k: &str) -> Option<Entry> {
+    let mut p = ks.pending();
+    p.select(db);
+    let e = p.lookup(k.as_bytes()).unwrap();
+    p.commit().unwrap();
+    e
+}
+
+#[test]
+fn databases_are_separate_and_flush_alone_including_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Keyspace::open(Arc::new(Engine::open_for_test(dir.path())), 32).unwrap();
+    for db in [0u8, 1, 30, 31] {
+        for i in 0..100 {
+            put_in(&ks, db, &format!("k{i}"), &format!("{db}"));
+        }
+    }
+    assert_eq!(ks.total_keys(), 400);
+    ks.flush_db(31).unwrap();
+    ks.flush_db(1).unwrap();
+    for (db, n) in [(0u8, 100), (1, 0), (30, 100), (31, 0)] {
+        assert_eq!(ks.dbsize(db), n, "db {db}");
+        assert_eq!(get_in(&ks, db, "k7").is_some(), n > 0, "db {db}");
+    }
+    assert_eq!(
+        get_in(&ks, 30, "k7").unwrap().value,
+        Value::Str(Bytes::from("30"))
+    );
+    ks.swap_db(0, 31).unwrap();
+    assert_eq!(ks.dbsize(0), 0);
+    assert_eq!(ks.dbsize(31), 100);
+    drop(ks);
+    let ks = Keyspace::open(Arc::new(Engine::open_for_test(dir.path())), 32).unwrap();
+    assert_eq!(ks.dbsize(31), 100, "the database map survives a reopen");
+    assert_eq!(
+        get_in(&ks, 31, "k7").unwrap().value,
+        Value::Str(Bytes::from("0"))
+    );
 }

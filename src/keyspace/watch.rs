@@ -10,26 +10,42 @@ use parking_lot::Mutex;
 
 use super::encoding::{KIND_MEMBER, KIND_META};
 use super::{key_slot, Keyspace};
+use crate::slot::split_kind;
 use crate::storage::Batch;
 
 /// Set once a watched key changed.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// The flags of the connections watching one key.
+type Watchers = Vec<Weak<AtomicBool>>;
+
 #[derive(Default)]
 pub(super) struct Watches {
     live: AtomicUsize,
-    keys: Mutex<HashMap<Vec<u8>, Vec<Weak<AtomicBool>>>>,
+    /// Watched (physical database, key) pairs.
+    keys: Mutex<HashMap<(u8, Vec<u8>), Watchers>>,
 }
 
-/// The user key a data record belongs to, if it is a meta or member record.
-fn user_key(k: &[u8]) -> Option<&[u8]> {
-    match *k.get(2)? {
+/// The physical database and user key a data record belongs to, if it is a meta or member
+/// record.
+fn user_key(k: &[u8]) -> Option<(u8, &[u8])> {
+    let (db, kind) = split_kind(*k.get(2)?);
+    let key = match kind {
         KIND_META => k.get(3..),
         KIND_MEMBER => {
             let len = u32::from_be_bytes(k.get(3..7)?.try_into().ok()?) as usize;
             k.get(7..7 + len)
         }
         _ => None,
+    }?;
+    Some((db, key))
+}
+
+fn mark(v: &[Weak<AtomicBool>]) {
+    for w in v {
+        if let Some(f) = w.upgrade() {
+            f.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -48,38 +64,45 @@ impl Watches {
             self.live.store(0, Ordering::Release);
             return;
         }
-        let mark = |v: &Vec<Weak<AtomicBool>>| {
-            for w in v {
-                if let Some(f) = w.upgrade() {
-                    f.store(true, Ordering::Release);
-                }
-            }
-        };
         for k in batch.written_keys() {
-            if let Some(u) = user_key(k) {
-                if let Some(v) = keys.get(u) {
+            if let Some((db, u)) = user_key(k) {
+                // A lookup by borrowed pair would need a second map shape; keys are short.
+                if let Some(v) = keys.get(&(db, u.to_vec())) {
                     mark(v);
                 }
             }
         }
         for (a, b) in batch.cleared_slots() {
-            for (k, v) in keys.iter() {
+            for ((_, k), v) in keys.iter() {
                 if (a..=b).contains(&key_slot(k)) {
                     mark(v);
                 }
             }
         }
     }
+
+    /// Marks every watched key of physical databases `dbs` (FLUSHDB, SWAPDB).
+    pub(super) fn touched_dbs(&self, dbs: &[u8]) {
+        if self.live.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        for ((db, _), v) in self.keys.lock().iter() {
+            if dbs.contains(db) {
+                mark(v);
+            }
+        }
+    }
 }
 
 impl Keyspace {
-    /// Starts watching `key`; the flag turns true when a committed write touches it.
-    pub fn watch(&self, key: &[u8]) -> WatchFlag {
+    /// Starts watching `key` of logical database `db`; the flag turns true when a committed
+    /// write touches it.
+    pub fn watch(&self, db: u8, key: &[u8]) -> WatchFlag {
         let f = Arc::new(AtomicBool::new(false));
         self.watches
             .keys
             .lock()
-            .entry(key.to_vec())
+            .entry((self.physical(db), key.to_vec()))
             .or_default()
             .push(Arc::downgrade(&f));
         self.watches.live.fetch_add(1, Ordering::AcqRel);

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use super::encoding::{rank_key, rank_prefix};
 use super::overlay::Reader;
 use super::zset::ZView;
-use super::Result;
+use super::{DbSlot, Result};
 use crate::storage::Batch;
 
 /// A block is cut in two when it holds more entries than this.
@@ -27,7 +27,7 @@ fn decode_count(v: &[u8]) -> u64 {
 }
 
 /// The block holding index position `pos`: (its first position, its count).
-fn block_of(src: &Reader, slot: u16, key: &[u8], pos: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+fn block_of(src: &Reader, slot: DbSlot, key: &[u8], pos: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
     let p = rank_prefix(slot, key);
     let n = p.len();
     let mut to = rank_key(slot, key, pos);
@@ -45,7 +45,7 @@ fn block_of(src: &Reader, slot: u16, key: &[u8], pos: &[u8]) -> Result<Option<(V
 const FEW: usize = 16;
 
 /// Every block of the set at `key`: (first position, count), in order.
-fn all_blocks(src: &Reader, slot: u16, key: &[u8]) -> Result<Vec<(Vec<u8>, u64)>> {
+fn all_blocks(src: &Reader, slot: DbSlot, key: &[u8]) -> Result<Vec<(Vec<u8>, u64)>> {
     let (p, end) = super::encoding::rank_range(slot, key);
     let n = p.len();
     let mut out = Vec::new();
@@ -117,7 +117,7 @@ impl ZView<'_> {
 /// entry changes themselves.
 pub(super) fn stage_blocks(
     src: &Reader,
-    slot: u16,
+    slot: DbSlot,
     key: &[u8],
     old_len: u64,
     removed: &[Vec<u8>],
@@ -199,7 +199,12 @@ pub(super) fn stage_blocks(
 }
 
 /// Block records for a whole set written at once, `positions` sorted.
-pub(super) fn stage_fresh_blocks(slot: u16, key: &[u8], positions: &[Vec<u8>], batch: &mut Batch) {
+pub(super) fn stage_fresh_blocks(
+    slot: DbSlot,
+    key: &[u8],
+    positions: &[Vec<u8>],
+    batch: &mut Batch,
+) {
     for (i, chunk) in positions.chunks(FILL).enumerate() {
         let first = if i == 0 { Vec::new() } else { chunk[0].clone() };
         batch.put(

@@ -10,7 +10,7 @@ use super::encoding::{
 };
 use super::hash::stage_delete_any;
 use super::overlay::Reader;
-use super::{is_live, key_slot, now_ms, Entry, Pending, Result, Value, WrongType};
+use super::{is_live, now_ms, DbSlot, Entry, Pending, Result, Value, WrongType};
 use crate::storage::Batch;
 
 /// Where (score, member) sits in the score index; positions order as the sorted set does.
@@ -47,7 +47,7 @@ fn decode_score(v: &[u8]) -> f64 {
 /// A sorted set as stored, read-only.
 pub struct ZView<'a> {
     pub(super) src: Reader<'a>,
-    pub(super) slot: u16,
+    pub(super) slot: DbSlot,
     pub(super) key: &'a [u8],
     pub len: u64,
 }
@@ -196,7 +196,7 @@ impl Pending<'_> {
                 ..
             }) => Ok(Ok(Some(ZView {
                 src: self.reader(),
-                slot: key_slot(key),
+                slot: self.at(key),
                 key,
                 len,
             }))),
@@ -221,7 +221,7 @@ impl Pending<'_> {
         f: impl FnOnce(&mut ZTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
         self.acquire(&[key])?;
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         let mut pre = Batch::new();
         let (existed, len, expire_at) = match &stored {
@@ -323,7 +323,7 @@ impl Pending<'_> {
         only_if_absent: bool,
     ) -> Result<bool> {
         self.acquire(&[key])?;
-        let slot = key_slot(key);
+        let slot = self.at(key);
         let stored = self.read_physical(key)?;
         if only_if_absent && stored.as_ref().is_some_and(|e| is_live(e, now_ms())) {
             return Ok(false);

@@ -26,6 +26,8 @@ pub struct MigrateRequest {
     pub host: String,
     pub port: u16,
     pub db: i64,
+    /// The logical database the keys are read from and deleted in (the client's).
+    pub source_db: u8,
     pub timeout: Duration,
     pub copy: bool,
     pub replace: bool,
@@ -92,7 +94,7 @@ pub async fn run(shared: &Arc<MigrationHandle>, req: &MigrateRequest) -> Reply {
     let mut replace = req.replace;
     let mut first_error = None;
     for _ in 0..MAX_ROUNDS {
-        let sent = match dump_keys(shared, std::mem::take(&mut pending)) {
+        let sent = match dump_keys(shared, req.source_db, std::mem::take(&mut pending)) {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -113,7 +115,7 @@ pub async fn run(shared: &Arc<MigrationHandle>, req: &MigrateRequest) -> Reply {
                 Ok(()) => restored.push(item),
             }
         }
-        match delete_if_unchanged(shared, &restored) {
+        match delete_if_unchanged(shared, req.source_db, &restored) {
             Ok(kept) => pending.extend(kept),
             Err(e) => return Reply::Error(format!("ERR {e}")),
         }
@@ -139,15 +141,19 @@ pub async fn run(shared: &Arc<MigrationHandle>, req: &MigrateRequest) -> Reply {
 /// Each existing key with its entry and DUMP payload, as sent to the target.
 type Sent = Vec<(Bytes, Entry, Vec<u8>)>;
 
-fn dump_keys(shared: &MigrationHandle, keys: Vec<Bytes>) -> Result<Sent, Reply> {
+fn dump_keys(shared: &MigrationHandle, db: u8, keys: Vec<Bytes>) -> Result<Sent, Reply> {
+    let err = |e: crate::keyspace::KeyspaceError| Reply::Error(format!("ERR {e}"));
     let mut sent = Vec::with_capacity(keys.len());
+    let mut scope = shared.keyspace.pending();
+    scope.select(db);
     for k in keys {
-        let err = |e: crate::keyspace::KeyspaceError| Reply::Error(format!("ERR {e}"));
-        if let Some(e) = shared.keyspace.lookup(&k).map_err(err)? {
-            let p = shared.keyspace.dump_payload(&k, &e).map_err(err)?;
+        if let Some(e) = scope.lookup(&k).map_err(err)? {
+            let p = scope.dump_payload(&k, &e).map_err(err)?;
             sent.push((k, e, p));
         }
     }
+    // Lazy expiry may have staged deletes.
+    scope.commit().map_err(err)?;
     Ok(sent)
 }
 
@@ -170,7 +176,7 @@ async fn last_round_paused(
         Err(e) => return Reply::Error(format!("ERR {e}")),
     };
     let reply = async {
-        let sent = match dump_keys(shared, keys) {
+        let sent = match dump_keys(shared, req.source_db, keys) {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -183,7 +189,7 @@ async fn last_round_paused(
                 return Failure::Target(e).reply();
             }
         }
-        match delete_if_unchanged(shared, &sent) {
+        match delete_if_unchanged(shared, req.source_db, &sent) {
             Ok(kept) if kept.is_empty() => Reply::OK,
             Ok(_) => Reply::Error("TRYAGAIN keys kept changing during MIGRATE".into()),
             Err(e) => Reply::Error(format!("ERR {e}")),
@@ -208,9 +214,11 @@ async fn pause(shared: &Arc<MigrationHandle>, ranges: &[(u16, u16)]) -> Result<W
 /// meanwhile and must be sent again.
 fn delete_if_unchanged(
     shared: &MigrationHandle,
+    db: u8,
     sent: &[(Bytes, Entry, Vec<u8>)],
 ) -> crate::keyspace::Result<Vec<Bytes>> {
     let mut scope = shared.keyspace.pending();
+    scope.select(db);
     let mut changed = Vec::new();
     for (key, entry, payload) in sent {
         let deleted = if entry.value.is_collection() {

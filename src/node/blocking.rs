@@ -5,6 +5,9 @@
 //! a push that committed between its first look and the registration is not missed: any write
 //! committed after the registration signals it.
 //!
+//! Keys are names without their database: a write to the same name in another database wakes
+//! the waiter for one more look, which finds nothing and waits again.
+//!
 //! Must not: run commands or touch sockets; the connection does both.
 
 use std::collections::HashMap;
@@ -90,6 +93,13 @@ impl BlockedKeys {
     /// Whether any client is blocked (writers skip the key check when none is).
     pub fn any(&self) -> bool {
         self.count.load(Ordering::SeqCst) > 0
+    }
+
+    /// Wakes every blocked client to run its command again (SWAPDB).
+    pub fn wake_all(&self) {
+        if self.any() {
+            self.seq.send_modify(|s| *s += 1);
+        }
     }
 
     /// Called after `keys` were written and committed: wakes blocked clients if one of them

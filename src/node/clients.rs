@@ -31,6 +31,8 @@ pub struct ClientHandle {
     pub last_active_ms: AtomicU64,
     pub last_cmd: Mutex<&'static str>,
     pub resp: AtomicU8,
+    /// The selected database (`db=`).
+    pub db: AtomicU8,
     pub qbuf: AtomicI64,
     /// Waiting in a blocking command (`flags=b`).
     pub blocked: AtomicBool,
@@ -85,7 +87,7 @@ impl ClientHandle {
         let age = self.created.elapsed().as_secs();
         let idle = age.saturating_sub(self.last_active_ms.load(Ordering::Relaxed) / 1000);
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
              multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
              omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -95,6 +97,7 @@ impl ClientHandle {
             age,
             idle,
             flags,
+            self.db.load(Ordering::Relaxed),
             sub,
             psub,
             ssub,
@@ -131,6 +134,7 @@ impl ClientRegistry {
             last_active_ms: AtomicU64::new(0),
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),
+            db: AtomicU8::new(0),
             qbuf: AtomicI64::new(0),
             blocked: AtomicBool::new(false),
             subscriptions: Mutex::new([0; 3]),

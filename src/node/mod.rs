@@ -228,11 +228,11 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         })
         .map_err(|e| NodeError::Storage(c.dir.display().to_string(), e))?,
     );
-    let keyspace = Arc::new(Keyspace::open(Arc::clone(&engine))?);
+    let keyspace = Arc::new(Keyspace::open(Arc::clone(&engine), c.database_count())?);
     tracing::info!(
         "storage open in {:?}: {} keys in {} families",
         started.elapsed(),
-        keyspace.dbsize(),
+        keyspace.total_keys(),
         engine.families().len()
     );
     let wal = WalSync::start(Arc::clone(&engine), sync_mode(c.appendfsync));

@@ -356,7 +356,7 @@ mod tests {
     fn primary_position_is_persisted_with_its_writes() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open_for_test(dir.path()));
-        let ks = Keyspace::open(Arc::clone(&engine)).unwrap();
+        let ks = Keyspace::open(Arc::clone(&engine), 16).unwrap();
         let old = "a".repeat(40);
         // Replica era: the stream's position is stored with the applied batches.
         ks.apply_replicated(&Batch::new().encode(), STATE_KEY, encode_state(&old, 100))
@@ -396,7 +396,7 @@ mod tests {
     fn replica_fetch_keeps_the_streams_marker_in_its_backlog() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open_for_test(dir.path()));
-        let ks = Keyspace::open(Arc::clone(&engine)).unwrap();
+        let ks = Keyspace::open(Arc::clone(&engine), 16).unwrap();
         let id = "b".repeat(40);
         let repl = Replication::new(Some((id.clone(), 0)), 1 << 20);
         ks.set_write_log(Arc::clone(&repl.backlog) as Arc<dyn WriteLog>);

@@ -64,6 +64,7 @@ pub async fn serve(
         pubsub: None,
         tls,
         session: crate::acl::Session::default_user(),
+        db: 0,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");

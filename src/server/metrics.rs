@@ -67,7 +67,7 @@ pub fn render(node: &Node) -> String {
     );
 
     let ks = &node.keyspace;
-    gauge(&mut reg, "keys", "Keys stored (DBSIZE)", ks.dbsize());
+    gauge(&mut reg, "keys", "Keys stored (DBSIZE)", ks.total_keys());
     let per_slot = Family::<Labels, Gauge>::default();
     for slot in 0..crate::storage::SLOTS as u16 {
         let n = ks.count_in_slot(slot);

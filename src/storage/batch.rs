@@ -7,9 +7,12 @@
 //! last:u16le): no storage effect; it tells a replica that its primary ingested the slots' data
 //! at this point of the stream (slot migration), so the replica fetches them; 7 set-count(slot:u16le,
 //! count:i64le): the slot's counter set to an absolute value (after a restore recounted it); 8
-//! delete-range(from, to): every key in `[from, to)` (one slot), e.g. a collection's members.
+//! delete-range(from, to): every key in `[from, to)` (one slot), e.g. a collection's members;
+//! 9 count-db(slot:u16le, db:u8, delta:i64le) and 10 set-count-db(slot:u16le, db:u8,
+//! count:i64le): tags 3 and 7 for a numbered database other than 0.
 
 use super::{Result, StorageError, SLOTS};
+use crate::slot::{DbSlot, MAX_DATABASES};
 
 const BATCH_FORMAT: u8 = 1;
 
@@ -23,11 +26,11 @@ pub struct Batch {
 pub(super) enum Op {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
-    Count(u16, i64),
+    Count(DbSlot, i64),
     DeleteSlots(u16, u16),
     PutMeta(Vec<u8>, Vec<u8>),
     SlotsImported(u16, u16),
-    SetCount(u16, i64),
+    SetCount(DbSlot, i64),
     DeleteRange(Vec<u8>, Vec<u8>),
 }
 
@@ -58,10 +61,10 @@ impl Batch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.ops.push(Op::Delete(key));
     }
-    /// Adds `delta` to the slot's persistent counter.
-    pub fn count(&mut self, slot: u16, delta: i64) {
+    /// Adds `delta` to the key counter of a slot in one database.
+    pub fn count(&mut self, at: DbSlot, delta: i64) {
         if delta != 0 {
-            self.ops.push(Op::Count(slot, delta));
+            self.ops.push(Op::Count(at, delta));
         }
     }
     /// Deletes every key of slots `first..=last`, counters included.
@@ -80,12 +83,12 @@ impl Batch {
     pub fn delete_range(&mut self, from: Vec<u8>, to: Vec<u8>) {
         self.ops.push(Op::DeleteRange(from, to));
     }
-    /// Sets the slot's persistent counter to `n`.
-    pub fn set_count(&mut self, slot: u16, n: i64) {
-        self.ops.push(Op::SetCount(slot, n));
+    /// Sets the key counter of a slot in one database to `n`.
+    pub fn set_count(&mut self, at: DbSlot, n: i64) {
+        self.ops.push(Op::SetCount(at, n));
     }
     /// The absolute counter values this batch sets.
-    pub fn counts_set(&self) -> Vec<(u16, i64)> {
+    pub fn counts_set(&self) -> Vec<(DbSlot, i64)> {
         self.ops
             .iter()
             .filter_map(|op| match op {
@@ -120,7 +123,7 @@ impl Batch {
                 {
                     out.ops.push(op.clone())
                 }
-                Op::Count(s, _) | Op::SetCount(s, _) if keep(*s) => out.ops.push(op.clone()),
+                Op::Count(s, _) | Op::SetCount(s, _) if keep(s.slot) => out.ops.push(op.clone()),
                 Op::DeleteSlots(a, b) => {
                     let mut run: Option<(u16, u16)> = None;
                     for s in *a..=*b {
@@ -150,7 +153,7 @@ impl Batch {
             Op::Put(k, _) | Op::Delete(k) | Op::DeleteRange(k, _) => {
                 k.len() >= 3 && ok(u16::from_be_bytes([k[0], k[1]]) & (super::SLOTS as u16 - 1))
             }
-            Op::Count(s, _) | Op::SetCount(s, _) => ok(*s),
+            Op::Count(s, _) | Op::SetCount(s, _) => ok(s.slot),
             Op::DeleteSlots(a, b) => (*a..=*b).all(&ok),
             Op::PutMeta(..) | Op::SlotsImported(..) => false,
         })
@@ -170,7 +173,7 @@ impl Batch {
             .sum()
     }
     /// The counter changes this batch carries, for callers mirroring counters in memory.
-    pub fn count_deltas(&self) -> Vec<(u16, i64)> {
+    pub fn count_deltas(&self) -> Vec<(DbSlot, i64)> {
         self.ops
             .iter()
             .filter_map(|op| match op {
@@ -228,9 +231,16 @@ impl Batch {
                     out.push(2);
                     bytes(&mut out, k);
                 }
-                Op::Count(s, d) => {
+                // Database 0 keeps format 1's tags; other databases name theirs.
+                Op::Count(s, d) if s.db == 0 => {
                     out.push(3);
-                    out.extend_from_slice(&s.to_le_bytes());
+                    out.extend_from_slice(&s.slot.to_le_bytes());
+                    out.extend_from_slice(&d.to_le_bytes());
+                }
+                Op::Count(s, d) => {
+                    out.push(9);
+                    out.extend_from_slice(&s.slot.to_le_bytes());
+                    out.push(s.db);
                     out.extend_from_slice(&d.to_le_bytes());
                 }
                 Op::DeleteSlots(a, b) => {
@@ -248,9 +258,15 @@ impl Batch {
                     bytes(&mut out, a);
                     bytes(&mut out, b);
                 }
-                Op::SetCount(slot, n) => {
+                Op::SetCount(s, n) if s.db == 0 => {
                     out.push(7);
-                    out.extend_from_slice(&slot.to_le_bytes());
+                    out.extend_from_slice(&s.slot.to_le_bytes());
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+                Op::SetCount(s, n) => {
+                    out.push(10);
+                    out.extend_from_slice(&s.slot.to_le_bytes());
+                    out.push(s.db);
                     out.extend_from_slice(&n.to_le_bytes());
                 }
                 Op::SlotsImported(a, b) => {
@@ -278,9 +294,25 @@ impl Batch {
                 ),
                 2 => Op::Delete(r.bytes().ok_or_else(|| bad("delete key"))?),
                 3 => Op::Count(
-                    r.u16().ok_or_else(|| bad("count slot"))?,
+                    DbSlot::new(0, r.u16().ok_or_else(|| bad("count slot"))?),
                     r.i64().ok_or_else(|| bad("count delta"))?,
                 ),
+                9 => {
+                    let slot = r.u16().ok_or_else(|| bad("count slot"))?;
+                    let db = r.u8().ok_or_else(|| bad("count db"))?;
+                    Op::Count(
+                        DbSlot::new(db, slot),
+                        r.i64().ok_or_else(|| bad("count delta"))?,
+                    )
+                }
+                10 => {
+                    let slot = r.u16().ok_or_else(|| bad("count slot"))?;
+                    let db = r.u8().ok_or_else(|| bad("count db"))?;
+                    Op::SetCount(
+                        DbSlot::new(db, slot),
+                        r.i64().ok_or_else(|| bad("count value"))?,
+                    )
+                }
                 4 => Op::DeleteSlots(
                     r.u16().ok_or_else(|| bad("slot range"))?,
                     r.u16().ok_or_else(|| bad("slot range"))?,
@@ -298,7 +330,7 @@ impl Batch {
                     r.bytes().ok_or_else(|| bad("range end"))?,
                 ),
                 7 => Op::SetCount(
-                    r.u16().ok_or_else(|| bad("count slot"))?,
+                    DbSlot::new(0, r.u16().ok_or_else(|| bad("count slot"))?),
                     r.i64().ok_or_else(|| bad("count value"))?,
                 ),
                 _ => return Err(bad("unknown op")),
@@ -334,7 +366,11 @@ fn invalid(op: &Op) -> Option<&'static str> {
                 None
             }
         }
-        Op::Count(s, _) | Op::SetCount(s, _) if !slot_ok(*s) => Some("count slot out of range"),
+        Op::Count(s, _) | Op::SetCount(s, _)
+            if !slot_ok(s.slot) || s.db as usize >= MAX_DATABASES =>
+        {
+            Some("count slot or database out of range")
+        }
         Op::DeleteSlots(a, b) | Op::SlotsImported(a, b) if a > b || !slot_ok(*b) => {
             Some("slot range out of range")
         }
@@ -383,7 +419,9 @@ mod tests {
         let mut b = Batch::new();
         b.put(vec![0, 1, 1, b'k'], b"v".to_vec());
         b.delete(vec![0, 2, 1, b'x']);
-        b.count(5, -3);
+        b.count(DbSlot::new(0, 5), -3);
+        b.count(DbSlot::new(7, 6), 2);
+        b.set_count(DbSlot::new(31, 16383), 9);
         b.delete_slots(0, 16383);
         b.put_meta(b"m".to_vec(), b"1".to_vec());
         let e = b.encode();
@@ -404,8 +442,8 @@ mod tests {
         let mut b = Batch::new();
         b.put(key(5), b"a".to_vec());
         b.delete(key(50));
-        b.count(5, 1);
-        b.count(50, -1);
+        b.count(DbSlot::new(0, 5), 1);
+        b.count(DbSlot::new(4, 50), -1);
         b.delete_slots(3, 8);
         b.put_meta(b"m".to_vec(), b"x".to_vec());
         b.slots_imported(0, 9);
@@ -413,7 +451,7 @@ mod tests {
         let part = b.retain_slots(inside);
         let mut want = Batch::new();
         want.put(key(5), b"a".to_vec());
-        want.count(5, 1);
+        want.count(DbSlot::new(0, 5), 1);
         want.delete_slots(4, 6);
         assert_eq!(part, want);
         assert!(part.only_slots(inside));

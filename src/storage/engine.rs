@@ -12,6 +12,7 @@ use rocksdb::{
 
 use super::batch::Op;
 use super::{family_name, Batch, Result, StorageError, SLOTS};
+use crate::slot::DbSlot;
 
 pub(super) type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -20,7 +21,11 @@ const META_FAMILY: &str = "meta";
 /// kinds start at 1.
 const COUNTER_KIND: u8 = 0;
 const FORMAT_KEY: &[u8] = b"format-version";
-const FORMAT_VERSION: u8 = 1;
+/// 2: numbered databases share the kind byte (`db << 3 | kind`). Format 1 had database 0
+/// only, whose records are format 2's unchanged, so a format-1 directory upgrades in place
+/// by recording the new version.
+const FORMAT_VERSION: u8 = 2;
+const UPGRADES_FROM: u8 = 1;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -68,9 +73,8 @@ fn max_open_files() -> i32 {
     (soft / 2).clamp(512, i32::MAX as u64) as i32
 }
 
-pub(super) fn counter_key(slot: u16) -> [u8; 3] {
-    let s = slot.to_be_bytes();
-    [s[0], s[1], COUNTER_KIND]
+pub(super) fn counter_key(at: DbSlot) -> [u8; 3] {
+    at.prefix(COUNTER_KIND)
 }
 
 fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
@@ -243,6 +247,14 @@ impl Engine {
                 Ok(())
             }
             Some(v) if v.as_ref() == [FORMAT_VERSION] => Ok(()),
+            Some(v) if v.as_ref() == [UPGRADES_FROM] => {
+                self.db.put_cf(&meta, FORMAT_KEY, [FORMAT_VERSION])?;
+                self.db.flush_wal(true)?;
+                tracing::info!(
+                    "storage format {UPGRADES_FROM} upgraded to {FORMAT_VERSION}: its keys are database 0's"
+                );
+                Ok(())
+            }
             Some(v) => Err(StorageError::Format(format!(
                 "data directory has storage format {:?}, this build reads {FORMAT_VERSION}",
                 v.as_ref()
@@ -363,9 +375,9 @@ impl Engine {
                         wb.delete_cf(&h, k)
                     }
                 }
-                Op::Count(slot, d) => {
-                    if let Some(h) = cf(slot, true)? {
-                        wb.merge_cf(&h, counter_key(slot), d.to_le_bytes())
+                Op::Count(at, d) => {
+                    if let Some(h) = cf(at.slot, true)? {
+                        wb.merge_cf(&h, counter_key(at), d.to_le_bytes())
                     }
                 }
                 Op::DeleteSlots(first, last) => self.stage_delete_slots(&mut wb, first, last)?,
@@ -376,9 +388,9 @@ impl Engine {
                         wb.delete_range_cf(&h, from, to)
                     }
                 }
-                Op::SetCount(slot, n) => {
-                    if let Some(h) = cf(slot, true)? {
-                        wb.put_cf(&h, counter_key(slot), n.to_le_bytes())
+                Op::SetCount(at, n) => {
+                    if let Some(h) = cf(at.slot, true)? {
+                        wb.put_cf(&h, counter_key(at), n.to_le_bytes())
                     }
                 }
             }
@@ -411,9 +423,10 @@ impl Engine {
         self.write_error.get().cloned()
     }
 
-    /// The persistent counters of every slot (zero for slots without a family).
-    pub fn slot_counters(&self) -> Result<Vec<i64>> {
-        let mut out = vec![0i64; SLOTS];
+    /// The persistent key counters of every slot of databases `0..dbs`, indexed
+    /// `[db][slot]` (zero for slots without a family).
+    pub fn slot_counters(&self, dbs: usize) -> Result<Vec<Vec<i64>>> {
+        let mut out = vec![vec![0i64; SLOTS]; dbs];
         for (f, name) in self.names.iter().enumerate() {
             if !self.exists[f].load(Ordering::Acquire) {
                 continue;
@@ -422,13 +435,16 @@ impl Engine {
                 continue;
             };
             let first = f * self.slots_per_family;
-            let keys: Vec<[u8; 3]> = (first..first + self.slots_per_family)
-                .map(|s| counter_key(s as u16))
-                .collect();
-            let vals = self.db.multi_get_cf(keys.iter().map(|k| (&cf, k)));
-            for (i, v) in vals.into_iter().enumerate() {
-                if let Some(v) = v? {
-                    out[first + i] = v.as_slice().try_into().map(i64::from_le_bytes).unwrap_or(0);
+            for (db, counts) in out.iter_mut().enumerate() {
+                let keys: Vec<[u8; 3]> = (first..first + self.slots_per_family)
+                    .map(|s| counter_key(DbSlot::new(db as u8, s as u16)))
+                    .collect();
+                let vals = self.db.multi_get_cf(keys.iter().map(|k| (&cf, k)));
+                for (i, v) in vals.into_iter().enumerate() {
+                    if let Some(v) = v? {
+                        counts[first + i] =
+                            v.as_slice().try_into().map(i64::from_le_bytes).unwrap_or(0);
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@ mod cluster_create;
 mod cluster_restart;
 mod commandlog;
 mod commands;
+mod databases;
 mod differential;
 mod disk_full;
 mod durability;
