@@ -47,6 +47,7 @@ fn with_grown<R>(
     ctx: &mut Ctx,
     key: &[u8],
     len: usize,
+    only_if_changed: bool,
     f: impl FnOnce(&mut BytesMut) -> R,
 ) -> Result<R, CmdError> {
     ctx.ks.update(key, |old| {
@@ -62,6 +63,11 @@ fn with_grown<R>(
             buf.resize(len, 0);
         }
         let r = f(&mut buf);
+        // SETBIT of a bit already so in a string long enough writes nothing (Valkey 7.2 on:
+        // no event, no propagation).
+        if only_if_changed && old.is_some() && buf[..] == cur[..] {
+            return (Update::Keep, Ok(r));
+        }
         let entry = Entry {
             value: Value::Str(buf.freeze()),
             expire_at,
@@ -93,7 +99,7 @@ pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(bad()),
     };
-    let old = with_grown(ctx, &args[1], (bit >> 3) as usize + 1, |s| {
+    let old = with_grown(ctx, &args[1], (bit >> 3) as usize + 1, true, |s| {
         let old = get_bit(s, bit);
         set_bit(s, bit, on);
         old
@@ -492,7 +498,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> CmdResult
             fields.iter().map(|f| apply(&mut buf, f)).collect(),
         ));
     };
-    let replies = with_grown(ctx, &args[1], (last_bit >> 3) as usize + 1, |s| {
+    let replies = with_grown(ctx, &args[1], (last_bit >> 3) as usize + 1, false, |s| {
         fields
             .iter()
             .map(|f| {

@@ -99,10 +99,13 @@ fn expire_generic(
     let v = int(&args[2])?;
     let invalid = || CmdError::err(format!("invalid expire time in '{cmd}' command"));
     let ms = v.checked_mul(unit).ok_or_else(invalid)?;
+    // One clock reading for the deadline and the "already past" test, as Valkey's command
+    // time: PEXPIRE k 1 never deletes k on the spot.
+    let now = now_ms();
     let at = if absolute {
         ms
     } else {
-        ms.checked_add(now_ms()).ok_or_else(invalid)?
+        ms.checked_add(now).ok_or_else(invalid)?
     };
 
     ctx.ks.update(&args[1], |old| {
@@ -120,7 +123,7 @@ fn expire_generic(
         if !ok {
             return (Update::Keep, Ok(Reply::Int(0)));
         }
-        if at <= now_ms() {
+        if at <= now {
             return (Update::Delete, Ok(Reply::Int(1)));
         }
         (
@@ -182,6 +185,11 @@ pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1][..], &args[2][..]);
+    // A missing source answers before the destination is looked at (and lazily expired).
+    ctx.ks.expire_if_needed(src)?;
+    if ctx.ks.peek(src)?.is_none() {
+        return Err(CmdError::NoSuchKey);
+    }
     if src != dst
         && ctx
             .ks

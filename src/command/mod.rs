@@ -33,6 +33,7 @@ mod lists;
 mod long_double;
 mod migrate;
 mod migration_cmds;
+mod notify;
 mod pubsub_cmds;
 mod replication_cmds;
 mod scripting;

@@ -96,7 +96,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("maxmemory", Mem, "0"),
     ne("maxmemory-policy", Str, "noeviction"),
     ne("maxmemory-samples", Int, "5"),
-    ne("notify-keyspace-events", Str, ""),
     ne("list-compress-depth", Int, "0"),
     ne("stream-node-max-bytes", Mem, "4096"),
     ne("stream-node-max-entries", Int, "100"),

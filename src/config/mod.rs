@@ -14,6 +14,7 @@
 
 mod compat;
 mod error;
+mod keyspace_events;
 mod lex;
 mod live;
 mod load;
@@ -24,6 +25,7 @@ mod schema_tls;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigSetError, Origin};
+pub use keyspace_events::KeyspaceEvents;
 pub use live::LiveConfig;
 pub use load::{load, parse_args, ConfigSource, Loaded};
 
@@ -125,6 +127,8 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     /// `cluster-slot-stats-enabled`: CLUSTER SLOT-STATS also counts CPU and network per slot.
     pub cluster_slot_stats_enabled: bool,
+    /// `notify-keyspace-events`: which keyspace notifications are published.
+    pub notify_keyspace_events: KeyspaceEvents,
     /// `databases`: numbered databases in standalone mode (at most 32 here).
     pub databases: u8,
     /// `cluster-databases`: numbered databases in cluster mode (Valkey 9; 1 is Valkey 8's
@@ -319,6 +323,7 @@ impl Default for Config {
             metrics_port: 0,
             latency_monitor_threshold_ms: 0,
             cluster_slot_stats_enabled: false,
+            notify_keyspace_events: KeyspaceEvents::default(),
             databases: 16,
             cluster_databases: 1,
             cluster_node_timeout_ms: 15_000,

@@ -439,6 +439,17 @@ static SPECS: &[Spec] = &[
         rewrite: |c| vec![repr(&c.dir.to_string_lossy())],
     },
     Spec {
+        name: "notify-keyspace-events",
+        aliases: &[],
+        mutable: true,
+        apply: |c, a| {
+            c.notify_keyspace_events = super::KeyspaceEvents::parse(one(a)?)?;
+            Ok(())
+        },
+        get: |c| c.notify_keyspace_events.letters(),
+        rewrite: |c| vec![repr(&c.notify_keyspace_events.letters())],
+    },
+    Spec {
         name: "appendfsync",
         aliases: &[],
         mutable: true,

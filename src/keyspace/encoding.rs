@@ -164,6 +164,21 @@ pub fn expiry_key(at: DbSlot, at_ms: i64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The physical database and user key a data record belongs to, if it is a meta or member
+/// record (a collection's member range starts with its member prefix, so it counts too).
+pub fn user_key(k: &[u8]) -> Option<(u8, &[u8])> {
+    let (db, kind) = split_kind(*k.get(2)?);
+    let key = match kind {
+        KIND_META => k.get(3..),
+        KIND_MEMBER => {
+            let len = u32::from_be_bytes(k.get(3..7)?.try_into().ok()?) as usize;
+            k.get(7..7 + len)
+        }
+        _ => None,
+    }?;
+    Some((db, key))
+}
+
 /// The place of an expiry index key, if `k` is one.
 pub fn expiry_slot(k: &[u8]) -> Option<DbSlot> {
     let (db, kind) = split_kind(*k.get(2)?);

@@ -139,6 +139,7 @@ impl Keyspace {
                 if gone {
                     deleted += 1;
                     self.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+                    self.expired(at.db, key);
                 }
             }
             if !remaining && due.is_empty() {

@@ -142,7 +142,11 @@ impl Pending<'_> {
         kind: Kind,
         f: impl FnOnce(Option<&HashView>) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
-        let e = self.read_physical(key)?.filter(|e| is_live(e, now_ms()));
+        // Read as stored: the view borrows the scope, so an expired key is skipped here and
+        // deleted by the next write or plain read of it.
+        let e = self
+            .read_at(self.at(key), key)?
+            .filter(|e| is_live(e, now_ms()));
         match e.as_ref().map(|e| (Kind::of(&e.value), e.expire_at)) {
             None => Ok(Ok(f(None)?)),
             Some((Some((k, len)), expire_at)) if k == kind => {
@@ -363,7 +367,12 @@ impl Pending<'_> {
             Some(db) => DbSlot::of(self.keyspace().physical(db), dst),
             None => self.at(dst),
         };
-        let old_dst = self.read_at(ds, dst)?;
+        // An expired destination expires now (Valkey's lookup order).
+        let old_dst = if ds.db == self.db() {
+            self.read_physical(dst)?
+        } else {
+            self.read_physical_in(ds.db, dst)?
+        };
         if nx && old_dst.as_ref().is_some_and(|d| is_live(d, now)) {
             return Ok(Renamed::Exists);
         }

@@ -160,7 +160,7 @@ impl ListTxn<'_> {
 impl Pending<'_> {
     fn list_txn(&self, key: &[u8]) -> Result<std::result::Result<ListTxn<'_>, WrongType>> {
         let slot = self.at(key);
-        let stored = self.read_physical(key)?;
+        let stored = self.read_at(slot, key)?;
         let mut pre = Batch::new();
         let (existed, len, head, expire_at) = match &stored {
             Some(e) if !is_live(e, now_ms()) => {
@@ -235,6 +235,8 @@ impl Pending<'_> {
         f: impl FnOnce(&mut ListTxn) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
         self.acquire(&[key])?;
+        // Lazy expiry first (the transaction borrows the scope).
+        self.read_physical(key)?;
         let mut t = match self.list_txn(key)? {
             Ok(t) => t,
             Err(w) => return Ok(Err(w)),
@@ -257,6 +259,16 @@ impl Pending<'_> {
         f: impl for<'t> FnOnce(&mut ListTxn<'t>, Option<&mut ListTxn<'t>>) -> Result<R>,
     ) -> Result<std::result::Result<R, WrongType>> {
         self.acquire(&[src, dst])?;
+        // Lazy expiry first, of the destination only if the source is a list (Valkey's order).
+        if matches!(
+            self.read_physical(src)?,
+            Some(Entry {
+                value: Value::List { .. },
+                ..
+            })
+        ) {
+            self.read_physical(dst)?;
+        }
         let mut s = match self.list_txn(src)? {
             Ok(t) => t,
             Err(w) => return Ok(Err(w)),

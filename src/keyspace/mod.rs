@@ -35,7 +35,7 @@ pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap, WritePause};
-pub use pending::Pending;
+pub use pending::{Pending, Written};
 pub use scan::ScanFilter;
 pub use watch::WatchFlag;
 pub use zset::{index_position, position_parts, successor_member, successor_position, ZTxn, ZView};
@@ -142,7 +142,12 @@ pub struct Keyspace {
     watches: watch::Watches,
     /// Told of every committed change to a replicated node record (see `records`).
     record_hooks: [std::sync::OnceLock<records::Hook>; NodeRecord::ALL.len()],
+    /// Told (logical database, key) of every key deleted because it expired.
+    expired_hook: std::sync::OnceLock<ExpiredHook>,
 }
+
+/// See [`Keyspace::on_expired`].
+pub type ExpiredHook = Box<dyn Fn(u8, &[u8]) + Send + Sync>;
 
 /// Where committed batches go, in commit order (the replication backlog).
 pub trait WriteLog: Send + Sync {
@@ -179,6 +184,7 @@ impl Keyspace {
             moving: Arc::new(moving::Moving::new()),
             watches: watch::Watches::default(),
             record_hooks: Default::default(),
+            expired_hook: std::sync::OnceLock::new(),
         };
         ks.load_db_map(&ks.record(NodeRecord::Databases)?);
         ks.expiring.load(&ks)?;
@@ -188,6 +194,25 @@ impl Keyspace {
     /// Number of numbered databases.
     pub fn databases(&self) -> usize {
         self.counts.databases()
+    }
+
+    /// Sets who is told of keys deleted because they expired (lazily or actively), with their
+    /// logical database; called as the delete is staged, so it must not block.
+    pub fn on_expired(&self, hook: impl Fn(u8, &[u8]) + Send + Sync + 'static) {
+        let _ = self.expired_hook.set(Box::new(hook));
+    }
+
+    fn expired(&self, physical: u8, key: &[u8]) {
+        if let Some(h) = self.expired_hook.get() {
+            h(self.logical(physical), key);
+        }
+    }
+
+    /// The logical database stored in physical database `db` (inverse of [`Self::physical`]).
+    pub fn logical(&self, db: u8) -> u8 {
+        (0..self.databases() as u8)
+            .find(|&l| self.physical(l) == db)
+            .unwrap_or(db)
     }
 
     /// The physical database holding logical database `db` (SELECT's number).

@@ -31,6 +31,20 @@ pub struct Pending<'a> {
     atomic: bool,
     /// The physical database the scope's key operations address.
     db: u8,
+    /// While set, the (physical database, key) of every record staged, for keyspace
+    /// notifications (lazy expiry's deletes left out: they are expiries, not the command's).
+    written: Option<Written>,
+    expiring: bool,
+}
+
+/// What a command staged, for keyspace notifications (see [`Pending::record_writes`]).
+#[derive(Default)]
+pub struct Written {
+    /// (physical database, key) of every key written, in first-write order.
+    pub keys: Vec<(u8, Vec<u8>)>,
+    /// Keys found expired and deleted meanwhile; announced with the command's own events so
+    /// they come in Valkey's order.
+    pub expired: Vec<(u8, Vec<u8>)>,
 }
 
 impl<'a> Pending<'a> {
@@ -44,13 +58,30 @@ impl<'a> Pending<'a> {
             held: Vec::new(),
             atomic: false,
             db: 0,
+            written: None,
+            expiring: false,
         }
+    }
+
+    /// Starts noting which keys the next operations write (see [`Pending::take_written`]).
+    pub fn record_writes(&mut self) {
+        self.written = Some(Written::default());
+    }
+
+    /// What was written since [`Pending::record_writes`]; stops noting.
+    pub fn take_written(&mut self) -> Written {
+        self.written.take().unwrap_or_default()
     }
 
     /// Addresses the next key operations to logical database `db` (SELECT's number, mapped
     /// to its physical database now); staged writes to the previous one stay staged.
     pub fn select(&mut self, db: u8) {
         self.db = self.ks.physical(db);
+    }
+
+    /// The physical database key operations address.
+    pub fn db(&self) -> u8 {
+        self.db
     }
 
     /// Where `key`'s records live in the selected database.
@@ -77,6 +108,15 @@ impl<'a> Pending<'a> {
     pub(super) fn push_deferred(&mut self, batch: Batch) {
         if batch.is_empty() {
             return;
+        }
+        if let (Some(w), false) = (self.written.as_mut(), self.expiring) {
+            for k in batch.written_keys() {
+                if let Some((db, key)) = super::encoding::user_key(k) {
+                    if !w.keys.iter().any(|(d, x)| *d == db && x == key) {
+                        w.keys.push((db, key.to_vec()));
+                    }
+                }
+            }
         }
         self.overlay.apply(&batch);
         self.staged_bytes += batch.payload_bytes();
@@ -141,8 +181,19 @@ impl<'a> Pending<'a> {
         Ok(())
     }
 
-    pub(super) fn read_physical(&self, key: &[u8]) -> Result<Option<Entry>> {
-        self.read_at(self.at(key), key)
+    /// The stored entry of `key`, or `None` when it expired: an expired key found here is
+    /// deleted first, as Valkey's lazy expiry does on every access (a replica only hides it).
+    pub(super) fn read_physical(&mut self, key: &[u8]) -> Result<Option<Entry>> {
+        let e = self.read_at(self.at(key), key)?;
+        match e {
+            Some(e) if !self.expiring && !is_live(&e, now_ms()) => {
+                if !self.ks.is_read_only() {
+                    self.expire_now(key)?;
+                }
+                Ok(None)
+            }
+            e => Ok(e),
+        }
     }
 
     /// The stored entry of `key` at `at` (another database than the selected one too).
@@ -153,20 +204,35 @@ impl<'a> Pending<'a> {
             .get_with(&mk, |v| v.map(decode_entry).transpose())??)
     }
 
+    /// Deletes `key` if it expired (lazy expiry of a key a command looked at).
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> Result<()> {
+        self.read_physical(key).map(|_| ())
+    }
+
+    /// [`Pending::read_physical`] in another (physical) database.
+    pub(super) fn read_physical_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>> {
+        let selected = std::mem::replace(&mut self.db, db);
+        let r = self.read_physical(key);
+        self.db = selected;
+        r
+    }
+
+    /// Whether `key` has a stored record, expired or not (what a write left behind).
+    pub fn is_stored(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.read_at(self.at(key), key)?.is_some())
+    }
+
+    /// Whether `key` is stored but expired (nothing is deleted).
+    pub fn is_expired(&self, key: &[u8]) -> Result<bool> {
+        Ok(self
+            .read_at(self.at(key), key)?
+            .is_some_and(|e| !is_live(&e, now_ms())))
+    }
+
     /// The live entry at `key`, seeing this scope's staged writes. An expired entry found here
     /// is deleted, as Valkey's lazy expiry does.
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Entry>> {
-        let now = now_ms();
-        let e = match self.read_physical(key)? {
-            Some(e) if is_live(&e, now) => Some(e),
-            Some(_) => {
-                if !self.ks.is_read_only() {
-                    self.expire_now(key)?;
-                }
-                None
-            }
-            None => None,
-        };
+        let e = self.read_physical(key)?;
         let stats = &self.ks.stats;
         let c = if e.is_some() {
             &stats.keyspace_hits
@@ -188,17 +254,29 @@ impl<'a> Pending<'a> {
     }
 
     fn expire_now(&mut self, key: &[u8]) -> Result<()> {
+        self.expiring = true;
         let expired = self.update(key, |live| match live {
             None => (Update::Delete, true),
             Some(_) => (Update::Keep, false),
-        })?;
-        if expired {
-            self.ks
-                .stats
-                .expired_keys
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        self.expiring = false;
+        if expired? {
+            self.note_expired(key);
         }
         Ok(())
+    }
+
+    /// `key` was found expired and is being deleted: counted and announced as lazy expiry
+    /// (with the command's events when they are being noted).
+    fn note_expired(&mut self, key: &[u8]) {
+        self.ks
+            .stats
+            .expired_keys
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.written.as_mut() {
+            Some(w) => w.expired.push((self.db, key.to_vec())),
+            None => self.ks.expired(self.db, key),
+        }
     }
 
     /// Runs `f` on the live entry at `key` under the key's lock and stages its decision.

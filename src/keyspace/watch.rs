@@ -8,9 +8,8 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::encoding::{KIND_MEMBER, KIND_META};
+use super::encoding::user_key;
 use super::{key_slot, Keyspace};
-use crate::slot::split_kind;
 use crate::storage::Batch;
 
 /// Set once a watched key changed.
@@ -24,21 +23,6 @@ pub(super) struct Watches {
     live: AtomicUsize,
     /// Watched (physical database, key) pairs.
     keys: Mutex<HashMap<(u8, Vec<u8>), Watchers>>,
-}
-
-/// The physical database and user key a data record belongs to, if it is a meta or member
-/// record.
-fn user_key(k: &[u8]) -> Option<(u8, &[u8])> {
-    let (db, kind) = split_kind(*k.get(2)?);
-    let key = match kind {
-        KIND_META => k.get(3..),
-        KIND_MEMBER => {
-            let len = u32::from_be_bytes(k.get(3..7)?.try_into().ok()?) as usize;
-            k.get(7..7 + len)
-        }
-        _ => None,
-    }?;
-    Some((db, key))
 }
 
 fn mark(v: &[Weak<AtomicBool>]) {

@@ -189,7 +189,10 @@ impl Pending<'_> {
         &'k self,
         key: &'k [u8],
     ) -> Result<std::result::Result<Option<ZView<'k>>, WrongType>> {
-        match self.read_physical(key)?.filter(|e| is_live(e, now_ms())) {
+        match self
+            .read_at(self.at(key), key)?
+            .filter(|e| is_live(e, now_ms()))
+        {
             None => Ok(Ok(None)),
             Some(Entry {
                 value: Value::ZSet(len),

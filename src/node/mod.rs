@@ -11,6 +11,7 @@ mod blocking;
 mod clients;
 pub mod commandlog;
 pub mod latency;
+pub mod notify;
 pub mod pubsub;
 pub mod slot_stats;
 
@@ -103,6 +104,8 @@ pub struct Node {
     pub latency: latency::LatencyMonitor,
     /// CLUSTER SLOT-STATS' CPU and network figures.
     pub slot_stats: slot_stats::SlotStats,
+    /// Keyspace notifications (`notify-keyspace-events`).
+    pub notify: Arc<notify::Notifier>,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
     /// a replica takes its primary's.
     pub acl: Arc<crate::acl::Acl>,
@@ -256,6 +259,20 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
             }
         }));
     }
+    let notifier: Arc<notify::Notifier> = Default::default();
+    {
+        let (n, ps, cfg) = (
+            Arc::clone(&notifier),
+            Arc::clone(&pubsub),
+            Arc::clone(&config),
+        );
+        keyspace.on_expired(move |db, key| {
+            let flags = n.flags(&cfg);
+            if flags.wants(crate::config::KeyspaceEvents::EXPIRED) {
+                n.publish(&ps, flags, "expired", db, key);
+            }
+        });
+    }
     let shutdown = CancellationToken::new();
     let migrations: Arc<Migrations> = Default::default();
     let scripts = functions(&keyspace)?;
@@ -308,6 +325,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         commandlog: Default::default(),
         latency: Default::default(),
         slot_stats: Default::default(),
+        notify: notifier,
         acl,
     });
     node.users_at_start();

@@ -1,0 +1,194 @@
+//! Keyspace notifications (`notify-keyspace-events`) against valkey-server 8.1.8: the same
+//! command stream on both, with a pattern subscriber on each, must publish the same messages
+//! in the same order (`__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`), commands
+//! of every type mixed on the same keys in two databases, the event classes changed
+//! mid-stream, lazy expiry included. CONFIG SET/GET of the setting answer as Valkey does.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+
+use crate::commands::Rng;
+use crate::harness::{assert_same_reply, encode_cmd, show, RawConn, RedisServer};
+
+const CONFIG_CASES: &[&[&str]] = &[
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", "AKEn"],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", "Elg"],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", "gEn"],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", "q"],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", "AKEm"],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+    &["CONFIG", "SET", "notify-keyspace-events", ""],
+    &["CONFIG", "GET", "notify-keyspace-events"],
+];
+
+#[test]
+fn notify_keyspace_events_setting_matches_valkey() -> Result<()> {
+    crate::harness::assert_cases_match_valkey(CONFIG_CASES)
+}
+
+/// Every message the subscriber got before the answer to a PING it sends now.
+fn drain(sub: &mut RawConn) -> Result<Vec<String>> {
+    sub.send(&encode_cmd(&["PING", "mark"]))?;
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        let f = sub.read_frame()?;
+        let text = show(&f);
+        if text.contains("mark") && !text.contains("pmessage") {
+            return Ok(out);
+        }
+        out.push(text);
+    }
+    anyhow::bail!("no answer to PING after 1000 messages")
+}
+
+const KEYS: &[&str] = &["{n}a", "{n}b", "{n}c"];
+
+fn random_command(r: &mut Rng) -> Vec<String> {
+    let k = r.pick(KEYS).to_string();
+    let k2 = r.pick(KEYS).to_string();
+    let v = format!("v{}", r.below(4));
+    let n = r.below(5).to_string();
+    let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match r.below(68) {
+        0 => s(&["SET", &k, &v]),
+        1 => s(&["SET", &k, &v, "NX"]),
+        2 => s(&["SET", &k, &v, "EX", "100"]),
+        3 => s(&["SET", &k, &v, "XX", "GET"]),
+        4 => s(&["SETEX", &k, "100", &v]),
+        5 => s(&["MSET", &k, &v, &k2, "w"]),
+        6 => s(&["INCR", &k]),
+        7 => s(&["INCRBYFLOAT", &k, "1.5"]),
+        8 => s(&["APPEND", &k, "x"]),
+        9 => s(&["SETRANGE", &k, "1", r.pick(&["", "zz"])]),
+        10 => s(&["SETBIT", &k, "3", r.pick(&["0", "1"])]),
+        11 => s(&["GETDEL", &k]),
+        12 => s(&["GETEX", &k, r.pick(&["EX", "PERSIST"]), "100"]),
+        13 => s(&["DEL", &k, &k2]),
+        14 => s(&["EXPIRE", &k, r.pick(&["100", "-1"])]),
+        15 => s(&["PERSIST", &k]),
+        16 => s(&["RENAME", &k, &k2]),
+        17 => s(&["COPY", &k, &k2, "REPLACE"]),
+        18 => s(&["LPUSH", &k, &v]),
+        19 => s(&["RPUSH", &k, &v, "w"]),
+        20 => s(&["LPOP", &k]),
+        21 => s(&["RPOP", &k, "2"]),
+        22 => s(&[
+            "LMOVE",
+            &k,
+            &k2,
+            r.pick(&["LEFT", "RIGHT"]),
+            r.pick(&["LEFT", "RIGHT"]),
+        ]),
+        23 => s(&["RPOPLPUSH", &k, &k2]),
+        24 => s(&["LTRIM", &k, "1", "-1"]),
+        25 => s(&["LREM", &k, "0", &v]),
+        26 => s(&["LSET", &k, "0", &v]),
+        27 => s(&["LINSERT", &k, "BEFORE", &v, "ins"]),
+        28 => s(&["LMPOP", "2", &k, &k2, r.pick(&["LEFT", "RIGHT"])]),
+        29 => s(&["HSET", &k, "f", &v]),
+        30 => s(&["HSETNX", &k, "g", &v]),
+        31 => s(&["HDEL", &k, "f", "g"]),
+        32 => s(&["HINCRBY", &k, "n", "2"]),
+        33 => s(&["HINCRBYFLOAT", &k, "x", "0.5"]),
+        34 => s(&["SADD", &k, &v]),
+        35 => s(&["SREM", &k, &v]),
+        36 => s(&["SMOVE", &k, &k2, &v]),
+        37 => s(&["SINTERSTORE", &k, &k2, &k]),
+        38 => s(&["SUNIONSTORE", &k, &k2]),
+        39 => s(&["ZADD", &k, &n, &v]),
+        40 => s(&["ZADD", &k, "INCR", "1", &v]),
+        41 => s(&["ZINCRBY", &k, "2", &v]),
+        42 => s(&["ZREM", &k, &v]),
+        43 => s(&["ZPOPMIN", &k]),
+        44 => s(&["ZPOPMAX", &k]),
+        45 => s(&["ZREMRANGEBYSCORE", &k, "0", "2"]),
+        46 => s(&["ZREMRANGEBYRANK", &k, "0", "0"]),
+        47 => s(&["ZUNIONSTORE", &k, "2", &k, &k2]),
+        48 => s(&["ZRANGESTORE", &k, &k2, "0", "1"]),
+        49 => s(&["ZMPOP", "1", &k, r.pick(&["MIN", "MAX"])]),
+        50 => s(&["PFADD", &k, &v]),
+        51 => s(&["SELECT", r.pick(&["0", "1"])]),
+        52 => s(&["MOVE", &k, r.pick(&["0", "1"])]),
+        53 => s(&["COPY", &k, &k2, "DB", r.pick(&["0", "1"])]),
+        54 => s(&["GEOADD", &k, "13.3", "38.1", &v]),
+        55 => s(&["BITOP", "OR", &k, &k2]),
+        56 => s(&[
+            "CONFIG",
+            "SET",
+            "notify-keyspace-events",
+            r.pick(&["KEA", "AKEn", "Kg$", "El", "Eshz", "KEx", "AK"]),
+        ]),
+        57 => s(&["SORT", &k, "ALPHA", "STORE", &k2]),
+        58 => s(&["UNLINK", &k]),
+        59 => s(&["EXISTS", &k]),
+        60 => s(&["TYPE", &k]),
+        61 => s(&["TTL", &k]),
+        62 => s(&["HGET", &k, "f"]),
+        63 => s(&["LRANGE", &k, "0", "-1"]),
+        64 => s(&["SCARD", &k]),
+        65 => s(&["ZSCORE", &k, &v]),
+        66 => s(&["STRLEN", &k]),
+        _ => s(&["GET", &k]),
+    }
+}
+
+/// Thousands of seeded commands; after each, the subscribers of both servers got the same
+/// messages.
+#[test]
+fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
+    for (i, seed) in [0x4e0_0001u64, 0x4e0_0002, 0x4e0_0003, 0x4e0_0004]
+        .into_iter()
+        .enumerate()
+    {
+        let resp3 = i % 2 == 1;
+        let node = crate::harness::Node::start()?;
+        let valkey = RedisServer::start_valkey_with(&["--enable-debug-command", "yes"])?;
+        let (mut ours, mut theirs) = (node.raw()?, RawConn::connect(valkey.addr())?);
+        if resp3 {
+            ours.cmd(&["HELLO", "3"])?;
+            theirs.cmd(&["HELLO", "3"])?;
+        }
+        let mut subs = Vec::new();
+        for addr in [node.addr(), valkey.addr()] {
+            let mut s = RawConn::connect(addr)?;
+            s.set_timeout(Duration::from_secs(10))?;
+            s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
+            subs.push(s);
+        }
+        let setup: &[&[&str]] = &[
+            &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+            // Expiry only when a command looks, so both expire at the same point.
+            &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+        ];
+        for cmd in setup {
+            assert_same_reply(&mut ours, &mut theirs, cmd, "setup")?;
+        }
+        let mut r = Rng(seed);
+        for step in 0..2500 {
+            let at = format!("seed {seed:#x} step {step} resp3={resp3}");
+            if r.below(20) == 0 {
+                // A key that expired: the next command that reads it raises `expired`.
+                let k = r.pick(KEYS);
+                for c in [&["SET", k, "x"][..], &["PEXPIRE", k, "1"]] {
+                    assert_same_reply(&mut ours, &mut theirs, c, &at)?;
+                }
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            let cmd = random_command(&mut r);
+            assert_same_reply(&mut ours, &mut theirs, &cmd, &at)?;
+            let got = drain(&mut subs[0])?;
+            let want = drain(&mut subs[1])?;
+            ensure!(
+                got == want,
+                "{at}: {cmd:?}\n ours:   {got:?}\n valkey: {want:?}"
+            );
+        }
+    }
+    Ok(())
+}
