@@ -84,7 +84,9 @@ fn events(name: &str, args: &[Bytes], i: usize) -> Events {
         "spop" => st("spop"),
         "smove" if i == 0 => st("srem"),
         "smove" => st("sadd"),
-        "sinterstore" | "sunionstore" | "sdiffstore" => store(Ev::SET, name_static(name)),
+        "sinterstore" => store(Ev::SET, "sinterstore"),
+        "sunionstore" => store(Ev::SET, "sunionstore"),
+        "sdiffstore" => store(Ev::SET, "sdiffstore"),
         "lpush" | "lpushx" => l("lpush"),
         "rpush" | "rpushx" => l("rpush"),
         "lpop" | "blpop" => l("lpop"),
@@ -125,31 +127,17 @@ fn events(name: &str, args: &[Bytes], i: usize) -> Events {
                 _ => z("zpopmax"),
             }
         }
-        "zremrangebyscore" | "zremrangebylex" | "zremrangebyrank" => z(name_static(name)),
-        "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => {
-            store(Ev::ZSET, name_static(name))
-        }
+        "zremrangebyscore" => z("zremrangebyscore"),
+        "zremrangebylex" => z("zremrangebylex"),
+        "zremrangebyrank" => z("zremrangebyrank"),
+        "zunionstore" => store(Ev::ZSET, "zunionstore"),
+        "zinterstore" => store(Ev::ZSET, "zinterstore"),
+        "zdiffstore" => store(Ev::ZSET, "zdiffstore"),
+        "zrangestore" => store(Ev::ZSET, "zrangestore"),
         "georadius" | "georadiusbymember" => store(Ev::ZSET, "georadiusstore"),
         "geosearchstore" => store(Ev::ZSET, "geosearchstore"),
         _ => (Vec::new(), OnlyDel),
     }
-}
-
-/// The command names that are their own event names, as `'static` strings.
-fn name_static(name: &str) -> &'static str {
-    const SAME: &[&str] = &[
-        "sinterstore",
-        "sunionstore",
-        "sdiffstore",
-        "zremrangebyscore",
-        "zremrangebylex",
-        "zremrangebyrank",
-        "zunionstore",
-        "zinterstore",
-        "zdiffstore",
-        "zrangestore",
-    ];
-    SAME.iter().find(|s| **s == name).copied().unwrap_or("")
 }
 
 /// The keys a command is about to look at that are expired: Valkey's lookups delete them
@@ -208,8 +196,9 @@ fn store_index(name: &str, keys: usize) -> Option<usize> {
 /// Deletes the keys [`expired_ahead`] found that the command left in place, announcing
 /// them as expired (before the command's own events, as Valkey's lookups come first).
 ///
-/// After WRONGTYPE only the keys before the first live one count: that is the key of the
-/// wrong type, and Valkey looked no further.
+/// After WRONGTYPE only the keys before the first live one count: the first live key may be
+/// the one of the wrong type, and Valkey looks no further than that (an expired key after a
+/// live one of the right type is left for later here).
 pub fn expire_left(ctx: &mut Ctx, args: &[Bytes], ahead: &Ahead, wrong_type: bool) {
     let stop = if wrong_type {
         ahead
