@@ -79,6 +79,10 @@ pub struct ClientState {
     pub session: crate::acl::Session,
     /// The selected (logical) database.
     pub db: u8,
+    /// CLIENT TRACKING's mode while it is on (the node's table has the same).
+    pub tracking: Option<crate::node::tracking::TrackingMode>,
+    /// CLIENT CACHING YES|NO was just sent: it applies to the next command only.
+    pub caching: bool,
 }
 
 impl ClientState {

@@ -252,39 +252,68 @@ pub(super) fn execute(
         super::pubsub_cmds::feed_monitors(&ctx, args);
     }
     // Keyspace notifications: which keys existed, then which ones the command wrote.
+    // Keyspace notifications and CLIENT TRACKING watch which keys a command wrote.
     let notify = shared.notify.flags(&shared.config);
-    let watching = notify.any() && spec.takes_keys() && !script;
-    let (keys, before) = if watching {
+    let tracking = shared.tracking.any();
+    let watching = (notify.any() || tracking) && spec.takes_keys() && !script;
+    let (keys, before, ahead) = if watching {
         ctx.ks.select(ctx.client.db);
         let keys = spec.key_positions(args);
-        let before = if spec.is_write() {
-            super::notify::existence(&mut ctx, args, &keys)
+        let (before, ahead) = if notify.any() {
+            let before = if spec.is_write() {
+                super::notify::existence(&mut ctx, args, &keys)
+            } else {
+                vec![true; keys.len()]
+            };
+            (
+                before,
+                super::notify::expired_ahead(&mut ctx, spec.name, args, &keys),
+            )
         } else {
-            vec![true; keys.len()]
+            (Vec::new(), Vec::new())
         };
-        let ahead = super::notify::expired_ahead(&mut ctx, spec.name, args, &keys);
         ctx.ks.record_writes();
-        (keys, (before, ahead))
+        (keys, before, ahead)
     } else {
-        (Vec::new(), (Vec::new(), Vec::new()))
+        (Vec::new(), Vec::new(), Vec::new())
     };
-    let (before, ahead) = before;
     let started = std::time::Instant::now();
     let reply = super::execute(spec, &mut ctx, args);
     if watching {
         let written = ctx.ks.take_written();
-        // A command refused for its arguments looked at no key in Valkey: nothing expires
-        // then (WRONGTYPE comes from a lookup, so the keys before it were looked at).
-        let (looked, wrong_type) = match &reply {
-            Reply::Error(e) => (e.starts_with("WRONGTYPE"), true),
-            _ => (true, false),
-        };
-        if looked {
-            super::notify::expire_left(&mut ctx, args, &ahead, wrong_type);
+        if tracking {
+            let changed: Vec<Bytes> = written
+                .keys
+                .iter()
+                .chain(&written.expired)
+                .map(|(_, k)| Bytes::copy_from_slice(k))
+                .collect();
+            if !changed.is_empty() {
+                shared
+                    .tracking
+                    .invalidate(&shared.pubsub, &changed, ctx.client.id());
+            }
         }
-        if !written.keys.is_empty() || !written.expired.is_empty() {
-            super::notify::command_ran(&mut ctx, notify, spec.name, args, &keys, &before, written);
+        if notify.any() {
+            // A command refused for its arguments looked at no key in Valkey: nothing
+            // expires then (WRONGTYPE comes from a lookup, so keys before it were looked at).
+            let (looked, wrong_type) = match &reply {
+                Reply::Error(e) => (e.starts_with("WRONGTYPE"), true),
+                _ => (true, false),
+            };
+            if looked {
+                super::notify::expire_left(&mut ctx, args, &ahead, wrong_type);
+            }
+            if !written.keys.is_empty() || !written.expired.is_empty() {
+                super::notify::command_ran(
+                    &mut ctx, notify, spec.name, args, &keys, &before, written,
+                );
+            }
         }
+    }
+    if ctx.client.tracking.is_some() {
+        let read_only = spec.has_flag(CmdFlags::READONLY);
+        super::tracking_cmds::command_ran(&mut ctx, read_only, &keys, args);
     }
     ctx.client.executed += 1;
     if !script && !spec.has_flag(CmdFlags::ADMIN) {

@@ -45,6 +45,7 @@ mod strings;
 mod table;
 #[cfg(test)]
 mod table_check;
+mod tracking_cmds;
 mod transaction;
 mod zranges;
 mod zsets;

@@ -232,6 +232,9 @@ pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
+    ctx.node.tracking.disable(ctx.client.id());
+    ctx.client.tracking = None;
+    ctx.client.caching = false;
     if let Some(mut subs) = ctx.client.pubsub.take() {
         ctx.node.pubsub.forget(&mut subs, ctx.client.id());
         *ctx.client.handle.subscriptions.lock() = [0; 3];
@@ -415,6 +418,7 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     ctx.ks.commit_now()?;
     ctx.node.keyspace.flush_all()?;
+    ctx.node.tracking.flushed(&ctx.node.pubsub);
     Ok(Reply::OK)
 }
 
@@ -422,6 +426,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     ctx.ks.commit_now()?;
     ctx.node.keyspace.flush_db(ctx.client.db)?;
+    ctx.node.tracking.flushed(&ctx.node.pubsub);
     Ok(Reply::OK)
 }
 

@@ -4,8 +4,8 @@ use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
     commandlog_cmds as clog, functions as func, geo, hashes, hll_cmds as hll, info, introspect,
     keys, latency_cmds as lat, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
-    scripting as lua, server_cmds as srv, sets, sort, strings, zranges, zsets, CmdFlags,
-    CommandSpec, MovableKeys,
+    scripting as lua, server_cmds as srv, sets, sort, strings, tracking_cmds, zranges, zsets,
+    CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -96,6 +96,10 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("kill", -3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous @connection", "connection", "2.4.0", "Terminates open connections.", srv::client),
         cmd!("no-evict", 3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous @connection", "connection", "7.0.0", "Sets the client eviction mode of the connection.", srv::client),
         cmd!("no-touch", 3, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", srv::client),
+        cmd!("tracking", -3, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "6.0.0", "Controls server-assisted client-side caching for the connection.", tracking_cmds::tracking),
+        cmd!("caching", 3, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "6.0.0", "Instructs the server whether to track the keys in the next request.", tracking_cmds::caching),
+        cmd!("getredir", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.", tracking_cmds::getredir),
+        cmd!("trackinginfo", 2, "noscript loading stale", 0, 0, 0, "@slow @connection", "connection", "6.2.0", "Returns information about server-assisted client-side caching for the connection.", tracking_cmds::trackinginfo),
         cmd!("help", 2, "loading stale", 0, 0, 0, "@slow @connection", "connection", "5.0.0", "Returns helpful text about the different subcommands.", srv::client),
     ]),
     // server

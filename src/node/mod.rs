@@ -14,6 +14,7 @@ pub mod latency;
 pub mod notify;
 pub mod pubsub;
 pub mod slot_stats;
+pub mod tracking;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -106,6 +107,8 @@ pub struct Node {
     pub slot_stats: slot_stats::SlotStats,
     /// Keyspace notifications (`notify-keyspace-events`).
     pub notify: Arc<notify::Notifier>,
+    /// CLIENT TRACKING's table.
+    pub tracking: Arc<tracking::Tracking>,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
     /// a replica takes its primary's.
     pub acl: Arc<crate::acl::Acl>,
@@ -260,16 +263,21 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         }));
     }
     let notifier: Arc<notify::Notifier> = Default::default();
+    let tracker: Arc<tracking::Tracking> = Default::default();
     {
         let (n, ps, cfg) = (
             Arc::clone(&notifier),
             Arc::clone(&pubsub),
             Arc::clone(&config),
         );
+        let tr = Arc::clone(&tracker);
         keyspace.on_expired(move |db, key| {
             let flags = n.flags(&cfg);
             if flags.wants(crate::config::KeyspaceEvents::EXPIRED) {
                 n.publish(&ps, flags, "expired", db, key);
+            }
+            if tr.any() {
+                tr.invalidate(&ps, &[bytes::Bytes::copy_from_slice(key)], 0);
             }
         });
     }
@@ -326,6 +334,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         latency: Default::default(),
         slot_stats: Default::default(),
         notify: notifier,
+        tracking: tracker,
         acl,
     });
     node.users_at_start();

@@ -42,6 +42,9 @@ pub enum Delivery {
     },
     /// A MONITOR line (without `+` and CRLF).
     Monitor(Bytes),
+    /// A message shaped for its receiver already (CLIENT TRACKING's invalidations), with
+    /// the bytes it counts for.
+    Shaped(Reply, u64),
 }
 
 impl Delivery {
@@ -57,14 +60,21 @@ impl Delivery {
                     payload,
                 } => pattern.len() + channel.len() + payload.len(),
                 Delivery::Monitor(line) => line.len(),
+                Delivery::Shaped(_, size) => *size as usize,
             } as u64
     }
 
     pub fn reply(self) -> Reply {
+        let line = match self {
+            Delivery::Monitor(line) => line,
+            Delivery::Shaped(r, _) => return r,
+            other => return other.message(),
+        };
+        Reply::StatusOwned(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    fn message(self) -> Reply {
         let b = Reply::Bulk;
-        if let Delivery::Monitor(line) = self {
-            return Reply::StatusOwned(String::from_utf8_lossy(&line).into_owned());
-        }
         Reply::Push(match self {
             Delivery::Message { channel, payload } => {
                 vec![Reply::bulk_str("message"), b(channel), b(payload)]
@@ -82,7 +92,7 @@ impl Delivery {
             Delivery::SMessage { channel, payload } => {
                 vec![Reply::bulk_str("smessage"), b(channel), b(payload)]
             }
-            Delivery::Monitor(_) => Vec::new(),
+            Delivery::Monitor(_) | Delivery::Shaped(..) => Vec::new(),
         })
     }
 }
@@ -216,6 +226,32 @@ impl Subscriptions {
     }
 }
 
+/// Where one client's out-of-band messages go (its pub/sub queue), under the pub/sub
+/// output limits.
+#[derive(Clone)]
+pub struct Mailbox(Subscriber);
+
+impl Mailbox {
+    /// Queues `d`; false if the client is gone or was closed for its output limit.
+    pub fn post(&self, d: Delivery, pubsub: &PubSub) -> bool {
+        self.0.send(d, pubsub.output_limit())
+    }
+
+    pub fn handle(&self) -> &Arc<ClientHandle> {
+        &self.0.handle
+    }
+}
+
+impl Subscriptions {
+    /// This connection's mailbox.
+    pub fn mailbox(&self, handle: &Arc<ClientHandle>) -> Mailbox {
+        Mailbox(Subscriber {
+            tx: self.tx.clone(),
+            handle: Arc::clone(handle),
+        })
+    }
+}
+
 impl Default for Subscriptions {
     fn default() -> Self {
         Subscriptions::new()
@@ -245,6 +281,16 @@ impl PubSub {
             Space::Pattern => &self.patterns,
             Space::Shard => &self.shard,
         }
+    }
+
+    /// The mailbox of client `id` if it subscribed to `channel`.
+    pub fn subscriber(&self, channel: &[u8], id: u64) -> Option<Mailbox> {
+        self.channels
+            .read()
+            .get(channel)
+            .and_then(|m| m.get(&id))
+            .cloned()
+            .map(Mailbox)
     }
 
     /// Adds `name` to `subs`; false if it was already there.

@@ -65,6 +65,8 @@ pub async fn serve(
         tls,
         session: crate::acl::Session::default_user(),
         db: 0,
+        tracking: None,
+        caching: false,
     };
     if let Err(e) = serve_inner(&shared, stream, &mut client).await {
         tracing::debug!("client {id} closed: {e}");
@@ -72,6 +74,7 @@ pub async fn serve(
     if let Some(mut subs) = client.pubsub.take() {
         shared.pubsub.forget(&mut subs, id);
     }
+    shared.tracking.disable(id);
     shared.clients.unregister(id);
 }
 

@@ -49,6 +49,7 @@ mod slot_stats;
 mod sort;
 mod string_commands;
 mod tls;
+mod tracking;
 mod transactions;
 mod valkey_data;
 mod zsets;

@@ -1,0 +1,208 @@
+//! CLIENT TRACKING against valkey-server 8.1.8: the subcommands' replies and errors byte for
+//! byte, and the invalidation messages a tracking client gets, in RESP3 on its own
+//! connection (default mode, OPTIN, NOLOOP, BCAST with prefixes) and through REDIRECT to a
+//! RESP2 client subscribed to `__redis__:invalidate`, for seeded reads and writes from
+//! itself and another client, FLUSHALL included.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+
+use crate::commands::Rng;
+use crate::harness::{assert_same_reply, encode_cmd, show, Node, RawConn, RedisServer};
+
+const CASES: &[&[&str]] = &[
+    &["CLIENT", "GETREDIR"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "CACHING", "yes"],
+    &["CLIENT", "TRACKING", "maybe"],
+    &["CLIENT", "TRACKING", "on", "bogus"],
+    &["CLIENT", "TRACKING", "on", "PREFIX", "a"],
+    &["CLIENT", "TRACKING", "on", "BCAST", "OPTIN"],
+    &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"],
+    &["CLIENT", "TRACKING", "on", "REDIRECT", "999999"],
+    &["CLIENT", "TRACKING", "on", "REDIRECT", "x"],
+    &[
+        "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a", "PREFIX", "ab",
+    ],
+    &["CLIENT", "TRACKING", "on"],
+    &["CLIENT", "GETREDIR"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "TRACKING", "on", "BCAST"],
+    &["CLIENT", "TRACKING", "on", "OPTIN"],
+    &["CLIENT", "CACHING", "yes"],
+    &["CLIENT", "TRACKING", "off"],
+    &["CLIENT", "TRACKING", "on", "OPTIN", "NOLOOP"],
+    &["CLIENT", "CACHING", "no"],
+    &["CLIENT", "CACHING", "maybe"],
+    &["CLIENT", "CACHING", "yes"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "TRACKING", "on", "OPTOUT"],
+    &["CLIENT", "TRACKING", "off"],
+    &["CLIENT", "TRACKING", "on", "OPTOUT"],
+    &["CLIENT", "CACHING", "no"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "TRACKING", "off"],
+    &[
+        "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "b", "PREFIX", "a",
+    ],
+    &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "c"],
+    &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ax"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "TRACKING", "off"],
+    &["CLIENT", "TRACKINGINFO"],
+    &["CLIENT", "GETREDIR"],
+];
+
+#[test]
+fn tracking_subcommands_match_valkey_byte_for_byte() -> Result<()> {
+    crate::harness::assert_cases_match_valkey(CASES)
+}
+
+/// Every frame `c` got before the answer to a PING it sends now (RESP3: `$4 mark`; RESP2
+/// subscriber: `*2 pong mark`).
+fn drain(c: &mut RawConn) -> Result<Vec<String>> {
+    c.send(&encode_cmd(&["PING", "mark"]))?;
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        let text = show(&c.read_frame()?);
+        if text.contains("mark") {
+            return Ok(out);
+        }
+        out.push(text);
+    }
+    anyhow::bail!("no answer to PING after 1000 frames")
+}
+
+struct Side {
+    tracker: RawConn,
+    writer: RawConn,
+}
+
+fn side(addr: std::net::SocketAddr, tracking: &[&str]) -> Result<Side> {
+    let mut tracker = RawConn::connect(addr)?;
+    tracker.set_timeout(Duration::from_secs(10))?;
+    tracker.cmd(&["HELLO", "3"])?;
+    let mut on = vec!["CLIENT", "TRACKING", "on"];
+    on.extend_from_slice(tracking);
+    let r = tracker.cmd(&on)?;
+    ensure!(show(&r).contains("OK"), "CLIENT TRACKING: {}", show(&r));
+    Ok(Side {
+        tracker,
+        writer: RawConn::connect(addr)?,
+    })
+}
+
+const KEYS: &[&str] = &["a:1", "a:2", "b:1", "c"];
+
+fn step(r: &mut Rng) -> (bool, Vec<String>) {
+    let k = r.pick(KEYS).to_string();
+    let k2 = r.pick(KEYS).to_string();
+    let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let by_tracker = r.below(3) == 0;
+    let cmd = match r.below(14) {
+        0..=2 => s(&["GET", &k]),
+        3 => s(&["MGET", &k, &k2]),
+        4 => s(&["CLIENT", "CACHING", "yes"]),
+        5..=7 => s(&["SET", &k, "v"]),
+        8 => s(&["DEL", &k, &k2]),
+        9 => s(&["MSET", &k, "1", &k2, "2"]),
+        10 => s(&["INCR", &k]),
+        11 => s(&["EXPIRE", &k, "-1"]),
+        12 => s(&["APPEND", &k, "x"]),
+        _ => {
+            if r.below(4) == 0 {
+                s(&["FLUSHALL"])
+            } else {
+                s(&["EXISTS", &k])
+            }
+        }
+    };
+    // Reads come from the tracker; writes from either side.
+    let reads = matches!(cmd[0].as_str(), "GET" | "MGET" | "EXISTS" | "CLIENT");
+    (reads || by_tracker, cmd)
+}
+
+/// Seeded reads and writes; after each, both trackers got the same invalidations.
+#[test]
+fn invalidations_match_valkey_in_each_mode() -> Result<()> {
+    let modes: &[&[&str]] = &[
+        &[],
+        &["NOLOOP"],
+        &["OPTIN"],
+        &["BCAST", "PREFIX", "a:", "PREFIX", "c"],
+        &["BCAST", "NOLOOP"],
+    ];
+    for (i, mode) in modes.iter().enumerate() {
+        let node = Node::start()?;
+        let valkey = RedisServer::start_valkey()?;
+        let mut ours = side(node.addr(), mode)?;
+        let mut theirs = side(valkey.addr(), mode)?;
+        let mut r = Rng(0x7ac_0001 + i as u64);
+        for n in 0..600 {
+            let (on_tracker, cmd) = step(&mut r);
+            let at = format!("mode {mode:?} step {n}");
+            if on_tracker {
+                assert_same_reply(&mut ours.tracker, &mut theirs.tracker, &cmd, &at)?;
+            } else {
+                assert_same_reply(&mut ours.writer, &mut theirs.writer, &cmd, &at)?;
+            }
+            let (a, b) = (drain(&mut ours.tracker)?, drain(&mut theirs.tracker)?);
+            ensure!(a == b, "{at}: {cmd:?}\n ours:   {a:?}\n valkey: {b:?}");
+        }
+    }
+    Ok(())
+}
+
+/// REDIRECT to a RESP2 client subscribed to `__redis__:invalidate`: the same messages.
+#[test]
+fn redirected_invalidations_match_valkey() -> Result<()> {
+    let node = Node::start()?;
+    let valkey = RedisServer::start_valkey()?;
+    let mut sides = Vec::new();
+    for addr in [node.addr(), valkey.addr()] {
+        let mut sub = RawConn::connect(addr)?;
+        sub.set_timeout(Duration::from_secs(10))?;
+        let id = show(&sub.cmd(&["CLIENT", "ID"])?);
+        let id: String = id.chars().filter(|c| c.is_ascii_digit()).collect();
+        sub.cmd(&["SUBSCRIBE", "__redis__:invalidate"])?;
+        let mut tracker = RawConn::connect(addr)?;
+        let r = tracker.cmd(&["CLIENT", "TRACKING", "on", "REDIRECT", &id])?;
+        ensure!(show(&r).contains("OK"), "{}", show(&r));
+        let r = tracker.cmd(&["CLIENT", "GETREDIR"])?;
+        ensure!(show(&r).contains(&id), "GETREDIR {} vs {id}", show(&r));
+        sides.push((sub, tracker, RawConn::connect(addr)?));
+    }
+    let script: &[(&str, &[&str])] = &[
+        ("t", &["GET", "k"]),
+        ("w", &["SET", "k", "1"]),
+        ("w", &["SET", "k", "2"]),
+        ("t", &["MGET", "k", "j"]),
+        ("t", &["SET", "j", "x"]),
+        ("w", &["DEL", "k", "j"]),
+        ("t", &["GET", "k"]),
+        ("w", &["FLUSHALL"]),
+        ("t", &["GET", "k"]),
+        ("w", &["EXPIRE", "k", "-1"]),
+    ];
+    for (n, (who, cmd)) in script.iter().enumerate() {
+        let mut got = Vec::new();
+        for (sub, tracker, writer) in sides.iter_mut() {
+            let c = if *who == "t" {
+                &mut *tracker
+            } else {
+                &mut *writer
+            };
+            c.cmd(cmd)?;
+            got.push(drain(sub)?);
+        }
+        ensure!(
+            got[0] == got[1],
+            "step {n} {cmd:?}\n ours:   {:?}\n valkey: {:?}",
+            got[0],
+            got[1]
+        );
+    }
+    Ok(())
+}
