@@ -252,6 +252,7 @@ fn render(sh: &Node, ctx: &Ctx, section: &str, out: &mut String) {
                     .names(crate::node::pubsub::Space::Shard, None)
                     .len()
             );
+            line!(out, "tracking_total_keys:{}", sh.tracking.tracked_keys());
             line!(out, "keyspace_misses:{}", r(&k.keyspace_misses));
             line!(out, "total_error_replies:{}", r(&s.error_replies));
         }

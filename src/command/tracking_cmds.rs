@@ -212,9 +212,9 @@ pub fn command_ran(ctx: &mut Ctx, read_only: bool, keys: &[usize], args: &[Bytes
         };
         if remember {
             let id = ctx.client.id();
-            ctx.node
-                .tracking
-                .remember(id, keys.iter().map(|&p| args[p].clone()));
+            let max = ctx.node.config.snapshot().tracking_table_max_keys;
+            let keys = keys.iter().map(|&p| args[p].clone());
+            ctx.node.tracking.remember(&ctx.node.pubsub, id, keys, max);
         }
     }
     // Any CLIENT subcommand, and MULTI's queueing, keep it for the command it is meant for.

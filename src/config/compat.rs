@@ -166,7 +166,6 @@ pub(crate) static NO_EFFECT: &[NoEffect] = &[
     ne("crash-memcheck-enabled", Bool, "yes"),
     ne("lfu-log-factor", Int, "10"),
     ne("lfu-decay-time", Int, "1"),
-    ne("tracking-table-max-keys", Int, "1000000"),
     ne("shutdown-timeout", Int, "10"),
     ne("shutdown-on-sigint", Args, "default"),
     ne("shutdown-on-sigterm", Args, "default"),

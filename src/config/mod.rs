@@ -127,6 +127,9 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     /// `cluster-slot-stats-enabled`: CLUSTER SLOT-STATS also counts CPU and network per slot.
     pub cluster_slot_stats_enabled: bool,
+    /// `tracking-table-max-keys`: keys CLIENT TRACKING remembers before it invalidates some
+    /// to make room (0: no bound).
+    pub tracking_table_max_keys: u64,
     /// `notify-keyspace-events`: which keyspace notifications are published.
     pub notify_keyspace_events: KeyspaceEvents,
     /// `databases`: numbered databases in standalone mode (at most 32 here).
@@ -324,6 +327,7 @@ impl Default for Config {
             latency_monitor_threshold_ms: 0,
             cluster_slot_stats_enabled: false,
             notify_keyspace_events: KeyspaceEvents::default(),
+            tracking_table_max_keys: 1_000_000,
             databases: 16,
             cluster_databases: 1,
             cluster_node_timeout_ms: 15_000,

@@ -473,6 +473,16 @@ static SPECS: &[Spec] = &[
     ),
     num_spec!("databases", databases, u8, 1, 32, false, false, []),
     num_spec!(
+        "tracking-table-max-keys",
+        tracking_table_max_keys,
+        u64,
+        0,
+        I64_MAX,
+        false,
+        true,
+        []
+    ),
+    num_spec!(
         "cluster-databases",
         cluster_databases,
         u8,

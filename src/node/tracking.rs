@@ -81,12 +81,34 @@ impl Tracking {
         self.inner.lock().clients.get(&id).map(|t| t.mode.clone())
     }
 
-    /// Client `id` (default mode) read `keys` and may cache them.
-    pub fn remember(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
+    /// Client `id` (default mode) read `keys` and may cache them. Past `max` tracked keys
+    /// (0: no bound) others are invalidated to make room, as Valkey's
+    /// `tracking-table-max-keys`.
+    pub fn remember(&self, pubsub: &PubSub, id: u64, keys: impl Iterator<Item = Bytes>, max: u64) {
         let mut g = self.inner.lock();
         for k in keys {
             g.keys.entry(k).or_default().insert(id);
         }
+        let over = (g.keys.len() as u64).saturating_sub(max) as usize;
+        if max == 0 || over == 0 {
+            return;
+        }
+        let evicted: Vec<Bytes> = g.keys.keys().take(over).cloned().collect();
+        for k in evicted {
+            let Some(ids) = g.keys.remove(&k) else {
+                continue;
+            };
+            let mut ids: Vec<u64> = ids.into_iter().collect();
+            ids.sort_unstable();
+            for to in ids {
+                Self::send(&g, pubsub, to, Some(vec![k.clone()]));
+            }
+        }
+    }
+
+    /// Keys remembered for default-mode clients.
+    pub fn tracked_keys(&self) -> usize {
+        self.inner.lock().keys.len()
     }
 
     /// `keys` changed, by client `writer` (0: the server, e.g. an expiry).

@@ -206,3 +206,43 @@ fn redirected_invalidations_match_valkey() -> Result<()> {
     }
     Ok(())
 }
+
+/// `tracking-table-max-keys` bounds what is remembered: past it, keys are invalidated to make
+/// room (so the client drops them from its cache) and INFO counts what is kept.
+#[test]
+fn tracked_keys_are_bounded_by_tracking_table_max_keys() -> Result<()> {
+    let node = crate::harness::NodeBuilder::new()
+        .directive("tracking-table-max-keys", "10")
+        .start()?;
+    let mut t = RawConn::connect(node.addr())?;
+    t.cmd(&["HELLO", "3"])?;
+    t.cmd(&["CLIENT", "TRACKING", "on"])?;
+    let mut pushes = 0;
+    for i in 0..25 {
+        t.send(&encode_cmd(&["GET", &format!("k{i}")]))?;
+        // Invalidations (pushes) may come before the reply of the next GET.
+        for _ in 0..100 {
+            let f = t.read_frame()?;
+            if f.first() == Some(&b'>') {
+                pushes += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    pushes += drain(&mut t)?.len();
+    ensure!(
+        pushes == 15,
+        "15 keys made room for others: {pushes} invalidations"
+    );
+    let mut c = node.conn()?;
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut c)?;
+    ensure!(
+        info.contains("tracking_total_keys:10\r\n"),
+        "INFO stats: {}",
+        info.lines()
+            .find(|l| l.starts_with("tracking"))
+            .unwrap_or("none")
+    );
+    Ok(())
+}
