@@ -6,18 +6,21 @@ cd "$(dirname "$0")/.."
 
 usage() {
     cat <<'USAGE'
-usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE] [-d BYTES]
+usage: scripts/bench.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-r KEYSPACE] [-d BYTES] [-k ROUNDS]
 
 Builds rockslot-server (release), starts it, valkey-server 8.1.8 and redis-server on free
 loopback ports with temporary data dirs, runs `redis-benchmark -q -t TESTS -n REQUESTS -c
-CLIENTS -P 1` and `-P 16` against each, and prints requests/s side by side with ratios to
-both peers, then each server's RSS. All servers are stopped and their data removed on exit.
+CLIENTS -P 1` and `-P 16` against each, ROUNDS times in turn (rockslot, redis, valkey, then
+again), and prints each server's median requests/s side by side with ratios to both peers,
+then each server's RSS. All servers are stopped and their data removed on exit.
 
   -n REQUESTS   requests per test (default 200000)
   -c CLIENTS    parallel connections (default 50)
   -t TESTS      redis-benchmark tests (default set,get; "all" = its full default list)
   -r KEYSPACE   random keys from a keyspace of this size (default: the single default key)
   -d BYTES      value size (default 3, redis-benchmark's own)
+  -k ROUNDS     runs per server and pipeline depth; the median is reported (default 3):
+                one run varies by 20-30% between runs on a small machine
   -h, --help    this help
 
 Environment: CARGO_TARGET_DIR (default $HOME/.cache/rockslot-target).
@@ -29,6 +32,7 @@ CLIENTS=50
 TESTS=set,get
 KEYSPACE=
 DATASIZE=
+ROUNDS=3
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) REQUESTS="$2"; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
         -t) TESTS="$2"; shift 2 ;;
         -r) KEYSPACE="$2"; shift 2 ;;
         -d) DATASIZE="$2"; shift 2 ;;
+        -k) ROUNDS="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -120,13 +125,31 @@ bench() { # port pipeline
         | tr '\r' '\n' | awk -F': ' '/ requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
 }
 
-echo "redis-benchmark -n $REQUESTS -c $CLIENTS, appendfsync everysec; rockslot :$RS_PORT, $(redis-server --version | awk '{print $1, $3}') :$RD_PORT" >&2
+# The median requests/s per test of several "TEST rps" runs.
+median() {
+    awk -F'\t' '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
+        END {
+            for (i = 0; i < n; i++) {
+                t = order[i]; k = split(v[t], a, " ")
+                for (x = 1; x <= k; x++) for (y = x + 1; y <= k; y++) if (a[y] < a[x]) { s = a[x]; a[x] = a[y]; a[y] = s }
+                print t "\t" a[int((k + 1) / 2)]
+            }
+        }'
+}
+
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS, appendfsync everysec, median of $ROUNDS rounds; rockslot :$RS_PORT, $(redis-server --version | awk '{print $1, $3}') :$RD_PORT" >&2
 ROWS=()
 for P in 1 16; do
-    echo "  running -P $P ..." >&2
-    rs="$(bench "$RS_PORT" "$P")"
-    rd="$(bench "$RD_PORT" "$P")"
-    vk="$(bench "$VK_PORT" "$P")"
+    rs_all="" rd_all="" vk_all=""
+    for round in $(seq "$ROUNDS"); do
+        echo "  running -P $P, round $round ..." >&2
+        rs_all+="$(bench "$RS_PORT" "$P")"$'\n'
+        rd_all+="$(bench "$RD_PORT" "$P")"$'\n'
+        vk_all+="$(bench "$VK_PORT" "$P")"$'\n'
+    done
+    rs="$(printf '%s' "$rs_all" | grep . | median)"
+    rd="$(printf '%s' "$rd_all" | grep . | median)"
+    vk="$(printf '%s' "$vk_all" | grep . | median)"
     while IFS=$'\t' read -r test rps; do
         [ -n "$test" ] || continue
         other="$(printf '%s\n' "$rd" | awk -F'\t' -v t="$test" '$1 == t { print $2 }')"
