@@ -155,10 +155,8 @@ pub fn expired_ahead(ctx: &mut Ctx, name: &str, args: &[Bytes], keys: &[usize]) 
         .take(if first_only { 1 } else { keys.len() })
         .skip(usize::from(skip_first))
         .map(|&p| {
-            let k = &args[p];
-            let expired = ctx.ks.is_expired(k).unwrap_or(false);
-            let live = !expired && ctx.ks.is_stored(k).unwrap_or(false);
-            (p, expired, live)
+            let state = ctx.ks.stored_live(&args[p]).unwrap_or(None);
+            (p, state == Some(false), state == Some(true))
         })
         .collect()
 }

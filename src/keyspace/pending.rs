@@ -222,11 +222,12 @@ impl<'a> Pending<'a> {
         Ok(self.read_at(self.at(key), key)?.is_some())
     }
 
-    /// Whether `key` is stored but expired (nothing is deleted).
-    pub fn is_expired(&self, key: &[u8]) -> Result<bool> {
+    /// Whether `key` is stored, and then whether it is live (nothing is deleted): `None`,
+    /// `Some(false)` for an expired key, `Some(true)` for a live one.
+    pub fn stored_live(&self, key: &[u8]) -> Result<Option<bool>> {
         Ok(self
             .read_at(self.at(key), key)?
-            .is_some_and(|e| !is_live(&e, now_ms())))
+            .map(|e| is_live(&e, now_ms())))
     }
 
     /// The live entry at `key`, seeing this scope's staged writes. An expired entry found here

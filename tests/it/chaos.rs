@@ -110,20 +110,8 @@ fn legacy_reshard(c: &Cluster, view: usize, primaries: &[usize], rng: &mut Rng) 
     let others: Vec<usize> = primaries.iter().copied().filter(|&p| p != src).collect();
     let dst = rng.pick(&others)?;
     let (from, to) = (c.myid(src)?, c.myid(dst)?);
-    let n = (1 + rng.below(16)).to_string();
-    let seed = format!("127.0.0.1:{}", c.node(view).port());
-    c.redis_cli_cluster(&[
-        "reshard",
-        &seed,
-        "--cluster-from",
-        &from,
-        "--cluster-to",
-        &to,
-        "--cluster-slots",
-        &n,
-        "--cluster-yes",
-    ])?
-    .ensure_success()?;
+    let n = 1 + rng.below(16);
+    c.reshard_via(view, false, &from, &to, n)?;
     c.check_clean(false)?;
     Ok(format!(
         "redis-cli --cluster reshard of {n} slots from {src} to {dst}"

@@ -108,19 +108,8 @@ fn cluster_databases_move_replicate_and_back_up_with_their_slots() -> Result<()>
     verify(&c, "loaded")?;
     let masters = c.masters(0)?;
     let (from, to) = (c.myid(masters[0])?, c.myid(masters[1])?);
+    c.reshard_via(0, true, &from, &to, 5000)?;
     let seed = format!("127.0.0.1:{}", c.node(0).port());
-    c.rockslot_cli_cluster(&[
-        "reshard",
-        &seed,
-        "--cluster-from",
-        &from,
-        "--cluster-to",
-        &to,
-        "--cluster-slots",
-        "5000",
-        "--cluster-yes",
-    ])?
-    .ensure_success()?;
     c.wait_converged(SETTLE)?;
     verify(&c, "after moving 5000 slots")?;
     // Replicas hold what their primaries hold, database by database.

@@ -121,19 +121,7 @@ fn native_reshard_and_rebalance_under_writes() -> Result<()> {
     let obs = RedirectObserver::start(&c, 0)?;
     w.wait_acked_after(t, 500, SETTLE, "writer warm-up", |_| true)?;
     let seed = format!("127.0.0.1:{}", c.node(0).port());
-    let run = c
-        .rockslot_cli_cluster(&[
-            "reshard",
-            &seed,
-            "--cluster-from",
-            "all",
-            "--cluster-to",
-            &new_id,
-            "--cluster-slots",
-            "1000",
-            "--cluster-yes",
-        ])?
-        .ensure_success()?;
+    let run = c.reshard_via(0, true, "all", &new_id, 1000)?;
     let summary = run
         .stdout
         .lines()

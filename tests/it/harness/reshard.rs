@@ -129,20 +129,39 @@ impl Cluster {
     /// `redis-cli --cluster reshard` through node 0: `slots` slots from every primary to the
     /// node with id `to`, without prompts; it must succeed.
     pub fn reshard_to(&self, to: &str, slots: usize) -> Result<ToolRun> {
-        let seed = format!("127.0.0.1:{}", self.node(0).port());
+        self.reshard_via(0, false, "all", to, slots)
+    }
+
+    /// `--cluster reshard` through node `via` with rockslot-cli (`rockslot`) or redis-cli:
+    /// `slots` slots from `from` (a node id or `all`) to the node with id `to`, without
+    /// prompts; it must succeed.
+    pub fn reshard_via(
+        &self,
+        via: usize,
+        rockslot: bool,
+        from: &str,
+        to: &str,
+        slots: usize,
+    ) -> Result<ToolRun> {
+        let seed = format!("127.0.0.1:{}", self.node(via).port());
         let slots = slots.to_string();
-        self.redis_cli_cluster(&[
+        let args = [
             "reshard",
             &seed,
             "--cluster-from",
-            "all",
+            from,
             "--cluster-to",
             to,
             "--cluster-slots",
             &slots,
             "--cluster-yes",
-        ])?
-        .ensure_success()
+        ];
+        let run = if rockslot {
+            self.rockslot_cli_cluster(&args)?
+        } else {
+            self.redis_cli_cluster(&args)?
+        };
+        run.ensure_success()
     }
 
     /// `--cluster check` through node 0 with `tool` (redis-cli or rockslot-cli) must pass with
