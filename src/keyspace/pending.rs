@@ -219,7 +219,7 @@ impl<'a> Pending<'a> {
 
     /// Whether `key` has a stored record, expired or not (what a write left behind).
     pub fn is_stored(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.read_at(self.at(key), key)?.is_some())
+        Ok(self.stored_live(key)?.is_some())
     }
 
     /// Whether `key` is stored, and then whether it is live (nothing is deleted): `None`,

@@ -192,3 +192,33 @@ fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
     }
     Ok(())
 }
+
+/// Active expiry (no command touches the key) publishes `expired` and invalidates the key for
+/// a tracking client, as lazy expiry does.
+#[test]
+fn active_expiry_publishes_expired_and_invalidates() -> Result<()> {
+    let node = crate::harness::Node::start()?;
+    let mut c = node.raw()?;
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Ex"])?;
+    let mut sub = RawConn::connect(node.addr())?;
+    sub.cmd(&["SUBSCRIBE", "__keyevent@0__:expired"])?;
+    let mut tracker = RawConn::connect(node.addr())?;
+    tracker.cmd(&["HELLO", "3"])?;
+    tracker.cmd(&["CLIENT", "TRACKING", "on"])?;
+    c.cmd(&["SET", "soon", "x", "PX", "100"])?;
+    tracker.cmd(&["GET", "soon"])?;
+    // Nobody reads the key again: only the background cycle can delete it.
+    sub.set_timeout(Duration::from_secs(10))?;
+    let msg = show(&sub.read_frame()?);
+    ensure!(
+        msg.contains("__keyevent@0__:expired") && msg.contains("soon"),
+        "expired event: {msg}"
+    );
+    tracker.set_timeout(Duration::from_secs(10))?;
+    let push = show(&tracker.read_frame()?);
+    ensure!(
+        push.contains("invalidate") && push.contains("soon"),
+        "invalidation: {push}"
+    );
+    Ok(())
+}
