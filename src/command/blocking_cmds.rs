@@ -36,6 +36,7 @@ fn block(ctx: &mut Ctx, keys: Vec<Bytes>, timeout: Option<Duration>, nil: Reply)
         keys,
         timeout,
         timeout_reply: nil,
+        rerun: None,
     });
     Ok(Reply::Raw(Bytes::new()))
 }

@@ -29,6 +29,9 @@ pub enum After {
         keys: Vec<bytes::Bytes>,
         timeout: Option<Duration>,
         timeout_reply: crate::resp::Reply,
+        /// What runs when woken, if not the command as sent (XREAD's `$` becomes the id it
+        /// stood for, so the wait ends at the first entry added after it).
+        rerun: Option<Vec<bytes::Bytes>>,
     },
     /// CLUSTER SETSLOT NODE: the reply waits until the other nodes heard the new owner.
     Announce,
@@ -67,6 +70,9 @@ pub struct ClientState {
     pub blocked: Option<crate::node::Blocked>,
     /// Keys written by this connection since its last commit, for waking blocked clients.
     pub touched: Vec<bytes::Bytes>,
+    /// Stream events (`xadd`, `xtrim`, ...) the running command raised and on which key, for
+    /// keyspace notifications: they depend on what it did, not only on what it wrote.
+    pub stream_events: Vec<(&'static str, bytes::Bytes)>,
     /// EXEC is running the queued commands: blocking commands do not block.
     pub in_exec: bool,
     /// A script runs the commands (SORT then sorts a set it would leave in native order).

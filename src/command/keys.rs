@@ -500,6 +500,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let key = &args[2];
         let enc = match &e.value {
             Value::Str(b) => super::encodings::string(b),
+            Value::Stream(_) => "stream",
             Value::Hash(_) | Value::Set(_) => "hashtable",
             Value::ZSet(n) => {
                 let short = *n <= l.zset_entries

@@ -41,6 +41,9 @@ mod server_cmds;
 mod sets;
 mod sort;
 pub mod stats;
+mod stream_groups;
+mod stream_info;
+mod streams;
 mod strings;
 mod table;
 #[cfg(test)]
@@ -126,6 +129,9 @@ pub enum MovableKeys {
     Sort,
     /// GEORADIUS(BYMEMBER): the key and the `STORE`/`STOREDIST` destination.
     GeoRadius,
+    /// XREAD/XREADGROUP: after the first `STREAMS` at or past `from`, the first half of the
+    /// remaining arguments.
+    Streams { from: usize },
 }
 
 impl MovableKeys {
@@ -134,6 +140,18 @@ impl MovableKeys {
             MovableKeys::Migrate => migrate::key_positions(args),
             MovableKeys::Sort => sort::key_positions(args),
             MovableKeys::GeoRadius => geo::radius_key_positions(args),
+            MovableKeys::Streams { from } => {
+                let Some(at) = args
+                    .iter()
+                    .skip(from)
+                    .position(|a| args::is(a, "streams"))
+                    .map(|p| p + from + 1)
+                else {
+                    return Vec::new();
+                };
+                let n = (args.len() - at) / 2;
+                (at..at + n).collect()
+            }
             MovableKeys::Numkeys { dest, numkeys } => {
                 let n = args
                     .get(numkeys)

@@ -239,6 +239,7 @@ pub fn command_ran(
     let db = ctx.ks.db();
     let logical = ctx.client.db;
     let mut done: Vec<&[u8]> = Vec::new();
+    let stream_events = std::mem::take(&mut ctx.client.stream_events);
     let notifier = &ctx.node.notify;
     let pubsub = &ctx.node.pubsub;
     let send = |class: u16, event: &str, db: u8, key: &[u8]| {
@@ -315,6 +316,14 @@ pub fn command_ran(
             }
         }
         let (mut evs, emptied) = events(name, args, i);
+        // Stream commands raise what they did (an XADD that trimmed adds `xtrim`).
+        if name.starts_with('x') {
+            evs = stream_events
+                .iter()
+                .filter(|(_, k)| k[..] == *key)
+                .map(|(e, _)| (Ev::STREAM, *e))
+                .collect();
+        }
         // LMOVE l l: the push, then the pop, on the same list.
         if matches!(name, "lmove" | "blmove" | "rpoplpush" | "brpoplpush") && args[1] == args[2] {
             evs = events(name, args, 1)

@@ -4,8 +4,8 @@ use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
     commandlog_cmds as clog, functions as func, geo, hashes, hll_cmds as hll, info, introspect,
     keys, latency_cmds as lat, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
-    scripting as lua, server_cmds as srv, sets, sort, strings, tracking_cmds, zranges, zsets,
-    CmdFlags, CommandSpec, MovableKeys,
+    scripting as lua, server_cmds as srv, sets, sort, stream_groups as sg, stream_info as si,
+    streams as xs, strings, tracking_cmds, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
 
 /// A row whose keys Valkey finds by a key count or keyword ("movablekeys").
@@ -404,6 +404,34 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("load", -3, "write denyoom noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Creates a library.", func::function),
         cmd!("restore", -3, "write denyoom noscript", 0, 0, 0, "@write @slow @scripting", "scripting", "7.0.0", "Restores all libraries from a payload.", func::function),
         cmd!("stats", 2, "noscript allow_busy", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Returns information about a function during execution.", func::function),
+    ]),
+    // streams
+    cmd!("xadd", -5, "write denyoom fast", 1, 1, 1, "@write @stream @fast", "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", xs::xadd),
+    cmd!("xrange", -4, "readonly", 1, 1, 1, "@read @stream @slow", "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", xs::xrange),
+    cmd!("xrevrange", -4, "readonly", 1, 1, 1, "@read @stream @slow", "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", xs::xrevrange),
+    cmd!("xlen", 2, "readonly fast", 1, 1, 1, "@read @stream @fast", "stream", "5.0.0", "Return the number of messages in a stream.", xs::xlen),
+    cmd!("xdel", -3, "write fast", 1, 1, 1, "@write @stream @fast", "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", xs::xdel),
+    cmd!("xtrim", -4, "write", 1, 1, 1, "@write @stream @slow", "stream", "5.0.0", "Deletes messages from the beginning of a stream.", xs::xtrim),
+    cmd!("xsetid", -3, "write denyoom fast", 1, 1, 1, "@write @stream @fast", "stream", "5.0.0", "An internal command for replicating stream values.", xs::xsetid),
+    movable!(MovableKeys::Streams { from: 1 }, cmd!("xread", -4, "readonly blocking", 0, 0, 0, "@read @stream @slow @blocking", "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", xs::xread)),
+    movable!(MovableKeys::Streams { from: 4 }, cmd!("xreadgroup", -7, "write blocking", 0, 0, 0, "@write @stream @slow @blocking", "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", sg::xreadgroup)),
+    cmd!("xack", -4, "write fast", 1, 1, 1, "@write @stream @fast", "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", sg::xack),
+    cmd!("xpending", -3, "readonly", 1, 1, 1, "@read @stream @slow", "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", si::xpending),
+    cmd!("xclaim", -6, "write fast", 1, 1, 1, "@write @stream @fast", "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", sg::xclaim),
+    cmd!("xautoclaim", -6, "write fast", 1, 1, 1, "@write @stream @fast", "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", sg::xautoclaim),
+    container!("xgroup", "", "@slow", "stream", "5.0.0", "A container for consumer groups commands.", sg::xgroup, [
+        cmd!("create", -5, "write denyoom", 2, 2, 1, "@write @stream @slow", "stream", "5.0.0", "Creates a consumer group.", sg::xgroup),
+        cmd!("createconsumer", 5, "write denyoom", 2, 2, 1, "@write @stream @slow", "stream", "6.2.0", "Creates a consumer in a consumer group.", sg::xgroup),
+        cmd!("delconsumer", 5, "write", 2, 2, 1, "@write @stream @slow", "stream", "5.0.0", "Deletes a consumer from a consumer group.", sg::xgroup),
+        cmd!("destroy", 4, "write", 2, 2, 1, "@write @stream @slow", "stream", "5.0.0", "Destroys a consumer group.", sg::xgroup),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@stream @slow", "stream", "5.0.0", "Returns helpful text about the different subcommands.", sg::xgroup),
+        cmd!("setid", -5, "write", 2, 2, 1, "@write @stream @slow", "stream", "5.0.0", "Sets the last-delivered ID of a consumer group.", sg::xgroup),
+    ]),
+    container!("xinfo", "", "@slow", "stream", "5.0.0", "A container for stream introspection commands.", si::xinfo, [
+        cmd!("consumers", 4, "readonly", 2, 2, 1, "@read @stream @slow", "stream", "5.0.0", "Returns a list of the consumers in a consumer group.", si::xinfo),
+        cmd!("groups", 3, "readonly", 2, 2, 1, "@read @stream @slow", "stream", "5.0.0", "Returns a list of the consumer groups of a stream.", si::xinfo),
+        cmd!("help", 2, "loading stale", 0, 0, 0, "@stream @slow", "stream", "5.0.0", "Returns helpful text about the different subcommands.", si::xinfo),
+        cmd!("stream", -3, "readonly", 2, 2, 1, "@read @stream @slow", "stream", "5.0.0", "Returns information about a stream.", si::xinfo),
     ]),
     // geo
     cmd!("geoadd", -5, "write denyoom", 1, 1, 1, "@write @geo @slow", "geo", "3.2.0", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", geo::geoadd),

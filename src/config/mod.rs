@@ -16,6 +16,7 @@ mod compat;
 mod error;
 mod keyspace_events;
 mod lex;
+pub(crate) use lex::parse_memory;
 mod live;
 mod load;
 mod rewrite;

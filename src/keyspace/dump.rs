@@ -22,6 +22,7 @@ impl super::Pending<'_> {
             ),
             Value::List { .. } => Object::List(self.list_elements(key)?),
             Value::ZSet(_) => Object::ZSet(self.zset_members(key)?),
+            Value::Stream(_) => return Err(super::CorruptRecord("stream dump").into()),
         };
         Ok(crate::rdb::dump_payload(&obj))
     }

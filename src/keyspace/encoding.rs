@@ -34,6 +34,9 @@ pub const TYPE_LIST: u8 = 3;
 /// A sorted set: the meta payload is the member count (u64 BE); members are member records
 /// holding the score (f64 bits BE), plus one score index record each.
 pub const TYPE_ZSET: u8 = 4;
+/// A stream: the meta payload is its [`super::StreamMeta`]; entries, consumer groups, their
+/// pending entries and consumers are member records (see `stream`).
+pub const TYPE_STREAM: u8 = 5;
 
 /// An f64 as bytes that sort like the numbers.
 pub fn sortable_score(s: f64) -> [u8; 8] {
@@ -198,6 +201,7 @@ pub fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
 pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let len_bytes;
     let list_bytes;
+    let stream_bytes;
     let (tag, payload): (u8, &[u8]) = match &e.value {
         Value::Str(b) => (TYPE_STRING, b),
         Value::Hash(n) => {
@@ -218,6 +222,10 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
             b[8..].copy_from_slice(&head.to_be_bytes());
             list_bytes = b;
             (TYPE_LIST, &list_bytes)
+        }
+        Value::Stream(m) => {
+            stream_bytes = m.encode();
+            (TYPE_STREAM, &stream_bytes)
         }
     };
     let mut v = Vec::with_capacity(10 + payload.len());
@@ -272,6 +280,7 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
                 .try_into()
                 .map_err(|_| CorruptRecord("set length"))?,
         )),
+        TYPE_STREAM => Value::Stream(Box::new(super::StreamMeta::decode(&v[10..])?)),
         _ => return Err(CorruptRecord("unknown type tag")),
     };
     Ok(Entry { value, expire_at })

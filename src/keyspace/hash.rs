@@ -34,7 +34,7 @@ impl Kind {
         match v {
             Value::Hash(n) => Some((Kind::Hash, *n)),
             Value::Set(n) => Some((Kind::Set, *n)),
-            Value::Str(_) | Value::List { .. } | Value::ZSet(_) => None,
+            Value::Str(_) | Value::List { .. } | Value::ZSet(_) | Value::Stream(_) => None,
         }
     }
 }

@@ -19,6 +19,9 @@ mod moving;
 mod overlay;
 mod pending;
 mod scan;
+mod stream;
+mod stream_groups;
+mod stream_nodes;
 mod watch;
 mod zrank;
 mod zset;
@@ -37,6 +40,11 @@ use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap, WritePause};
 pub use pending::{Pending, Written};
 pub use scan::ScanFilter;
+pub use stream::{
+    Fields, NodeInfo, NodeLimits, StreamId, StreamMeta, StreamRead, StreamTxn, StreamView,
+    TrimLimit, TrimSpec,
+};
+pub use stream_groups::{Consumer, Group, GroupRead, PendingEntry};
 pub use watch::WatchFlag;
 pub use zset::{index_position, position_parts, successor_member, successor_position, ZTxn, ZView};
 
@@ -64,6 +72,8 @@ pub enum Value {
     },
     /// A sorted set with this many members.
     ZSet(u64),
+    /// A stream (its entries and groups are member records).
+    Stream(Box<StreamMeta>),
 }
 
 impl Value {
@@ -74,6 +84,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List { .. } => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     /// Whether members live in separate records (they move with the key's meta record).

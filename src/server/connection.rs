@@ -59,6 +59,7 @@ pub async fn serve(
         watched: Vec::new(),
         blocked: None,
         touched: Vec::new(),
+        stream_events: Vec::new(),
         in_exec: false,
         in_script: false,
         pubsub: None,
@@ -454,12 +455,14 @@ fn process_ready(
                 keys,
                 timeout,
                 timeout_reply,
+                rerun,
             }) => {
                 if client.blocked.is_some() {
                     break Step::Block;
                 }
                 // Register first, then look once more: a push that landed in between is seen.
                 let deadline = timeout.map(|t| std::time::Instant::now() + t);
+                let args = rerun.unwrap_or(args);
                 client.blocked = Some(shared.blocked.block(
                     args.clone(),
                     keys,

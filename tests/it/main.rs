@@ -47,6 +47,8 @@ mod rpc_edge;
 mod scripting;
 mod slot_stats;
 mod sort;
+mod stream_cases;
+mod streams;
 mod string_commands;
 mod tls;
 mod tracking;
