@@ -242,6 +242,15 @@ pub fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "BITOP NOT must be called with a single source key.",
         ));
     }
+    // Valkey looks at the sources first: one of another type stops it before the
+    // destination is touched (an expired destination stays until something looks at it).
+    for k in &args[3..] {
+        if let Some((tag, _)) = ctx.ks.peek(k)? {
+            if tag != crate::keyspace::TYPE_STRING_TAG {
+                return Err(CmdError::WrongType);
+            }
+        }
+    }
     let dest = &args[2];
     let keys: Vec<&[u8]> = std::iter::once(&dest[..])
         .chain(args[3..].iter().map(|k| &k[..]))

@@ -412,6 +412,12 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 false => Err(busy()),
             };
         }
+        Object::Stream(st) => {
+            return match ctx.ks.stream_put_all(key, *st, expire_at, !replace)? {
+                true => Ok(Reply::OK),
+                false => Err(busy()),
+            };
+        }
         Object::List(elems) => {
             return match ctx.ks.list_put_all(key, elems, expire_at, !replace)? {
                 true => Ok(Reply::OK),

@@ -317,7 +317,7 @@ pub fn command_ran(
         }
         let (mut evs, emptied) = events(name, args, i);
         // Stream commands raise what they did (an XADD that trimmed adds `xtrim`).
-        if name.starts_with('x') {
+        if name.starts_with('x') || !stream_events.is_empty() {
             evs = stream_events
                 .iter()
                 .filter(|(_, k)| k[..] == *key)

@@ -22,7 +22,7 @@ impl super::Pending<'_> {
             ),
             Value::List { .. } => Object::List(self.list_elements(key)?),
             Value::ZSet(_) => Object::ZSet(self.zset_members(key)?),
-            Value::Stream(_) => return Err(super::CorruptRecord("stream dump").into()),
+            Value::Stream(_) => Object::Stream(Box::new(self.stream_dump(key)?)),
         };
         Ok(crate::rdb::dump_payload(&obj))
     }

@@ -20,6 +20,7 @@ mod overlay;
 mod pending;
 mod scan;
 mod stream;
+mod stream_dump;
 mod stream_groups;
 mod stream_nodes;
 mod watch;

@@ -134,7 +134,7 @@ impl StreamMeta {
 /// An entry's fields and values, in the order given to XADD.
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn encode_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+pub(super) fn encode_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let size: usize = fields.iter().map(|(f, v)| 8 + f.len() + v.len()).sum();
     let mut out = Vec::with_capacity(4 + size);
     out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
@@ -172,9 +172,9 @@ pub(super) const ENTRY: u8 = 0;
 pub(super) const GROUP: u8 = 1;
 pub(super) const PEL: u8 = 2;
 pub(super) const CONSUMER: u8 = 3;
-const NODE: u8 = 4;
+pub(super) const NODE: u8 = 4;
 
-fn tagged(tag: u8, id: StreamId) -> Vec<u8> {
+pub(super) fn tagged(tag: u8, id: StreamId) -> Vec<u8> {
     let mut v = Vec::with_capacity(17);
     v.push(tag);
     v.extend_from_slice(&id.bytes());

@@ -48,7 +48,7 @@ fn u64_at(v: &[u8], at: usize) -> std::result::Result<u64, CorruptRecord> {
 }
 
 impl Group {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut v = self.last_id.bytes().to_vec();
         v.extend_from_slice(&self.entries_read.map_or(-1, |n| n as i64).to_be_bytes());
         v.extend_from_slice(&self.consumers.to_be_bytes());
@@ -67,7 +67,7 @@ impl Group {
 }
 
 impl PendingEntry {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut v = self.delivered_at.to_be_bytes().to_vec();
         v.extend_from_slice(&self.deliveries.to_be_bytes());
         v.extend_from_slice(&(self.consumer.len() as u32).to_be_bytes());
@@ -85,7 +85,7 @@ impl PendingEntry {
 }
 
 impl Consumer {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut v = self.seen_time.to_be_bytes().to_vec();
         v.extend_from_slice(&self.active_time.unwrap_or(-1).to_be_bytes());
         v.extend_from_slice(&self.pending.to_be_bytes());
@@ -101,7 +101,7 @@ impl Consumer {
     }
 }
 
-fn group_key(name: &[u8]) -> Vec<u8> {
+pub(super) fn group_key(name: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(GROUP);
     k.extend_from_slice(name);
@@ -117,13 +117,13 @@ fn under(tag: u8, group: &[u8]) -> Vec<u8> {
     k
 }
 
-fn pel_key(group: &[u8], id: StreamId) -> Vec<u8> {
+pub(super) fn pel_key(group: &[u8], id: StreamId) -> Vec<u8> {
     let mut k = under(PEL, group);
     k.extend_from_slice(&id.bytes());
     k
 }
 
-fn consumer_key(group: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn consumer_key(group: &[u8], name: &[u8]) -> Vec<u8> {
     let mut k = under(CONSUMER, group);
     k.extend_from_slice(name);
     k

@@ -14,6 +14,7 @@ pub mod hll;
 mod lzf;
 mod object;
 mod reader;
+pub mod stream;
 
 pub use crc64::crc64;
 pub use functions::{functions_payload, read_functions_payload, FunctionPayloadError};

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 
-use super::{compact, Reader, Result};
+use super::{compact, stream, Reader, Result};
 
 pub const TYPE_STRING: u8 = 0;
 pub const TYPE_LIST: u8 = 1;
@@ -34,13 +34,13 @@ pub enum Object {
     Set(Vec<Vec<u8>>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(Box<super::stream::StreamObject>),
 }
 
 /// A name for object types rockslot cannot hold yet (for the error message).
 fn unsupported_name(ty: u8) -> Option<&'static str> {
     Some(match ty {
         6 | 7 => "a module value",
-        15 | 19 | 21 => "a stream",
         22..=25 => "a hash with field expiry",
         _ => return None,
     })
@@ -51,6 +51,9 @@ pub fn read_object<R: Read>(r: &mut Reader<R>, ty: u8) -> Result<Object> {
     let at = r.offset();
     let obj = match ty {
         TYPE_STRING => Object::Str(Bytes::from(r.string()?)),
+        stream::TYPE_STREAM_LISTPACKS
+        | stream::TYPE_STREAM_LISTPACKS_2
+        | stream::TYPE_STREAM_LISTPACKS_3 => Object::Stream(Box::new(stream::read_stream(r, ty)?)),
         TYPE_LIST | TYPE_SET => {
             let n = r.length()?;
             let mut v = Vec::with_capacity(n.min(1 << 16) as usize);
@@ -198,7 +201,7 @@ fn check<R: Read>(r: &Reader<R>, at: u64, obj: &Object) -> Result<()> {
         it.into_iter().all(|m| seen.insert(m))
     }
     let (empty, dup) = match obj {
-        Object::Str(_) => (false, false),
+        Object::Str(_) | Object::Stream(_) => (false, false),
         Object::List(v) => (v.is_empty(), false),
         Object::Set(v) => (v.is_empty(), !unique(v.iter().map(|m| m.as_slice()))),
         Object::Hash(v) => (v.is_empty(), !unique(v.iter().map(|(f, _)| f.as_slice()))),
@@ -214,7 +217,7 @@ fn check<R: Read>(r: &Reader<R>, at: u64, obj: &Object) -> Result<()> {
 }
 
 /// Writes a length in the shortest of the 6-, 14-, 32- and 64-bit forms.
-fn write_len(out: &mut Vec<u8>, n: u64) {
+pub(super) fn write_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
         out.push(n as u8);
     } else if n < 1 << 14 {
@@ -286,6 +289,10 @@ pub fn write_object(out: &mut Vec<u8>, obj: &Object) {
                 write_string(out, f);
                 write_string(out, val);
             }
+        }
+        Object::Stream(s) => {
+            out.push(stream::TYPE_STREAM_LISTPACKS_3);
+            stream::write_stream(out, s);
         }
         Object::ZSet(v) => {
             out.push(TYPE_ZSET_2);

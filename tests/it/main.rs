@@ -48,6 +48,7 @@ mod scripting;
 mod slot_stats;
 mod sort;
 mod stream_cases;
+mod stream_moves;
 mod streams;
 mod string_commands;
 mod tls;

@@ -55,7 +55,7 @@ fn random_command(r: &mut Rng) -> Vec<String> {
     let v = format!("v{}", r.below(4));
     let n = r.below(5).to_string();
     let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match r.below(68) {
+    match r.below(80) {
         0 => s(&["SET", &k, &v]),
         1 => s(&["SET", &k, &v, "NX"]),
         2 => s(&["SET", &k, &v, "EX", "100"]),
@@ -134,6 +134,56 @@ fn random_command(r: &mut Rng) -> Vec<String> {
         64 => s(&["SCARD", &k]),
         65 => s(&["ZSCORE", &k, &v]),
         66 => s(&["STRLEN", &k]),
+        // Streams on the same keys (ids climb with `n`, so some adds are refused).
+        67 | 68 => s(&["XADD", &k, &format!("{}-*", r.below(40)), "f", &v]),
+        69 => s(&[
+            "XADD",
+            &k,
+            "MAXLEN",
+            &n,
+            &format!("{}-*", r.below(40)),
+            "f",
+            &v,
+        ]),
+        70 => s(&[
+            "XADD",
+            &k,
+            "NOMKSTREAM",
+            &format!("{}-1", r.below(40)),
+            "f",
+            &v,
+        ]),
+        71 => s(&["XTRIM", &k, "MAXLEN", &n]),
+        72 => s(&["XDEL", &k, &format!("{}-0", r.below(40))]),
+        73 => s(&["XGROUP", "CREATE", &k, "g", "0", "MKSTREAM"]),
+        74 => match r.below(3) {
+            0 => s(&["XGROUP", "DESTROY", &k, "g"]),
+            1 => s(&["XGROUP", "CREATECONSUMER", &k, "g", &v]),
+            _ => s(&["XGROUP", "DELCONSUMER", &k, "g", &v]),
+        },
+        75 => s(&["XGROUP", "SETID", &k, "g", "0"]),
+        76 => s(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            &v,
+            "COUNT",
+            "2",
+            "STREAMS",
+            &k,
+            ">",
+        ]),
+        77 => s(&["XSETID", &k, &format!("{}-5", r.below(60))]),
+        78 => s(&[
+            "XCLAIM",
+            &k,
+            "g",
+            &v,
+            "0",
+            &format!("{}-0", r.below(40)),
+            "JUSTID",
+        ]),
+        79 => s(&["XAUTOCLAIM", &k, "g", &v, "0", "0", "JUSTID"]),
         _ => s(&["GET", &k]),
     }
 }

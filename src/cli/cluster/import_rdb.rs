@@ -36,6 +36,7 @@ fn type_name(o: &Object) -> &'static str {
         Object::Set(_) => "set",
         Object::Hash(_) => "hash",
         Object::ZSet(_) => "zset",
+        Object::Stream(_) => "stream",
     }
 }
 
