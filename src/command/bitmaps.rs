@@ -99,6 +99,18 @@ pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(bad()),
     };
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        let byte = bit >> 3;
+        let cur = ctx.ks.chunked_bytes(&args[1], byte, 1)?[0];
+        let mut b = [cur];
+        let old = get_bit(&b, bit & 7);
+        set_bit(&mut b, bit & 7, on);
+        // A bit already so inside the string writes nothing (as below).
+        if b[0] != cur || byte >= len {
+            ctx.ks.chunked_write(&args[1], byte, &b)?;
+        }
+        return Ok(Reply::Int(old as i64));
+    }
     let old = with_grown(ctx, &args[1], (bit >> 3) as usize + 1, true, |s| {
         let old = get_bit(s, bit);
         set_bit(s, bit, on);
@@ -109,6 +121,13 @@ pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn getbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let bit = bit_offset(ctx, &args[2], None)?;
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        if bit >> 3 >= len {
+            return Ok(Reply::Int(0));
+        }
+        let b = ctx.ks.chunked_bytes(&args[1], bit >> 3, 1)?;
+        return Ok(Reply::Int(get_bit(&b, bit & 7) as i64));
+    }
     let s = read_string(ctx, &args[1])?.unwrap_or_default();
     Ok(Reply::Int(get_bit(&s, bit) as i64))
 }
@@ -172,14 +191,86 @@ pub fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
+    let (start, end, bit_unit) = range.unwrap_or((0, -1, false));
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        let Some((from, to)) = bit_range(len as usize, start, end, bit_unit) else {
+            return Ok(Reply::Int(0));
+        };
+        return Ok(Reply::Int(chunked_count(ctx, &args[1], from, to)? as i64));
+    }
     let Some(s) = read_string(ctx, &args[1])? else {
         return Ok(Reply::Int(0));
     };
-    let (start, end, bit_unit) = range.unwrap_or((0, -1, false));
     Ok(Reply::Int(match bit_range(s.len(), start, end, bit_unit) {
         Some((from, to)) => count_ones(&s, from, to) as i64,
         None => 0,
     }))
+}
+
+/// Set bits of a chunked string in the inclusive bit range (chunks never written count 0).
+fn chunked_count(ctx: &mut Ctx, key: &[u8], from: u64, to: u64) -> Result<u64, CmdError> {
+    let (fb, lb) = (from >> 3, to >> 3);
+    let mut n = 0u64;
+    ctx.ks.chunked_scan(key, fb, lb, |_, c| {
+        n += c.iter().map(|b| b.count_ones() as u64).sum::<u64>();
+        true
+    })?;
+    // Bits of the edge bytes outside the range.
+    let head = ctx.ks.chunked_bytes(key, fb, 1)?[0] & !(0xFFu8 >> (from & 7));
+    let tail_mask = if to & 7 == 7 {
+        0
+    } else {
+        0xFFu8 >> ((to & 7) + 1)
+    };
+    let tail = ctx.ks.chunked_bytes(key, lb, 1)?[0] & tail_mask;
+    Ok(n - head.count_ones() as u64 - tail.count_ones() as u64)
+}
+
+/// The first bit equal to `want` in the inclusive bit range of a chunked string: for 1 only
+/// stored chunks are read; for 0 a chunk never written answers at once.
+fn chunked_find(
+    ctx: &mut Ctx,
+    key: &[u8],
+    from: u64,
+    to: u64,
+    want: u8,
+) -> Result<Option<u64>, CmdError> {
+    let first_in = |at: u64, c: &[u8]| -> Option<u64> {
+        let skip = if want == 1 { 0x00 } else { 0xFF };
+        for (i, &b) in c.iter().enumerate() {
+            if b == skip {
+                continue;
+            }
+            let base = (at + i as u64) * 8;
+            for bit in 0..8u64 {
+                let p = base + bit;
+                if p >= from && p <= to && (b >> (7 - bit)) & 1 == want {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    };
+    let (fb, lb) = (from >> 3, to >> 3);
+    if want == 1 {
+        let mut found = None;
+        ctx.ks.chunked_scan(key, fb, lb, |at, c| {
+            found = first_in(at, c);
+            found.is_none()
+        })?;
+        return Ok(found);
+    }
+    let chunk = crate::keyspace::CHUNK;
+    let mut at = fb;
+    while at <= lb {
+        let n = (chunk - at % chunk).min(lb - at + 1);
+        let c = ctx.ks.chunked_bytes(key, at, n)?;
+        if let Some(p) = first_in(at, &c) {
+            return Ok(Some(p));
+        }
+        at += n;
+    }
+    Ok(None)
 }
 
 pub fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -200,14 +291,24 @@ pub fn bitpos(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let Some(s) = read_string(ctx, &args[1])? else {
-        return Ok(Reply::Int(if want == 1 { -1 } else { 0 }));
+    let big = ctx.ks.chunked_len(&args[1])?;
+    let s = match big {
+        Some(_) => Bytes::new(),
+        None => match read_string(ctx, &args[1])? {
+            Some(s) => s,
+            None => return Ok(Reply::Int(if want == 1 { -1 } else { 0 })),
+        },
     };
-    let Some((from, to)) = bit_range(s.len(), start, end.unwrap_or(-1), bit_unit) else {
+    let len = big.map_or(s.len(), |n| n as usize);
+    let Some((from, to)) = bit_range(len, start, end.unwrap_or(-1), bit_unit) else {
         return Ok(Reply::Int(-1));
     };
     let want = want as u8;
-    if let Some(p) = (from..=to).find(|&b| get_bit(&s, b) == want) {
+    let found = match big {
+        Some(_) => chunked_find(ctx, &args[1], from, to, want)?,
+        None => (from..=to).find(|&b| get_bit(&s, b) == want),
+    };
+    if let Some(p) = found {
         return Ok(Reply::Int(p as i64));
     }
     // No clear bit up to the end of the string: the zero padding past it is the answer,
@@ -246,7 +347,7 @@ pub fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // destination is touched (an expired destination stays until something looks at it).
     for k in &args[3..] {
         if let Some((tag, _)) = ctx.ks.peek(k)? {
-            if tag != crate::keyspace::TYPE_STRING_TAG {
+            if !crate::keyspace::is_string_tag(tag) {
                 return Err(CmdError::WrongType);
             }
         }

@@ -194,7 +194,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
         && ctx
             .ks
             .peek(src)?
-            .is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
+            .is_some_and(|(t, _)| !crate::keyspace::is_string_tag(t))
     {
         // A collection moves with its members: one batch under both keys' locks.
         return match ctx.ks.rename_collection(src, dst, nx, false)? {
@@ -506,6 +506,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let key = &args[2];
         let enc = match &e.value {
             Value::Str(b) => super::encodings::string(b),
+            Value::Chunked(_) => "raw",
             Value::Stream(_) => "stream",
             Value::Hash(_) | Value::Set(_) => "hashtable",
             Value::ZSet(n) => {

@@ -318,6 +318,12 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max = max_len(ctx);
     let add = args[2].clone();
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        if len as usize + add.len() > max {
+            return Err(too_big());
+        }
+        return Ok(Reply::Int(ctx.ks.chunked_write(&args[1], len, &add)? as i64));
+    }
     ctx.ks.update(&args[1], |old| {
         let (mut buf, expire_at) = match &old {
             Some(e) => match as_str(e) {
@@ -342,6 +348,9 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        return Ok(Reply::Int(len as i64));
+    }
     match ctx.ks.lookup(&args[1])? {
         Some(e) => Ok(Reply::Int(as_str(&e)?.len() as i64)),
         None => Ok(Reply::Int(0)),
@@ -369,6 +378,15 @@ pub(super) fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, us
 
 pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let (start, end) = (int(&args[2])?, int(&args[3])?);
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        return Ok(match clamp_range(start, end, len as usize) {
+            Some((s, e)) => {
+                let b = ctx.ks.chunked_bytes(&args[1], s as u64, (e - s) as u64)?;
+                Reply::Bulk(Bytes::from(b))
+            }
+            None => Reply::bulk_str(""),
+        });
+    }
     let Some(e) = ctx.ks.lookup(&args[1])? else {
         return Ok(Reply::bulk_str(""));
     };
@@ -387,6 +405,16 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let offset = offset as usize;
     let patch = args[3].clone();
     let max = max_len(ctx);
+    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+        if patch.is_empty() {
+            return Ok(Reply::Int(len as i64));
+        }
+        if offset.saturating_add(patch.len()) > max {
+            return Err(too_big());
+        }
+        let n = ctx.ks.chunked_write(&args[1], offset as u64, &patch)?;
+        return Ok(Reply::Int(n as i64));
+    }
     ctx.ks.update(&args[1], |old| {
         let (cur, expire_at) = match &old {
             Some(e) => match as_str(e) {

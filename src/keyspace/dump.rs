@@ -23,6 +23,12 @@ impl super::Pending<'_> {
             Value::List { .. } => Object::List(self.list_elements(key)?),
             Value::ZSet(_) => Object::ZSet(self.zset_members(key)?),
             Value::Stream(_) => Object::Stream(Box::new(self.stream_dump(key)?)),
+            Value::Chunked(len) => Object::Str(super::chunked::assemble(
+                &self.reader(),
+                self.at(key),
+                key,
+                *len,
+            )?),
         };
         Ok(crate::rdb::dump_payload(&obj))
     }

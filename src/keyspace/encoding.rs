@@ -37,6 +37,8 @@ pub const TYPE_ZSET: u8 = 4;
 /// A stream: the meta payload is its [`super::StreamMeta`]; entries, consumer groups, their
 /// pending entries and consumers are member records (see `stream`).
 pub const TYPE_STREAM: u8 = 5;
+/// A string stored in chunk records (see `chunked`): the meta payload is its length (u64 BE).
+pub const TYPE_STRING_CHUNKED: u8 = 6;
 
 /// An f64 as bytes that sort like the numbers.
 pub fn sortable_score(s: f64) -> [u8; 8] {
@@ -106,6 +108,9 @@ pub fn rank_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
 /// Every record range a collection owns besides its meta record.
 pub fn collection_ranges(at: DbSlot, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
     match v {
+        Value::Str(_) | Value::Chunked(_) if super::chunked::is_chunked(v) => {
+            vec![member_range(at, key)]
+        }
         Value::Str(_) => Vec::new(),
         Value::ZSet(_) => vec![
             member_range(at, key),
@@ -227,6 +232,10 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
             stream_bytes = m.encode();
             (TYPE_STREAM, &stream_bytes)
         }
+        Value::Chunked(n) => {
+            len_bytes = n.to_be_bytes();
+            (TYPE_STRING_CHUNKED, &len_bytes)
+        }
     };
     let mut v = Vec::with_capacity(10 + payload.len());
     v.push(META_FORMAT);
@@ -281,6 +290,11 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
                 .map_err(|_| CorruptRecord("set length"))?,
         )),
         TYPE_STREAM => Value::Stream(Box::new(super::StreamMeta::decode(&v[10..])?)),
+        TYPE_STRING_CHUNKED => Value::Chunked(u64::from_be_bytes(
+            v[10..]
+                .try_into()
+                .map_err(|_| CorruptRecord("chunked string length"))?,
+        )),
         _ => return Err(CorruptRecord("unknown type tag")),
     };
     Ok(Entry { value, expire_at })

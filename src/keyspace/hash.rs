@@ -34,7 +34,11 @@ impl Kind {
         match v {
             Value::Hash(n) => Some((Kind::Hash, *n)),
             Value::Set(n) => Some((Kind::Set, *n)),
-            Value::Str(_) | Value::List { .. } | Value::ZSet(_) | Value::Stream(_) => None,
+            Value::Str(_)
+            | Value::Chunked(_)
+            | Value::List { .. }
+            | Value::ZSet(_)
+            | Value::Stream(_) => None,
         }
     }
 }
@@ -402,7 +406,7 @@ impl Pending<'_> {
         for (k, v) in moved {
             batch.put(k, v);
         }
-        batch.put(meta_key(ds, dst), encode_entry(&e));
+        batch.put(meta_key(ds, dst), super::chunked::encode_meta(&e));
         if let Some(at) = e.expire_at {
             batch.put(expiry_key(ds, at, dst), Vec::new());
         }

@@ -6,6 +6,7 @@
 //! Read-modify-write runs under a striped per-key lock so concurrent connections never lose an
 //! update; locks are never held across an await.
 
+mod chunked;
 mod counts;
 pub mod dump;
 mod encoding;
@@ -35,6 +36,12 @@ use bytes::Bytes;
 pub use crate::slot::{key_slot, DbSlot, MAX_DATABASES};
 use crate::storage::{Batch, Engine, StorageError, SLOTS};
 pub use encoding::{CorruptRecord, TYPE_SET as TYPE_SET_TAG, TYPE_STRING as TYPE_STRING_TAG};
+
+/// Whether a type tag from [`Keyspace::peek`] is a string's (kept whole or in chunks).
+pub fn is_string_tag(tag: u8) -> bool {
+    tag == encoding::TYPE_STRING || tag == encoding::TYPE_STRING_CHUNKED
+}
+pub use chunked::{CHUNK, CHUNKED_ABOVE};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
 pub use list::ListTxn;
 use locks::LockTable;
@@ -75,12 +82,15 @@ pub enum Value {
     ZSet(u64),
     /// A stream (its entries and groups are member records).
     Stream(Box<StreamMeta>),
+    /// A string of this many bytes kept in chunk records, as stored (reads of the entry
+    /// assemble it into [`Value::Str`]; see `chunked`).
+    Chunked(u64),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) => "string",
+            Value::Str(_) | Value::Chunked(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List { .. } => "list",
@@ -90,7 +100,7 @@ impl Value {
     }
     /// Whether members live in separate records (they move with the key's meta record).
     pub fn is_collection(&self) -> bool {
-        !matches!(self, Value::Str(_))
+        !matches!(self, Value::Str(_) | Value::Chunked(_))
     }
 }
 

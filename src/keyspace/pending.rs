@@ -199,9 +199,26 @@ impl<'a> Pending<'a> {
     /// The stored entry of `key` at `at` (another database than the selected one too).
     pub(super) fn read_at(&self, at: DbSlot, key: &[u8]) -> Result<Option<Entry>> {
         let mk = meta_key(at, key);
-        Ok(self
+        let e = self
             .reader()
-            .get_with(&mk, |v| v.map(decode_entry).transpose())??)
+            .get_with(&mk, |v| v.map(decode_entry).transpose())??;
+        // A chunked string is read whole here (unless it expired: then it is only deleted);
+        // the bitmap and range commands read chunks.
+        if let Some(Entry {
+            value: super::Value::Chunked(len),
+            expire_at,
+        }) = e
+        {
+            if expire_at.is_some_and(|x| x <= super::now_ms()) {
+                return Ok(e);
+            }
+            let b = super::chunked::assemble(&self.reader(), at, key, len)?;
+            return Ok(Some(Entry {
+                value: super::Value::Str(b),
+                expire_at,
+            }));
+        }
+        Ok(e)
     }
 
     /// Deletes `key` if it expired (lazy expiry of a key a command looked at).
@@ -355,16 +372,23 @@ impl<'a> Pending<'a> {
                 b.count(slot, -1);
             }
             Update::Put(e) => {
-                // A value of another kind replaces a collection: its members go.
+                // A value of another kind replaces a collection: its members go (and a long
+                // string's chunks).
                 if let Some(o) = old.as_ref().filter(|o| {
-                    o.value.is_collection()
-                        && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value)
+                    (o.value.is_collection()
+                        && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value))
+                        || super::chunked::is_chunked(&o.value)
                 }) {
                     for (from, to) in collection_ranges(slot, key, &o.value) {
                         b.delete_range(from, to);
                     }
                 }
-                b.put(meta_key(slot, key), super::encoding::encode_entry(&e));
+                if let super::Value::Str(s) = &e.value {
+                    if super::chunked::is_chunked(&e.value) {
+                        super::chunked::stage_chunks(&mut b, slot, key, s);
+                    }
+                }
+                b.put(meta_key(slot, key), super::chunked::encode_meta(&e));
                 if old_at != e.expire_at {
                     if let Some(at) = old_at {
                         b.delete(expiry_key(slot, at, key));

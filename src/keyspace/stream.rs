@@ -502,14 +502,20 @@ impl StreamTxn<'_> {
 
     /// Trims from the oldest entry as Valkey's `streamTrim` does; returns entries removed.
     pub fn trim(&mut self, spec: TrimSpec, limit: TrimLimit) -> Result<u64> {
-        let mut nodes = Vec::new();
-        self.nodes(|n| {
-            nodes.push(n);
-            true
-        })?;
         let mut deleted = 0u64;
         let mut partial = None;
-        for n in nodes {
+        // Node by node from the head, read one at a time: trimming usually stops at the first.
+        let mut cursor = vec![NODE];
+        loop {
+            let mut next = None;
+            self.scan(&cursor, &[NODE + 1], false, &mut |k, v| {
+                next = Some((k.to_vec(), v.to_vec()));
+                false
+            })?;
+            let Some((k, v)) = next else { break };
+            let n = NodeInfo::decode(&k, &v)?;
+            cursor = k;
+            cursor.push(0);
             if let TrimSpec::MaxLen(max) = spec {
                 if self.meta.len <= max {
                     break;

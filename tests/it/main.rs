@@ -7,6 +7,7 @@ mod acl;
 mod backup;
 mod bad_input;
 mod big_collections;
+mod big_strings;
 mod bitmaps;
 mod blocking;
 mod chaos;

@@ -1,0 +1,179 @@
+//! Strings past the chunking threshold (1 MiB): bitmaps and ranges of several megabytes
+//! byte for byte against valkey-server 8.1.8 through a seeded mix of bit, range and whole-value
+//! commands (strings crossing the threshold both ways, TTLs, RENAME, COPY, BITOP, DUMP); and a
+//! bitmap of 2^32 bits that stays small on disk and in memory and survives SIGKILL.
+
+use anyhow::{ensure, Result};
+
+use crate::commands::Rng;
+use crate::harness::{assert_same_reply, Node};
+
+const KEYS: &[&str] = &["b1", "b2"];
+
+fn random_command(r: &mut Rng) -> Vec<String> {
+    let k = r.pick(KEYS).to_string();
+    let k2 = r.pick(KEYS).to_string();
+    // Offsets up to 3 MB: either side of the 1 MiB threshold, across 64 KiB chunks.
+    let byte = match r.below(3) {
+        0 => r.below(4096),
+        1 => (1 << 20) - 64 + r.below(128),
+        _ => r.below(3 << 20),
+    };
+    let bit = byte * 8 + r.below(8);
+    let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let idx = |r: &mut Rng| -> String {
+        let v = r.below(3_500_000) as i64;
+        (if r.below(4) == 0 { -v } else { v }).to_string()
+    };
+    match r.below(30) {
+        0..=6 => s(&["SETBIT", &k, &bit.to_string(), &r.below(2).to_string()]),
+        7 | 8 => s(&["GETBIT", &k, &bit.to_string()]),
+        9 => s(&["BITCOUNT", &k]),
+        10 => s(&["BITCOUNT", &k, &idx(r), &idx(r)]),
+        11 => s(&["BITCOUNT", &k, &idx(r), &idx(r), "BIT"]),
+        12 => s(&["BITPOS", &k, &r.below(2).to_string()]),
+        13 => s(&["BITPOS", &k, &r.below(2).to_string(), &idx(r)]),
+        14 => s(&[
+            "BITPOS",
+            &k,
+            &r.below(2).to_string(),
+            &idx(r),
+            &idx(r),
+            "BIT",
+        ]),
+        15 => s(&[
+            "SETRANGE",
+            &k,
+            &byte.to_string(),
+            &"xyz".repeat(r.below(3) as usize),
+        ]),
+        16 => s(&["GETRANGE", &k, &idx(r), &idx(r)]),
+        17 => s(&["APPEND", &k, "tail"]),
+        18 | 19 => s(&["STRLEN", &k]),
+        20 => {
+            if r.below(3) == 0 {
+                s(&["SET", &k, "small"])
+            } else {
+                s(&["TYPE", &k])
+            }
+        }
+        21 => s(&["EXPIRE", &k, "1000"]),
+        22 => s(&["TTL", &k]),
+        23 => {
+            if r.below(4) == 0 {
+                s(&["DEL", &k])
+            } else {
+                s(&["EXISTS", &k])
+            }
+        }
+        24 => s(&["RENAME", &k, &k2]),
+        25 => s(&["COPY", &k, "copy", "REPLACE"]),
+        26 => s(&["BITOP", "OR", "dest", &k, &k2]),
+        27 => s(&["GETRANGE", "dest", "-5", "-1"]),
+        28 => s(&["BITFIELD", &k, "INCRBY", "u8", &bit.to_string(), "7"]),
+        _ => s(&["TYPE", &k]),
+    }
+}
+
+/// Seeded bit, range and whole-value commands on strings of up to a few megabytes; every
+/// reply identical to valkey-server 8.1.8's, and the values equal at the end.
+#[test]
+fn big_strings_match_valkey_across_the_chunking_threshold() -> Result<()> {
+    for (i, seed) in [0xb16_0001u64, 0xb16_0002].into_iter().enumerate() {
+        let resp3 = i % 2 == 1;
+        let (_node, _valkey, mut ours, mut theirs) = crate::harness::node_and_valkey_in(resp3)?;
+        let mut r = Rng(seed);
+        let mut big = 0;
+        for step in 0..1500 {
+            let cmd = random_command(&mut r);
+            let at = format!("seed {seed:#x} step {step} resp3={resp3}");
+            assert_same_reply(&mut ours, &mut theirs, &cmd, &at)?;
+            if cmd[0] == "STRLEN" && int(&mut ours, &["STRLEN", &cmd[1]])? > 1 << 20 {
+                big += 1;
+            }
+        }
+        // The run spent time past the threshold, where values are kept in chunks.
+        ensure!(big > 20, "only {big} STRLEN replies above 1 MiB");
+        for k in [KEYS[0], KEYS[1], "copy", "dest"] {
+            assert_same_reply(&mut ours, &mut theirs, &["GET", k], "end")?;
+            assert_same_reply(&mut ours, &mut theirs, &["BITCOUNT", k], "end")?;
+        }
+    }
+    Ok(())
+}
+
+fn int(c: &mut crate::harness::RawConn, cmd: &[&str]) -> Result<i64> {
+    let r = c.cmd(cmd)?;
+    let t = String::from_utf8_lossy(&r);
+    t.trim_start_matches(':')
+        .trim_end()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{cmd:?}: {t}"))
+}
+
+/// SETBIT at bit 2^32-1 makes a 512 MiB string that stores one chunk: the data directory and
+/// the server's memory stay small, bit commands answer, and it survives SIGKILL.
+#[test]
+fn a_bitmap_of_2_pow_32_bits_stays_small_and_durable() -> Result<()> {
+    let mut node = Node::start()?;
+    let mut c = node.raw()?;
+    let top = (1u64 << 32) - 1;
+    ensure!(int(&mut c, &["SETBIT", "huge", &top.to_string(), "1"])? == 0);
+    for b in [0u64, 12_345_678, 1 << 31] {
+        ensure!(int(&mut c, &["SETBIT", "huge", &b.to_string(), "1"])? == 0);
+    }
+    ensure!(
+        int(&mut c, &["SETBIT", "huge", "0", "1"])? == 1,
+        "the bit was set"
+    );
+    let check = |c: &mut crate::harness::RawConn| -> Result<()> {
+        ensure!(int(c, &["STRLEN", "huge"])? == 1 << 29, "512 MiB long");
+        ensure!(int(c, &["BITCOUNT", "huge"])? == 4);
+        ensure!(int(c, &["GETBIT", "huge", &top.to_string()])? == 1);
+        ensure!(int(c, &["GETBIT", "huge", "77"])? == 0);
+        ensure!(int(c, &["BITPOS", "huge", "1", "1"])? == 12_345_678);
+        ensure!(int(c, &["BITPOS", "huge", "0"])? == 1);
+        ensure!(
+            int(c, &["BITCOUNT", "huge", "268435456", "-1"])? == 2,
+            "the upper half"
+        );
+        let r = c.cmd(&["GETRANGE", "huge", "-1", "-1"])?;
+        ensure!(r == b"$1\r\n\x01\r\n", "{}", crate::harness::show(&r));
+        Ok(())
+    };
+    check(&mut c)?;
+    let rss_kb: u64 = std::fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap_or(0)))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    ensure!(
+        rss_kb < 400 << 10,
+        "RSS {rss_kb} kB for a sparse 512 MiB bitmap"
+    );
+    drop(c);
+    node.kill9()?;
+    node.restart()?;
+    let mut c = node.raw()?;
+    check(&mut c)?;
+    let on_disk: u64 = walk_size(node.dir())?;
+    ensure!(
+        on_disk < 64 << 20,
+        "{on_disk} bytes on disk for four set bits"
+    );
+    Ok(())
+}
+
+fn walk_size(p: &std::path::Path) -> Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(p)? {
+        let e = e?;
+        let m = e.metadata()?;
+        n += if m.is_dir() {
+            walk_size(&e.path())?
+        } else {
+            m.len()
+        };
+    }
+    Ok(n)
+}
