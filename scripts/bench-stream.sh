@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Big stream benchmark: loads ENTRIES stream entries (ids 1-0, 2-0, ...) into one key on
-# rockslot-server and on valkey-server 8.1.8 (appendonly everysec, as in bench.sh), then runs
-# redis-benchmark on each: XADD with auto ids at the end, XRANGE of one entry by a random id,
-# and XREADGROUP of new entries through a consumer group. Prints requests/s, p50/p99 latency
-# and RSS side by side, and the rockslot/valkey ratio.
+# Big stream and big bitmap benchmark: loads ENTRIES stream entries (ids 1-0, 2-0, ...) into
+# one key on rockslot-server and on valkey-server 8.1.8 (appendonly everysec, as in bench.sh),
+# then runs redis-benchmark on each: XADD with auto ids at the end, XRANGE of one entry by a
+# random id, XREADGROUP of new entries through a consumer group, XPENDING; then SETBIT and
+# GETBIT at random offsets of a bitmap of 2^32 bits and BITCOUNT of all of it. Prints
+# requests/s, p50/p99 latency and RSS side by side, and the rockslot/valkey ratio.
 #
 # Environment:
 #   ENTRIES     entries loaded before measuring (default 10000000)
@@ -73,6 +74,31 @@ run() { # port randomkeys command...
             END { print rps, p50, p99 }'
 }
 
+# SETBIT and GETBIT at random offsets of a 2^32-bit bitmap, then BITCOUNT of all of it:
+# "rps p50 p99" per line, from one client.
+bitmap_run() { # port
+    python3 - "$1" "$REQUESTS" <<'PY'
+import random, sys, time
+import redis
+r = redis.Redis(port=int(sys.argv[1]))
+n = int(sys.argv[2]) // 4
+rng = random.Random(7)
+def measure(fn, count):
+    lat = []
+    t0 = time.perf_counter()
+    for _ in range(count):
+        a = time.perf_counter()
+        fn()
+        lat.append(time.perf_counter() - a)
+    elapsed = time.perf_counter() - t0
+    lat.sort()
+    print("%.2f %.3f %.3f" % (count / elapsed, lat[count // 2] * 1000, lat[min(count - 1, count * 99 // 100)] * 1000))
+measure(lambda: r.setbit("bitmap", rng.randrange(1 << 32), 1), n)
+measure(lambda: r.getbit("bitmap", rng.randrange(1 << 32)), n)
+measure(lambda: r.bitcount("bitmap"), 5)
+PY
+}
+
 declare -A RES
 for server in $SERVERS; do
     port=$(free_port)
@@ -116,24 +142,33 @@ PY
     RES[$server,xreadgroup]=$(run "$port" 1 XREADGROUP GROUP readers c COUNT 10 STREAMS stream '>')
     RES[$server,xpending]=$(run "$port" 1 XPENDING stream readers)
     RES[$server,rss]=$(rss)
+    # Random bit offsets (redis-benchmark's __rand_int__ is zero-padded, which SETBIT
+    # refuses): one redis-py client, one command at a time.
+    bitmap_run "$port" >"$TMP/bitmap.out"
+    RES[$server,setbit]=$(sed -n 1p "$TMP/bitmap.out")
+    RES[$server,getbit]=$(sed -n 2p "$TMP/bitmap.out")
+    RES[$server,bitcount]=$(sed -n 3p "$TMP/bitmap.out")
+    RES[$server,bits]=$(redis-cli -p "$port" BITCOUNT bitmap)
+    RES[$server,rss_bitmap]=$(rss)
     stop
 done
 
 echo
-echo "Stream of $ENTRIES entries (one key), redis-benchmark -c 50 -P 1 -n $REQUESTS"
+echo "Stream of $ENTRIES entries (one key), redis-benchmark -c 50 -P 1 -n $REQUESTS;"
+echo "bitmap of 2^32 bits: $((REQUESTS / 4)) SETBIT then GETBIT at random offsets and 5 BITCOUNT, one client"
 for server in $SERVERS; do
-    echo "$server: loaded in ${RES[$server,load]} s with redis-cli --pipe, XLEN ${RES[$server,xlen]}, RSS after load ${RES[$server,rss_load]} MiB, at the end ${RES[$server,rss]} MiB"
+    echo "$server: loaded in ${RES[$server,load]} s with redis-cli --pipe, XLEN ${RES[$server,xlen]}, RSS after load ${RES[$server,rss_load]} MiB, after the stream commands ${RES[$server,rss]} MiB, after the bitmap (${RES[$server,bits]} bits set) ${RES[$server,rss_bitmap]} MiB"
 done
 echo "| command | server | requests/s | p50 (ms) | p99 (ms) |"
 echo "|---------|--------|------------|----------|----------|"
-for cmd in xadd xrange xreadgroup xpending; do
+for cmd in xadd xrange xreadgroup xpending setbit getbit bitcount; do
     for server in $SERVERS; do
         read -r rps p50 p99 <<<"${RES[$server,$cmd]}"
         printf '| %-10s | %-8s | %10s | %8s | %8s |\n' "${cmd^^}" "$server" "$rps" "$p50" "$p99"
     done
 done
 if [[ " $SERVERS " == *" rockslot "* && " $SERVERS " == *" valkey "* ]]; then
-    for cmd in xadd xrange xreadgroup xpending; do
+    for cmd in xadd xrange xreadgroup xpending setbit getbit bitcount; do
         read -r a _ <<<"${RES[rockslot,$cmd]}"
         read -r b _ <<<"${RES[valkey,$cmd]}"
         awk -v c="${cmd^^}" -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%s rockslot/valkey %.2f\n", c, a / b }'

@@ -19,7 +19,7 @@ use crate::storage::Batch;
 /// Strings longer than this are stored in chunks.
 pub const CHUNKED_ABOVE: usize = 1 << 20;
 /// Bytes per chunk record.
-pub const CHUNK: u64 = 64 << 10;
+pub const CHUNK: u64 = 16 << 10;
 
 fn chunk_key(at: DbSlot, key: &[u8], index: u64) -> Vec<u8> {
     member_key(at, key, &index.to_be_bytes())
