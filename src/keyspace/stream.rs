@@ -97,9 +97,12 @@ pub struct StreamMeta {
     /// Entries ever added.
     pub entries_added: u64,
     pub groups: u64,
+    /// The first id of the last node (where XADD appends), 0-0 when there is none: a point
+    /// read instead of a reverse walk over the node records' many versions.
+    pub tail: StreamId,
 }
 
-const META_LEN: usize = 8 + 16 * 3 + 8 + 8;
+const META_LEN: usize = 8 + 16 * 3 + 8 + 8 + 16;
 
 impl StreamMeta {
     pub fn encode(&self) -> Vec<u8> {
@@ -110,6 +113,7 @@ impl StreamMeta {
         v.extend_from_slice(&self.max_deleted.bytes());
         v.extend_from_slice(&self.entries_added.to_be_bytes());
         v.extend_from_slice(&self.groups.to_be_bytes());
+        v.extend_from_slice(&self.tail.bytes());
         v
     }
 
@@ -127,6 +131,7 @@ impl StreamMeta {
             max_deleted: id(40)?,
             entries_added: u(56),
             groups: u(64),
+            tail: id(72)?,
         })
     }
 }
@@ -432,12 +437,11 @@ impl StreamTxn<'_> {
         limits: NodeLimits,
     ) -> Result<()> {
         self.put(tagged(ENTRY, id), encode_fields(fields));
-        let mut tail = None;
-        self.scan(&[NODE], &[NODE + 1], true, &mut |k, v| {
-            tail = Some((k.to_vec(), v.to_vec()));
-            false
-        })?;
-        let tail = tail.map(|(k, v)| NodeInfo::decode(&k, &v)).transpose()?;
+        let hint = self.meta.tail;
+        let tail = match self.get(&tagged(NODE, hint))? {
+            Some(v) if hint != StreamId::MIN => Some(NodeInfo::decode(&tagged(NODE, hint), &v)?),
+            _ => self.last_node()?,
+        };
         let mut node = match tail {
             Some(n) if !limits.full(&n, fields) => n,
             _ => NodeInfo {
@@ -455,6 +459,7 @@ impl StreamTxn<'_> {
         node.live += 1;
         self.put(tagged(NODE, node.first), node.encode());
         let m = &mut self.meta;
+        m.tail = node.first;
         if m.len == 0 {
             m.first_id = id;
         }
@@ -463,6 +468,16 @@ impl StreamTxn<'_> {
         m.entries_added += 1;
         self.create = true;
         Ok(())
+    }
+
+    /// The last node, found by walking the node records backwards.
+    fn last_node(&self) -> Result<Option<NodeInfo>> {
+        let mut last = None;
+        self.scan(&[NODE], &[NODE + 1], true, &mut |k, v| {
+            last = Some((k.to_vec(), v.to_vec()));
+            false
+        })?;
+        last.map(|(k, v)| NodeInfo::decode(&k, &v)).transpose()
     }
 
     /// XDEL of one id; true if it was there.
@@ -475,6 +490,9 @@ impl StreamTxn<'_> {
             n.live -= 1;
             if n.live == 0 {
                 self.del(tagged(NODE, n.first));
+                if n.first == self.meta.tail {
+                    self.meta.tail = self.last_node()?.map_or(StreamId::MIN, |l| l.first);
+                }
             } else {
                 self.put(tagged(NODE, n.first), n.encode());
             }
@@ -582,6 +600,9 @@ impl StreamTxn<'_> {
         }
         if deleted > 0 {
             self.refresh_first()?;
+            if self.get(&tagged(NODE, self.meta.tail))?.is_none() {
+                self.meta.tail = self.last_node()?.map_or(StreamId::MIN, |l| l.first);
+            }
         }
         Ok(deleted)
     }
@@ -700,6 +721,7 @@ mod tests {
             max_deleted: StreamId::new(2, 0),
             entries_added: 7,
             groups: 2,
+            tail: StreamId::new(4, 0),
         };
         assert_eq!(StreamMeta::decode(&m.encode()).unwrap(), m);
         let f = vec![

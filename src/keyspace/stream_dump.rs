@@ -101,6 +101,7 @@ fn stage_stream(
     expire_at: Option<i64>,
 ) {
     let rec = |suffix: &[u8]| member_key(at, key, suffix);
+    let mut tail = StreamId::MIN;
     for n in o.nodes {
         let mut info = NodeInfo {
             first: id(n.master),
@@ -121,6 +122,7 @@ fn stage_stream(
         }
         if info.live > 0 {
             batch.put(rec(&tagged(NODE, info.first)), info.encode());
+            tail = info.first;
         }
     }
     let groups = o.groups.len() as u64;
@@ -160,6 +162,7 @@ fn stage_stream(
         max_deleted: id(o.max_deleted),
         entries_added: o.entries_added,
         groups,
+        tail,
     };
     let e = super::Entry {
         value: Value::Stream(Box::new(meta)),

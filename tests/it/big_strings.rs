@@ -107,7 +107,11 @@ fn big_strings_match_valkey_across_the_chunking_threshold() -> Result<()> {
                 let payload = &frame[at + 2..frame.len() - 2];
                 let cmd: Vec<&[u8]> = vec![b"RESTORE", b"restored", b"0", payload, b"REPLACE"];
                 let reply = conn.cmd(&cmd)?;
-                ensure!(reply == b"+OK\r\n", "RESTORE of {k}: {}", crate::harness::show(&reply));
+                ensure!(
+                    reply == b"+OK\r\n",
+                    "RESTORE of {k}: {}",
+                    crate::harness::show(&reply)
+                );
             }
             assert_same_reply(&mut ours, &mut theirs, &["GET", "restored"], "restored")?;
         }
