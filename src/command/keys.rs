@@ -16,7 +16,7 @@ fn key_refs(args: &[Bytes]) -> Vec<&[u8]> {
 pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = key_refs(&args[1..]);
     let mut seen: Vec<&[u8]> = Vec::new();
-    let n = ctx.ks.update_many(&keys, |old| {
+    let n = ctx.ks.update_many_raw(&keys, |old| {
         let mut n = 0;
         let ups = old
             .iter()
@@ -108,7 +108,7 @@ fn expire_generic(
         ms.checked_add(now).ok_or_else(invalid)?
     };
 
-    ctx.ks.update(&args[1], |old| {
+    ctx.ks.update_raw(&args[1], |old| {
         let Some(e) = old else {
             return (Update::Keep, Ok(Reply::Int(0)));
         };
@@ -171,7 +171,7 @@ pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    ctx.ks.update(&args[1], |old| match old {
+    ctx.ks.update_raw(&args[1], |old| match old {
         Some(e) if e.expire_at.is_some() => (
             Update::Put(Entry {
                 expire_at: None,
@@ -194,7 +194,7 @@ fn rename_generic(ctx: &mut Ctx, args: &[Bytes], nx: bool) -> CmdResult {
         && ctx
             .ks
             .peek(src)?
-            .is_some_and(|(t, _)| !crate::keyspace::is_string_tag(t))
+            .is_some_and(|(t, _)| t != crate::keyspace::TYPE_STRING_TAG)
     {
         // A collection moves with its members: one batch under both keys' locks.
         return match ctx.ks.rename_collection(src, dst, nx, false)? {

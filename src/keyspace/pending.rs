@@ -199,26 +199,27 @@ impl<'a> Pending<'a> {
     /// The stored entry of `key` at `at` (another database than the selected one too).
     pub(super) fn read_at(&self, at: DbSlot, key: &[u8]) -> Result<Option<Entry>> {
         let mk = meta_key(at, key);
-        let e = self
+        Ok(self
             .reader()
-            .get_with(&mk, |v| v.map(decode_entry).transpose())??;
-        // A chunked string is read whole here (unless it expired: then it is only deleted);
-        // the bitmap and range commands read chunks.
-        if let Some(Entry {
-            value: super::Value::Chunked(len),
-            expire_at,
-        }) = e
-        {
-            if expire_at.is_some_and(|x| x <= super::now_ms()) {
-                return Ok(e);
-            }
-            let b = super::chunked::assemble(&self.reader(), at, key, len)?;
-            return Ok(Some(Entry {
-                value: super::Value::Str(b),
+            .get_with(&mk, |v| v.map(decode_entry).transpose())??)
+    }
+
+    /// `e` with a chunked string's bytes read whole (what a command reading the value sees;
+    /// the bitmap and range commands read chunks instead).
+    fn assembled(&self, key: &[u8], e: Option<Entry>) -> Result<Option<Entry>> {
+        match e {
+            Some(Entry {
+                value: super::Value::Chunked(len),
                 expire_at,
-            }));
+            }) => {
+                let b = super::chunked::assemble(&self.reader(), self.at(key), key, len)?;
+                Ok(Some(Entry {
+                    value: super::Value::Str(b),
+                    expire_at,
+                }))
+            }
+            e => Ok(e),
         }
-        Ok(e)
     }
 
     /// Deletes `key` if it expired (lazy expiry of a key a command looked at).
@@ -251,6 +252,7 @@ impl<'a> Pending<'a> {
     /// is deleted, as Valkey's lazy expiry does.
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Entry>> {
         let e = self.read_physical(key)?;
+        let e = self.assembled(key, e)?;
         let stats = &self.ks.stats;
         let c = if e.is_some() {
             &stats.keyspace_hits
@@ -303,9 +305,34 @@ impl<'a> Pending<'a> {
         key: &[u8],
         f: impl FnOnce(Option<Entry>) -> (Update, R),
     ) -> Result<R> {
+        self.update_with(key, true, f)
+    }
+
+    /// [`update`](Self::update) for decisions that do not read a string's bytes (DEL, EXPIRE,
+    /// PERSIST): a chunked string comes as [`super::Value::Chunked`] and `Update::Put` of it
+    /// keeps its chunks.
+    pub fn update_raw<R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(Option<Entry>) -> (Update, R),
+    ) -> Result<R> {
+        self.update_with(key, false, f)
+    }
+
+    fn update_with<R>(
+        &mut self,
+        key: &[u8],
+        assemble: bool,
+        f: impl FnOnce(Option<Entry>) -> (Update, R),
+    ) -> Result<R> {
         self.acquire(&[key])?;
         let physical = self.read_physical(key)?;
         let live = physical.clone().filter(|e| is_live(e, now_ms()));
+        let live = if assemble {
+            self.assembled(key, live)?
+        } else {
+            live
+        };
         let (u, r) = f(live);
         self.stage(key, physical, u)?;
         Ok(r)
@@ -319,16 +346,36 @@ impl<'a> Pending<'a> {
         keys: &[&[u8]],
         f: impl FnOnce(Vec<Option<Entry>>) -> (Vec<Update>, R),
     ) -> Result<R> {
+        self.update_many_with(keys, true, f)
+    }
+
+    /// [`update_many`](Self::update_many) without reading chunked strings whole (see
+    /// [`update_raw`](Self::update_raw)).
+    pub fn update_many_raw<R>(
+        &mut self,
+        keys: &[&[u8]],
+        f: impl FnOnce(Vec<Option<Entry>>) -> (Vec<Update>, R),
+    ) -> Result<R> {
+        self.update_many_with(keys, false, f)
+    }
+
+    fn update_many_with<R>(
+        &mut self,
+        keys: &[&[u8]],
+        assemble: bool,
+        f: impl FnOnce(Vec<Option<Entry>>) -> (Vec<Update>, R),
+    ) -> Result<R> {
         self.acquire(keys)?;
         let now = now_ms();
         let mut physical = Vec::with_capacity(keys.len());
         for k in keys {
             physical.push(self.read_physical(k)?);
         }
-        let live = physical
-            .iter()
-            .map(|p| p.clone().filter(|e| is_live(e, now)))
-            .collect();
+        let mut live = Vec::with_capacity(keys.len());
+        for (k, p) in keys.iter().zip(&physical) {
+            let l = p.clone().filter(|e| is_live(e, now));
+            live.push(if assemble { self.assembled(k, l)? } else { l });
+        }
         let (updates, r) = f(live);
         // No commit between the stages: it would release the stripes, and the reads below
         // rely on them being held since the first read.
@@ -374,10 +421,11 @@ impl<'a> Pending<'a> {
             Update::Put(e) => {
                 // A value of another kind replaces a collection: its members go (and a long
                 // string's chunks).
+                let keeps_chunks = matches!(e.value, super::Value::Chunked(_));
                 if let Some(o) = old.as_ref().filter(|o| {
                     (o.value.is_collection()
                         && std::mem::discriminant(&o.value) != std::mem::discriminant(&e.value))
-                        || super::chunked::is_chunked(&o.value)
+                        || (super::chunked::is_chunked(&o.value) && !keeps_chunks)
                 }) {
                     for (from, to) in collection_ranges(slot, key, &o.value) {
                         b.delete_range(from, to);

@@ -143,22 +143,33 @@ fn a_bitmap_of_2_pow_32_bits_stays_small_and_durable() -> Result<()> {
         int(&mut c, &["SETBIT", "huge", "0", "1"])? == 1,
         "the bit was set"
     );
-    let check = |c: &mut crate::harness::RawConn| -> Result<()> {
-        ensure!(int(c, &["STRLEN", "huge"])? == 1 << 29, "512 MiB long");
-        ensure!(int(c, &["BITCOUNT", "huge"])? == 4);
-        ensure!(int(c, &["GETBIT", "huge", &top.to_string()])? == 1);
-        ensure!(int(c, &["GETBIT", "huge", "77"])? == 0);
-        ensure!(int(c, &["BITPOS", "huge", "1", "1"])? == 12_345_678);
-        ensure!(int(c, &["BITPOS", "huge", "0"])? == 1);
+    let check = |c: &mut crate::harness::RawConn, k: &str| -> Result<()> {
+        ensure!(int(c, &["STRLEN", k])? == 1 << 29, "512 MiB long");
+        ensure!(int(c, &["BITCOUNT", k])? == 4);
+        ensure!(int(c, &["GETBIT", k, &top.to_string()])? == 1);
+        ensure!(int(c, &["GETBIT", k, "77"])? == 0);
+        ensure!(int(c, &["BITPOS", k, "1", "1"])? == 12_345_678);
+        ensure!(int(c, &["BITPOS", k, "0"])? == 1);
         ensure!(
-            int(c, &["BITCOUNT", "huge", "268435456", "-1"])? == 2,
+            int(c, &["BITCOUNT", k, "268435456", "-1"])? == 2,
             "the upper half"
         );
-        let r = c.cmd(&["GETRANGE", "huge", "-1", "-1"])?;
+        let r = c.cmd(&["GETRANGE", k, "-1", "-1"])?;
         ensure!(r == b"$1\r\n\x01\r\n", "{}", crate::harness::show(&r));
         Ok(())
     };
-    check(&mut c)?;
+    check(&mut c, "huge")?;
+    // Key commands that do not need the bytes leave the chunks where they are.
+    ensure!(int(&mut c, &["EXPIRE", "huge", "100000"])? == 1);
+    ensure!(int(&mut c, &["TTL", "huge"])? > 99_000);
+    check(&mut c, "huge")?;
+    ensure!(int(&mut c, &["PERSIST", "huge"])? == 1);
+    ensure!(c.cmd(&["RENAME", "huge", "big"])? == b"+OK\r\n");
+    ensure!(int(&mut c, &["COPY", "big", "huge"])? == 1);
+    check(&mut c, "big")?;
+    check(&mut c, "huge")?;
+    ensure!(int(&mut c, &["DEL", "big"])? == 1);
+    ensure!(int(&mut c, &["EXISTS", "big"])? == 0);
     let rss_kb: u64 = std::fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap_or(0)))?
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -172,7 +183,7 @@ fn a_bitmap_of_2_pow_32_bits_stays_small_and_durable() -> Result<()> {
     node.kill9()?;
     node.restart()?;
     let mut c = node.raw()?;
-    check(&mut c)?;
+    check(&mut c, "huge")?;
     let on_disk: u64 = walk_size(node.dir())?;
     ensure!(
         on_disk < 64 << 20,
