@@ -208,6 +208,29 @@ pub fn render(node: &Node) -> String {
     for (name, help, v) in storage {
         gauge(&mut reg, name, help, v as i64);
     }
+    counter(
+        &mut reg,
+        "storage_block_cache_hits",
+        "Block cache lookups that found their block",
+        f.block_cache_hits,
+    );
+    counter(
+        &mut reg,
+        "storage_block_cache_misses",
+        "Block cache lookups that read the block from an SST file",
+        f.block_cache_misses,
+    );
+    let lookups = f.block_cache_hits + f.block_cache_misses;
+    gauge_f(
+        &mut reg,
+        "storage_block_cache_hit_ratio",
+        "Block cache hits over lookups since start (1 before any lookup)",
+        if lookups == 0 {
+            1.0
+        } else {
+            f.block_cache_hits as f64 / lookups as f64
+        },
+    );
     gauge(
         &mut reg,
         "storage_write_batches",

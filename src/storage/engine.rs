@@ -97,6 +97,8 @@ pub struct Engine {
     write_opts: WriteOptions,
     cache: Cache,
     wbm: WriteBufferManager,
+    /// The database options, for their statistics (block cache hits and misses).
+    db_opts: Options,
     /// Batches written (client, replicated, migrated alike): what `everysec` syncs.
     writes: std::sync::atomic::AtomicU64,
     /// Why the last write or WAL sync failed. RocksDB keeps its WAL writer failed after such
@@ -119,6 +121,9 @@ pub struct StorageFigures {
     pub write_stopped: u64,
     /// The rate writers are slowed to (bytes/s; 0: not slowed).
     pub delayed_write_rate: u64,
+    /// Block cache lookups that found their block, and those that read it from a file.
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
 }
 
 /// A consistent read view.
@@ -188,6 +193,9 @@ impl Engine {
         db_opts.set_max_total_wal_size((opts.write_buffer_bytes as u64 * 2).max(64 << 20));
         db_opts.set_keep_log_file_num(4);
         db_opts.set_max_open_files(max_open_files());
+        // Tickers only (no histograms or timers): counting costs an atomic add per event.
+        db_opts.enable_statistics();
+        db_opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
 
         let mut existing = if path.join("CURRENT").exists() {
             Db::list_cf(&db_opts, &path)?
@@ -232,6 +240,7 @@ impl Engine {
             write_opts,
             cache,
             wbm,
+            db_opts,
             writes: Default::default(),
             write_error: std::sync::OnceLock::new(),
         };
@@ -579,6 +588,12 @@ impl Engine {
             immutable_memtables: p("rocksdb.num-immutable-mem-table"),
             write_stopped: p("rocksdb.is-write-stopped"),
             delayed_write_rate: p("rocksdb.actual-delayed-write-rate"),
+            block_cache_hits: self
+                .db_opts
+                .get_ticker_count(rocksdb::statistics::Ticker::BlockCacheHit),
+            block_cache_misses: self
+                .db_opts
+                .get_ticker_count(rocksdb::statistics::Ticker::BlockCacheMiss),
         }
     }
 

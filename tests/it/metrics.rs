@@ -91,6 +91,8 @@ fn metrics_endpoint_reports_commands_slots_storage_and_replication() -> Result<(
         "rockslot_storage_sst_bytes",
         "rockslot_storage_pending_compaction_bytes",
         "rockslot_storage_write_stopped",
+        "rockslot_storage_block_cache_hits_total",
+        "rockslot_storage_block_cache_misses_total",
         "rockslot_connected_clients",
         "rockslot_replica",
         "rockslot_replication{field=\"master_repl_offset\"}",
@@ -99,6 +101,11 @@ fn metrics_endpoint_reports_commands_slots_storage_and_replication() -> Result<(
         ensure!(sample(&body, name).is_some(), "{name} missing");
     }
     ensure!(sample(&body, "rockslot_connected_clients") >= Some(1.0));
+    let ratio = sample(&body, "rockslot_storage_block_cache_hit_ratio");
+    ensure!(
+        ratio.is_some_and(|r| (0.0..=1.0).contains(&r)),
+        "block cache hit ratio {ratio:?}"
+    );
     ensure!(
         body.contains("# TYPE rockslot_migration_jobs gauge"),
         "no migration figures"
