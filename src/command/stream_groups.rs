@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::args::{int, is, parse_i64};
 use super::streams::{
-    block_or_nil, entries_reply, entry_reply, id_reply, last_valid_id, parse_id, parse_read,
-    parse_strict_id, range_start, read, streams_reply,
+    block_or_nil, entries_reply, entry_reply, id_reply, parse_id, parse_read, parse_strict_id,
+    range_start, read, streams_reply,
 };
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{
@@ -134,6 +134,32 @@ fn ensure_consumer(
     t.put_consumer(group, name, &c);
     g.consumers += 1;
     Ok(true)
+}
+
+/// A read or claim by consumer `name`: created if missing, its seen time now (one read of
+/// its record). True if it was created.
+fn seen_consumer(
+    t: &mut StreamTxn,
+    group: &[u8],
+    g: &mut Group,
+    name: &[u8],
+    now: i64,
+) -> Result<bool, CmdError> {
+    let (mut c, created) = match t.consumer(group, name)? {
+        Some(c) => (c, false),
+        None => {
+            g.consumers += 1;
+            let c = Consumer {
+                seen_time: now,
+                active_time: None,
+                pending: 0,
+            };
+            (c, true)
+        }
+    };
+    c.seen_time = now;
+    t.put_consumer(group, name, &c);
+    Ok(created)
 }
 
 /// Stores pending entry `id` as `new`, moving it from its previous owner (`old`) if any.
@@ -386,21 +412,12 @@ pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 return Ok((None, false));
             };
             let now = now_ms();
-            let created = ensure_consumer(t, &group, &mut g, &consumer, now)?;
-            edit_consumer(t, &group, &consumer, |c| c.seen_time = now)?;
+            let created = seen_consumer(t, &group, &mut g, &consumer, now)?;
             let out = match gt {
                 Some(gt) => Some(history(t, &group, &consumer, gt, count, now)?),
-                None => {
-                    let newer =
-                        t.meta.len > 0 && last_valid_id(t)?.is_some_and(|top| top > g.last_id);
-                    if newer {
-                        Some(deliver_new(
-                            t, &group, &mut g, &consumer, count, r.noack, now,
-                        )?)
-                    } else {
-                        None
-                    }
-                }
+                // Served when an entry follows the group's last delivered id (what Valkey
+                // asks of the last live id): the read itself tells.
+                None => deliver_new(t, &group, &mut g, &consumer, count, r.noack, now)?,
             };
             t.put_group(&group, &g);
             Ok((out, created))
@@ -455,7 +472,7 @@ fn history(
 }
 
 /// Entries after the group's last delivered id go to `consumer` (into the pending list
-/// unless NOACK).
+/// unless NOACK); None when there are none.
 fn deliver_new(
     t: &mut StreamTxn,
     group: &[u8],
@@ -464,11 +481,14 @@ fn deliver_new(
     count: Option<usize>,
     noack: bool,
     now: i64,
-) -> Result<Reply, CmdError> {
+) -> Result<Option<Reply>, CmdError> {
     let Some(start) = g.last_id.next() else {
-        return Ok(Reply::Array(Vec::new()));
+        return Ok(None);
     };
     let entries = t.range(start, StreamId::MAX, false, count)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
     let meta = t.meta.clone();
     for (id, _) in &entries {
         advance(&meta, g, *id);
@@ -482,10 +502,10 @@ fn deliver_new(
             assign(t, group, g, *id, old, pe)?;
         }
     }
-    if !entries.is_empty() && !noack {
+    if !noack {
         edit_consumer(t, group, consumer, |c| c.active_time = Some(now))?;
     }
-    Ok(entries_reply(entries))
+    Ok(Some(entries_reply(entries)))
 }
 
 pub fn xack(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -576,8 +596,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some(d) if d >= 0 && d <= now => d,
             _ => now,
         };
-        let created = ensure_consumer(t, &group, &mut g, &name, now)?;
-        edit_consumer(t, &group, &name, |c| c.seen_time = now)?;
+        let created = seen_consumer(t, &group, &mut g, &name, now)?;
         let mut out = Vec::new();
         for id in ids {
             let old = t.pending_entry(&group, id)?;
@@ -652,8 +671,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(nogroup_in(&key, &group));
         };
         let now = now_ms();
-        let created = ensure_consumer(t, &group, &mut g, &name, now)?;
-        edit_consumer(t, &group, &name, |c| c.seen_time = now)?;
+        let created = seen_consumer(t, &group, &mut g, &name, now)?;
         let mut attempts = count.saturating_mul(10);
         let mut left = count;
         // Walk the pending list from `start`: one more than can be used, for the cursor.

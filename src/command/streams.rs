@@ -638,14 +638,13 @@ pub fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let key = &args[r.streams + i];
         let count = (r.count > 0).then_some(r.count);
         let got = match read(ctx, key, |s| {
+            // Served when a live entry follows `gt`: the read itself tells.
             let Some(s) = s else { return Ok(None) };
-            if s.meta().len == 0 || last_valid_id(s)?.is_none_or(|top| top <= gt) {
-                return Ok(None);
-            }
-            let Some(start) = gt.next() else {
+            let Some(start) = gt.next().filter(|_| s.meta().len > 0) else {
                 return Ok(None);
             };
-            Ok(Some(s.range(start, StreamId::MAX, false, count)?))
+            let entries = s.range(start, StreamId::MAX, false, count)?;
+            Ok((!entries.is_empty()).then_some(entries))
         }) {
             Err(CmdError::WrongType) if ctx.client.blocked.is_some() => None,
             r => r?,
