@@ -67,6 +67,31 @@ pub fn latency(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 .collect(),
         ));
     }
+    if is(sub, "doctor") && args.len() == 2 {
+        let c = ctx.node.config.snapshot();
+        let set = super::latency_report::Settings {
+            threshold_ms: c.latency_monitor_threshold_ms,
+            slowlog_usec: c.commandlog_slow_usec,
+            slowlog_max_len: c.commandlog_slow_max_len,
+        };
+        let now = crate::keyspace::now_ms() / 1000;
+        return Ok(Reply::Verbatim(super::latency_report::doctor(
+            &mon.events(),
+            &set,
+            now,
+        )));
+    }
+    if is(sub, "graph") && args.len() == 3 {
+        let events = mon.events();
+        let name = text(&args[2]);
+        let Some(s) = events.get(&name) else {
+            return Err(CmdError::err(format!(
+                "No samples available for event '{name}'"
+            )));
+        };
+        let now = crate::keyspace::now_ms() / 1000;
+        return Ok(Reply::Verbatim(super::latency_report::graph(&name, s, now)));
+    }
     if is(sub, "reset") {
         let names: Vec<String> = args[2..].iter().map(|a| text(a)).collect();
         return Ok(Reply::Int(mon.reset(&names) as i64));

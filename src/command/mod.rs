@@ -28,6 +28,7 @@ pub mod info;
 mod introspect;
 mod keys;
 mod latency_cmds;
+mod latency_report;
 mod lcs;
 mod lists;
 mod long_double;

@@ -376,6 +376,8 @@ pub static TABLE: &[CommandSpec] = &[
     movable!(NUMKEYS_AT_2, cmd!("fcall", -3, "noscript skip_monitor stale no_mandatory_keys", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a function.", func::fcall)),
     movable!(NUMKEYS_AT_2, cmd!("fcall_ro", -3, "noscript skip_monitor stale no_mandatory_keys readonly", 0, 0, 0, "@slow @scripting", "scripting", "7.0.0", "Invokes a read-only function.", func::fcall_ro)),
     container!("latency", "", "@slow", "server", "2.8.13", "A container for latency diagnostics commands.", lat::latency, [
+        cmd!("doctor", 2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Returns a human-readable latency analysis report.", lat::latency),
+        cmd!("graph", 3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Returns a latency graph for an event.", lat::latency),
         cmd!("help", 2, "loading stale", 0, 0, 0, "@slow", "server", "2.8.13", "Returns helpful text about the different subcommands.", lat::latency),
         cmd!("histogram", -2, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "7.0.0", "Returns the cumulative distribution of latencies of a subset or all commands.", lat::latency),
         cmd!("history", 3, "admin noscript loading stale", 0, 0, 0, "@admin @slow @dangerous", "server", "2.8.13", "Returns timestamp-latency samples for an event.", lat::latency),

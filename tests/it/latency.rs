@@ -111,3 +111,62 @@ fn latency_matches_valkey() -> Result<()> {
     }
     Ok(())
 }
+
+/// `s` with every digit as `#`: spike sizes and ages differ by a millisecond or a second
+/// between two servers running the same sleep.
+fn undigit(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .map(|&c| if c.is_ascii_digit() { b'#' } else { c })
+        .collect()
+}
+
+/// LATENCY DOCTOR and GRAPH: Valkey's texts when monitoring is off, when nothing happened,
+/// and after a DEBUG SLEEP spike (report, advice and graph identical but for the measured
+/// digits), in RESP2 and RESP3.
+#[test]
+fn latency_doctor_and_graph_match_valkey() -> Result<()> {
+    for resp3 in [false, true] {
+        let node = Node::start()?;
+        let valkey = RedisServer::start_valkey_with(&["--enable-debug-command", "yes"])?;
+        let (mut ours, mut theirs) = (node.raw()?, RawConn::connect(valkey.addr())?);
+        if resp3 {
+            ours.cmd(&["HELLO", "3"])?;
+            theirs.cmd(&["HELLO", "3"])?;
+        }
+        let at = |s: &str| format!("{s} resp3={resp3}");
+        for cmd in [
+            &["LATENCY", "DOCTOR"][..],
+            &["LATENCY", "DOCTOR", "extra"],
+            &["LATENCY", "GRAPH"],
+            &["LATENCY", "GRAPH", "command"],
+            &["CONFIG", "SET", "latency-monitor-threshold", "20"],
+            &["LATENCY", "DOCTOR"],
+            &["LATENCY", "GRAPH", "command"],
+        ] {
+            assert_same_reply(&mut ours, &mut theirs, cmd, &at("before"))?;
+        }
+        for c in [&mut ours, &mut theirs] {
+            ensure!(c.cmd(&["DEBUG", "SLEEP", "0.06"])? == b"+OK\r\n");
+        }
+        for cmd in [
+            &["LATENCY", "DOCTOR"][..],
+            &["LATENCY", "GRAPH", "command"],
+            &["LATENCY", "GRAPH", "fast-command"],
+        ] {
+            let (a, b) = (ours.cmd(cmd)?, theirs.cmd(cmd)?);
+            ensure!(
+                undigit(&a) == undigit(&b),
+                "{cmd:?} {}:\n ours:   {}\n theirs: {}",
+                at("after a spike"),
+                crate::harness::show(&a),
+                crate::harness::show(&b)
+            );
+        }
+        let doctor = String::from_utf8_lossy(&ours.cmd(&["LATENCY", "DOCTOR"])?).into_owned();
+        ensure!(
+            doctor.contains("1. command: 1 latency spikes (average 6"),
+            "the 60 ms sleep is the spike: {doctor}"
+        );
+    }
+    Ok(())
+}
