@@ -99,7 +99,7 @@ pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(bad()),
     };
-    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+    if let Some(len) = ctx.ks.chunked_len_locked(&args[1])? {
         let byte = bit >> 3;
         let cur = ctx.ks.chunked_bytes(&args[1], byte, 1)?[0];
         let mut b = [cur];

@@ -45,7 +45,7 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    Ok(match ctx.ks.lookup(&args[1])? {
+    Ok(match ctx.ks.lookup_raw(&args[1])? {
         Some(e) => Reply::Status(e.value.type_name()),
         None => Reply::Status("none"),
     })
@@ -492,7 +492,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             text(sub)
         )));
     }
-    let Some(e) = ctx.ks.lookup(&args[2])? else {
+    let Some(e) = ctx.ks.lookup_raw(&args[2])? else {
         return Ok(Reply::Nil);
     };
     if is(sub, "encoding") {

@@ -142,16 +142,27 @@ impl MovableKeys {
             MovableKeys::Sort => sort::key_positions(args),
             MovableKeys::GeoRadius => geo::radius_key_positions(args),
             MovableKeys::Streams { from } => {
-                let Some(at) = args
-                    .iter()
-                    .skip(from)
-                    .position(|a| args::is(a, "streams"))
-                    .map(|p| p + from + 1)
-                else {
-                    return Vec::new();
-                };
-                let n = (args.len() - at) / 2;
-                (at..at + n).collect()
+                // Walk the options as XREAD/XREADGROUP parse them: a group or consumer may
+                // be named "streams".
+                let mut i = from;
+                while i < args.len() {
+                    let a = &args[i];
+                    if args::is(a, "streams") {
+                        let at = i + 1;
+                        let n = (args.len() - at) / 2;
+                        return (at..at + n).collect();
+                    }
+                    i += if args::is(a, "group") {
+                        3
+                    } else if args::is(a, "count") || args::is(a, "block") {
+                        2
+                    } else if args::is(a, "noack") {
+                        1
+                    } else {
+                        return Vec::new();
+                    };
+                }
+                Vec::new()
             }
             MovableKeys::Numkeys { dest, numkeys } => {
                 let n = args
@@ -280,5 +291,56 @@ pub fn execute(spec: &'static CommandSpec, ctx: &mut Ctx, args: &[Bytes]) -> Rep
             }
             Reply::Error(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod stream_key_tests {
+    use bytes::Bytes;
+
+    use super::MovableKeys;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    /// The keys of XREAD/XREADGROUP follow the STREAMS option, not the first argument that
+    /// spells it (a consumer or group may be named "streams").
+    #[test]
+    fn stream_read_keys_follow_the_streams_option() {
+        let read_group = MovableKeys::Streams { from: 1 };
+        let a = args(&[
+            "XREADGROUP",
+            "COUNT",
+            "1",
+            "GROUP",
+            "g",
+            "streams",
+            "STREAMS",
+            "secret",
+            ">",
+        ]);
+        assert_eq!(read_group.positions(&a), vec![7]);
+        let a = args(&[
+            "XREADGROUP",
+            "GROUP",
+            "streams",
+            "c",
+            "NOACK",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "a",
+            "b",
+            ">",
+            ">",
+        ]);
+        assert_eq!(read_group.positions(&a), vec![8, 9]);
+        let a = args(&["XREAD", "COUNT", "2", "STREAMS", "k", "0"]);
+        assert_eq!(read_group.positions(&a), vec![4]);
+        let a = args(&["XREAD", "BOGUS", "STREAMS", "k", "0"]);
+        assert!(read_group.positions(&a).is_empty());
     }
 }

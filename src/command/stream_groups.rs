@@ -564,8 +564,8 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 justid = true;
             } else if is(o, "idle") && more {
                 j += 1;
-                delivery =
-                    Some(now - int_msg(&args[j], "Invalid IDLE option argument for XCLAIM")?);
+                let idle = int_msg(&args[j], "Invalid IDLE option argument for XCLAIM")?;
+                delivery = Some(now.saturating_sub(idle));
             } else if is(o, "time") && more {
                 j += 1;
                 delivery = Some(int_msg(
@@ -611,7 +611,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 continue;
             }
             if let (Some(pe), false) = (&old, forced) {
-                if min_idle > 0 && now - pe.delivered_at < min_idle {
+                if min_idle > 0 && now.saturating_sub(pe.delivered_at) < min_idle {
                     continue;
                 }
             }
@@ -698,7 +698,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 left -= 1;
                 continue;
             };
-            if min_idle > 0 && now - pe.delivered_at < min_idle {
+            if min_idle > 0 && now.saturating_sub(pe.delivered_at) < min_idle {
                 continue;
             }
             let new = PendingEntry {

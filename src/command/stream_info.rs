@@ -60,8 +60,8 @@ pub fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             if consumer.as_ref().is_some_and(|c| pe.consumer != *c) {
                 return true;
             }
-            let idle = (now - pe.delivered_at).max(0);
-            if min_idle != 0 && now - pe.delivered_at < min_idle {
+            let idle = now.saturating_sub(pe.delivered_at).max(0);
+            if min_idle != 0 && now.saturating_sub(pe.delivered_at) < min_idle {
                 return true;
             }
             out.push(Reply::Array(vec![
@@ -163,10 +163,10 @@ pub fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     Reply::Map(vec![
                         kv("name", Reply::Bulk(Bytes::from(name))),
                         kv("pending", Reply::Int(c.pending as i64)),
-                        kv("idle", Reply::Int((now - c.seen_time).max(0))),
+                        kv("idle", Reply::Int(now.saturating_sub(c.seen_time).max(0))),
                         kv(
                             "inactive",
-                            Reply::Int(c.active_time.map_or(-1, |a| now - a)),
+                            Reply::Int(c.active_time.map_or(-1, |a| now.saturating_sub(a))),
                         ),
                     ])
                 })

@@ -112,7 +112,18 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let value = args[2].clone();
-    ctx.ks.update(&args[1], |old| {
+    // Without GET or IFEQ the old value's bytes are not needed (a big string is not read).
+    let reads_old = want_get || if_eq.is_some();
+    let update = |ks: &mut crate::keyspace::Pending,
+                  f: &mut dyn FnMut(Option<Entry>) -> (Update, CmdResult)|
+     -> Result<CmdResult, CmdError> {
+        Ok(if reads_old {
+            ks.update(&args[1], f)?
+        } else {
+            ks.update_raw(&args[1], f)?
+        })
+    };
+    update(ctx.ks, &mut |old| {
         let old_val = match &old {
             Some(e) => match as_str(e) {
                 Ok(b) => Some(b.clone()),
@@ -143,7 +154,7 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         };
         (
             Update::Put(Entry {
-                value: Value::Str(value),
+                value: Value::Str(value.clone()),
                 expire_at,
             }),
             Ok(r),
@@ -153,7 +164,7 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let v = args[2].clone();
-    ctx.ks.update(&args[1], |old| match old {
+    ctx.ks.update_raw(&args[1], |old| match old {
         Some(_) => (Update::Keep, Ok(Reply::Int(0))),
         None => (Update::Put(Entry::string(v)), Ok(Reply::Int(1))),
     })?
@@ -162,7 +173,7 @@ pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 fn setex_common(ctx: &mut Ctx, args: &[Bytes], unit: i64, cmd: &str) -> CmdResult {
     let at = expire_at(&args[2], unit, false, cmd)?;
     let v = args[3].clone();
-    ctx.ks.update(&args[1], |_| {
+    ctx.ks.update_raw(&args[1], |_| {
         (
             Update::Put(Entry {
                 value: Value::Str(v),
@@ -207,7 +218,7 @@ fn mset_pairs<'a>(args: &'a [Bytes], cmd: &str) -> Result<Vec<&'a [u8]>, CmdErro
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = mset_pairs(args, "mset")?;
     let vals: Vec<Bytes> = args[2..].iter().step_by(2).cloned().collect();
-    ctx.ks.update_many(&keys, |_| {
+    ctx.ks.update_many_raw(&keys, |_| {
         (
             vals.into_iter()
                 .map(|v| Update::Put(Entry::string(v)))
@@ -221,7 +232,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let keys = mset_pairs(args, "msetnx")?;
     let vals: Vec<Bytes> = args[2..].iter().step_by(2).cloned().collect();
-    Ok(ctx.ks.update_many(&keys, |old| {
+    Ok(ctx.ks.update_many_raw(&keys, |old| {
         if old.iter().any(|e| e.is_some()) {
             return (old.iter().map(|_| Update::Keep).collect(), Reply::Int(0));
         }
@@ -318,7 +329,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max = max_len(ctx);
     let add = args[2].clone();
-    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+    if let Some(len) = ctx.ks.chunked_len_locked(&args[1])? {
         if len as usize + add.len() > max {
             return Err(too_big());
         }
@@ -405,7 +416,7 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let offset = offset as usize;
     let patch = args[3].clone();
     let max = max_len(ctx);
-    if let Some(len) = ctx.ks.chunked_len(&args[1])? {
+    if let Some(len) = ctx.ks.chunked_len_locked(&args[1])? {
         if patch.is_empty() {
             return Ok(Reply::Int(len as i64));
         }

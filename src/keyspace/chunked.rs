@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::encoding::{encode_entry, member_key, member_range, meta_key, DbSlot};
 use super::overlay::Reader;
-use super::{is_live, now_ms, Entry, Pending, Result, Value};
+use super::{now_ms, Entry, Pending, Result, Value};
 use crate::storage::Batch;
 
 /// Strings longer than this are stored in chunks.
@@ -94,6 +94,13 @@ pub(super) fn assemble(src: &Reader<'_>, at: DbSlot, key: &[u8], len: u64) -> Re
 }
 
 impl Pending<'_> {
+    /// [`Pending::chunked_len`] under the key's lock, held until the scope commits: what a
+    /// write computes from the length (APPEND's offset, SETBIT's old byte) stays true.
+    pub fn chunked_len_locked(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        self.acquire(&[key])?;
+        self.chunked_len(key)
+    }
+
     /// The length of the live chunked string at `key`; None when the key is missing, expired
     /// or anything else (callers then take the ordinary path).
     pub fn chunked_len(&self, key: &[u8]) -> Result<Option<u64>> {
@@ -163,7 +170,9 @@ impl Pending<'_> {
     }
 
     /// Writes `data` at byte `offset` of the chunked string at `key` (growing it with zeros),
-    /// rewriting only the chunks it covers; the TTL stays. Returns the new length.
+    /// rewriting only the chunks it covers; the TTL stays. Returns the new length. The caller
+    /// found the string with [`Pending::chunked_len_locked`], so it is still there (its TTL
+    /// may have run out since, within the command, as Valkey's command time allows).
     pub fn chunked_write(&mut self, key: &[u8], offset: u64, data: &[u8]) -> Result<u64> {
         self.acquire(&[key])?;
         let at = self.at(key);
@@ -174,9 +183,9 @@ impl Pending<'_> {
         let Some(Entry {
             value: Value::Chunked(len),
             expire_at,
-        }) = e.filter(|e| is_live(e, now_ms()))
+        }) = e
         else {
-            return Ok(0);
+            return Err(super::CorruptRecord("chunked string gone under its lock").into());
         };
         let mut batch = Batch::new();
         let end = offset + data.len() as u64;

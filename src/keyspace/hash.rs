@@ -406,6 +406,12 @@ impl Pending<'_> {
         for (k, v) in moved {
             batch.put(k, v);
         }
+        // A long string an older build kept inline has no chunks to move: write them.
+        if let Value::Str(b) = &e.value {
+            if super::chunked::is_chunked(&e.value) {
+                super::chunked::stage_chunks(&mut batch, ds, dst, b);
+            }
+        }
         batch.put(meta_key(ds, dst), super::chunked::encode_meta(&e));
         if let Some(at) = e.expire_at {
             batch.put(expiry_key(ds, at, dst), Vec::new());

@@ -251,8 +251,14 @@ impl<'a> Pending<'a> {
     /// The live entry at `key`, seeing this scope's staged writes. An expired entry found here
     /// is deleted, as Valkey's lazy expiry does.
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Entry>> {
+        let e = self.lookup_raw(key)?;
+        self.assembled(key, e)
+    }
+
+    /// [`lookup`](Self::lookup) for commands that do not read a string's bytes (TYPE,
+    /// OBJECT): a chunked string comes as [`super::Value::Chunked`].
+    pub fn lookup_raw(&mut self, key: &[u8]) -> Result<Option<Entry>> {
         let e = self.read_physical(key)?;
-        let e = self.assembled(key, e)?;
         let stats = &self.ks.stats;
         let c = if e.is_some() {
             &stats.keyspace_hits

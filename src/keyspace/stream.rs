@@ -487,7 +487,7 @@ impl StreamTxn<'_> {
         }
         self.del(tagged(ENTRY, id));
         if let Some(mut n) = self.node_of(id)? {
-            n.live -= 1;
+            n.live = n.live.saturating_sub(1);
             if n.live == 0 {
                 self.del(tagged(NODE, n.first));
                 if n.first == self.meta.tail {
@@ -497,7 +497,7 @@ impl StreamTxn<'_> {
                 self.put(tagged(NODE, n.first), n.encode());
             }
         }
-        self.meta.len -= 1;
+        self.meta.len = self.meta.len.saturating_sub(1);
         if id > self.meta.max_deleted {
             self.meta.max_deleted = id;
         }
@@ -562,7 +562,7 @@ impl StreamTxn<'_> {
                     self.del(k);
                 }
                 self.del(tagged(NODE, n.first));
-                self.meta.len -= n.live;
+                self.meta.len = self.meta.len.saturating_sub(n.live);
                 deleted += n.live;
                 continue;
             }
@@ -593,9 +593,10 @@ impl StreamTxn<'_> {
                 self.del(tagged(ENTRY, *id));
             }
             let k = ids.len() as u64;
-            n.live -= k;
+            // A crafted RESTORE payload may overlap nodes: never wrap the counts.
+            n.live = n.live.saturating_sub(k);
             self.put(tagged(NODE, n.first), n.encode());
-            self.meta.len -= k;
+            self.meta.len = self.meta.len.saturating_sub(k);
             deleted += k;
         }
         if deleted > 0 {

@@ -101,6 +101,15 @@ pub fn read_stream<R: Read>(r: &mut Reader<R>, ty: u8) -> Result<StreamObject> {
             _ => return r.corrupt(node_at, "damaged stream listpack"),
         }
     }
+    // Ids ascend across nodes (Valkey's own dumps always do); overlapping nodes would break
+    // the node counts trimming relies on.
+    let mut prev: Option<Id> = None;
+    for e in s.nodes.iter().flat_map(|n| &n.entries) {
+        if prev.is_some_and(|p| p >= e.id) {
+            return r.corrupt(at, "stream entry ids out of order");
+        }
+        prev = Some(e.id);
+    }
     s.length = r.length()?;
     s.last_id = read_id(r)?;
     let live = s
@@ -163,8 +172,13 @@ pub fn read_stream<R: Read>(r: &mut Reader<R>, ty: u8) -> Result<StreamObject> {
                 pending: own,
             });
         }
-        let owned: usize = consumers.iter().map(|c| c.pending.len()).sum();
-        if owned != pending.len() {
+        let mut owned: Vec<Id> = consumers
+            .iter()
+            .flat_map(|c| c.pending.iter().copied())
+            .collect();
+        owned.sort_unstable();
+        owned.dedup();
+        if owned.len() != pending.len() {
             return r.corrupt(at, "pending entries without an owner");
         }
         s.groups.push(StreamGroup {
@@ -502,6 +516,12 @@ mod tests {
         write_stream(&mut out, &s);
         let back = read_stream(&mut Reader::new(&out[..]), TYPE_STREAM_LISTPACKS_3).unwrap();
         assert_eq!(back, s);
+        // Entries out of order are refused.
+        let mut bad = s.clone();
+        bad.nodes[0].entries.swap(0, 1);
+        let mut out = Vec::new();
+        write_stream(&mut out, &bad);
+        assert!(read_stream(&mut Reader::new(&out[..]), TYPE_STREAM_LISTPACKS_3).is_err());
         // A consumer naming an id the group does not have pending is refused.
         let mut bad = s.clone();
         bad.groups[0].consumers[0].pending = vec![(1, 1)];

@@ -205,3 +205,55 @@ fn walk_size(p: &std::path::Path) -> Result<u64> {
     }
     Ok(n)
 }
+
+/// Two clients appending to the same chunked string at once: every append lands (the length
+/// is read and written under the key's lock), and so does every SETBIT to one byte.
+#[test]
+fn concurrent_appends_and_setbits_on_a_chunked_string_all_land() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.raw()?;
+    let start = (1u64 << 20) + 100;
+    ensure!(int(&mut c, &["SETRANGE", "big", &(start - 1).to_string(), "x"])? == start as i64);
+    let rounds = 1500;
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let addr = node.addr();
+            std::thread::spawn(move || -> Result<()> {
+                let mut c = crate::harness::RawConn::connect(addr)?;
+                // Pipelines of 50: a scope holds the key while the other client reads.
+                for i in 0..rounds / 50 {
+                    let mut batch = Vec::new();
+                    for j in 0..50 {
+                        batch.extend(crate::harness::encode_cmd(&["APPEND", "big", "abcd"]));
+                        // Bits of one byte inside the string, shared by the two workers.
+                        let bit = (start - 50) * 8 + ((i + j) % 4) * 2 + w;
+                        let bit = bit.to_string();
+                        batch.extend(crate::harness::encode_cmd(&["SETBIT", "big", &bit, "1"]));
+                    }
+                    c.send(&batch)?;
+                    c.read_frames(100)?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    ensure!(
+        int(&mut c, &["STRLEN", "big"])? == (start + 4 * rounds * 4) as i64,
+        "appends were lost"
+    );
+    let r = c.cmd(&[
+        "GETRANGE",
+        "big",
+        &(start - 50).to_string(),
+        &(start - 50).to_string(),
+    ])?;
+    ensure!(
+        r == b"$1\r\n\xff\r\n",
+        "setbits were lost: {}",
+        crate::harness::show(&r)
+    );
+    Ok(())
+}
