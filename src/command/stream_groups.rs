@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::args::{int, is, parse_i64};
 use super::streams::{
     block_or_nil, entries_reply, entry_reply, id_reply, parse_id, parse_read, parse_strict_id,
-    range_start, read, streams_reply,
+    range_start, read, streams_reply, write,
 };
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{
@@ -199,19 +199,6 @@ fn release(
     })?;
     t.del_pending(group, id);
     Ok(())
-}
-
-fn write<R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    f: impl FnOnce(&mut StreamTxn) -> Result<R, CmdError>,
-) -> Result<R, CmdError> {
-    let mut out = None;
-    ctx.ks.stream_write(key, |t| {
-        out = Some(f(t));
-        Ok(())
-    })??;
-    out.unwrap_or(Err(CmdError::Syntax))
 }
 
 pub(super) fn sub_syntax(args: &[Bytes], cmd: &str) -> CmdError {

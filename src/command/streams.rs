@@ -236,7 +236,8 @@ impl AddArgs {
     }
 }
 
-fn write<R>(
+/// Runs `f` on the stream at `key` under its lock (see the keyspace's `stream_write`).
+pub fn write<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(&mut StreamTxn) -> Result<R, CmdError>,
