@@ -239,27 +239,6 @@ pub trait StreamRead {
         }
     }
 
-    /// The nodes in id order (see [`NodeInfo`]).
-    fn nodes(&self, mut f: impl FnMut(NodeInfo) -> bool) -> Result<()>
-    where
-        Self: Sized,
-    {
-        let mut err = None;
-        self.scan(
-            &[NODE],
-            &[NODE + 1],
-            false,
-            &mut |k, v| match NodeInfo::decode(k, v) {
-                Ok(n) => f(n),
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        )?;
-        err.map_or(Ok(()), Err)
-    }
-
     /// The node holding `id` (the last one starting at or before it).
     fn node_of(&self, id: StreamId) -> Result<Option<NodeInfo>> {
         let mut found = None;

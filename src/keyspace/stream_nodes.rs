@@ -98,17 +98,6 @@ impl NodeInfo {
     }
 }
 
-/// A listpack element's back-length bytes for an element of `n` bytes.
-fn lp_backlen(n: u64) -> u64 {
-    match n {
-        0..=127 => 1,
-        128..=16383 => 2,
-        16384..=2097151 => 3,
-        2097152..=268435455 => 4,
-        _ => 5,
-    }
-}
-
 fn lp_int(v: i64) -> u64 {
     let e = match v {
         0..=127 => 1,
@@ -118,11 +107,11 @@ fn lp_int(v: i64) -> u64 {
         -2147483648..=2147483647 => 5,
         _ => 9,
     };
-    e + lp_backlen(e)
+    e + crate::rdb::backlen_size(e as usize) as u64
 }
 
 fn lp_str(s: &[u8]) -> u64 {
-    if let Some(v) = canonical_i64(s) {
+    if let Some(v) = crate::rdb::canonical_int(s) {
         return lp_int(v);
     }
     let l = s.len() as u64;
@@ -131,20 +120,7 @@ fn lp_str(s: &[u8]) -> u64 {
         64..=4095 => 2 + l,
         _ => 5 + l,
     };
-    e + lp_backlen(e)
-}
-
-/// A string a listpack stores as an integer: Valkey's `string2ll` (no sign `+`, no leading
-/// zeros, at most 20 bytes).
-fn canonical_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 || s[0] == b'+' {
-        return None;
-    }
-    let digits = s.strip_prefix(b"-").unwrap_or(s);
-    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || s[0] == b'-')) {
-        return None;
-    }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    e + crate::rdb::backlen_size(e as usize) as u64
 }
 
 /// When Valkey closes the last node and starts a new one (`stream-node-max-entries`,
@@ -201,9 +177,9 @@ mod tests {
         }
         assert_eq!(kept, 36);
         assert_eq!(n.entry_bytes(StreamId::new(2, 0), &fields), 111);
-        assert_eq!(canonical_i64(b"-5"), Some(-5));
+        assert_eq!(crate::rdb::canonical_int(b"-5"), Some(-5));
         for s in [&b"01"[..], b"+1", b" 1", b"-0", b""] {
-            assert_eq!(canonical_i64(s), None);
+            assert_eq!(crate::rdb::canonical_int(s), None);
         }
     }
 }

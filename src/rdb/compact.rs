@@ -34,7 +34,8 @@ pub fn listpack(b: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-fn backlen_size(l: usize) -> usize {
+/// Bytes of an element's back-length when the element takes `l` bytes.
+pub fn backlen_size(l: usize) -> usize {
     match l {
         0..=127 => 1,
         128..=16382 => 2,

@@ -16,9 +16,10 @@ mod object;
 mod reader;
 pub mod stream;
 
+pub use compact::backlen_size;
 pub use crc64::crc64;
 pub use functions::{functions_payload, read_functions_payload, FunctionPayloadError};
-pub use object::{write_object, Object};
+pub use object::{canonical_int, write_object, Object};
 use reader::Reader;
 
 /// The RDB version valkey-server 8.1 writes; DUMP payloads carry it.

@@ -257,7 +257,7 @@ pub(super) fn write_string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// The integer `s` spells, only when printing it gives `s` back (no "+1", "01", "-0").
-fn canonical_int(s: &[u8]) -> Option<i64> {
+pub fn canonical_int(s: &[u8]) -> Option<i64> {
     let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
     (v.to_string().as_bytes() == s).then_some(v)
 }

@@ -271,7 +271,7 @@ impl Listpack {
         let b = &mut self.body;
         let v = match e {
             Elem::Int(v) => Some(v),
-            Elem::Str(s) => canonical(s),
+            Elem::Str(s) => super::object::canonical_int(s),
         };
         match (v, e) {
             (Some(v), _) => match v {
@@ -347,14 +347,6 @@ impl Listpack {
         out.push(0xff);
         out
     }
-}
-
-fn canonical(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    (v.to_string().as_bytes() == s).then_some(v)
 }
 
 fn node_listpack(n: &StreamNode) -> Vec<u8> {
