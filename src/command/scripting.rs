@@ -274,11 +274,31 @@ pub(super) fn run_script(
     Ok(ran.unwrap_or_else(|Contended| Reply::Error(crate::script::BUSY.into())))
 }
 
+/// How long a long script waits for another thread to take over its runtime worker's tasks.
+const HANDOFF_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What a script that runs long calls from its VM's thread: a runtime worker hands its other
 /// tasks (clients, the cluster bus) to a fresh worker thread, as the slow path did up front.
-pub fn leave_worker() {
-    // The handoff happens when the new thread takes the worker's core; a moment is plenty.
-    off_reactor(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+/// True once another thread runs them.
+pub fn leave_worker() -> bool {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return true;
+    };
+    if rt.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return true;
+    }
+    // The handoff happens only when the fresh thread takes the worker's core before
+    // block_in_place returns; on a loaded machine that thread can start late, and a returned
+    // core silently stays with the script. A probe task runs only on a thread holding a core,
+    // so its arrival confirms the handoff. The wait is bounded: the new worker may be busy
+    // with a client blocked on a key the script holds.
+    tokio::task::block_in_place(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        rt.spawn(async move {
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(HANDOFF_WAIT).is_ok()
+    })
 }
 
 pub fn eval(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -368,5 +388,46 @@ fn script_sub(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(&args[1]).into_owned(),
             "SCRIPT".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// A long script on the runtime's only worker hands that worker's tasks on even when the
+    /// fresh thread starts late (a loaded machine): another task still runs within moments.
+    #[test]
+    fn a_long_script_hands_its_worker_on_when_the_new_thread_starts_late() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_start(|| std::thread::sleep(Duration::from_millis(10)))
+            .build()
+            .expect("runtime");
+        let busy = Duration::from_millis(1500);
+        rt.spawn(async move {
+            let start = Instant::now();
+            let mut moved = false;
+            let mut tries = 0;
+            while start.elapsed() < busy {
+                if !moved && tries < 5 && start.elapsed() >= Duration::from_millis(20) {
+                    tries += 1;
+                    moved = super::leave_worker();
+                }
+                std::hint::spin_loop();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = Instant::now();
+        rt.spawn(async move {
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(700)).is_ok(),
+            "another task waited {:?} behind the busy one",
+            asked.elapsed()
+        );
+        rt.shutdown_timeout(Duration::from_secs(3));
     }
 }

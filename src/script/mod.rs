@@ -102,9 +102,10 @@ struct Busy {
     function: Mutex<Option<(String, Vec<Bytes>)>>,
     /// Unix ms when a library's load stops (FUNCTION LOAD); 0: no limit.
     load_deadline_ms: AtomicU64,
-    /// The running script called `long_run` already.
+    /// The running script's `long_run` succeeded, or gave up after [`LONG_RUN_TRIES`].
     ran_long: AtomicBool,
-    long_run: std::sync::OnceLock<fn()>,
+    long_run_tries: std::sync::atomic::AtomicU8,
+    long_run: std::sync::OnceLock<fn() -> bool>,
 }
 
 impl Busy {
@@ -207,6 +208,7 @@ impl Scripts {
         self.busy.kill.store(false, Ordering::Release);
         self.busy.wrote.store(false, Ordering::Release);
         self.busy.ran_long.store(false, Ordering::Release);
+        self.busy.long_run_tries.store(0, Ordering::Release);
         self.busy.since_ms.store(now_ms().max(1), Ordering::Release);
         let r = f();
         self.busy.since_ms.store(0, Ordering::Release);
@@ -321,9 +323,11 @@ impl Scripts {
         Ok(outcome(r, &sha))
     }
 
-    /// What a script that runs longer than [`LONG_RUN_MS`] calls once, from the VM's thread:
-    /// the host moves its other work elsewhere (a runtime worker hands its tasks on).
-    pub fn on_long_run(&self, f: fn()) {
+    /// What a script that runs longer than [`LONG_RUN_MS`] calls from the VM's thread: the
+    /// host moves its other work elsewhere (a runtime worker hands its tasks on) and says
+    /// whether that happened; a failed try is repeated at later checks, up to
+    /// [`LONG_RUN_TRIES`] times.
+    pub fn on_long_run(&self, f: fn() -> bool) {
         let _ = self.busy.long_run.set(f);
     }
 }
@@ -350,6 +354,9 @@ const TRY_VM: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// A script running this long (ms) asks its host to move other work off its thread.
 const LONG_RUN_MS: u64 = 20;
+
+/// How often a long script tries to move its host's other work before running on regardless.
+const LONG_RUN_TRIES: u8 = 5;
 
 enum Waited {
     Reply(Reply),
@@ -424,9 +431,10 @@ impl Vm {
                     && !watch.ran_long.load(Ordering::Acquire)
                     && now_ms().saturating_sub(since) >= LONG_RUN_MS
                 {
-                    watch.ran_long.store(true, Ordering::Release);
-                    if let Some(f) = watch.long_run.get() {
-                        f();
+                    let tries = watch.long_run_tries.fetch_add(1, Ordering::AcqRel) + 1;
+                    let moved = watch.long_run.get().is_none_or(|f| f());
+                    if moved || tries >= LONG_RUN_TRIES {
+                        watch.ran_long.store(true, Ordering::Release);
                     }
                 }
                 let deadline = watch.load_deadline_ms.load(Ordering::Acquire);
