@@ -90,7 +90,8 @@ fn write_key_use(spec: &CommandSpec, args: &[Bytes], i: usize) -> (bool, bool) {
         | "pexpire" | "expireat" | "pexpireat" | "persist" | "hset" | "hmset" | "hsetnx"
         | "hdel" | "lpush" | "rpush" | "lpushx" | "rpushx" | "linsert" | "lrem" | "ltrim"
         | "lset" | "sadd" | "srem" | "zadd" | "zrem" | "zremrangebyscore" | "zremrangebyrank"
-        | "zremrangebylex" | "append" | "setrange" | "restore" | "restore-asking" => (false, true),
+        | "zremrangebylex" | "append" | "setrange" | "restore" | "restore-asking" | "hexpire"
+        | "hpexpire" | "hexpireat" | "hpexpireat" | "hpersist" | "hsetex" => (false, true),
         // The destination is only written; the sources only read.
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore"
         | "zdiffstore" | "zrangestore" | "bitop" | "geosearchstore" => (i != 0, i == 0),

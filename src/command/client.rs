@@ -70,9 +70,10 @@ pub struct ClientState {
     pub blocked: Option<crate::node::Blocked>,
     /// Keys written by this connection since its last commit, for waking blocked clients.
     pub touched: Vec<bytes::Bytes>,
-    /// Stream events (`xadd`, `xtrim`, ...) the running command raised and on which key, for
-    /// keyspace notifications: they depend on what it did, not only on what it wrote.
-    pub stream_events: Vec<(&'static str, bytes::Bytes)>,
+    /// Events (class, name, key) the running command raised itself, for keyspace
+    /// notifications: stream and hash field TTL commands raise what they did (`xtrim`,
+    /// `hexpired`, ...), not only what their name says.
+    pub events: Vec<(u16, &'static str, bytes::Bytes)>,
     /// EXEC is running the queued commands: blocking commands do not block.
     pub in_exec: bool,
     /// A script runs the commands (SORT then sorts a set it would leave in native order).

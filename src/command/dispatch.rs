@@ -278,7 +278,7 @@ pub(super) fn execute(
         (Vec::new(), Vec::new(), Vec::new())
     };
     let started = std::time::Instant::now();
-    ctx.client.stream_events.clear();
+    ctx.client.events.clear();
     let reply = super::execute(spec, &mut ctx, args);
     if watching {
         let written = ctx.ks.take_written();

@@ -167,7 +167,7 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(n) = cur.checked_add(incr) else {
             return Ok(Err(CmdError::err("increment or decrement would overflow")));
         };
-        h.set(&args[2], n.to_string().into_bytes())?;
+        h.set_keep_ttl(&args[2], n.to_string().into_bytes())?;
         Ok(Ok(Reply::Int(n)))
     })?
 }
@@ -194,14 +194,15 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             )));
         }
         let s = format(&n);
-        h.set(&args[2], s.clone().into_bytes())?;
+        h.set_keep_ttl(&args[2], s.clone().into_bytes())?;
         Ok(Ok(Reply::Bulk(Bytes::from(s))))
     })?
 }
 
 /// Whether the hash would be a listpack by the thresholds in `l`.
 fn small(h: &HashView, l: &Limits) -> crate::keyspace::Result<bool> {
-    if h.len > l.hash_entries {
+    // A field TTL makes Valkey convert the hash for good.
+    if h.len > l.hash_entries || h.volatile > 0 {
         return Ok(false);
     }
     let mut ok = true;
@@ -294,8 +295,15 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 Some(_) => Reply::Array(vec![]),
             });
         };
-        // Reservoir-free: pick positions, then one ordered walk collects them.
-        let len = h.len as usize;
+        // Reservoir-free: pick positions, then one ordered walk collects them (the walk
+        // skips passed fields, so positions count live ones).
+        let len = h.live_len()? as usize;
+        if len == 0 {
+            return Ok(match count {
+                None => Reply::Nil,
+                Some(_) => Reply::Array(vec![]),
+            });
+        }
         let mut rng = rand::rng();
         let (n, distinct) = match count {
             None => (1, true),

@@ -427,7 +427,21 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Object::Hash(fields) => {
             return match ctx
                 .ks
-                .coll_put_all(key, Kind::Hash, fields, expire_at, !replace)?
+                .coll_put_all(key, Kind::Hash, fields, &[], expire_at, !replace)?
+            {
+                true => Ok(Reply::OK),
+                false => Err(busy()),
+            };
+        }
+        Object::VolatileHash(entries) => {
+            let ttls: Vec<(Vec<u8>, i64)> = entries
+                .iter()
+                .filter_map(|(f, _, t)| t.map(|t| (f.clone(), t)))
+                .collect();
+            let fields = entries.into_iter().map(|(f, v, _)| (f, v)).collect();
+            return match ctx
+                .ks
+                .coll_put_all(key, Kind::Hash, fields, &ttls, expire_at, !replace)?
             {
                 true => Ok(Reply::OK),
                 false => Err(busy()),
@@ -437,7 +451,7 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let m = members.into_iter().map(|m| (m, Vec::new())).collect();
             return match ctx
                 .ks
-                .coll_put_all(key, Kind::Set, m, expire_at, !replace)?
+                .coll_put_all(key, Kind::Set, m, &[], expire_at, !replace)?
             {
                 true => Ok(Reply::OK),
                 false => Err(busy()),
@@ -496,7 +510,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     if is(sub, "encoding") {
-        if let Value::Hash(_) = &e.value {
+        if let Value::Hash(..) = &e.value {
             return Ok(Reply::bulk_str(super::hashes::encoding(ctx, &args[2])?));
         }
         if let Value::Set(n) = &e.value {
@@ -508,7 +522,7 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Value::Str(b) => super::encodings::string(b),
             Value::Chunked(_) => "raw",
             Value::Stream(_) => "stream",
-            Value::Hash(_) | Value::Set(_) => "hashtable",
+            Value::Hash(..) | Value::Set(_) => "hashtable",
             Value::ZSet(n) => {
                 let short = *n <= l.zset_entries
                     && super::zsets::read(ctx, key, |z| {

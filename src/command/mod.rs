@@ -22,6 +22,7 @@ mod flags;
 mod functions;
 mod geo;
 mod geohash;
+mod hash_ttl;
 mod hashes;
 mod hll_cmds;
 pub mod info;

@@ -41,6 +41,14 @@ fn has_any(args: &[Bytes], from: usize, words: &[&str]) -> bool {
         .any(|a| words.iter().any(|w| is(a, w)))
 }
 
+/// Hash field TTL commands: their events depend on what they did to each field.
+fn raises_own(name: &str) -> bool {
+    matches!(
+        name,
+        "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" | "hpersist" | "hgetex" | "hsetex"
+    )
+}
+
 /// The events of the key at key index `i` (0 = the command's first key).
 fn events(name: &str, args: &[Bytes], i: usize) -> Events {
     use Emptied::*;
@@ -76,7 +84,11 @@ fn events(name: &str, args: &[Bytes], i: usize) -> Events {
         "restore" | "restore-asking" => g("restore"),
         "sort" | "sort_ro" => store(Ev::LIST, "sortstore"),
         "hset" | "hmset" | "hsetnx" => h("hset"),
-        "hdel" => h("hdel"),
+        "hdel" | "hgetdel" => h("hdel"),
+        // Raised by the commands themselves (see `raises_own`); a key emptied adds `del`.
+        "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" | "hpersist" | "hgetex" | "hsetex" => {
+            (Vec::new(), AlsoDel)
+        }
         "hincrby" => h("hincrby"),
         "hincrbyfloat" => h("hincrbyfloat"),
         "sadd" => st("sadd"),
@@ -239,7 +251,7 @@ pub fn command_ran(
     let db = ctx.ks.db();
     let logical = ctx.client.db;
     let mut done: Vec<&[u8]> = Vec::new();
-    let stream_events = std::mem::take(&mut ctx.client.stream_events);
+    let own_events = std::mem::take(&mut ctx.client.events);
     let notifier = &ctx.node.notify;
     let pubsub = &ctx.node.pubsub;
     let send = |class: u16, event: &str, db: u8, key: &[u8]| {
@@ -316,12 +328,13 @@ pub fn command_ran(
             }
         }
         let (mut evs, emptied) = events(name, args, i);
-        // Stream commands raise what they did (an XADD that trimmed adds `xtrim`).
-        if name.starts_with('x') || !stream_events.is_empty() {
-            evs = stream_events
+        // Stream commands raise what they did (an XADD that trimmed adds `xtrim`), as do
+        // hash commands that met a passed field.
+        if name.starts_with('x') || raises_own(name) || !own_events.is_empty() {
+            evs = own_events
                 .iter()
-                .filter(|(_, k)| k[..] == *key)
-                .map(|(e, _)| (Ev::STREAM, *e))
+                .filter(|(_, _, k)| k[..] == *key)
+                .map(|(c, e, _)| (*c, *e))
                 .collect();
         }
         // LMOVE l l: the push, then the pop, on the same list.

@@ -246,7 +246,7 @@ fn combine_store(ctx: &mut Ctx, args: &[Bytes], op: Op) -> CmdResult {
     let n = r.len() as i64;
     let members = r.into_iter().map(|m| (m, Vec::new())).collect();
     ctx.ks
-        .coll_put_all(&args[1], Kind::Set, members, None, false)?;
+        .coll_put_all(&args[1], Kind::Set, members, &[], None, false)?;
     Ok(Reply::Int(n))
 }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::args::{int, is, parse_i64};
 use super::streams::{
     block_or_nil, entries_reply, entry_reply, id_reply, parse_id, parse_read, parse_strict_id,
-    range_start, read, streams_reply, write,
+    range_start, read, streams_reply, write, STREAM,
 };
 use super::{CmdError, CmdResult, Ctx};
 use crate::keyspace::{
@@ -359,7 +359,7 @@ pub fn xgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
     })?;
     if let Some(e) = event {
-        ctx.client.stream_events.push((e, key));
+        ctx.client.events.push((STREAM, e, key));
     }
     Ok(reply)
 }
@@ -411,8 +411,8 @@ pub fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         })?;
         if created {
             ctx.client
-                .stream_events
-                .push(("xgroup-createconsumer", key.clone()));
+                .events
+                .push((STREAM, "xgroup-createconsumer", key.clone()));
         }
         if let Some(reply) = got {
             served.push((key, reply));
@@ -626,8 +626,8 @@ pub fn xclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })?;
     if created {
         ctx.client
-            .stream_events
-            .push(("xgroup-createconsumer", key));
+            .events
+            .push((STREAM, "xgroup-createconsumer", key));
     }
     Ok(reply)
 }
@@ -712,8 +712,8 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })?;
     if created {
         ctx.client
-            .stream_events
-            .push(("xgroup-createconsumer", key));
+            .events
+            .push((STREAM, "xgroup-createconsumer", key));
     }
     Ok(reply)
 }

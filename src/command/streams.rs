@@ -4,6 +4,9 @@
 
 use bytes::Bytes;
 
+/// The keyspace event class of stream commands.
+pub(super) const STREAM: u16 = crate::config::KeyspaceEvents::STREAM;
+
 use super::args::{int, is, parse_i64};
 use super::{After, CmdError, CmdResult, Ctx};
 use crate::keyspace::{
@@ -330,9 +333,9 @@ pub fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     match r {
         None => Ok(Reply::Nil),
         Some((id, trimmed)) => {
-            ctx.client.stream_events.push(("xadd", key.clone()));
+            ctx.client.events.push((STREAM, "xadd", key.clone()));
             if trimmed > 0 {
-                ctx.client.stream_events.push(("xtrim", key));
+                ctx.client.events.push((STREAM, "xtrim", key));
             }
             Ok(id_reply(id))
         }
@@ -352,7 +355,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Ok(t.trim(spec, a.trim_limit(limits))?)
     })?;
     if n > 0 {
-        ctx.client.stream_events.push(("xtrim", args[1].clone()));
+        ctx.client.events.push((STREAM, "xtrim", args[1].clone()));
     }
     Ok(Reply::Int(n as i64))
 }
@@ -373,7 +376,7 @@ pub fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         Ok(n)
     })?;
     if n > 0 {
-        ctx.client.stream_events.push(("xdel", args[1].clone()));
+        ctx.client.events.push((STREAM, "xdel", args[1].clone()));
     }
     Ok(Reply::Int(n))
 }
@@ -484,7 +487,7 @@ pub fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         Ok(())
     })?;
-    ctx.client.stream_events.push(("xsetid", args[1].clone()));
+    ctx.client.events.push((STREAM, "xsetid", args[1].clone()));
     Ok(Reply::OK)
 }
 

@@ -2,8 +2,8 @@
 
 use super::{
     acl_cmds as aclc, bitmaps as bits, blocking_cmds as blk, cluster_cmds as cl,
-    commandlog_cmds as clog, functions as func, geo, hashes, hll_cmds as hll, info, introspect,
-    keys, latency_cmds as lat, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
+    commandlog_cmds as clog, functions as func, geo, hash_ttl, hashes, hll_cmds as hll, info,
+    introspect, keys, latency_cmds as lat, lcs, lists, pubsub_cmds as ps, replication_cmds as repl,
     scripting as lua, server_cmds as srv, sets, sort, stream_groups as sg, stream_info as si,
     streams as xs, strings, tracking_cmds, zranges, zsets, CmdFlags, CommandSpec, MovableKeys,
 };
@@ -228,6 +228,18 @@ pub static TABLE: &[CommandSpec] = &[
     cmd!("hincrbyfloat", 4, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "2.6.0", "Increments the floating point value of a field by a number.", hashes::hincrbyfloat),
     cmd!("hrandfield", -2, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "6.2.0", "Returns one or more random fields from a hash.", hashes::hrandfield),
     cmd!("hscan", -3, "readonly", 1, 1, 1, "@read @hash @slow", "hash", "2.8.0", "Iterates over fields and values of a hash.", hashes::hscan),
+    cmd!("hexpire", -6, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Set expiry time on hash fields.", hash_ttl::hexpire),
+    cmd!("hpexpire", -6, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Set expiry time on hash fields in milliseconds.", hash_ttl::hexpire),
+    cmd!("hexpireat", -6, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Set expiry time on hash fields as a unix time in seconds.", hash_ttl::hexpire),
+    cmd!("hpexpireat", -6, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Set expiry time on hash fields as a unix time in milliseconds.", hash_ttl::hexpire),
+    cmd!("httl", -5, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "9.0.0", "Returns the remaining time to live in seconds of hash fields.", hash_ttl::httl),
+    cmd!("hpttl", -5, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "9.0.0", "Returns the remaining time to live in milliseconds of hash fields.", hash_ttl::httl),
+    cmd!("hexpiretime", -5, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "9.0.0", "Returns the expiration time of hash fields as a unix time in seconds.", hash_ttl::httl),
+    cmd!("hpexpiretime", -5, "readonly fast", 1, 1, 1, "@read @hash @fast", "hash", "9.0.0", "Returns the expiration time of hash fields as a unix time in milliseconds.", hash_ttl::httl),
+    cmd!("hpersist", -5, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Removes the expiration time of hash fields.", hash_ttl::hpersist),
+    cmd!("hgetex", -5, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Get the value of hash fields and optionally set or remove their expiration time.", hash_ttl::hgetex),
+    cmd!("hsetex", -6, "write denyoom fast", 1, 1, 1, "@write @hash @fast", "hash", "9.0.0", "Set the value of hash fields with an optional expiration time.", hash_ttl::hsetex),
+    cmd!("hgetdel", -5, "write fast", 1, 1, 1, "@write @hash @fast", "hash", "9.1.0", "Returns the values of hash fields and deletes them.", hash_ttl::hgetdel),
     // sets
     cmd!("sadd", -3, "write denyoom fast", 1, 1, 1, "@write @set @fast", "set", "1.0.0", "Adds one or more members to a set.", sets::sadd),
     cmd!("srem", -3, "write fast", 1, 1, 1, "@write @set @fast", "set", "1.0.0", "Removes one or more members from a set.", sets::srem),

@@ -13,7 +13,8 @@ impl super::Pending<'_> {
     pub fn dump_payload(&self, key: &[u8], e: &Entry) -> super::Result<Vec<u8>> {
         let obj = match &e.value {
             Value::Str(b) => Object::Str(Bytes::clone(b)),
-            Value::Hash(_) => Object::Hash(self.members(key, Kind::Hash)?),
+            Value::Hash(_, 0) => Object::Hash(self.members(key, Kind::Hash)?),
+            Value::Hash(..) => Object::VolatileHash(self.hash_members_with_ttls(key)?),
             Value::Set(_) => Object::Set(
                 self.members(key, Kind::Set)?
                     .into_iter()

@@ -17,13 +17,21 @@ pub const KIND_SCORE: u8 = 4;
 /// Sorted-set rank blocks: `[slot][5][key len u32 BE][key][first index position]` holding the
 /// block's entry count (u64 BE); see `zrank`.
 pub const KIND_RANK: u8 = 5;
+/// A hash field's TTL: `[slot][6][key len u32 BE][key][field]` holding the expiry (unix ms,
+/// i64 BE). Only fields with a TTL have one.
+pub const KIND_FIELD_TTL: u8 = 6;
+/// Field expiry index: `[slot][7][expire_at u64 BE][key len u32 BE][key][field]`, empty, so the
+/// active cycle finds due fields in time order. Entries may be stale (a field deleted or given
+/// another TTL since): the cycle checks the TTL record and drops those.
+pub const KIND_FIELD_EXPIRY: u8 = 7;
 /// Format version of meta values; bumped when a value layout changes.
 pub const META_FORMAT: u8 = 1;
 
 /// Type tags inside meta values. Collections (hash, list, set, zset) get their own tags and
 /// keep members in separate records, so they fit without a migration.
 pub const TYPE_STRING: u8 = 0;
-/// A hash: the meta payload is the field count (u64 BE); fields are member records.
+/// A hash: the meta payload is the field count (u64 BE), then, when some fields have a TTL,
+/// their count (u64 BE); fields are member records.
 pub const TYPE_HASH: u8 = 1;
 /// A set: the meta payload is the member count (u64 BE); members are member records with
 /// empty values.
@@ -112,6 +120,7 @@ pub fn collection_ranges(at: DbSlot, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec
             vec![member_range(at, key)]
         }
         Value::Str(_) => Vec::new(),
+        Value::Hash(..) => vec![member_range(at, key), field_ttl_range(at, key)],
         Value::ZSet(_) => vec![
             member_range(at, key),
             score_range(at, key),
@@ -157,6 +166,48 @@ pub fn member_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (from, to)
 }
 
+/// The prefix every field TTL record of the hash at `key` starts with.
+pub fn field_ttl_prefix(at: DbSlot, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(7 + key.len());
+    k.extend_from_slice(&at.prefix(KIND_FIELD_TTL));
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn field_ttl_key(at: DbSlot, key: &[u8], field: &[u8]) -> Vec<u8> {
+    let mut k = field_ttl_prefix(at, key);
+    k.extend_from_slice(field);
+    k
+}
+
+pub fn field_ttl_range(at: DbSlot, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let from = field_ttl_prefix(at, key);
+    let to = successor(from.clone());
+    (from, to)
+}
+
+pub fn field_expiry_key(at: DbSlot, at_ms: i64, key: &[u8], field: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(15 + key.len() + field.len());
+    k.extend_from_slice(&at.prefix(KIND_FIELD_EXPIRY));
+    k.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k.extend_from_slice(field);
+    k
+}
+
+/// `(expire_at_ms, user key, field)` of a field expiry index key.
+pub fn parse_field_expiry_key(k: &[u8]) -> Option<(i64, &[u8], &[u8])> {
+    if k.len() < 15 || split_kind(k[2]).1 != KIND_FIELD_EXPIRY {
+        return None;
+    }
+    let at = u64::from_be_bytes(k[3..11].try_into().ok()?) as i64;
+    let len = u32::from_be_bytes(k[11..15].try_into().ok()?) as usize;
+    let key = k.get(15..15 + len)?;
+    Some((at, key, &k[15 + len..]))
+}
+
 pub fn meta_key(at: DbSlot, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + key.len());
     k.extend_from_slice(&at.prefix(KIND_META));
@@ -178,7 +229,7 @@ pub fn user_key(k: &[u8]) -> Option<(u8, &[u8])> {
     let (db, kind) = split_kind(*k.get(2)?);
     let key = match kind {
         KIND_META => k.get(3..),
-        KIND_MEMBER => {
+        KIND_MEMBER | KIND_FIELD_TTL => {
             let len = u32::from_be_bytes(k.get(3..7)?.try_into().ok()?) as usize;
             k.get(7..7 + len)
         }
@@ -190,7 +241,7 @@ pub fn user_key(k: &[u8]) -> Option<(u8, &[u8])> {
 /// The place of an expiry index key, if `k` is one.
 pub fn expiry_slot(k: &[u8]) -> Option<DbSlot> {
     let (db, kind) = split_kind(*k.get(2)?);
-    (k.len() >= 11 && kind == KIND_EXPIRY)
+    (k.len() >= 11 && (kind == KIND_EXPIRY || kind == KIND_FIELD_EXPIRY))
         .then(|| DbSlot::new(db, u16::from_be_bytes([k[0], k[1]])))
 }
 
@@ -209,9 +260,16 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
     let stream_bytes;
     let (tag, payload): (u8, &[u8]) = match &e.value {
         Value::Str(b) => (TYPE_STRING, b),
-        Value::Hash(n) => {
+        Value::Hash(n, 0) => {
             len_bytes = n.to_be_bytes();
             (TYPE_HASH, &len_bytes)
+        }
+        Value::Hash(n, volatile) => {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&n.to_be_bytes());
+            b[8..].copy_from_slice(&volatile.to_be_bytes());
+            list_bytes = b;
+            (TYPE_HASH, &list_bytes)
         }
         Value::Set(n) => {
             len_bytes = n.to_be_bytes();
@@ -265,11 +323,19 @@ pub fn decode_entry(v: &[u8]) -> Result<Entry, CorruptRecord> {
     let (tag, expire_at) = peek_entry(v)?;
     let value = match tag {
         TYPE_STRING => Value::Str(Bytes::copy_from_slice(&v[10..])),
-        TYPE_HASH => Value::Hash(u64::from_be_bytes(
-            v[10..]
-                .try_into()
-                .map_err(|_| CorruptRecord("hash length"))?,
-        )),
+        TYPE_HASH => {
+            let p = &v[10..];
+            let n = |b: &[u8]| -> Result<u64, CorruptRecord> {
+                Ok(u64::from_be_bytes(
+                    b.try_into().map_err(|_| CorruptRecord("hash length"))?,
+                ))
+            };
+            match p.len() {
+                8 => Value::Hash(n(p)?, 0),
+                16 => Value::Hash(n(&p[..8])?, n(&p[8..])?),
+                _ => return Err(CorruptRecord("hash length")),
+            }
+        }
         TYPE_LIST => {
             let b: [u8; 16] = v[10..]
                 .try_into()

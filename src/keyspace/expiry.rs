@@ -3,11 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::encoding::{parse_expiry_key, KIND_EXPIRY};
+use super::encoding::{parse_expiry_key, KIND_EXPIRY, KIND_FIELD_EXPIRY};
 use super::{now_ms, DbSlot, Keyspace, Result, Update};
 use crate::storage::SLOTS;
 
-/// Which (database, slot) pairs may hold keys with a TTL: bit `db * SLOTS + slot`.
+/// Which (database, slot) pairs may hold keys or hash fields with a TTL: bit
+/// `db * SLOTS + slot`.
 pub struct ExpiringSlots {
     bits: Vec<AtomicU64>,
     cursor: AtomicUsize,
@@ -65,11 +66,17 @@ impl ExpiringSlots {
                     continue;
                 }
                 let mut any = false;
-                let (from, to) = index_range(at);
-                ks.engine.scan(&from, &to, |_, _| {
-                    any = true;
-                    false
-                })?;
+                let fields = at.prefix(KIND_FIELD_EXPIRY).to_vec();
+                let fields_end = super::encoding::successor(fields.clone());
+                let (kf, kt) = index_range(at);
+                for (from, to) in [(kf.to_vec(), kt.to_vec()), (fields, fields_end)] {
+                    if !any {
+                        ks.engine.scan(&from, &to, |_, _| {
+                            any = true;
+                            false
+                        })?;
+                    }
+                }
                 if any {
                     self.mark(at);
                 }
@@ -142,7 +149,9 @@ impl Keyspace {
                     self.expired(at.db, key);
                 }
             }
-            if !remaining && due.is_empty() {
+            let fields = self.expire_fields_at(at, budget.saturating_sub(deleted).max(1))?;
+            deleted += fields.reclaimed;
+            if !remaining && due.is_empty() && !fields.remaining && fields.reclaimed == 0 {
                 self.expiring.clear(at);
             }
             if deleted >= budget {

@@ -3,10 +3,11 @@
 //! whole. Every command reads or writes under the key's lock and commits its own batch (meta
 //! and members together, atomically).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::encoding::{
-    collection_ranges, encode_entry, expiry_key, member_key, member_prefix, member_range, meta_key,
+    collection_ranges, encode_entry, expiry_key, field_expiry_key, field_ttl_key, field_ttl_range,
+    member_key, member_prefix, member_range, meta_key,
 };
 use super::overlay::Reader;
 use super::{is_live, now_ms, DbSlot, Entry, Pending, Result, Value};
@@ -24,15 +25,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn value(self, n: u64) -> Value {
+    fn value(self, n: u64, volatile: u64) -> Value {
         match self {
-            Kind::Hash => Value::Hash(n),
+            Kind::Hash => Value::Hash(n, volatile),
             Kind::Set => Value::Set(n),
         }
     }
     pub fn of(v: &Value) -> Option<(Kind, u64)> {
         match v {
-            Value::Hash(n) => Some((Kind::Hash, *n)),
+            Value::Hash(n, _) => Some((Kind::Hash, *n)),
             Value::Set(n) => Some((Kind::Set, *n)),
             Value::Str(_)
             | Value::Chunked(_)
@@ -43,28 +44,94 @@ impl Kind {
     }
 }
 
-/// A hash as stored (committed state), read-only.
+/// How many fields of a stored hash have a TTL.
+fn volatile_of(v: &Value) -> u64 {
+    match v {
+        Value::Hash(_, n) => *n,
+        _ => 0,
+    }
+}
+
+/// A hash as stored (committed state), read-only. Fields whose TTL has passed are hidden
+/// (Valkey never shows them) but still counted in `len` until the active cycle reclaims them.
 pub struct HashView<'a> {
     src: Reader<'a>,
     slot: DbSlot,
     key: &'a [u8],
     pub len: u64,
+    /// Fields with a TTL record.
+    pub volatile: u64,
     pub expire_at: Option<i64>,
+    now: i64,
 }
 
 impl HashView<'_> {
-    pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.src.get(&member_key(self.slot, self.key, field))
+    /// The field's TTL record (unix ms), passed or not.
+    pub fn ttl(&self, field: &[u8]) -> Result<Option<i64>> {
+        if self.volatile == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .src
+            .get(&field_ttl_key(self.slot, self.key, field))?
+            .map(|v| decode_ttl(&v)))
     }
 
-    /// Visits fields in byte order starting at `from` (inclusive) until `f` returns false.
+    fn expired(&self, ttl: Option<i64>) -> bool {
+        ttl.is_some_and(|t| t <= self.now)
+    }
+
+    /// The field's value unless it is missing or its TTL has passed.
+    pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
+        let v = self.src.get(&member_key(self.slot, self.key, field))?;
+        if v.is_some() && self.expired(self.ttl(field)?) {
+            return Ok(None);
+        }
+        Ok(v)
+    }
+
+    /// Every field with a TTL and its expiry, in field order.
+    pub fn ttls(&self) -> Result<Vec<(Vec<u8>, i64)>> {
+        let mut out = Vec::new();
+        if self.volatile == 0 {
+            return Ok(out);
+        }
+        let (from, to) = field_ttl_range(self.slot, self.key);
+        let n = from.len();
+        self.src.scan(&from, &to, false, |k, v| {
+            out.push((k[n..].to_vec(), decode_ttl(v)));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Fields whose TTL has passed but that are not reclaimed yet.
+    pub fn hidden(&self) -> Result<HashSet<Vec<u8>>> {
+        Ok(self
+            .ttls()?
+            .into_iter()
+            .filter(|(_, t)| self.expired(Some(*t)))
+            .map(|(f, _)| f)
+            .collect())
+    }
+
+    /// Fields a read can see.
+    pub fn live_len(&self) -> Result<u64> {
+        Ok(self.len.saturating_sub(self.hidden()?.len() as u64))
+    }
+
+    /// Visits live fields in byte order starting at `from` (inclusive) until `f` returns false.
     pub fn scan_from(&self, from: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let hidden = self.hidden()?;
         let prefix = member_prefix(self.slot, self.key);
         let (_, end) = member_range(self.slot, self.key);
         let mut start = prefix.clone();
         start.extend_from_slice(from);
         let n = prefix.len();
-        self.src.scan(&start, &end, false, |k, v| f(&k[n..], v))?;
+        self.src.scan(&start, &end, false, |k, v| {
+            let field = &k[n..];
+            hidden.contains(field) || f(field, v)
+        })?;
         Ok(())
     }
 
@@ -73,18 +140,31 @@ impl HashView<'_> {
     }
 }
 
-/// A hash being changed; [`Keyspace::hash_write`] commits it.
+pub(super) fn decode_ttl(v: &[u8]) -> i64 {
+    i64::from_be_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]))
+}
+
+/// A hash being changed; [`Keyspace::hash_write`] commits it. `len` and `volatile` count
+/// stored fields (a passed one included) as the meta record will.
 pub struct HashTxn<'a> {
-    view: HashView<'a>,
-    existed: bool,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    len: u64,
+    pub(super) view: HashView<'a>,
+    pub(super) existed: bool,
+    pub(super) changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// A field's new TTL, or None: its TTL record goes.
+    pub(super) ttl_changes: BTreeMap<Vec<u8>, Option<i64>>,
+    pub(super) len: u64,
+    pub(super) volatile: u64,
+    /// Passed fields this transaction removed or replaced (Valkey's `hexpired`).
+    pub expired_fields: u64,
+    /// Field expiry index entries to drop (reclaimed or stale).
+    pub(super) index_drops: Vec<Vec<u8>>,
 }
 
 impl HashTxn<'_> {
     /// The stored collection, while this transaction has changed nothing.
     pub fn view(&self) -> Option<&HashView<'_>> {
-        (self.existed && self.changes.is_empty()).then_some(&self.view)
+        (self.existed && self.changes.is_empty() && self.ttl_changes.is_empty())
+            .then_some(&self.view)
     }
     pub fn exists(&self) -> bool {
         self.len > 0
@@ -95,30 +175,96 @@ impl HashTxn<'_> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn now(&self) -> i64 {
+        self.view.now
+    }
+    /// The field as stored or as changed here, passed TTL or not.
+    pub(super) fn stored(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.changes.get(field) {
             Some(v) => Ok(v.clone()),
-            None if self.existed => self.view.get(field),
+            None if self.existed => {
+                self.view
+                    .src
+                    .get(&member_key(self.view.slot, self.key(), field))
+            }
             None => Ok(None),
         }
     }
-    /// Sets `field`; true if it is new.
+    fn key(&self) -> &[u8] {
+        self.view.key
+    }
+    /// The field's TTL as stored or as changed here.
+    pub(super) fn stored_ttl(&self, field: &[u8]) -> Result<Option<i64>> {
+        match self.ttl_changes.get(field) {
+            Some(t) => Ok(*t),
+            None if self.existed && self.volatile > 0 => self.view.ttl(field),
+            None => Ok(None),
+        }
+    }
+    /// The field's value unless it is missing or its TTL has passed.
+    pub fn get(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
+        let v = self.stored(field)?;
+        if v.is_some() && self.view.expired(self.stored_ttl(field)?) {
+            return Ok(None);
+        }
+        Ok(v)
+    }
+    /// Removes the field's record and TTL whatever its state; true if it was stored.
+    pub(super) fn remove(&mut self, field: &[u8]) -> Result<bool> {
+        if self.stored(field)?.is_none() {
+            return Ok(false);
+        }
+        if self.stored_ttl(field)?.is_some() {
+            self.volatile -= 1;
+            self.ttl_changes.insert(field.to_vec(), None);
+        }
+        self.len -= 1;
+        self.changes.insert(field.to_vec(), None);
+        Ok(true)
+    }
+    /// Sets `field` with no TTL (HSET drops one); true if it is new. A passed field it
+    /// replaces counts as new, as in Valkey. One read of the field (two with TTLs about).
     pub fn set(&mut self, field: &[u8], value: Vec<u8>) -> Result<bool> {
-        let new = self.get(field)?.is_none();
-        if new {
+        let stored = self.stored(field)?.is_some();
+        let ttl = if stored {
+            self.stored_ttl(field)?
+        } else {
+            None
+        };
+        if !stored {
             self.len += 1;
         }
-        self.changes.insert(field.to_vec(), Some(value));
-        Ok(new)
-    }
-    /// Deletes `field`; true if it existed.
-    pub fn del(&mut self, field: &[u8]) -> Result<bool> {
-        let had = self.get(field)?.is_some();
-        if had {
-            self.len -= 1;
-            self.changes.insert(field.to_vec(), None);
+        if ttl.is_some() {
+            self.volatile -= 1;
+            self.ttl_changes.insert(field.to_vec(), None);
         }
-        Ok(had)
+        self.changes.insert(field.to_vec(), Some(value));
+        Ok(!stored || self.view.expired(ttl))
+    }
+    /// Sets `field` keeping a live field's TTL (HINCRBY); true if it is new.
+    pub fn set_keep_ttl(&mut self, field: &[u8], value: Vec<u8>) -> Result<bool> {
+        if self.get(field)?.is_none() {
+            return self.set(field, value);
+        }
+        self.changes.insert(field.to_vec(), Some(value));
+        Ok(false)
+    }
+    /// Deletes a live `field`; true if there was one (a passed field stays, as in Valkey).
+    pub fn del(&mut self, field: &[u8]) -> Result<bool> {
+        if self.stored(field)?.is_none() {
+            return Ok(false);
+        }
+        let ttl = self.stored_ttl(field)?;
+        if self.view.expired(ttl) {
+            return Ok(false);
+        }
+        if ttl.is_some() {
+            self.volatile -= 1;
+            self.ttl_changes.insert(field.to_vec(), None);
+        }
+        self.len -= 1;
+        self.changes.insert(field.to_vec(), None);
+        Ok(true)
     }
 }
 
@@ -148,9 +294,8 @@ impl Pending<'_> {
     ) -> Result<std::result::Result<R, WrongType>> {
         // Read as stored: the view borrows the scope, so an expired key is skipped here and
         // deleted by the next write or plain read of it.
-        let e = self
-            .read_at(self.at(key), key)?
-            .filter(|e| is_live(e, now_ms()));
+        let now = now_ms();
+        let e = self.read_at(self.at(key), key)?.filter(|e| is_live(e, now));
         match e.as_ref().map(|e| (Kind::of(&e.value), e.expire_at)) {
             None => Ok(Ok(f(None)?)),
             Some((Some((k, len)), expire_at)) if k == kind => {
@@ -159,7 +304,9 @@ impl Pending<'_> {
                     slot: self.at(key),
                     key,
                     len,
+                    volatile: e.as_ref().map_or(0, |e| volatile_of(&e.value)),
                     expire_at,
+                    now,
                 };
                 Ok(Ok(f(Some(&v))?))
             }
@@ -181,7 +328,7 @@ impl Pending<'_> {
         let stored = self.read_physical(key)?;
         let now = now_ms();
         let mut batch = Batch::new();
-        let (existed, len, expire_at) = match &stored {
+        let (existed, len, volatile, expire_at) = match &stored {
             Some(e) if !is_live(e, now) => {
                 // An expired key of any type is gone: clear it first.
                 batch.delete(meta_key(slot, key));
@@ -192,13 +339,13 @@ impl Pending<'_> {
                     batch.delete_range(a, b);
                 }
                 batch.count(slot, -1);
-                (false, 0, None)
+                (false, 0, 0, None)
             }
             Some(e) => match Kind::of(&e.value) {
-                Some((k, n)) if k == kind => (true, n, e.expire_at),
+                Some((k, n)) if k == kind => (true, n, volatile_of(&e.value), e.expire_at),
                 _ => return Ok(Err(WrongType)),
             },
-            None => (false, 0, None),
+            None => (false, 0, 0, None),
         };
         let mut txn = HashTxn {
             view: HashView {
@@ -206,14 +353,23 @@ impl Pending<'_> {
                 slot,
                 key,
                 len,
+                volatile,
                 expire_at,
+                now,
             },
             existed,
             changes: BTreeMap::new(),
+            ttl_changes: BTreeMap::new(),
             len,
+            volatile,
+            expired_fields: 0,
+            index_drops: Vec::new(),
         };
         let r = f(&mut txn)?;
-        if txn.changes.is_empty() {
+        for k in txn.index_drops.drain(..) {
+            batch.delete(k);
+        }
+        if txn.changes.is_empty() && txn.ttl_changes.is_empty() {
             if !batch.is_empty() {
                 self.push(batch)?;
             }
@@ -223,6 +379,16 @@ impl Pending<'_> {
             match v {
                 Some(v) => batch.put(member_key(slot, key, field), v.clone()),
                 None => batch.delete(member_key(slot, key, field)),
+            }
+        }
+        // A dropped TTL leaves its index entry: the cycle finds it stale when it is due.
+        for (field, t) in &txn.ttl_changes {
+            match t {
+                Some(t) => {
+                    batch.put(field_ttl_key(slot, key, field), t.to_be_bytes().to_vec());
+                    batch.put(field_expiry_key(slot, *t, key, field), Vec::new());
+                }
+                None => batch.delete(field_ttl_key(slot, key, field)),
             }
         }
         if txn.len == 0 {
@@ -235,7 +401,7 @@ impl Pending<'_> {
             }
         } else {
             let e = Entry {
-                value: kind.value(txn.len),
+                value: kind.value(txn.len, txn.volatile),
                 expire_at,
             };
             batch.put(meta_key(slot, key), encode_entry(&e));
@@ -291,13 +457,18 @@ fn stage_coll(
     key: &[u8],
     kind: Kind,
     fields: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ttls: &[(Vec<u8>, i64)],
     expire_at: Option<i64>,
 ) {
     for (f, v) in fields {
         batch.put(member_key(slot, key, f), v.clone());
     }
+    for (f, t) in ttls {
+        batch.put(field_ttl_key(slot, key, f), t.to_be_bytes().to_vec());
+        batch.put(field_expiry_key(slot, *t, key, f), Vec::new());
+    }
     let e = Entry {
-        value: kind.value(fields.len() as u64),
+        value: kind.value(fields.len() as u64, ttls.len() as u64),
         expire_at,
     };
     batch.put(meta_key(slot, key), encode_entry(&e));
@@ -308,13 +479,17 @@ fn stage_coll(
 }
 
 impl Pending<'_> {
-    /// Writes a whole hash at `key` (RESTORE): with `only_if_absent`, a live key is left alone
-    /// and false returned. An already expired `expire_at` only removes what was there.
+    /// Writes a whole hash or set at `key` (RESTORE): with `only_if_absent`, a live key is left
+    /// alone and false returned. An already expired `expire_at` only removes what was there.
+    /// `ttls` are field TTLs (of fields in `fields`; passed ones are kept, as Valkey loads
+    /// them, for the active cycle).
+    #[allow(clippy::too_many_arguments)]
     pub fn coll_put_all(
         &mut self,
         key: &[u8],
         kind: Kind,
         fields: Vec<(Vec<u8>, Vec<u8>)>,
+        ttls: &[(Vec<u8>, i64)],
         expire_at: Option<i64>,
         only_if_absent: bool,
     ) -> Result<bool> {
@@ -330,7 +505,7 @@ impl Pending<'_> {
         }
         let fields: BTreeMap<Vec<u8>, Vec<u8>> = fields.into_iter().collect();
         if !fields.is_empty() && expire_at.is_none_or(|at| at > now_ms()) {
-            stage_coll(&mut batch, slot, key, kind, &fields, expire_at);
+            stage_coll(&mut batch, slot, key, kind, &fields, ttls, expire_at);
         }
         if !batch.is_empty() {
             self.push(batch)?;
@@ -383,18 +558,27 @@ impl Pending<'_> {
         // Every record range of the collection (members, and a sorted set's score index)
         // moves verbatim under the destination's prefix; then the meta record as it was.
         let mut moved: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut moved_ttls: Vec<(Vec<u8>, i64)> = Vec::new();
         let dst_ranges = collection_ranges(ds, dst, &e.value);
+        let (ttl_from, _) = field_ttl_range(ss, src);
         for ((from, to), (dfrom, _)) in collection_ranges(ss, src, &e.value)
             .into_iter()
             .zip(dst_ranges)
         {
             let n = from.len();
+            let ttls = from == ttl_from;
             self.reader().scan(&from, &to, false, |k, v| {
                 let mut nk = dfrom.clone();
                 nk.extend_from_slice(&k[n..]);
                 moved.push((nk, v.to_vec()));
+                if ttls {
+                    moved_ttls.push(super::hash_ttl::ttl_record(k, n, v));
+                }
                 true
             })?;
+        }
+        for k in super::hash_ttl::index_entries(&moved_ttls, ds, dst) {
+            moved.push((k, Vec::new()));
         }
         let mut batch = Batch::new();
         if let Some(d) = &old_dst {
@@ -488,7 +672,7 @@ impl Pending<'_> {
                 }
                 let mut m = BTreeMap::new();
                 m.insert(member.to_vec(), Vec::new());
-                stage_coll(&mut batch, ds, dst, Kind::Set, &m, None);
+                stage_coll(&mut batch, ds, dst, Kind::Set, &m, &[], None);
             }
         }
         self.push(batch)?;

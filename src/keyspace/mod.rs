@@ -14,6 +14,7 @@ mod expiry;
 mod records;
 pub use records::NodeRecord;
 mod hash;
+mod hash_ttl;
 mod list;
 mod locks;
 mod moving;
@@ -43,6 +44,7 @@ pub fn is_string_tag(tag: u8) -> bool {
 }
 pub use chunked::{CHUNK, CHUNKED_ABOVE};
 pub use hash::{HashTxn, HashView, Kind, Renamed, WrongType};
+pub use hash_ttl::{ExpireIf, FieldExpire};
 pub use list::ListTxn;
 use locks::LockTable;
 pub use moving::{in_ranges, is_key_entry, Ranges, Tap, WritePause};
@@ -69,8 +71,10 @@ pub type Result<T> = std::result::Result<T, KeyspaceError>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Bytes),
-    /// A hash with this many fields (the fields are member records).
-    Hash(u64),
+    /// A hash with this many fields (the fields are member records), of which the second
+    /// number have a TTL (field TTL records; see `hash_ttl`). Expired fields count until the
+    /// active cycle reclaims them, as in Valkey.
+    Hash(u64, u64),
     /// A set with this many members (member records with empty values).
     Set(u64),
     /// A list of `len` elements at positions `head..head + len`.
@@ -91,7 +95,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Chunked(_) => "string",
-            Value::Hash(_) => "hash",
+            Value::Hash(..) => "hash",
             Value::Set(_) => "set",
             Value::List { .. } => "list",
             Value::ZSet(_) => "zset",
@@ -142,6 +146,8 @@ fn is_live(e: &Entry, now: i64) -> bool {
 #[derive(Default)]
 pub struct KeyspaceStats {
     pub expired_keys: AtomicU64,
+    /// Hash fields the active cycle reclaimed or commands removed for a passed time.
+    pub expired_fields: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
 }
@@ -166,10 +172,15 @@ pub struct Keyspace {
     record_hooks: [std::sync::OnceLock<records::Hook>; NodeRecord::ALL.len()],
     /// Told (logical database, key) of every key deleted because it expired.
     expired_hook: std::sync::OnceLock<ExpiredHook>,
+    /// Told (logical database, key, whether the key went) when the active cycle reclaimed
+    /// fields of a hash.
+    field_expired_hook: std::sync::OnceLock<FieldExpiredHook>,
 }
 
 /// See [`Keyspace::on_expired`].
 pub type ExpiredHook = Box<dyn Fn(u8, &[u8]) + Send + Sync>;
+/// See [`Keyspace::on_fields_expired`].
+pub type FieldExpiredHook = Box<dyn Fn(u8, &[u8], bool) + Send + Sync>;
 
 /// Where committed batches go, in commit order (the replication backlog).
 pub trait WriteLog: Send + Sync {
@@ -207,6 +218,7 @@ impl Keyspace {
             watches: watch::Watches::default(),
             record_hooks: Default::default(),
             expired_hook: std::sync::OnceLock::new(),
+            field_expired_hook: std::sync::OnceLock::new(),
         };
         ks.load_db_map(&ks.record(NodeRecord::Databases)?);
         ks.expiring.load(&ks)?;
@@ -222,6 +234,12 @@ impl Keyspace {
     /// logical database; called as the delete is staged, so it must not block.
     pub fn on_expired(&self, hook: impl Fn(u8, &[u8]) + Send + Sync + 'static) {
         let _ = self.expired_hook.set(Box::new(hook));
+    }
+
+    /// Sets what hears of hash fields the active cycle reclaimed: (logical database, key,
+    /// whether the key went with its last field).
+    pub fn on_fields_expired(&self, hook: impl Fn(u8, &[u8], bool) + Send + Sync + 'static) {
+        let _ = self.field_expired_hook.set(Box::new(hook));
     }
 
     fn expired(&self, physical: u8, key: &[u8]) {

@@ -105,6 +105,15 @@ impl<'a> Pending<'a> {
 
     /// Stages `batch` without committing, so a follow-up batch that reads it lands in the
     /// same commit (call [`Pending::push`] for the last one).
+    /// Deletes records outside any key's own state (stale index entries) in this scope.
+    pub(super) fn drop_records(&mut self, keys: impl Iterator<Item = Vec<u8>>) -> Result<()> {
+        let mut batch = Batch::new();
+        for k in keys {
+            batch.delete(k);
+        }
+        self.push(batch)
+    }
+
     pub(super) fn push_deferred(&mut self, batch: Batch) {
         if batch.is_empty() {
             return;

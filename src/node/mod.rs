@@ -280,6 +280,25 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
                 tr.invalidate(&ps, &[bytes::Bytes::copy_from_slice(key)], 0);
             }
         });
+        let (n, ps, cfg, tr) = (
+            Arc::clone(&notifier),
+            Arc::clone(&pubsub),
+            Arc::clone(&config),
+            Arc::clone(&tracker),
+        );
+        keyspace.on_fields_expired(move |db, key, emptied| {
+            use crate::config::KeyspaceEvents as Ev;
+            let flags = n.flags(&cfg);
+            if flags.wants(Ev::HASH) {
+                n.publish(&ps, flags, "hexpired", db, key);
+            }
+            if emptied && flags.wants(Ev::GENERIC) {
+                n.publish(&ps, flags, "del", db, key);
+            }
+            if tr.any() {
+                tr.invalidate(&ps, &[bytes::Bytes::copy_from_slice(key)], 0);
+            }
+        });
     }
     let shutdown = CancellationToken::new();
     let migrations: Arc<Migrations> = Default::default();

@@ -26,6 +26,9 @@ use reader::Reader;
 pub const RDB_VERSION: u16 = 11;
 /// The newest version read (Redis 7.4 writes 12; its new hash types are refused per key).
 pub const MAX_READ_VERSION: u16 = 12;
+/// Valkey 9's version: a DUMP of a hash with field TTLs carries it (type 22 there is
+/// Valkey's hash with field TTLs, not Redis 7.4's).
+pub const VALKEY9_VERSION: u16 = 80;
 
 /// Why an encoding could not be read. Offsets count from the start of the input.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +58,11 @@ pub enum PayloadError {
 pub fn dump_payload(obj: &Object) -> Vec<u8> {
     let mut out = Vec::new();
     write_object(&mut out, obj);
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let version = match obj {
+        Object::VolatileHash(_) => VALKEY9_VERSION,
+        _ => RDB_VERSION,
+    };
+    out.extend_from_slice(&version.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -69,7 +76,7 @@ pub fn read_payload(p: &[u8]) -> std::result::Result<Object, PayloadError> {
     }
     let (body, footer) = p.split_at(p.len() - 10);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
-    if version > MAX_READ_VERSION {
+    if version > MAX_READ_VERSION && version != VALKEY9_VERSION {
         return Err(PayloadError::VersionOrChecksum);
     }
     let mut crc = [0u8; 8];
@@ -79,7 +86,12 @@ pub fn read_payload(p: &[u8]) -> std::result::Result<Object, PayloadError> {
     }
     let mut r = Reader::new(body);
     let ty = r.u8().map_err(|_| PayloadError::BadData)?;
-    let obj = object::read_object(&mut r, ty).map_err(|_| PayloadError::BadData)?;
+    let obj = if version == VALKEY9_VERSION && ty == object::TYPE_HASH_2 {
+        object::read_volatile_hash(&mut r)
+    } else {
+        object::read_object(&mut r, ty)
+    }
+    .map_err(|_| PayloadError::BadData)?;
     if r.offset() != body.len() as u64 {
         return Err(PayloadError::BadData);
     }

@@ -33,6 +33,8 @@ pub enum Object {
     List(Vec<Vec<u8>>),
     Set(Vec<Vec<u8>>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A hash some of whose fields have a TTL (unix ms): Valkey 9's type 22, RDB version 80.
+    VolatileHash(Vec<(Vec<u8>, Vec<u8>, Option<i64>)>),
     ZSet(Vec<(Vec<u8>, f64)>),
     Stream(Box<super::stream::StreamObject>),
 }
@@ -44,6 +46,29 @@ fn unsupported_name(ty: u8) -> Option<&'static str> {
         22..=25 => "a hash with field expiry",
         _ => return None,
     })
+}
+
+/// Valkey 9's hash with field TTLs (RDB version 80).
+pub const TYPE_HASH_2: u8 = 22;
+
+/// Reads Valkey 9's type 22 (the type byte already read): the field count, then field, value
+/// and expiry (i64 LE ms, -1 for none) per field.
+pub fn read_volatile_hash<R: Read>(r: &mut Reader<R>) -> Result<Object> {
+    let at = r.offset();
+    let n = r.length()?;
+    let mut v = Vec::with_capacity(n.min(1 << 16) as usize);
+    for _ in 0..n {
+        let f = r.string()?;
+        let val = r.string()?;
+        let t = i64::from_le_bytes(r.array::<8>()?);
+        if t < -1 {
+            return r.corrupt(at, "hash field expiry below -1");
+        }
+        v.push((f, val, (t != -1).then_some(t)));
+    }
+    let obj = Object::VolatileHash(v);
+    check(r, at, &obj)?;
+    Ok(obj)
 }
 
 /// Reads the object of type `ty` (the type byte already read).
@@ -205,6 +230,7 @@ fn check<R: Read>(r: &Reader<R>, at: u64, obj: &Object) -> Result<()> {
         Object::List(v) => (v.is_empty(), false),
         Object::Set(v) => (v.is_empty(), !unique(v.iter().map(|m| m.as_slice()))),
         Object::Hash(v) => (v.is_empty(), !unique(v.iter().map(|(f, _)| f.as_slice()))),
+        Object::VolatileHash(v) => (v.is_empty(), !unique(v.iter().map(|(f, ..)| f.as_slice()))),
         Object::ZSet(v) => (v.is_empty(), !unique(v.iter().map(|(m, _)| m.as_slice()))),
     };
     if empty {
@@ -288,6 +314,15 @@ pub fn write_object(out: &mut Vec<u8>, obj: &Object) {
             for (f, val) in v {
                 write_string(out, f);
                 write_string(out, val);
+            }
+        }
+        Object::VolatileHash(v) => {
+            out.push(TYPE_HASH_2);
+            write_len(out, v.len() as u64);
+            for (f, val, t) in v {
+                write_string(out, f);
+                write_string(out, val);
+                out.extend_from_slice(&t.unwrap_or(-1).to_le_bytes());
             }
         }
         Object::Stream(s) => {

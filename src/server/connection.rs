@@ -59,7 +59,7 @@ pub async fn serve(
         watched: Vec::new(),
         blocked: None,
         touched: Vec::new(),
-        stream_events: Vec::new(),
+        events: Vec::new(),
         in_exec: false,
         in_script: false,
         pubsub: None,

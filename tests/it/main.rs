@@ -28,6 +28,7 @@ mod failover_fullsync;
 mod failover_loss;
 mod functions;
 mod geo;
+mod hash_ttl;
 mod hashes;
 mod hll;
 mod latency;

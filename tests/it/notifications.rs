@@ -33,7 +33,7 @@ fn notify_keyspace_events_setting_matches_valkey() -> Result<()> {
 }
 
 /// Every message the subscriber got before the answer to a PING it sends now.
-fn drain(sub: &mut RawConn) -> Result<Vec<String>> {
+pub(crate) fn drain(sub: &mut RawConn) -> Result<Vec<String>> {
     sub.send(&encode_cmd(&["PING", "mark"]))?;
     let mut out = Vec::new();
     for _ in 0..1000 {

@@ -34,7 +34,7 @@ fn type_name(o: &Object) -> &'static str {
         Object::Str(_) => "string",
         Object::List(_) => "list",
         Object::Set(_) => "set",
-        Object::Hash(_) => "hash",
+        Object::Hash(_) | Object::VolatileHash(_) => "hash",
         Object::ZSet(_) => "zset",
         Object::Stream(_) => "stream",
     }
