@@ -120,6 +120,7 @@ pub fn collection_ranges(at: DbSlot, key: &[u8], v: &Value) -> Vec<(Vec<u8>, Vec
             vec![member_range(at, key)]
         }
         Value::Str(_) => Vec::new(),
+        Value::Hash(_, 0) => vec![member_range(at, key)],
         Value::Hash(..) => vec![member_range(at, key), field_ttl_range(at, key)],
         Value::ZSet(_) => vec![
             member_range(at, key),

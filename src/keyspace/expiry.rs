@@ -116,43 +116,24 @@ impl Keyspace {
         for i in 0..places {
             let place = (start + i) % places;
             let at = DbSlot::new((place / SLOTS) as u8, (place % SLOTS) as u16);
-            if !self.expiring.is_marked(at) {
+            // A slot being imported expires on its source, whose deletes arrive here.
+            if !self.expiring.is_marked(at) || self.moving.is_hidden(at.slot) {
                 continue;
             }
-            let mut due: Vec<(i64, Vec<u8>)> = Vec::new();
-            let mut remaining = false;
-            let (from, to) = index_range(at);
-            self.engine
-                .scan(&from, &to, |k, _| match parse_expiry_key(k) {
-                    Some((at, key)) if at <= now && due.len() < budget - deleted => {
-                        due.push((at, key.to_vec()));
-                        true
+            // Cleared before the scans and set again if anything is left, so an entry
+            // written meanwhile (marked after its write) is never left unmarked.
+            self.expiring.clear(at);
+            match self.expire_place(at, now, budget - deleted) {
+                Ok((n, left)) => {
+                    deleted += n;
+                    if left {
+                        self.expiring.mark(at);
                     }
-                    Some(_) => {
-                        remaining = true;
-                        false
-                    }
-                    None => true,
-                })?;
-            for (due_at, key) in &due {
-                let mut p = self.pending();
-                p.select(at.db);
-                let gone = p.update(key, |live| match live {
-                    None => (Update::Delete, true),
-                    Some(e) if e.expire_at == Some(*due_at) => (Update::Delete, true),
-                    Some(_) => (Update::Keep, false),
-                })?;
-                p.commit()?;
-                if gone {
-                    deleted += 1;
-                    self.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
-                    self.expired(at.db, key);
                 }
-            }
-            let fields = self.expire_fields_at(at, budget.saturating_sub(deleted).max(1))?;
-            deleted += fields.reclaimed;
-            if !remaining && due.is_empty() && !fields.remaining && fields.reclaimed == 0 {
-                self.expiring.clear(at);
+                Err(e) => {
+                    self.expiring.mark(at);
+                    return Err(e);
+                }
             }
             if deleted >= budget {
                 self.expiring.cursor.store(place, Ordering::Relaxed);
@@ -161,5 +142,45 @@ impl Keyspace {
         }
         self.expiring.cursor.store(start, Ordering::Relaxed);
         Ok(deleted)
+    }
+
+    /// Expires due keys, then due hash fields, of one place, at most `budget` in all (at least
+    /// one field). Returns how many went and whether the place may have more.
+    fn expire_place(&self, at: DbSlot, now: i64, budget: usize) -> Result<(usize, bool)> {
+        let mut deleted = 0;
+        let mut due: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut remaining = false;
+        let (from, to) = index_range(at);
+        self.engine
+            .scan(&from, &to, |k, _| match parse_expiry_key(k) {
+                Some((t, key)) if t <= now && due.len() < budget => {
+                    due.push((t, key.to_vec()));
+                    true
+                }
+                Some(_) => {
+                    remaining = true;
+                    false
+                }
+                None => true,
+            })?;
+        for (due_at, key) in &due {
+            let mut p = self.pending();
+            p.select_physical(at.db);
+            let gone = p.update(key, |live| match live {
+                None => (Update::Delete, true),
+                Some(e) if e.expire_at == Some(*due_at) => (Update::Delete, true),
+                Some(_) => (Update::Keep, false),
+            })?;
+            p.commit()?;
+            if gone {
+                deleted += 1;
+                self.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+                self.expired(at.db, key);
+            }
+        }
+        let fields = self.expire_fields_at(at, budget.saturating_sub(deleted).max(1))?;
+        deleted += fields.reclaimed;
+        let left = remaining || !due.is_empty() || fields.remaining || fields.reclaimed > 0;
+        Ok((deleted, left))
     }
 }

@@ -52,6 +52,9 @@ fn volatile_of(v: &Value) -> u64 {
     }
 }
 
+/// Up to this many fields with a TTL, a scan reads all their TTL records first.
+const HIDDEN_READ_AHEAD: u64 = 1024;
+
 /// A hash as stored (committed state), read-only. Fields whose TTL has passed are hidden
 /// (Valkey never shows them) but still counted in `len` until the active cycle reclaims them.
 pub struct HashView<'a> {
@@ -122,17 +125,32 @@ impl HashView<'_> {
 
     /// Visits live fields in byte order starting at `from` (inclusive) until `f` returns false.
     pub fn scan_from(&self, from: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
-        let hidden = self.hidden()?;
+        // Few TTLs: read them all first. Many: look each visited field's up, so a short page
+        // (HSCAN COUNT 10) does not read a million TTL records.
+        let few = self.volatile <= HIDDEN_READ_AHEAD;
+        let hidden = if few { self.hidden()? } else { HashSet::new() };
         let prefix = member_prefix(self.slot, self.key);
         let (_, end) = member_range(self.slot, self.key);
         let mut start = prefix.clone();
         start.extend_from_slice(from);
         let n = prefix.len();
+        let mut failed = None;
         self.src.scan(&start, &end, false, |k, v| {
             let field = &k[n..];
-            hidden.contains(field) || f(field, v)
+            let passed = if few {
+                hidden.contains(field)
+            } else {
+                match self.ttl(field) {
+                    Ok(t) => self.expired(t),
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+            };
+            passed || f(field, v)
         })?;
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     pub fn scan(&self, f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {

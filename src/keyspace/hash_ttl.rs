@@ -138,10 +138,15 @@ impl HashTxn<'_> {
     /// The active cycle's step: removes `field` if its TTL is still `due` (and has passed);
     /// drops the index entry `index` either way. True if the field went.
     fn reclaim(&mut self, field: &[u8], due: i64, index: &[u8]) -> Result<bool> {
-        self.index_drops.push(index.to_vec());
-        if self.stored_ttl(field)? != Some(due) || due > self.now() {
+        if self.stored_ttl(field)? != Some(due) {
+            self.index_drops.push(index.to_vec());
             return Ok(false);
         }
+        // Not due by this clock (it stepped back since the scan): the entry stays.
+        if due > self.now() {
+            return Ok(false);
+        }
+        self.index_drops.push(index.to_vec());
         self.remove(field)
     }
 }
@@ -222,7 +227,7 @@ impl Keyspace {
         let mut reclaimed = 0;
         for (key, fields) in by_key {
             let mut p = self.pending();
-            p.select(at.db);
+            p.select_physical(at.db);
             let done = p.hash_write(&key, |h| {
                 let mut n = 0;
                 for d in &fields {

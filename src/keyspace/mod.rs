@@ -336,13 +336,14 @@ impl Keyspace {
         let deltas = batch.count_deltas();
         let set = batch.counts_set();
         let cleared = batch.cleared_slots();
-        for k in batch.put_keys() {
-            if let Some(at) = encoding::expiry_slot(k) {
-                self.expiring.mark(at);
-            }
-        }
+        // Marked once written: the expiry cycle clears a place's mark before it scans, so a
+        // mark set earlier could be cleared before the entry is there to be found.
+        let expiring: Vec<DbSlot> = batch.put_keys().filter_map(encoding::expiry_slot).collect();
         let records = Self::records_in(&batch);
         self.engine.write(batch)?;
+        for at in expiring {
+            self.expiring.mark(at);
+        }
         self.records_written(&records);
         // Slots being imported stay at 0 until revealed (their counts are read back then).
         for (a, b) in cleared {

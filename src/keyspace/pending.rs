@@ -79,6 +79,12 @@ impl<'a> Pending<'a> {
         self.db = self.ks.physical(db);
     }
 
+    /// Addresses the next key operations to physical database `db` (the keyspace's own
+    /// cycles, which find keys by their stored place).
+    pub(super) fn select_physical(&mut self, db: u8) {
+        self.db = db;
+    }
+
     /// The physical database key operations address.
     pub fn db(&self) -> u8 {
         self.db
@@ -103,8 +109,6 @@ impl<'a> Pending<'a> {
         self.maybe_commit()
     }
 
-    /// Stages `batch` without committing, so a follow-up batch that reads it lands in the
-    /// same commit (call [`Pending::push`] for the last one).
     /// Deletes records outside any key's own state (stale index entries) in this scope.
     pub(super) fn drop_records(&mut self, keys: impl Iterator<Item = Vec<u8>>) -> Result<()> {
         let mut batch = Batch::new();
@@ -114,6 +118,8 @@ impl<'a> Pending<'a> {
         self.push(batch)
     }
 
+    /// Stages `batch` without committing, so a follow-up batch that reads it lands in the
+    /// same commit (call [`Pending::push`] for the last one).
     pub(super) fn push_deferred(&mut self, batch: Batch) {
         if batch.is_empty() {
             return;

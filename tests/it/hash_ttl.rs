@@ -978,3 +978,26 @@ fn seeded_field_ttl_commands_agree_with_the_model() -> Result<()> {
     }
     Ok(())
 }
+
+/// The active cycle finds keys and fields where they are stored: after SWAPDB, a passed
+/// field and a passed key are reclaimed in the database that now holds them.
+#[test]
+fn the_cycle_reclaims_fields_and_keys_after_swapdb() -> Result<()> {
+    let node = Node::start()?;
+    let mut c = node.raw()?;
+    expect(&mut c, &["HSET", "h", "f", "v", "g", "w"], ":2")?;
+    expect(&mut c, &["HPEXPIRE", "h", "300", "FIELDS", "1", "f"], "i:1")?;
+    expect(&mut c, &["SET", "k", "v", "PX", "300"], "+OK")?;
+    expect(&mut c, &["SWAPDB", "0", "1"], "+OK")?;
+    expect(&mut c, &["SELECT", "1"], "+OK")?;
+    wait_until(
+        Duration::from_secs(10),
+        "the field and the key to go",
+        || {
+            c.cmd(&["HLEN", "h"]).is_ok_and(|r| r == b":1\r\n")
+                && c.cmd(&["DBSIZE"]).is_ok_and(|r| r == b":1\r\n")
+        },
+    )?;
+    expect(&mut c, &["HGETALL", "h"], "b:g,w")?;
+    Ok(())
+}
