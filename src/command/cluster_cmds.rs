@@ -189,6 +189,20 @@ pub fn cluster(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         }
         return Ok(Reply::OK);
     }
+    // Valkey 9: deletes every key this node holds in one slot (all databases), replicated
+    // like any write; the slot's ownership does not change.
+    if is(sub, "flushslot") {
+        let slot = slot_arg(&args[2])?;
+        match args.get(3) {
+            Some(m) if !(is(m, "async") || is(m, "sync")) => return Err(CmdError::Syntax),
+            _ if args.len() > 4 => return Err(CmdError::Syntax),
+            _ => {}
+        }
+        ctx.ks.commit_now()?;
+        ks.flush_slots(slot, slot)?;
+        ctx.node.tracking.flushed(&ctx.node.pubsub);
+        return Ok(Reply::OK);
+    }
     if is(sub, "flushslots") {
         if ks.total_keys() != 0 {
             return Err(CmdError::err(

@@ -349,6 +349,7 @@ pub static TABLE: &[CommandSpec] = &[
         cmd!("delslotsrange", -4, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER DELSLOTSRANGE", cl::cluster),
         cmd!("failover", -2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FAILOVER", cl::cluster),
         cmd!("flushslots", 2, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FLUSHSLOTS", cl::cluster),
+        cmd!("flushslot", -3, "write admin no_async_loading", 0, 0, 0, "@keyspace @slow", "cluster", "9.0.0", "Remove all keys from the target slot.", cl::cluster),
         cmd!("forget", 3, "admin stale no_async_loading", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER FORGET", cl::cluster),
         cmd!("getkeysinslot", 4, "stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER GETKEYSINSLOT", cl::cluster),
         cmd!("info", 2, "loading stale", 0, 0, 0, "@slow", "cluster", "3.0.0", "CLUSTER INFO", cl::cluster),

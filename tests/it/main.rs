@@ -16,6 +16,7 @@ mod cluster_bad_input;
 mod cluster_clients;
 mod cluster_create;
 mod cluster_databases;
+mod cluster_flushslot;
 mod cluster_restart;
 mod commandlog;
 mod commands;
