@@ -3,15 +3,13 @@
 //! source and test suite give them: per-field codes, parse order and error wording, passed
 //! fields hidden from reads but counted by HLEN until the active cycle reclaims them (with
 //! `hexpired` and `del` events), TTLs kept through SIGKILL, DUMP/RESTORE (type 22, RDB 80),
-//! slot moves, replicas, backup and failover. A seeded run checks thousands of mixed commands
-//! against a model.
+//! slot moves, replicas, backup and failover (`hash_ttl_model` checks a seeded run against a
+//! model).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
-use crate::commands::Rng;
 use crate::harness::{show, wait_until, Cluster, Node, RawConn, RedisServer};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -23,7 +21,7 @@ const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong ki
 
 /// A reply in short form: `i:1,-2` an integer array, `b:x,~` a bulk array (`~` nil), `nil`,
 /// or a RESP2 simple line (`:3`, `+OK`, `-ERR ...`).
-fn resp(short: &str) -> Vec<u8> {
+pub(crate) fn resp(short: &str) -> Vec<u8> {
     let array = |items: &str, f: &dyn Fn(&str) -> String| {
         let parts: Vec<&str> = if items.is_empty() {
             vec![]
@@ -427,7 +425,7 @@ fn passed_fields_hide_then_the_cycle_reclaims_them_and_ttls_survive_sigkill() ->
     Ok(())
 }
 
-fn bulk_of(frame: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn bulk_of(frame: &[u8]) -> Result<Vec<u8>> {
     let at = frame.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
     ensure!(
         frame.starts_with(b"$") && at > 0,
@@ -554,33 +552,6 @@ fn fingerprint(c: &mut RawConn, key: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn fingerprints(c: &Cluster, what: &str) -> Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    for k in names() {
-        let owner = c.key_owner(&k)?;
-        let f = fingerprint(&mut c.node(owner).raw_authed()?, &k)?;
-        ensure!(
-            !f.starts_with(b"-"),
-            "{what}: {k} at node {owner}: {}",
-            show(&f)
-        );
-        out.push(f);
-    }
-    Ok(out)
-}
-
-fn same(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) -> Result<()> {
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        ensure!(
-            g == w,
-            "vh:{i} changed {what}: {} instead of {}",
-            show(g),
-            show(w)
-        );
-    }
-    Ok(())
-}
-
 /// Field TTLs move with their slots (native and MIGRATE resharding), reach replicas, come
 /// back from a backup and stay on the replica that takes over from a killed primary; a short
 /// TTL set before the moves still passes afterwards on the new owner.
@@ -599,384 +570,25 @@ fn field_ttls_move_replicate_back_up_and_fail_over_with_their_slots() -> Result<
             "i:1",
         )?;
     }
-    let masters = c.masters(0)?;
-    let (m0, m1, m2) = (
-        c.myid(masters[0])?,
-        c.myid(masters[1])?,
-        c.myid(masters[2])?,
-    );
-    c.reshard_via(0, true, &m0, &m1, 3000)?;
-    c.reshard_via(0, false, &m1, &m2, 2000)?;
-    c.wait_converged(SETTLE)?;
-    for k in names() {
-        let owner = c.key_owner(&k)?;
-        let mut conn = c.node(owner).raw_authed()?;
-        wait_until(SETTLE, "the short TTL to pass and be reclaimed", || {
-            conn.cmd(&["HLEN", &k]).is_ok_and(|r| r == b":11\r\n")
-        })?;
-    }
-    let want: Vec<Vec<u8>> = {
-        let mut out = Vec::new();
+    crate::harness::slot_journey(&mut c, &names(), &fingerprint, &mut |c| {
+        for k in names() {
+            let owner = c.key_owner(&k)?;
+            let mut conn = c.node(owner).raw_authed()?;
+            wait_until(SETTLE, "the short TTL to pass and be reclaimed", || {
+                conn.cmd(&["HLEN", &k]).is_ok_and(|r| r == b":11\r\n")
+            })?;
+        }
+        // What build() wrote less f11, from a standalone node given the same commands.
+        let n = Node::start()?;
+        let mut s = n.raw()?;
+        let mut want = Vec::new();
         for (i, k) in names().iter().enumerate() {
-            // What build() wrote, read from a fresh standalone copy of the same commands.
-            let n = Node::start()?;
-            let mut s = n.raw()?;
             build(&mut s, k, i)?;
             expect(&mut s, &["HDEL", k, "f11"], ":1")?;
-            out.push(fingerprint(&mut s, k)?);
+            want.push(fingerprint(&mut s, k)?);
         }
-        out
-    };
-    same(&fingerprints(&c, "resharded")?, &want, "moving their slots")?;
-
-    for k in names() {
-        let owner = c.key_owner(&k)?;
-        let replica = c.replica_of(0, owner)?;
-        let mut rc = c.node(replica).raw_authed()?;
-        rc.cmd(&["READONLY"])?;
-        let target = fingerprint(&mut c.node(owner).raw_authed()?, &k)?;
-        wait_until(SETTLE, "the replica's hash", || {
-            fingerprint(&mut rc, &k).is_ok_and(|f| f == target)
-        })?;
-    }
-
-    let out = tempfile::Builder::new().prefix("rockslot-it-").tempdir()?;
-    let dir = out.path().join("bk").display().to_string();
-    let seed = format!("127.0.0.1:{}", c.node(0).port());
-    c.rockslot_cli_cluster(&["backup", &seed, "--out", &dir])?
-        .ensure_success()?;
-    {
-        let d = Cluster::builder(3).start()?;
-        d.create_and_wait(0)?;
-        let dseed = format!("127.0.0.1:{}", d.node(0).port());
-        d.rockslot_cli_cluster(&["restore", &dseed, "--from", &dir])?
-            .ensure_success()?;
-        same(
-            &fingerprints(&d, "restored")?,
-            &want,
-            "through backup and restore",
-        )?;
-    }
-
-    let victim = *c
-        .masters(0)?
-        .iter()
-        .find(|&&m| m != 0)
-        .expect("three primaries");
-    let heir = c.replica_of(0, victim)?;
-    let theirs: Vec<String> = names()
-        .into_iter()
-        .filter(|k| c.key_owner(k).is_ok_and(|o| o == victim))
-        .collect();
-    ensure!(!theirs.is_empty(), "the victim holds hashes");
-    c.node_mut(victim).kill9()?;
-    wait_until(SETTLE, "the replica to take over", || {
-        c.key_owner(&theirs[0]).is_ok_and(|o| o == heir)
-    })?;
-    let all = names();
-    for k in &theirs {
-        let i = all.iter().position(|x| x == k).expect("listed");
-        let got = fingerprint(&mut c.node(heir).raw_authed()?, k)?;
-        ensure!(
-            got == want[i],
-            "{k} on the promoted replica: {}",
-            show(&got)
-        );
-    }
-    Ok(())
-}
-
-/// The expected state of the seeded run: field → (value, TTL). TTLs are either far ahead or
-/// already passed (applied at once), so no field is ever passed-but-unreclaimed here.
-type Model = BTreeMap<String, BTreeMap<String, (String, Option<i64>)>>;
-
-fn ints(v: &[i64]) -> String {
-    let s: Vec<String> = v.iter().map(i64::to_string).collect();
-    format!("i:{}", s.join(","))
-}
-
-fn bulks(v: &[Option<String>]) -> String {
-    let s: Vec<String> = v.iter().map(|x| x.clone().unwrap_or("~".into())).collect();
-    format!("b:{}", s.join(","))
-}
-
-/// One seeded command and the reply the model predicts (`None`: not checked).
-fn step(r: &mut Rng, m: &mut Model) -> (Vec<String>, String) {
-    let keys = ["{m}0", "{m}1"];
-    let k = r.pick(&keys).to_string();
-    let k2 = r.pick(&keys).to_string();
-    let fields: Vec<String> = (0..1 + r.below(3))
-        .map(|_| r.pick(&["a", "b", "c", "d"]).to_string())
-        .collect();
-    let n = fields.len().to_string();
-    let val = || "7".to_string();
-    let far = 4_102_444_800_000i64;
-    let time = |r: &mut Rng| -> i64 {
-        match r.below(4) {
-            0 => 1,
-            _ => far + r.below(3) as i64,
-        }
-    };
-    let h = m.get(&k).cloned().unwrap_or_default();
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let mut cmd: Vec<String>;
-    let want: String;
-    let tidy = |m: &mut Model, k: &str| {
-        if m.get(k).is_some_and(|h| h.is_empty()) {
-            m.remove(k);
-        }
-    };
-    match r.below(13) {
-        0 => {
-            cmd = s(&["HSET", &k]);
-            let mut new = 0;
-            for f in &fields {
-                cmd.extend([f.clone(), val()]);
-                let e = m.entry(k.clone()).or_default();
-                new += e.insert(f.clone(), (val(), None)).is_none() as i64;
-            }
-            want = format!(":{new}");
-        }
-        1 => {
-            cmd = s(&["HDEL", &k]);
-            cmd.extend(fields.iter().cloned());
-            let mut n = 0;
-            for f in &fields {
-                n += m.get_mut(&k).and_then(|h| h.remove(f)).is_some() as i64;
-            }
-            tidy(m, &k);
-            want = format!(":{n}");
-        }
-        2 => {
-            cmd = s(&["HGETALL", &k]);
-            let mut v = Vec::new();
-            for (f, (x, _)) in &h {
-                v.extend([Some(f.clone()), Some(x.clone())]);
-            }
-            want = if v.is_empty() { "*0".into() } else { bulks(&v) };
-        }
-        3 => {
-            let t = time(r);
-            let cond = r.pick(&["", "NX", "XX", "GT", "LT"]);
-            cmd = s(&["HPEXPIREAT", &k, &t.to_string()]);
-            if !cond.is_empty() {
-                cmd.push(cond.into());
-            }
-            cmd.extend(["FIELDS".into(), n.clone()]);
-            cmd.extend(fields.iter().cloned());
-            let mut codes = Vec::new();
-            for f in &fields {
-                let e = m.get_mut(&k).and_then(|h| h.get_mut(f).map(|e| e.1));
-                let code = match e {
-                    None => -2,
-                    Some(_) if t <= 1 => {
-                        m.get_mut(&k).map(|h| h.remove(f));
-                        2
-                    }
-                    Some(cur) => {
-                        let failed = (cond == "NX" && cur.is_some())
-                            || (cond == "XX" && cur.is_none())
-                            || (cond == "GT" && cur.is_none_or(|c| t <= c))
-                            || (cond == "LT" && cur.is_some_and(|c| t >= c));
-                        if failed {
-                            0
-                        } else {
-                            if let Some(e) = m.get_mut(&k).and_then(|h| h.get_mut(f)) {
-                                e.1 = Some(t);
-                            }
-                            1
-                        }
-                    }
-                };
-                codes.push(code);
-            }
-            tidy(m, &k);
-            want = ints(&codes);
-        }
-        4 => {
-            cmd = s(&["HPERSIST", &k, "FIELDS", &n]);
-            cmd.extend(fields.iter().cloned());
-            let mut codes = Vec::new();
-            for f in &fields {
-                codes.push(match m.get_mut(&k).and_then(|h| h.get_mut(f)) {
-                    None => -2,
-                    Some((_, None)) => -1,
-                    Some(e) => {
-                        e.1 = None;
-                        1
-                    }
-                });
-            }
-            want = ints(&codes);
-        }
-        5 => {
-            cmd = s(&["HPEXPIRETIME", &k, "FIELDS", &n]);
-            cmd.extend(fields.iter().cloned());
-            let codes: Vec<i64> = fields
-                .iter()
-                .map(|f| h.get(f).map_or(-2, |e| e.1.unwrap_or(-1)))
-                .collect();
-            want = ints(&codes);
-        }
-        6 => {
-            let cond = r.pick(&["", "FNX", "FXX"]);
-            let ttl = r.pick(&["", "PXAT", "KEEPTTL"]);
-            let t = time(r);
-            cmd = s(&["HSETEX", &k]);
-            if !cond.is_empty() {
-                cmd.push(cond.into());
-            }
-            match ttl {
-                "PXAT" => cmd.extend(["PXAT".into(), t.to_string()]),
-                "KEEPTTL" => cmd.push("KEEPTTL".into()),
-                _ => {}
-            }
-            cmd.extend(["FIELDS".into(), n.clone()]);
-            for f in &fields {
-                cmd.extend([f.clone(), val()]);
-            }
-            let blocked = (cond == "FNX" && fields.iter().any(|f| h.contains_key(f)))
-                || (cond == "FXX" && fields.iter().any(|f| !h.contains_key(f)));
-            want = if blocked {
-                ":0".into()
-            } else if ttl == "PXAT" && t <= 1 {
-                let mut gone = 0;
-                for f in &fields {
-                    gone += m.get_mut(&k).and_then(|h| h.remove(f)).is_some() as usize;
-                }
-                tidy(m, &k);
-                format!(":{}", (gone == fields.len()) as i64)
-            } else {
-                for f in &fields {
-                    let e = m.entry(k.clone()).or_default();
-                    let keep = if ttl == "KEEPTTL" {
-                        e.get(f).and_then(|x| x.1)
-                    } else {
-                        None
-                    };
-                    let at = if ttl == "PXAT" { Some(t) } else { keep };
-                    e.insert(f.clone(), (val(), at));
-                }
-                ":1".into()
-            };
-        }
-        7 => {
-            let opt = r.pick(&["", "PXAT", "PERSIST"]);
-            let t = time(r);
-            cmd = s(&["HGETEX", &k]);
-            match opt {
-                "PXAT" => cmd.extend(["PXAT".into(), t.to_string()]),
-                "PERSIST" => cmd.push("PERSIST".into()),
-                _ => {}
-            }
-            cmd.extend(["FIELDS".into(), n.clone()]);
-            cmd.extend(fields.iter().cloned());
-            let mut out = Vec::new();
-            for f in &fields {
-                let cur = m.get(&k).and_then(|h| h.get(f)).cloned();
-                out.push(cur.as_ref().map(|e| e.0.clone()));
-                if cur.is_none() {
-                    continue;
-                }
-                let Some(h) = m.get_mut(&k) else { continue };
-                match opt {
-                    "PXAT" if t <= 1 => {
-                        h.remove(f);
-                    }
-                    "PXAT" | "PERSIST" => {
-                        if let Some(e) = h.get_mut(f) {
-                            e.1 = (opt == "PXAT").then_some(t);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            tidy(m, &k);
-            want = bulks(&out);
-        }
-        8 => {
-            cmd = s(&["HGETDEL", &k, "FIELDS", &n]);
-            cmd.extend(fields.iter().cloned());
-            let mut out = Vec::new();
-            for f in &fields {
-                out.push(m.get_mut(&k).and_then(|h| h.remove(f)).map(|e| e.0));
-            }
-            tidy(m, &k);
-            want = bulks(&out);
-        }
-        9 => {
-            let f = &fields[0];
-            cmd = s(&["HINCRBY", &k, f, "1"]);
-            let e = m.entry(k.clone()).or_default();
-            let cur = e.get(f).cloned();
-            let v = cur.as_ref().map_or(0, |c| c.0.parse::<i64>().unwrap_or(0)) + 1;
-            e.insert(f.clone(), (v.to_string(), cur.and_then(|c| c.1)));
-            want = format!(":{v}");
-        }
-        10 => {
-            cmd = s(&["RENAME", &k, &k2]);
-            want = match m.remove(&k) {
-                None => "-ERR no such key".into(),
-                Some(h) => {
-                    m.insert(k2.clone(), h);
-                    "+OK".into()
-                }
-            };
-        }
-        11 => {
-            cmd = s(&["COPY", &k, &k2, "REPLACE"]);
-            want = match m.get(&k).cloned() {
-                _ if k == k2 => "-ERR source and destination objects are the same".into(),
-                Some(h) => {
-                    m.insert(k2.clone(), h);
-                    ":1".into()
-                }
-                None => ":0".into(),
-            };
-        }
-        _ => {
-            cmd = s(&["HLEN", &k]);
-            want = format!(":{}", h.len());
-        }
-    }
-    (cmd, want)
-}
-
-/// Thousands of seeded commands over two keys and four fields (TTL commands mixed with HSET,
-/// HDEL, HINCRBY, RENAME, COPY and DUMP/RESTORE) against a model of Valkey 9's rules; after a
-/// SIGKILL halfway the run goes on from what is on disk.
-#[test]
-fn seeded_field_ttl_commands_agree_with_the_model() -> Result<()> {
-    let mut node = Node::builder().appendfsync("always").start()?;
-    let mut c = node.raw()?;
-    let mut model = Model::new();
-    let mut r = Rng(0x5eed_4a5b);
-    for i in 0..4000 {
-        if i == 2000 {
-            node.kill9()?;
-            node.restart()?;
-            c = node.raw()?;
-        }
-        if i % 97 == 0 {
-            // A whole-value round trip of a key the run uses.
-            let k = r.pick(&["{m}0", "{m}1"]);
-            let d = c.cmd(&["DUMP", k])?;
-            if d != b"$-1\r\n" {
-                let p = bulk_of(&d)?;
-                let cmd: Vec<&[u8]> = vec![b"RESTORE", k.as_bytes(), b"0", &p, b"REPLACE"];
-                ensure!(c.cmd(&cmd)? == b"+OK\r\n", "RESTORE {k} at step {i}");
-            }
-        }
-        let (cmd, want) = step(&mut r, &mut model);
-        let got = c.cmd(&cmd)?;
-        ensure!(
-            got == resp(&want),
-            "step {i} {cmd:?}: got {}, want {}",
-            show(&got),
-            show(&resp(&want))
-        );
-    }
-    Ok(())
+        Ok(want)
+    })
 }
 
 /// The active cycle finds keys and fields where they are stored: after SWAPDB, a passed

@@ -30,6 +30,7 @@ mod failover_loss;
 mod functions;
 mod geo;
 mod hash_ttl;
+mod hash_ttl_model;
 mod hashes;
 mod hll;
 mod latency;

@@ -3,14 +3,10 @@
 //! cluster: native and legacy resharding, replicas, backup and restore, and a primary's
 //! SIGKILL with its replica taking over the consumer groups.
 
-use std::time::Duration;
-
 use anyhow::{ensure, Result};
 
-use crate::harness::{show, wait_until, Cluster, Node, RawConn, RedisServer};
+use crate::harness::{show, Cluster, Node, RawConn, RedisServer};
 use crate::stream_cases::masked;
-
-const SETTLE: Duration = Duration::from_secs(60);
 
 fn bulk(frame: &[u8]) -> Result<Vec<u8>> {
     let at = frame.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
@@ -188,22 +184,6 @@ fn names() -> Vec<String> {
     (0..30).map(|i| format!("stream:{i}")).collect()
 }
 
-fn fingerprints(c: &Cluster, what: &str) -> Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    for k in names() {
-        let owner = c.key_owner(&k)?;
-        let mut conn = c.node(owner).raw_authed()?;
-        let f = fingerprint(&mut conn, &k)?;
-        ensure!(
-            !f.starts_with(b"-"),
-            "{what}: {k} at node {owner}: {}",
-            show(&f)
-        );
-        out.push(f);
-    }
-    Ok(out)
-}
-
 /// Streams with their groups move with their slots (`rockslot-cli --cluster reshard`, native,
 /// and `redis-cli --cluster reshard`, MIGRATE), reach the replicas, come back from a backup,
 /// and survive their primary's SIGKILL on the replica that takes over.
@@ -211,79 +191,12 @@ fn fingerprints(c: &Cluster, what: &str) -> Result<Vec<Vec<u8>>> {
 fn streams_move_replicate_back_up_and_fail_over_with_their_slots() -> Result<()> {
     let mut c = Cluster::builder(6).start()?;
     c.create_and_wait(1)?;
+    let mut want = Vec::new();
     for k in names() {
         let owner = c.key_owner(&k)?;
-        build(&mut c.node(owner).raw_authed()?, &k, 30)?;
+        let mut conn = c.node(owner).raw_authed()?;
+        build(&mut conn, &k, 30)?;
+        want.push(fingerprint(&mut conn, &k)?);
     }
-    let want = fingerprints(&c, "loaded")?;
-    let masters = c.masters(0)?;
-    let (m0, m1, m2) = (
-        c.myid(masters[0])?,
-        c.myid(masters[1])?,
-        c.myid(masters[2])?,
-    );
-    c.reshard_via(0, true, &m0, &m1, 3000)?;
-    c.reshard_via(0, false, &m1, &m2, 2000)?;
-    c.wait_converged(SETTLE)?;
-    ensure!(
-        fingerprints(&c, "resharded")? == want,
-        "streams changed moving their slots"
-    );
-
-    // Replicas hold the same streams.
-    for k in names() {
-        let owner = c.key_owner(&k)?;
-        let replica = c.replica_of(0, owner)?;
-        let mut rc = c.node(replica).raw_authed()?;
-        rc.cmd(&["READONLY"])?;
-        let target = fingerprint(&mut c.node(owner).raw_authed()?, &k)?;
-        wait_until(SETTLE, "the replica's stream", || {
-            fingerprint(&mut rc, &k).is_ok_and(|f| f == target)
-        })?;
-    }
-
-    let out = tempfile::Builder::new().prefix("rockslot-it-").tempdir()?;
-    let dir = out.path().join("bk").display().to_string();
-    let seed = format!("127.0.0.1:{}", c.node(0).port());
-    c.rockslot_cli_cluster(&["backup", &seed, "--out", &dir])?
-        .ensure_success()?;
-    {
-        let d = Cluster::builder(3).start()?;
-        d.create_and_wait(0)?;
-        let dseed = format!("127.0.0.1:{}", d.node(0).port());
-        d.rockslot_cli_cluster(&["restore", &dseed, "--from", &dir])?
-            .ensure_success()?;
-        ensure!(
-            fingerprints(&d, "restored")? == want,
-            "streams changed through backup and restore"
-        );
-    }
-
-    // A primary (not node 0, whose view the test reads) dies; its replica serves its streams.
-    let victim = *c
-        .masters(0)?
-        .iter()
-        .find(|&&m| m != 0)
-        .expect("three primaries");
-    let heir = c.replica_of(0, victim)?;
-    let theirs: Vec<String> = names()
-        .into_iter()
-        .filter(|k| c.key_owner(k).is_ok_and(|o| o == victim))
-        .collect();
-    ensure!(!theirs.is_empty(), "the victim holds streams");
-    c.node_mut(victim).kill9()?;
-    wait_until(SETTLE, "the replica to take over", || {
-        c.key_owner(&theirs[0]).is_ok_and(|o| o == heir)
-    })?;
-    let all = names();
-    for k in &theirs {
-        let i = all.iter().position(|x| x == k).expect("listed");
-        let got = fingerprint(&mut c.node(heir).raw_authed()?, k)?;
-        ensure!(
-            got == want[i],
-            "{k} on the promoted replica: {}",
-            show(&got)
-        );
-    }
-    Ok(())
+    crate::harness::slot_journey(&mut c, &names(), &fingerprint, &mut |_| Ok(want.clone()))
 }

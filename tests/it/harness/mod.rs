@@ -16,7 +16,8 @@
 //! `raw` (raw RESP over TCP), `cluster` (`Cluster`: forming with the real tools, convergence
 //! waits, cluster faults), `cluster_view` (key slots, CLUSTER NODES/INFO parsing), `failover`
 //! (INFO replication, slot-owner and replica waits, bus partitions, the acknowledged-write
-//! recorder [`AckWriter`]), `disk` (data dirs on a tmpfs that fills up), `tools` (external tool
+//! recorder [`AckWriter`]), `journey` (a type's keys through resharding, replicas, backup and
+//! failover), `disk` (data dirs on a tmpfs that fills up), `tools` (external tool
 //! runs, an interactive CLI on a pty).
 
 #![allow(dead_code)]
@@ -26,6 +27,7 @@ mod cluster_view;
 mod dataset;
 mod disk;
 mod failover;
+mod journey;
 mod node;
 mod process;
 mod raw;
@@ -38,6 +40,7 @@ pub use cluster_view::*;
 pub use dataset::*;
 pub use disk::*;
 pub use failover::*;
+pub use journey::*;
 pub use node::*;
 pub use process::*;
 pub use raw::*;
