@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
-use crate::harness::{show, wait_until, Cluster, Node, RawConn, RedisServer};
+use crate::harness::{bulk_body, show, wait_until, Cluster, Node, RawConn, RedisServer};
 
 const SETTLE: Duration = Duration::from_secs(60);
 /// 2100-01-01 in unix ms: a TTL no test outlives.
@@ -425,16 +425,6 @@ fn passed_fields_hide_then_the_cycle_reclaims_them_and_ttls_survive_sigkill() ->
     Ok(())
 }
 
-pub(crate) fn bulk_of(frame: &[u8]) -> Result<Vec<u8>> {
-    let at = frame.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    ensure!(
-        frame.starts_with(b"$") && at > 0,
-        "not a bulk: {}",
-        show(frame)
-    );
-    Ok(frame[at + 2..frame.len() - 2].to_vec())
-}
-
 /// DUMP of a hash with field TTLs is Valkey 9's type 22 at RDB version 80; RESTORE reads it
 /// (a payload built byte by byte here, not by rockslot's writer, included) and valkey-server
 /// 8.1.8 refuses it as too new, as it refuses Valkey 9's; a hash without TTLs stays type 4 or
@@ -444,13 +434,13 @@ fn dump_and_restore_carry_field_ttls_as_valkey_9_writes_them() -> Result<()> {
     let node = Node::start()?;
     let mut c = node.raw()?;
     expect(&mut c, &["HSET", "v", "a", "1", "b", "2"], ":2")?;
-    let plain = bulk_of(&c.cmd(&["DUMP", "v"])?)?;
+    let plain = bulk_body(&c.cmd(&["DUMP", "v"])?)?;
     ensure!(
         plain[plain.len() - 10..plain.len() - 8] == [11, 0],
         "plain: version 11"
     );
     expect(&mut c, &["HPEXPIREAT", "v", FAR, "FIELDS", "1", "a"], "i:1")?;
-    let payload = bulk_of(&c.cmd(&["DUMP", "v"])?)?;
+    let payload = bulk_body(&c.cmd(&["DUMP", "v"])?)?;
     ensure!(payload[0] == 22, "type byte {}", payload[0]);
     ensure!(
         payload[payload.len() - 10..payload.len() - 8] == [80, 0],

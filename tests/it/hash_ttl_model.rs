@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::{ensure, Result};
 
 use crate::commands::Rng;
-use crate::harness::{show, Node};
-use crate::hash_ttl::{bulk_of, resp};
+use crate::harness::{bulk_body, show, Node};
+use crate::hash_ttl::resp;
 
 /// The expected state of the seeded run: field → (value, TTL). TTLs are either far ahead or
 /// already passed (applied at once), so no field is ever passed-but-unreclaimed here.
@@ -286,7 +286,7 @@ fn seeded_field_ttl_commands_agree_with_the_model() -> Result<()> {
             let k = r.pick(&["{m}0", "{m}1"]);
             let d = c.cmd(&["DUMP", k])?;
             if d != b"$-1\r\n" {
-                let p = bulk_of(&d)?;
+                let p = bulk_body(&d)?;
                 let cmd: Vec<&[u8]> = vec![b"RESTORE", k.as_bytes(), b"0", &p, b"REPLACE"];
                 ensure!(c.cmd(&cmd)? == b"+OK\r\n", "RESTORE {k} at step {i}");
             }

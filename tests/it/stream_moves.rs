@@ -5,18 +5,8 @@
 
 use anyhow::{ensure, Result};
 
-use crate::harness::{show, Cluster, Node, RawConn, RedisServer};
+use crate::harness::{bulk_body, show, Cluster, Node, RawConn, RedisServer};
 use crate::stream_cases::masked;
-
-fn bulk(frame: &[u8]) -> Result<Vec<u8>> {
-    let at = frame.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    ensure!(
-        frame.starts_with(b"$") && at > 0,
-        "not a bulk: {}",
-        show(frame)
-    );
-    Ok(frame[at + 2..frame.len() - 2].to_vec())
-}
 
 fn restore(c: &mut RawConn, key: &str, payload: &[u8]) -> Result<()> {
     let cmd: Vec<&[u8]> = vec![b"RESTORE", key.as_bytes(), b"0", payload];
@@ -110,7 +100,7 @@ fn streams_dump_restore_and_migrate_both_ways_with_valkey() -> Result<()> {
         run(c, &["CONFIG", "SET", "stream-node-max-entries", "7"])?;
     }
     build(&mut v, "st", 60)?;
-    let payload = bulk(&v.cmd(&["DUMP", "st"])?)?;
+    let payload = bulk_body(&v.cmd(&["DUMP", "st"])?)?;
     restore(&mut r, "st", &payload)?;
     let (a, b) = (fingerprint(&mut r, "st")?, fingerprint(&mut v, "st")?);
     ensure!(
@@ -119,7 +109,7 @@ fn streams_dump_restore_and_migrate_both_ways_with_valkey() -> Result<()> {
         show(&a),
         show(&b)
     );
-    let ours = bulk(&r.cmd(&["DUMP", "st"])?)?;
+    let ours = bulk_body(&r.cmd(&["DUMP", "st"])?)?;
     restore(&mut v, "back", &ours)?;
     let (a, b) = (fingerprint(&mut v, "back")?, fingerprint(&mut v, "st")?);
     ensure!(

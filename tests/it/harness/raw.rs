@@ -41,6 +41,15 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
         .map(|p| from + p)
 }
 
+/// The payload of a bulk string reply frame (`$<len>\r\n<payload>\r\n`).
+pub fn bulk_body(frame: &[u8]) -> Result<Vec<u8>> {
+    let at = find_crlf(frame, 0).unwrap_or(0);
+    if !frame.starts_with(b"$") || at == 0 || frame.len() < at + 4 {
+        bail!("not a bulk: {}", show(frame));
+    }
+    Ok(frame[at + 2..frame.len() - 2].to_vec())
+}
+
 /// Length of the first complete RESP2/RESP3 frame in `buf`, `None` if incomplete. Fails on a
 /// byte that cannot start a frame.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>> {
