@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::args::{int, is, text};
+use super::hashes::write;
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::KeyspaceEvents as Ev;
-use crate::keyspace::{now_ms, ExpireIf, FieldExpire, HashTxn};
+use crate::keyspace::{now_ms, ExpireIf, FieldExpire};
 use crate::resp::Reply;
 
 const NUMFIELDS: &str =
@@ -19,14 +20,6 @@ const NUMFIELDS: &str =
 
 fn numfields() -> CmdError {
     CmdError::err(NUMFIELDS)
-}
-
-fn write<R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    f: impl FnOnce(&mut HashTxn) -> crate::keyspace::Result<R>,
-) -> Result<R, CmdError> {
-    Ok(ctx.ks.hash_write(key, f)??)
 }
 
 /// Valkey's convertExpireArgumentToUnixTime: a non-negative integer in `unit_ms`, plus `base`.

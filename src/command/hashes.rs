@@ -21,7 +21,7 @@ fn read<R>(
     Ok(ctx.ks.hash_read(key, f)??)
 }
 
-fn write<R>(
+pub(super) fn write<R>(
     ctx: &mut Ctx,
     key: &[u8],
     f: impl FnOnce(&mut crate::keyspace::HashTxn) -> crate::keyspace::Result<R>,
