@@ -256,6 +256,7 @@ pub(super) fn execute(
     let notify = shared.notify.flags(&shared.config);
     let tracking = shared.tracking.any();
     let watching = (notify.any() || tracking) && spec.takes_keys() && !script;
+    let mut misses = None;
     let (keys, before, ahead) = if watching {
         ctx.ks.select(ctx.client.db);
         let keys = spec.key_positions(args);
@@ -265,6 +266,12 @@ pub(super) fn execute(
             } else {
                 vec![true; keys.len()]
             };
+            if notify.wants(crate::config::KeyspaceEvents::KEY_MISS) {
+                let read_only = spec.has_flag(CmdFlags::READONLY);
+                misses = Some(super::keymiss::ahead(
+                    &ctx, spec.name, args, &keys, read_only,
+                ));
+            }
             (
                 before,
                 super::notify::expired_ahead(&mut ctx, spec.name, args, &keys),
@@ -281,7 +288,13 @@ pub(super) fn execute(
     ctx.client.events.clear();
     let reply = super::execute(spec, &mut ctx, args);
     if watching {
-        let written = ctx.ks.take_written();
+        // Keys Valkey's lookups would have expired are expired now, noted with the command's
+        // own expiries so all are announced in key order.
+        if notify.any() && super::keymiss::looked_up(&reply) {
+            let wrong_type = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
+            super::notify::expire_left(&mut ctx, args, &ahead, wrong_type);
+        }
+        let mut written = ctx.ks.take_written();
         if tracking {
             let changed: Vec<Bytes> = written
                 .keys
@@ -296,14 +309,16 @@ pub(super) fn execute(
             }
         }
         if notify.any() {
-            // A command refused for its arguments looked at no key in Valkey: nothing
-            // expires then (WRONGTYPE comes from a lookup, so keys before it were looked at).
-            let (looked, wrong_type) = match &reply {
-                Reply::Error(e) => (e.starts_with("WRONGTYPE"), true),
-                _ => (true, false),
-            };
-            if looked {
-                super::notify::expire_left(&mut ctx, args, &ahead, wrong_type);
+            if let Some(misses) = &misses {
+                super::keymiss::announce(
+                    &mut ctx,
+                    notify,
+                    spec.name,
+                    args,
+                    misses,
+                    &reply,
+                    &mut written.expired,
+                );
             }
             if !written.keys.is_empty() || !written.expired.is_empty() {
                 super::notify::command_ran(

@@ -87,6 +87,26 @@ pub fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let max = sparse_max(ctx);
+    // Valkey looks the keys up and merges them one by one, and stops at the first that is
+    // no HyperLogLog or is corrupt: the keys after it are not looked at, so an expired one
+    // among them stays (and is not announced), while the ones before it are expired.
+    let mut trial = Merger::new();
+    for (i, key) in args[1..].iter().enumerate() {
+        let refused = match ctx.ks.stored_type(key)? {
+            Some(("string", true)) => match ctx.ks.stored_string(key)? {
+                Some(b) => trial.add(&b).err().map(hll_error),
+                None => None,
+            },
+            Some((_, true)) => Some(CmdError::WrongType),
+            _ => None,
+        };
+        if let Some(err) = refused {
+            for earlier in &args[1..=i] {
+                ctx.ks.expire_if_needed(earlier)?;
+            }
+            return Err(err);
+        }
+    }
     let keys: Vec<&[u8]> = args[1..].iter().map(|k| &k[..]).collect();
     ctx.ks.update_many(&keys, |entries| {
         let mut updates: Vec<Update> = entries.iter().map(|_| Update::Keep).collect();

@@ -203,8 +203,9 @@ fn store_index(name: &str, keys: usize) -> Option<usize> {
     }
 }
 
-/// Deletes the keys [`expired_ahead`] found that the command left in place, announcing
-/// them as expired (before the command's own events, as Valkey's lookups come first).
+/// Deletes the keys [`expired_ahead`] found that the command left in place. Called while the
+/// write scope still notes expiries, so they are announced with the command's own, in key
+/// order and before its events (Valkey's lookups come first).
 ///
 /// After WRONGTYPE only the keys before the first live one count: the first live key may be
 /// the one of the wrong type, and Valkey looks no further than that (an expired key after a
@@ -264,8 +265,11 @@ pub fn command_ran(
     let key_by_key = matches!(name, "mset" | "msetnx" | "del" | "unlink");
     let mut expired = expired;
     if !key_by_key {
-        for (i, &p) in keys.iter().enumerate() {
-            let key = &args[p][..];
+        // A STORE looks its sources up before its destination.
+        let store = store_index(name, keys.len());
+        let sources = (0..keys.len()).filter(|&i| Some(i) != store);
+        for i in sources.chain(store) {
+            let key = &args[keys[i]][..];
             let wrote = written.iter().any(|(d, k)| *d == db && k == key);
             // An empty result deletes an expired destination no lookup expired: Valkey's
             // dbDelete announces `del`, not `expired`.
@@ -282,6 +286,14 @@ pub fn command_ran(
             }
         }
     }
+    // MOVE's and COPY … DB's destination in the other database is looked up (and expired)
+    // before the command announces anything of its own.
+    expired.retain(|(d, key)| {
+        if *d != db {
+            send(Ev::EXPIRED, "expired", ctx.node.keyspace.logical(*d), key);
+        }
+        *d == db
+    });
     // MOVE adds the key to the other database before it announces the move.
     if name == "move" {
         for (d, key) in written.iter().filter(|(d, _)| *d != db) {

@@ -309,6 +309,18 @@ pub fn encode_entry(e: &Entry) -> Vec<u8> {
 pub struct CorruptRecord(pub &'static str);
 
 /// Type tag and expiry of an encoded entry, without copying the payload.
+/// The TYPE name of a record's type tag.
+pub fn type_name_of(tag: u8) -> &'static str {
+    match tag {
+        TYPE_HASH => "hash",
+        TYPE_SET => "set",
+        TYPE_LIST => "list",
+        TYPE_ZSET => "zset",
+        TYPE_STREAM => "stream",
+        _ => "string",
+    }
+}
+
 pub fn peek_entry(v: &[u8]) -> Result<(u8, Option<i64>), CorruptRecord> {
     if v.len() < 10 {
         return Err(CorruptRecord("meta value too short"));

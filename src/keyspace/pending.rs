@@ -6,9 +6,12 @@
 //! or overwrite a staged change. The scope never waits for a lock while holding one: if a stripe
 //! is busy it commits first, then waits, so two scopes cannot deadlock.
 
+use bytes::Bytes;
 use parking_lot::MutexGuard;
 
-use super::encoding::{collection_ranges, decode_entry, expiry_key, meta_key, peek_entry};
+use super::encoding::{
+    collection_ranges, decode_entry, expiry_key, meta_key, peek_entry, type_name_of,
+};
 use super::overlay::{Overlay, Reader};
 use super::{is_live, now_ms, DbSlot, Entry, Keyspace, Result, Update};
 use crate::storage::Batch;
@@ -261,6 +264,32 @@ impl<'a> Pending<'a> {
         Ok(self
             .read_at(self.at(key), key)?
             .map(|e| is_live(&e, now_ms())))
+    }
+
+    /// The TYPE name of `key`'s stored record and whether it is live (nothing is deleted or
+    /// counted): what a command about to look the key up will find.
+    pub fn stored_type(&self, key: &[u8]) -> Result<Option<(&'static str, bool)>> {
+        let mk = meta_key(self.at(key), key);
+        let p = self
+            .reader()
+            .get_with(&mk, |v| v.map(peek_entry).transpose())??;
+        let now = now_ms();
+        Ok(p.map(|(tag, at)| (type_name_of(tag), at.is_none_or(|at| at > now))))
+    }
+
+    /// A live string's bytes without counting a hit or deleting anything (`None` for a key
+    /// that is missing, expired or not a string).
+    pub fn stored_string(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let e = self
+            .read_at(self.at(key), key)?
+            .filter(|e| is_live(e, now_ms()));
+        Ok(match self.assembled(key, e)? {
+            Some(Entry {
+                value: super::Value::Str(b),
+                ..
+            }) => Some(b),
+            _ => None,
+        })
     }
 
     /// The live entry at `key`, seeing this scope's staged writes. An expired entry found here

@@ -55,7 +55,8 @@ fn random_command(r: &mut Rng) -> Vec<String> {
     let v = format!("v{}", r.below(4));
     let n = r.below(5).to_string();
     let s = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match r.below(80) {
+    let k3 = r.pick(KEYS).to_string();
+    match r.below(104) {
         0 => s(&["SET", &k, &v]),
         1 => s(&["SET", &k, &v, "NX"]),
         2 => s(&["SET", &k, &v, "EX", "100"]),
@@ -122,7 +123,9 @@ fn random_command(r: &mut Rng) -> Vec<String> {
             "CONFIG",
             "SET",
             "notify-keyspace-events",
-            r.pick(&["KEA", "AKEn", "Kg$", "El", "Eshz", "KEx", "AK"]),
+            r.pick(&[
+                "KEA", "AKEn", "Kg$", "El", "Eshz", "KEx", "AK", "KEAm", "Em", "Kmx",
+            ]),
         ]),
         57 => s(&["SORT", &k, "ALPHA", "STORE", &k2]),
         58 => s(&["UNLINK", &k]),
@@ -184,6 +187,34 @@ fn random_command(r: &mut Rng) -> Vec<String> {
             "JUSTID",
         ]),
         79 => s(&["XAUTOCLAIM", &k, "g", &v, "0", "0", "JUSTID"]),
+        // Reads, for `keymiss` (the lookups stop at a key of the wrong type).
+        80 => s(&["MGET", &k, &k2, &k]),
+        81 => s(&["EXISTS", &k, &k2, &k3]),
+        82 => s(&["TOUCH", &k, &k2]),
+        83 => s(&[r.pick(&["SINTER", "SUNION", "SDIFF"]), &k, &k2, &k3]),
+        84 => s(&["SINTERCARD", "2", &k, &k2]),
+        85 => s(&[r.pick(&["ZUNION", "ZINTER", "ZDIFF"]), "2", &k, &k2]),
+        86 => s(&["ZINTERSTORE", &k, "2", &k2, &k3]),
+        87 => s(&["PFCOUNT", &k, &k2]),
+        88 => s(&["PFMERGE", &k, &k2, &k3]),
+        89 => s(&["LCS", &k, &k2]),
+        90 => s(&["XREAD", "COUNT", "1", "STREAMS", &k, &k2, "0", "0"]),
+        91 => s(&["GETSET", &k, &v]),
+        92 => s(&["SET", &k, &v, "GET"]),
+        93 => s(&["GETEX", &k]),
+        94 => s(&["BITFIELD", &k, "GET", "u8", "0"]),
+        95 => s(&["BITFIELD", &k, "INCRBY", "u8", "0", "1"]),
+        96 => s(&[
+            r.pick(&["SMEMBERS", "HGETALL", "SRANDMEMBER", "XLEN", "ZCARD"]),
+            &k,
+        ]),
+        97 => s(&["LPOS", &k, &v]),
+        98 => s(&["ZRANGE", &k, "0", "-1"]),
+        99 => s(&["HMGET", &k, "f", "n"]),
+        100 => s(&["OBJECT", "FREQ", &k]),
+        101 => s(&["SINTERSTORE", &k, &k2, &k3]),
+        102 => s(&["SORT_RO", &k, "ALPHA"]),
+        103 => s(&["GETRANGE", &k, "0", "3"]),
         _ => s(&["GET", &k]),
     }
 }
@@ -192,9 +223,16 @@ fn random_command(r: &mut Rng) -> Vec<String> {
 /// messages.
 #[test]
 fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
-    for (i, seed) in [0x4e0_0001u64, 0x4e0_0002, 0x4e0_0003, 0x4e0_0004]
-        .into_iter()
-        .enumerate()
+    for (i, seed) in [
+        0x4e0_0001u64,
+        0x4e0_0002,
+        0x4e0_0003,
+        0x4e0_0004,
+        0x4e0_0005,
+        0x4e0_0006,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let resp3 = i % 2 == 1;
         let node = crate::harness::Node::start()?;
@@ -211,8 +249,9 @@ fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
             s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
             subs.push(s);
         }
+        let flags = if i >= 2 { "KEAm" } else { "KEA" };
         let setup: &[&[&str]] = &[
-            &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+            &["CONFIG", "SET", "notify-keyspace-events", flags],
             // Expiry only when a command looks, so both expire at the same point.
             &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
         ];
@@ -223,10 +262,14 @@ fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
         for step in 0..2500 {
             let at = format!("seed {seed:#x} step {step} resp3={resp3}");
             if r.below(20) == 0 {
-                // A key that expired: the next command that reads it raises `expired`.
-                let k = r.pick(KEYS);
-                for c in [&["SET", k, "x"][..], &["PEXPIRE", k, "1"]] {
-                    assert_same_reply(&mut ours, &mut theirs, c, &at)?;
+                // Keys that expired: the next command that reads one raises `expired` (then
+                // `keymiss`, lookup by lookup).
+                let first = r.below(KEYS.len() as u64) as usize;
+                for n in 0..1 + r.below(2) as usize {
+                    let k = KEYS[(first + n) % KEYS.len()];
+                    for c in [&["SET", k, "x"][..], &["PEXPIRE", k, "1"]] {
+                        assert_same_reply(&mut ours, &mut theirs, c, &at)?;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(3));
             }
@@ -270,5 +313,93 @@ fn active_expiry_publishes_expired_and_invalidates() -> Result<()> {
         push.contains("invalidate") && push.contains("soon"),
         "invalidation: {push}"
     );
+    Ok(())
+}
+
+/// `keymiss` (class `m`, not part of `A`): one per read lookup that finds nothing, after the
+/// `expired` of a key that lookup deleted, stopping where a wrong type stops the command;
+/// none for write lookups. The same stream on valkey-server 8.1.8 publishes the same.
+#[test]
+fn key_misses_follow_valkeys_lookups() -> Result<()> {
+    let node = crate::harness::Node::start()?;
+    let valkey = RedisServer::start_valkey_with(&["--enable-debug-command", "yes"])?;
+    let (mut ours, mut theirs) = (node.raw()?, RawConn::connect(valkey.addr())?);
+    let mut subs = Vec::new();
+    for addr in [node.addr(), valkey.addr()] {
+        let mut s = RawConn::connect(addr)?;
+        s.set_timeout(Duration::from_secs(10))?;
+        s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
+        subs.push(s);
+    }
+    let expire_two: &[&[&str]] = &[
+        &["SET", "{m}e1", "x", "PX", "1"],
+        &["SET", "{m}e2", "x", "PX", "1"],
+    ];
+    let cases: &[&[&str]] = &[
+        &["CONFIG", "SET", "notify-keyspace-events", "KEAm"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE", "0"],
+        &["SADD", "{m}s", "a"],
+        &["RPUSH", "{m}l", "a"],
+        &["SET", "{m}str", "v"],
+        &["GET", "{m}none"],
+        &["MGET", "{m}none", "{m}str", "{m}none"],
+        &["EXISTS", "{m}none", "{m}s", "{m}other"],
+        &["SINTER", "{m}s", "{m}none", "{m}other"],
+        &["SINTER", "{m}none", "{m}l", "{m}other"],
+        &["SUNIONSTORE", "{m}dst", "{m}none", "{m}s"],
+        &["PFMERGE", "{m}hll", "{m}none"],
+        &["PFCOUNT", "{m}none", "{m}str", "{m}other"],
+        &["LCS", "{m}none", "{m}l"],
+        &["XREAD", "STREAMS", "{m}none", "{m}other", "0", "0"],
+        &["COPY", "{m}none", "{m}dst2"],
+        &["SET", "{m}new", "v", "GET"],
+        &["GETDEL", "{m}none"],
+        &["BITFIELD", "{m}none", "GET", "u8", "0"],
+        &["BITFIELD", "{m}none2", "SET", "u8", "0", "1"],
+        &["INCR", "{m}counter"],
+        &["LPOP", "{m}none"],
+        &["DEL", "{m}none"],
+        &["OBJECT", "ENCODING", "{m}none"],
+        &["EVAL", "return redis.call('GET', KEYS[1])", "1", "{m}none"],
+        &["CONFIG", "SET", "notify-keyspace-events", "Km"],
+        &["TYPE", "{m}none"],
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        &["GET", "{m}none"],
+    ];
+    let mut misses = 0;
+    for (i, cmd) in cases.iter().enumerate() {
+        if matches!(cmd[0], "MGET" | "SINTER" | "XREAD") {
+            // Two keys that expired: each lookup announces `expired`, then `keymiss`.
+            for c in expire_two {
+                assert_same_reply(&mut ours, &mut theirs, c, "setup")?;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            let mut with_expired: Vec<&str> = cmd.to_vec();
+            with_expired.extend(["{m}e1", "{m}e2"]);
+            if cmd[0] == "XREAD" {
+                with_expired = vec![
+                    "XREAD", "STREAMS", "{m}e1", "{m}none", "{m}e2", "0", "0", "0",
+                ];
+            }
+            let at = format!("case {i} with expired keys");
+            assert_same_reply(&mut ours, &mut theirs, &with_expired, &at)?;
+            let (got, want) = (drain(&mut subs[0])?, drain(&mut subs[1])?);
+            ensure!(
+                got == want,
+                "{at}: {with_expired:?}\n ours:   {got:?}\n valkey: {want:?}"
+            );
+            misses += want.iter().filter(|m| m.contains("keymiss")).count();
+        }
+        let at = format!("case {i}");
+        assert_same_reply(&mut ours, &mut theirs, cmd, &at)?;
+        let (got, want) = (drain(&mut subs[0])?, drain(&mut subs[1])?);
+        ensure!(
+            got == want,
+            "{at}: {cmd:?}\n ours:   {got:?}\n valkey: {want:?}"
+        );
+        misses += want.iter().filter(|m| m.contains("keymiss")).count();
+    }
+    // Both servers announced misses (the comparison above is not of two empty streams).
+    ensure!(misses >= 40, "only {misses} keymiss messages");
     Ok(())
 }
