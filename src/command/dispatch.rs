@@ -284,9 +284,18 @@ pub(super) fn execute(
     } else {
         (Vec::new(), Vec::new(), Vec::new())
     };
+    let touch = if script {
+        None
+    } else {
+        let known = watching.then_some(&keys[..]);
+        super::key_access::before(&mut ctx, spec, args, known)
+    };
     let started = std::time::Instant::now();
     ctx.client.events.clear();
     let reply = super::execute(spec, &mut ctx, args);
+    if let Some(touch) = touch {
+        super::key_access::after(&mut ctx, touch, args, &reply);
+    }
     if watching {
         // Keys Valkey's lookups would have expired are expired now, noted with the command's
         // own expiries so all are announced in key order.

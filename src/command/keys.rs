@@ -554,14 +554,10 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     } else if is(sub, "refcount") {
         Ok(Reply::Int(1))
     } else if is(sub, "idletime") || is(sub, "freq") {
-        // Access times and frequencies are not tracked; like Valkey, a key answers with the
-        // figure its eviction policy keeps (0: just touched, never counted) or says why not.
-        let lfu = ctx
-            .node
-            .config
-            .get(&[b"maxmemory-policy"])
-            .first()
-            .is_some_and(|(_, v)| v.ends_with("-lfu"));
+        // Like Valkey, a key answers with the figure its eviction policy keeps or says why
+        // not.
+        let lfu = ctx.node.access.lfu(&ctx.node.config);
+        let db = ctx.ks.db();
         const ADJUST: &str = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
         match (is(sub, "freq"), lfu) {
             (true, false) => Err(CmdError::err(format!(
@@ -570,7 +566,8 @@ pub fn object(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             (false, true) => Err(CmdError::err(format!(
                 "An LFU maxmemory policy is selected, idle time not tracked. {ADJUST}"
             ))),
-            _ => Ok(Reply::Int(0)),
+            (true, true) => Ok(Reply::Int(ctx.node.access.freq(db, &args[2]).into())),
+            (false, false) => Ok(Reply::Int(ctx.node.access.idle_secs(db, &args[2]) as i64)),
         }
     } else {
         Err(CmdError::UnknownSubcommand(text(sub), "OBJECT".into()))

@@ -27,6 +27,7 @@ mod hashes;
 mod hll_cmds;
 pub mod info;
 mod introspect;
+mod key_access;
 mod keymiss;
 mod keys;
 mod latency_cmds;

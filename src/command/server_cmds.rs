@@ -313,6 +313,10 @@ pub fn client(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         client_kill(ctx, args)
     } else if is(sub, "no-evict") || is(sub, "no-touch") {
         if is(&args[2], "on") || is(&args[2], "off") {
+            if is(sub, "no-touch") {
+                let on = is(&args[2], "on");
+                ctx.client.handle.no_touch.store(on, Ordering::Relaxed);
+            }
             Ok(Reply::OK)
         } else {
             Err(CmdError::Syntax)
@@ -642,8 +646,9 @@ pub fn debug(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::NoSuchKey);
         };
         let len = ctx.ks.dump_payload(&args[2], &e)?.len();
+        let idle = ctx.node.access.idle_secs(ctx.ks.db(), &args[2]);
         Ok(Reply::StatusOwned(format!(
-            "Value at:0x0 refcount:1 encoding:raw serializedlength:{len} lru:0 lru_seconds_idle:0"
+            "Value at:0x0 refcount:1 encoding:raw serializedlength:{len} lru:0 lru_seconds_idle:{idle}"
         )))
     } else if is(sub, "help") {
         Ok(help(&[

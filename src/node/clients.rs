@@ -36,6 +36,8 @@ pub struct ClientHandle {
     pub qbuf: AtomicI64,
     /// Waiting in a blocking command (`flags=b`).
     pub blocked: AtomicBool,
+    /// CLIENT NO-TOUCH: its commands leave key access times alone (TOUCH still counts).
+    pub no_touch: AtomicBool,
     /// Channel, pattern and shard-channel subscriptions (`sub= psub= ssub=`).
     pub subscriptions: Mutex<[usize; 3]>,
     /// Bytes of pub/sub messages queued for this client and not yet taken by its connection
@@ -80,6 +82,9 @@ impl ClientHandle {
         }
         if sub + psub + ssub > 0 {
             flags.push('P');
+        }
+        if self.no_touch.load(Ordering::Relaxed) {
+            flags.push('T');
         }
         if flags.is_empty() {
             flags.push('N');
@@ -137,6 +142,7 @@ impl ClientRegistry {
             db: AtomicU8::new(0),
             qbuf: AtomicI64::new(0),
             blocked: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
             subscriptions: Mutex::new([0; 3]),
             pubsub_queued: AtomicU64::new(0),
             pubsub_soft_since: AtomicU64::new(0),

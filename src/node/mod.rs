@@ -7,6 +7,7 @@
 //! blocking registry. Must not: do socket I/O (the `server` does) or implement commands
 //! (`command`); replication and migration never see a `Node`, only their handles.
 
+pub mod access;
 mod blocking;
 mod clients;
 pub mod commandlog;
@@ -109,6 +110,8 @@ pub struct Node {
     pub notify: Arc<notify::Notifier>,
     /// CLIENT TRACKING's table.
     pub tracking: Arc<tracking::Tracking>,
+    /// Key access times and frequencies (OBJECT IDLETIME and FREQ).
+    pub access: access::AccessClock,
     /// ACL users (from `user` lines or the aclfile; `requirepass` is the default user's);
     /// a replica takes its primary's.
     pub acl: Arc<crate::acl::Acl>,
@@ -354,6 +357,7 @@ pub fn open(config: LiveConfig, transports: Transports) -> Result<Arc<Node>, Nod
         slot_stats: Default::default(),
         notify: notifier,
         tracking: tracker,
+        access: Default::default(),
         acl,
     });
     node.users_at_start();

@@ -33,6 +33,7 @@ mod hash_ttl;
 mod hash_ttl_model;
 mod hashes;
 mod hll;
+mod key_access;
 mod latency;
 mod liveness;
 mod memory;

@@ -1,0 +1,111 @@
+//! Which keys a command touches for OBJECT IDLETIME and OBJECT FREQ (the node's
+//! `AccessClock` keeps the figures): every key a command looks up, except the lookups Valkey
+//! makes without touching (TYPE, EXISTS, the TTL family, OBJECT, MEMORY USAGE) and except
+//! for a client in CLIENT NO-TOUCH mode, which only TOUCH still counts.
+//!
+//! Must not: change what a command does or replies.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args::is;
+use super::{CommandSpec, Ctx};
+use crate::resp::Reply;
+
+/// What a command will touch, read before it runs.
+pub struct Touch {
+    name: &'static str,
+    keys: Vec<usize>,
+    lfu: bool,
+    /// Under LFU, whether each key existed before (a key the command creates starts anew).
+    existed: Vec<bool>,
+}
+
+fn touches(name: &str) -> bool {
+    !matches!(
+        name,
+        "type"
+            | "exists"
+            | "ttl"
+            | "pttl"
+            | "expiretime"
+            | "pexpiretime"
+            | "encoding"
+            | "refcount"
+            | "idletime"
+            | "freq"
+            | "usage"
+    )
+}
+
+/// The keys `spec` will touch (`keys` if the caller has them), or `None`.
+pub fn before(
+    ctx: &mut Ctx,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    keys: Option<&[usize]>,
+) -> Option<Touch> {
+    if !spec.takes_keys() || !touches(spec.name) {
+        return None;
+    }
+    if spec.name != "touch" && ctx.client.handle.no_touch.load(Ordering::Relaxed) {
+        return None;
+    }
+    let keys = keys.map_or_else(|| spec.key_positions(args), <[usize]>::to_vec);
+    let lfu = ctx.node.access.lfu(&ctx.node.config);
+    let existed = if lfu {
+        ctx.ks.select(ctx.client.db);
+        keys.iter()
+            .map(|&p| ctx.ks.peek(&args[p]).ok().flatten().is_some())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(Touch {
+        name: spec.name,
+        keys,
+        lfu,
+        existed,
+    })
+}
+
+/// After the command replied `reply`: its keys are touched, unless it was refused before
+/// looking (a key it only looked for and did not find is touched harmlessly under LRU).
+pub fn after(ctx: &mut Ctx, touch: Touch, args: &[Bytes], reply: &Reply) {
+    if !super::keymiss::looked_up(reply) {
+        return;
+    }
+    ctx.ks.select(ctx.client.db);
+    let db = ctx.ks.db();
+    if matches!(touch.name, "restore" | "restore-asking") && matches!(reply, Reply::Status(_)) {
+        // RESTORE … IDLETIME n or FREQ n sets the figure its policy keeps (the other is
+        // ignored, as in Valkey).
+        let option = |word: &str| {
+            let at = args.iter().skip(4).position(|a| is(a, word))?;
+            std::str::from_utf8(args.get(4 + at + 1)?)
+                .ok()?
+                .parse::<u32>()
+                .ok()
+        };
+        let clock = &ctx.node.access;
+        match (option("idletime"), option("freq"), touch.lfu) {
+            (Some(idle), _, false) => return clock.set_idle(db, &args[1], idle),
+            (_, Some(freq), true) => return clock.set_freq(db, &args[1], freq),
+            _ => {}
+        }
+    }
+    for (i, &p) in touch.keys.iter().enumerate() {
+        let key = &args[p][..];
+        let created = if touch.lfu {
+            let now = ctx.ks.peek(key).ok().flatten().is_some();
+            match (touch.existed[i], now) {
+                (false, false) => continue,
+                (existed, _) => !existed,
+            }
+        } else {
+            false
+        };
+        ctx.node.access.touch(db, key, touch.lfu, created);
+    }
+}
