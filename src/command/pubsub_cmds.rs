@@ -37,7 +37,10 @@ fn count(subs: &Subscriptions, space: Space) -> usize {
 
 fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) -> CmdResult {
     let handle = std::sync::Arc::clone(&ctx.client.handle);
-    let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    let subs = ctx
+        .node
+        .pubsub
+        .open(&mut ctx.client.pubsub, &ctx.client.handle);
     let mut out = Vec::with_capacity(args.len() - 1);
     for name in &args[1..] {
         ctx.node.pubsub.subscribe(subs, &handle, space, name);
@@ -49,7 +52,10 @@ fn subscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) ->
 
 fn unsubscribe_generic(ctx: &mut Ctx, args: &[Bytes], space: Space, kind: &str) -> CmdResult {
     let id = ctx.client.id();
-    let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    let subs = ctx
+        .node
+        .pubsub
+        .open(&mut ctx.client.pubsub, &ctx.client.handle);
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
     } else {
@@ -155,7 +161,10 @@ pub fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
             "MONITOR isn't allowed for DENY BLOCKING client",
         ));
     }
-    let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    let subs = ctx
+        .node
+        .pubsub
+        .open(&mut ctx.client.pubsub, &ctx.client.handle);
     subs.monitor = true;
     ctx.node.pubsub.add_monitor(subs, &ctx.client.handle);
     Ok(Reply::OK)

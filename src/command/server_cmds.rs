@@ -132,6 +132,12 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     if let Some(p) = proto {
         ctx.client.protocol = p;
+        if p == Protocol::Resp3 {
+            // A RESP3 client takes pushes: it may be another client's tracking REDIRECT.
+            ctx.node
+                .pubsub
+                .open(&mut ctx.client.pubsub, &ctx.client.handle);
+        }
         ctx.client
             .handle
             .resp

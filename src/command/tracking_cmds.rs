@@ -8,7 +8,6 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::{CmdError, CmdResult, Ctx};
-use crate::node::pubsub::Subscriptions;
 use crate::node::tracking::TrackingMode;
 use crate::resp::Reply;
 
@@ -116,7 +115,10 @@ pub fn tracking(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     prefixes.append(&mut mode.prefixes);
     mode.prefixes = prefixes;
-    let subs = ctx.client.pubsub.get_or_insert_with(Subscriptions::new);
+    let subs = ctx
+        .node
+        .pubsub
+        .open(&mut ctx.client.pubsub, &ctx.client.handle);
     let mailbox = subs.mailbox(&ctx.client.handle);
     ctx.node.tracking.enable(id, mode.clone(), mailbox);
     ctx.client.tracking = Some(mode);

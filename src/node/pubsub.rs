@@ -168,6 +168,9 @@ pub struct PubSub {
     monitor_count: std::sync::atomic::AtomicUsize,
     /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
     limit: [AtomicU64; 3],
+    /// The mailbox of every client that has one (subscribed, tracking, monitoring or
+    /// speaking RESP3), by id: where a tracking REDIRECT sends its invalidations.
+    mailboxes: RwLock<HashMap<u64, Mailbox>>,
 }
 
 /// One connection's subscriptions and the queue its messages arrive on.
@@ -259,6 +262,24 @@ impl Default for Subscriptions {
 }
 
 impl PubSub {
+    /// The client's subscriptions, opened (and its mailbox listed by id) if it had none.
+    pub fn open<'s>(
+        &self,
+        subs: &'s mut Option<Subscriptions>,
+        handle: &Arc<ClientHandle>,
+    ) -> &'s mut Subscriptions {
+        subs.get_or_insert_with(|| {
+            let s = Subscriptions::new();
+            self.mailboxes.write().insert(handle.id, s.mailbox(handle));
+            s
+        })
+    }
+
+    /// The mailbox of client `id`, if it has one.
+    pub fn mailbox_of(&self, id: u64) -> Option<Mailbox> {
+        self.mailboxes.read().get(&id).cloned()
+    }
+
     /// Takes `client-output-buffer-limit pubsub` (at start and after CONFIG SET).
     pub fn set_output_limit(&self, l: OutputLimit) {
         for (a, v) in self.limit.iter().zip([l.hard, l.soft, l.soft_secs]) {
@@ -363,6 +384,7 @@ impl PubSub {
     }
 
     pub fn forget(&self, subs: &mut Subscriptions, id: u64) {
+        self.mailboxes.write().remove(&id);
         {
             let mut m = self.monitors.write();
             if m.remove(&id).is_some() {

@@ -1,8 +1,10 @@
 //! CLIENT TRACKING (server-assisted client-side caching): the keys each tracking client read
 //! (default mode) or the prefixes it follows (BCAST), and the invalidation messages a change
 //! sends: a RESP3 `invalidate` push on the client's own connection or, with REDIRECT, to the
-//! client subscribed to `__redis__:invalidate` (a push if it speaks RESP3, a `message` if
-//! RESP2). Keys are tracked by name whatever their database, as in Valkey.
+//! target client (a push if it speaks RESP3, a `__redis__:invalidate` `message` if it is a
+//! RESP2 subscriber, nothing otherwise). Once the target is gone a RESP3 tracking client gets
+//! `tracking-redir-broken` instead. Keys are tracked by name whatever their database, as in
+//! Valkey.
 //!
 //! Must not: decide which keys a command read or changed (the dispatcher says), or touch
 //! sockets (messages go through the clients' pub/sub queues).
@@ -35,6 +37,8 @@ pub struct TrackingMode {
 struct Tracker {
     mode: TrackingMode,
     own: Mailbox,
+    /// The REDIRECT target's connection closed.
+    broken: bool,
 }
 
 #[derive(Default)]
@@ -58,7 +62,8 @@ impl Tracking {
 
     pub fn enable(&self, id: u64, mode: TrackingMode, own: Mailbox) {
         let mut g = self.inner.lock();
-        g.clients.insert(id, Tracker { mode, own });
+        let broken = false;
+        g.clients.insert(id, Tracker { mode, own, broken });
         self.clients.store(g.clients.len(), Ordering::Relaxed);
     }
 
@@ -75,6 +80,20 @@ impl Tracking {
             });
         }
         self.clients.store(g.clients.len(), Ordering::Relaxed);
+    }
+
+    /// Client `id`'s connection closed: trackers redirecting to it are broken from now on.
+    pub fn closed(&self, id: u64) {
+        self.disable(id);
+        if !self.any() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        for t in g.clients.values_mut() {
+            if t.mode.redirect == id {
+                t.broken = true;
+            }
+        }
     }
 
     pub fn mode(&self, id: u64) -> Option<TrackingMode> {
@@ -172,10 +191,22 @@ impl Tracking {
 
     fn send(g: &Inner, pubsub: &PubSub, id: u64, keys: Option<Vec<Bytes>>) {
         let Some(t) = g.clients.get(&id) else { return };
+        let resp3 = |m: &Mailbox| m.handle().resp.load(Ordering::Relaxed) >= 3;
+        if t.broken {
+            if resp3(&t.own) {
+                let redirect = i64::try_from(t.mode.redirect).unwrap_or(i64::MAX);
+                let reply = Reply::Push(vec![
+                    Reply::bulk_str("tracking-redir-broken"),
+                    Reply::Int(redirect),
+                ]);
+                t.own.post(Delivery::Shaped(reply, 64), pubsub);
+            }
+            return;
+        }
         let (to, redirected) = if t.mode.redirect == 0 {
             (t.own.clone(), false)
         } else {
-            match pubsub.subscriber(CHANNEL, t.mode.redirect) {
+            match pubsub.mailbox_of(t.mode.redirect) {
                 Some(m) => (m, true),
                 None => return,
             }
@@ -187,10 +218,11 @@ impl Tracking {
             Some(k) => Reply::bulks(k),
             None => Reply::Nil,
         };
-        let resp3 = to.handle().resp.load(Ordering::Relaxed) >= 3;
-        let reply = if resp3 {
+        // A RESP2 target takes the message only while it is a subscriber.
+        let subscriber = || to.handle().subscriptions.lock().iter().sum::<usize>() > 0;
+        let reply = if resp3(&to) {
             Reply::Push(vec![Reply::bulk_str("invalidate"), payload])
-        } else if redirected {
+        } else if redirected && subscriber() {
             Reply::Push(vec![
                 Reply::bulk_str("message"),
                 Reply::Bulk(Bytes::from_static(CHANNEL)),

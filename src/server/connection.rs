@@ -75,7 +75,7 @@ pub async fn serve(
     if let Some(mut subs) = client.pubsub.take() {
         shared.pubsub.forget(&mut subs, id);
     }
-    shared.tracking.disable(id);
+    shared.tracking.closed(id);
     shared.clients.unregister(id);
 }
 
@@ -389,11 +389,9 @@ fn process_ready(
     let mut replies = 0usize;
     // `client-output-buffer-limit normal`: the replies of one batch may not pass its hard
     // limit (a subscriber's messages are limited by the pubsub class where they queue).
-    let hard = match client.pubsub {
-        None => {
-            shared.config.snapshot().output_buffer_limits[crate::config::OUTPUT_CLASS_NORMAL].hard
-        }
-        Some(_) => 0,
+    let hard = match &client.pubsub {
+        Some(s) if !s.is_empty() || s.monitor => 0,
+        _ => shared.config.snapshot().output_buffer_limits[crate::config::OUTPUT_CLASS_NORMAL].hard,
     };
     let step = loop {
         let parked = client.parked.take().map(|(args, _)| args);

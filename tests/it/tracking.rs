@@ -246,3 +246,84 @@ fn tracked_keys_are_bounded_by_tracking_table_max_keys() -> Result<()> {
     );
     Ok(())
 }
+
+fn client_id(c: &mut RawConn) -> Result<String> {
+    Ok(show(&c.cmd(&["CLIENT", "ID"])?)
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect())
+}
+
+/// REDIRECT targets as Valkey serves them: a RESP3 target gets `invalidate` pushes without
+/// subscribing, a RESP2 one only while it subscribes to anything; once the target's
+/// connection closed a RESP3 tracker gets `tracking-redir-broken <id>` for each
+/// invalidation and a RESP2 one nothing.
+#[test]
+fn redirect_targets_and_broken_redirects_match_valkey() -> Result<()> {
+    let node = Node::start()?;
+    let valkey = RedisServer::start_valkey()?;
+    let mut seen: Vec<Vec<Vec<String>>> = Vec::new();
+    for addr in [node.addr(), valkey.addr()] {
+        let mut writer = RawConn::connect(addr)?;
+        let target = |hello: &str, subscribe: Option<&str>| -> Result<(RawConn, String)> {
+            let mut t = RawConn::connect(addr)?;
+            t.set_timeout(Duration::from_secs(10))?;
+            t.cmd(&["HELLO", hello])?;
+            let id = client_id(&mut t)?;
+            if let Some(ch) = subscribe {
+                t.cmd(&["SUBSCRIBE", ch])?;
+            }
+            Ok((t, id))
+        };
+        let tracker = |hello: &str, redirect: &str| -> Result<RawConn> {
+            let mut t = RawConn::connect(addr)?;
+            t.set_timeout(Duration::from_secs(10))?;
+            t.cmd(&["HELLO", hello])?;
+            let r = t.cmd(&["CLIENT", "TRACKING", "on", "REDIRECT", redirect])?;
+            ensure!(show(&r).contains("OK"), "{}", show(&r));
+            Ok(t)
+        };
+        let mut got = Vec::new();
+        // Targets that stay: RESP3 unsubscribed, RESP2 subscribed elsewhere, RESP2 idle.
+        for (hello, subscribe) in [("3", None), ("2", Some("elsewhere")), ("2", None)] {
+            let (mut t, id) = target(hello, subscribe)?;
+            let mut tr = tracker("2", &id)?;
+            tr.cmd(&["GET", "k"])?;
+            writer.cmd(&["SET", "k", "v"])?;
+            got.push(drain(&mut t)?);
+        }
+        // Targets that close under a RESP3 and a RESP2 tracker.
+        for hello in ["3", "2"] {
+            let (t, id) = target("2", Some("__redis__:invalidate"))?;
+            let mut tr = tracker(hello, &id)?;
+            tr.cmd(&["GET", "k"])?;
+            drop(t);
+            crate::harness::wait_until(Duration::from_secs(10), "target gone", || {
+                writer
+                    .cmd(&["CLIENT", "LIST", "ID", &id])
+                    .is_ok_and(|r| !show(&r).contains(&format!("id={id} ")))
+            })?;
+            let mut frames = Vec::new();
+            for v in ["1", "2"] {
+                writer.cmd(&["SET", "k", v])?;
+                frames.extend(drain(&mut tr)?);
+                tr.cmd(&["GET", "k"])?;
+            }
+            got.push(frames.iter().map(|f| f.replace(&id, "<id>")).collect());
+        }
+        seen.push(got);
+    }
+    ensure!(
+        seen[0] == seen[1],
+        "\n ours:   {:?}\n valkey: {:?}",
+        seen[0],
+        seen[1]
+    );
+    // Not two empty lists: pushes reached the targets and the broken notices the tracker.
+    let text = format!("{:?}", seen[0]);
+    ensure!(
+        text.contains("invalidate") && text.contains("tracking-redir-broken"),
+        "{text}"
+    );
+    Ok(())
+}
