@@ -25,6 +25,9 @@ pub struct AccessClock {
     cells: Box<[AtomicU32]>,
     /// Unix seconds at the start.
     started: u32,
+    /// Unix seconds as of the last [`tick`](Self::tick): like Valkey's LRU clock, kept by the
+    /// server's cron so a touch costs no clock read.
+    now: AtomicU32,
     /// The policy and LFU settings, copied from the config when it changes.
     seen: AtomicU64,
     lfu: AtomicBool,
@@ -49,6 +52,7 @@ impl Default for AccessClock {
         AccessClock {
             cells: (0..CELLS).map(|_| AtomicU32::new(0)).collect(),
             started: unix_secs(),
+            now: AtomicU32::new(unix_secs()),
             seen: AtomicU64::new(u64::MAX),
             lfu: AtomicBool::new(false),
             log_factor: AtomicU32::new(10),
@@ -65,6 +69,15 @@ impl AccessClock {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
         &self.cells[(h as usize) & (CELLS - 1)]
+    }
+
+    /// Reads the clock (the server calls it ten times a second).
+    pub fn tick(&self) {
+        self.now.store(unix_secs(), Ordering::Relaxed);
+    }
+
+    fn now(&self) -> u32 {
+        self.now.load(Ordering::Relaxed)
     }
 
     /// Whether an LFU policy is selected (re-read from the config when it changed).
@@ -90,7 +103,7 @@ impl AccessClock {
     /// the command `created` starts at [`LFU_INIT`], another one's counter decays and then
     /// grows with a chance that falls as it grows (Valkey's `updateLFU`).
     pub fn touch(&self, db: u8, key: &[u8], lfu: bool, created: bool) {
-        let now = unix_secs();
+        let now = self.now();
         let cell = self.cell(db, key);
         if !lfu {
             cell.store(now, Ordering::Relaxed);
@@ -107,13 +120,13 @@ impl AccessClock {
 
     /// RESTORE … IDLETIME: `key` was last touched `idle` seconds ago.
     pub fn set_idle(&self, db: u8, key: &[u8], idle: u32) {
-        let at = unix_secs().saturating_sub(idle).max(1);
+        let at = self.now().saturating_sub(idle).max(1);
         self.cell(db, key).store(at, Ordering::Relaxed);
     }
 
     /// RESTORE … FREQ: `key`'s counter is `freq` (at most 255) as of now.
     pub fn set_freq(&self, db: u8, key: &[u8], freq: u32) {
-        let cell = (minutes(unix_secs()) << 8) | freq.min(255);
+        let cell = (minutes(self.now()) << 8) | freq.min(255);
         self.cell(db, key).store(cell, Ordering::Relaxed);
     }
 
@@ -124,12 +137,12 @@ impl AccessClock {
             0 => self.started,
             at => at,
         };
-        u64::from(unix_secs().saturating_sub(at))
+        u64::from(self.now().saturating_sub(at))
     }
 
     /// The decayed access counter of `key` (OBJECT FREQ).
     pub fn freq(&self, db: u8, key: &[u8]) -> u32 {
-        self.decayed(self.cell(db, key).load(Ordering::Relaxed), unix_secs())
+        self.decayed(self.cell(db, key).load(Ordering::Relaxed), self.now())
     }
 
     /// Valkey's `LFUDecrAndReturn`: the counter less one per `lfu-decay-time` minutes since
@@ -198,7 +211,8 @@ mod tests {
     #[test]
     fn idle_time_counts_from_the_touch_or_the_start() {
         let c = AccessClock::default();
-        assert_eq!(c.idle_secs(0, b"never"), u64::from(unix_secs() - c.started));
+        c.tick();
+        assert_eq!(c.idle_secs(0, b"never"), u64::from(c.now() - c.started));
         c.set_idle(3, b"k", 100);
         assert_eq!(c.idle_secs(3, b"k"), 100);
         c.touch(3, b"k", false, false);

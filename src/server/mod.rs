@@ -273,6 +273,7 @@ async fn active_expire_loop(shared: Arc<Node>) {
         if shared.is_shutting_down() {
             return;
         }
+        shared.access.tick();
         if !shared.active_expire.load(Ordering::Relaxed) {
             continue;
         }
