@@ -300,8 +300,7 @@ pub(super) fn execute(
         // Keys Valkey's lookups would have expired are expired now, noted with the command's
         // own expiries so all are announced in key order.
         if notify.any() && super::keymiss::looked_up(&reply) {
-            let wrong_type = matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
-            super::notify::expire_left(&mut ctx, args, &ahead, wrong_type);
+            super::notify::expire_left(&mut ctx, args, &ahead, &reply);
         }
         let mut written = ctx.ks.take_written();
         if tracking {

@@ -90,8 +90,11 @@ pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     // Valkey looks the keys up and merges them one by one, and stops at the first that is
     // no HyperLogLog or is corrupt: the keys after it are not looked at, so an expired one
     // among them stays (and is not announced), while the ones before it are expired.
+    // Only where it shows (the events of expiries); otherwise the merge below refuses the
+    // same keys.
+    let shows = ctx.node.notify.flags(&ctx.node.config).any();
     let mut trial = Merger::new();
-    for (i, key) in args[1..].iter().enumerate() {
+    for (i, key) in args[1..].iter().enumerate().filter(|_| shows) {
         let refused = match ctx.ks.stored_type(key)? {
             Some(("string", true)) => match ctx.ks.stored_string(key)? {
                 Some(b) => trial.add(&b).err().map(hll_error),

@@ -18,10 +18,16 @@ pub struct Touch {
     name: &'static str,
     keys: Vec<usize>,
     lfu: bool,
-    /// Under LFU, whether each key existed before (a key the command creates starts anew).
-    existed: Vec<bool>,
+    /// CLIENT NO-TOUCH: only keys the command creates get a figure (a new object's).
+    quiet: bool,
+    /// Whether each key existed before, read only where it decides something: under LFU
+    /// for a write (a key it creates starts anew), and for a quiet client's write. `None`
+    /// means every key is taken as existing.
+    existed: Option<Vec<bool>>,
 }
 
+/// Commands with keys that do not touch them: Valkey's lookups without touching, and
+/// commands that name keys without looking them up.
 fn touches(name: &str) -> bool {
     !matches!(
         name,
@@ -36,6 +42,10 @@ fn touches(name: &str) -> bool {
             | "idletime"
             | "freq"
             | "usage"
+            | "watch"
+            | "spublish"
+            | "ssubscribe"
+            | "sunsubscribe"
     )
 }
 
@@ -49,23 +59,28 @@ pub fn before(
     if !spec.takes_keys() || !touches(spec.name) {
         return None;
     }
-    if spec.name != "touch" && ctx.client.handle.no_touch.load(Ordering::Relaxed) {
+    let quiet = spec.name != "touch" && ctx.client.handle.no_touch.load(Ordering::Relaxed);
+    let write = spec.is_write();
+    if quiet && !write {
         return None;
     }
     let keys = keys.map_or_else(|| spec.key_positions(args), <[usize]>::to_vec);
     let lfu = ctx.node.access.lfu(&ctx.node.config);
-    let existed = if lfu {
+    let existed = if write && (lfu || quiet) {
         ctx.ks.select(ctx.client.db);
-        keys.iter()
-            .map(|&p| ctx.ks.peek(&args[p]).ok().flatten().is_some())
-            .collect()
+        Some(
+            keys.iter()
+                .map(|&p| ctx.ks.peek(&args[p]).ok().flatten().is_some())
+                .collect(),
+        )
     } else {
-        Vec::new()
+        None
     };
     Some(Touch {
         name: spec.name,
         keys,
         lfu,
+        quiet,
         existed,
     })
 }
@@ -97,15 +112,11 @@ pub fn after(ctx: &mut Ctx, touch: Touch, args: &[Bytes], reply: &Reply) {
     }
     for (i, &p) in touch.keys.iter().enumerate() {
         let key = &args[p][..];
-        let created = if touch.lfu {
-            let now = ctx.ks.peek(key).ok().flatten().is_some();
-            match (touch.existed[i], now) {
-                (false, false) => continue,
-                (existed, _) => !existed,
-            }
-        } else {
-            false
-        };
-        ctx.node.access.touch(db, key, touch.lfu, created);
+        let existed = touch.existed.as_ref().is_none_or(|e| e[i]);
+        // A key that did not exist is new if it does now; one that did is touched.
+        let created = !existed && ctx.ks.peek(key).ok().flatten().is_some();
+        if created || (existed && !touch.quiet) {
+            ctx.node.access.touch(db, key, touch.lfu, created);
+        }
     }
 }

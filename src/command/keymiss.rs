@@ -89,6 +89,17 @@ pub fn looked_up(reply: &Reply) -> bool {
     }
 }
 
+/// Whether the lookups stopped at `key`: XREADGROUP's NOGROUP names the first key that is
+/// missing or lacks the group, and Valkey looks no further.
+pub fn stopped_at(reply: &Reply, key: &[u8]) -> bool {
+    match reply {
+        Reply::Error(e) if e.starts_with("NOGROUP") => {
+            e.contains(&format!("key '{}' or", String::from_utf8_lossy(key)))
+        }
+        _ => false,
+    }
+}
+
 /// After `name` replied `reply`: announces, lookup by lookup, the `expired` of a key the
 /// lookup deleted (taken out of `expired`, the command's noted expiries) and a `keymiss`
 /// for every lookup that found nothing.
@@ -110,6 +121,7 @@ pub fn announce(
         let key = &args[p][..];
         match state {
             Some((ty, true)) if wrong_type && refused(ctx, name, ty, key) => return,
+            Some((_, true)) if stopped_at(reply, key) => return,
             Some((_, true)) => continue,
             Some((_, false)) => {
                 if let Some(at) = expired.iter().position(|(d, k)| *d == db && k == key) {
@@ -130,6 +142,9 @@ pub fn announce(
             ctx.node
                 .notify
                 .publish(&ctx.node.pubsub, flags, "keymiss", logical, key);
+        }
+        if stopped_at(reply, key) {
+            return;
         }
     }
 }

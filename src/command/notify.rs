@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::args::is;
 use super::Ctx;
 use crate::config::KeyspaceEvents as Ev;
+use crate::resp::Reply;
 
 /// What follows when the command's write left the key absent.
 #[derive(Clone, Copy, PartialEq)]
@@ -210,14 +211,20 @@ fn store_index(name: &str, keys: usize) -> Option<usize> {
 /// After WRONGTYPE only the keys before the first live one count: the first live key may be
 /// the one of the wrong type, and Valkey looks no further than that (an expired key after a
 /// live one of the right type is left for later here).
-pub fn expire_left(ctx: &mut Ctx, args: &[Bytes], ahead: &Ahead, wrong_type: bool) {
+///
+/// After NOGROUP (XREADGROUP) the keys after the one the error names were not looked at.
+pub fn expire_left(ctx: &mut Ctx, args: &[Bytes], ahead: &Ahead, reply: &Reply) {
+    let wrong_type = matches!(reply, Reply::Error(e) if e.starts_with("WRONGTYPE"));
     let stop = if wrong_type {
         ahead
             .iter()
             .position(|(_, _, live)| *live)
             .unwrap_or(ahead.len())
     } else {
-        ahead.len()
+        ahead
+            .iter()
+            .position(|&(p, _, _)| super::keymiss::stopped_at(reply, &args[p]))
+            .map_or(ahead.len(), |i| i + 1)
     };
     for &(p, _, _) in ahead[..stop].iter().filter(|(_, expired, _)| *expired) {
         if let Err(e) = ctx.ks.expire_if_needed(&args[p]) {

@@ -251,6 +251,7 @@ pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     ctx.client.db = 0;
     ctx.client.handle.db.store(0, Ordering::Relaxed);
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.client.handle.no_touch.store(false, Ordering::Relaxed);
     ctx.client.authenticated = ctx.node.acl.default_open();
     ctx.client.session = crate::acl::Session::default_user();
     {

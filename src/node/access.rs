@@ -84,7 +84,8 @@ impl AccessClock {
     pub fn lfu(&self, config: &LiveConfig) -> bool {
         if config.changed_since(&self.seen).is_some() {
             let policy = config.extra("maxmemory-policy").unwrap_or_default();
-            self.lfu.store(policy.ends_with("-lfu"), Ordering::Relaxed);
+            let lfu = policy.to_ascii_lowercase().ends_with("-lfu");
+            self.lfu.store(lfu, Ordering::Relaxed);
             let int = |k: &str, d: u32| {
                 config
                     .extra(k)
@@ -106,7 +107,11 @@ impl AccessClock {
         let now = self.now();
         let cell = self.cell(db, key);
         if !lfu {
-            cell.store(now, Ordering::Relaxed);
+            // The clock moves ten times a second: most touches find the cell current and
+            // leave its cache line clean.
+            if cell.load(Ordering::Relaxed) != now {
+                cell.store(now, Ordering::Relaxed);
+            }
             return;
         }
         let counter = if created {

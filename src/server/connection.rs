@@ -75,8 +75,10 @@ pub async fn serve(
     if let Some(mut subs) = client.pubsub.take() {
         shared.pubsub.forget(&mut subs, id);
     }
-    shared.tracking.closed(id);
+    // Unregistered first: a REDIRECT to this client set up from now on is refused, one set
+    // up before is marked broken.
     shared.clients.unregister(id);
+    shared.tracking.closed(id);
 }
 
 /// What the connection does once a run of ready requests has been processed.

@@ -29,6 +29,7 @@ const TOUCHED: &[(&str, &[&str])] = &[
     ("encoding", &["OBJECT", "ENCODING", "encoding"]),
     ("mget", &["MGET", "nothing", "mget"]),
     ("wrongtype", &["LPUSH", "wrongtype", "x"]),
+    ("watch", &["WATCH", "watch"]),
     ("untouched", &["PING"]),
 ];
 
@@ -61,8 +62,13 @@ fn idle_time_and_frequency_follow_accesses_as_valkey() -> Result<()> {
         quiet.cmd(&["CLIENT", "NO-TOUCH", "on"])?;
         quiet.cmd(&["GET", "quiet-get"])?;
         quiet.cmd(&["TOUCH", "quiet-touch"])?;
+        // A key a quiet client creates still starts as just touched.
+        quiet.cmd(&["SET", "quiet-new", "v"])?;
         let info = show(&quiet.cmd(&["CLIENT", "INFO"])?);
         ensure!(info.contains("flags=T"), "server {i}: {info}");
+        quiet.cmd(&["RESET"])?;
+        let info = show(&quiet.cmd(&["CLIENT", "INFO"])?);
+        ensure!(info.contains("flags=N"), "server {i} after RESET: {info}");
         let payload = c.cmd(&["DUMP", "get"])?;
         let body = crate::harness::bulk_body(&payload)?;
         let restore = ["RESTORE", "restored", "0"];
@@ -70,11 +76,12 @@ fn idle_time_and_frequency_follow_accesses_as_valkey() -> Result<()> {
         args.extend([&body[..], b"IDLETIME", b"1000"]);
         ensure!(c.cmd(&args)? == b"+OK\r\n", "server {i}: RESTORE IDLETIME");
         let mut got = Vec::new();
-        for key in TOUCHED
-            .iter()
-            .map(|(k, _)| *k)
-            .chain(["quiet-get", "quiet-touch", "restored"])
-        {
+        for key in TOUCHED.iter().map(|(k, _)| *k).chain([
+            "quiet-get",
+            "quiet-touch",
+            "quiet-new",
+            "restored",
+        ]) {
             got.push((key, int(c, &["OBJECT", "IDLETIME", key])?));
         }
         idle.push(got);
@@ -90,6 +97,10 @@ fn idle_time_and_frequency_follow_accesses_as_valkey() -> Result<()> {
     let of = |key: &str| idle[0].iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     ensure!(
         of("get") == Some(0) && of("untouched") >= Some(2),
+        "{idle:?}"
+    );
+    ensure!(
+        of("watch") >= Some(2) && of("quiet-new") == Some(0),
         "{idle:?}"
     );
     ensure!(of("restored") >= Some(1000), "{idle:?}");

@@ -47,6 +47,19 @@ pub(crate) fn drain(sub: &mut RawConn) -> Result<Vec<String>> {
     anyhow::bail!("no answer to PING after 1000 messages")
 }
 
+/// A pattern subscriber to every keyspace and keyevent channel of each server.
+fn subscribers(addrs: &[std::net::SocketAddr]) -> Result<Vec<RawConn>> {
+    addrs
+        .iter()
+        .map(|&addr| {
+            let mut s = RawConn::connect(addr)?;
+            s.set_timeout(Duration::from_secs(10))?;
+            s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
+            Ok(s)
+        })
+        .collect()
+}
+
 const KEYS: &[&str] = &["{n}a", "{n}b", "{n}c"];
 
 fn random_command(r: &mut Rng) -> Vec<String> {
@@ -242,13 +255,7 @@ fn generated_commands_publish_what_valkey_publishes() -> Result<()> {
             ours.cmd(&["HELLO", "3"])?;
             theirs.cmd(&["HELLO", "3"])?;
         }
-        let mut subs = Vec::new();
-        for addr in [node.addr(), valkey.addr()] {
-            let mut s = RawConn::connect(addr)?;
-            s.set_timeout(Duration::from_secs(10))?;
-            s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
-            subs.push(s);
-        }
+        let mut subs = subscribers(&[node.addr(), valkey.addr()])?;
         let flags = if i >= 2 { "KEAm" } else { "KEA" };
         let setup: &[&[&str]] = &[
             &["CONFIG", "SET", "notify-keyspace-events", flags],
@@ -324,13 +331,7 @@ fn key_misses_follow_valkeys_lookups() -> Result<()> {
     let node = crate::harness::Node::start()?;
     let valkey = RedisServer::start_valkey_with(&["--enable-debug-command", "yes"])?;
     let (mut ours, mut theirs) = (node.raw()?, RawConn::connect(valkey.addr())?);
-    let mut subs = Vec::new();
-    for addr in [node.addr(), valkey.addr()] {
-        let mut s = RawConn::connect(addr)?;
-        s.set_timeout(Duration::from_secs(10))?;
-        s.cmd(&["PSUBSCRIBE", "__key*__:*"])?;
-        subs.push(s);
-    }
+    let mut subs = subscribers(&[node.addr(), valkey.addr()])?;
     let expire_two: &[&[&str]] = &[
         &["SET", "{m}e1", "x", "PX", "1"],
         &["SET", "{m}e2", "x", "PX", "1"],
@@ -352,6 +353,30 @@ fn key_misses_follow_valkeys_lookups() -> Result<()> {
         &["LCS", "{m}none", "{m}l"],
         &["XREAD", "STREAMS", "{m}none", "{m}other", "0", "0"],
         &["COPY", "{m}none", "{m}dst2"],
+        // XREADGROUP stops at the first key that is missing or lacks the group.
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "STREAMS",
+            "{m}none",
+            "{m}other",
+            ">",
+            ">",
+        ],
+        &["XADD", "{m}x", "1-1", "f", "v"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "STREAMS",
+            "{m}x",
+            "{m}none",
+            ">",
+            ">",
+        ],
         &["SET", "{m}new", "v", "GET"],
         &["GETDEL", "{m}none"],
         &["BITFIELD", "{m}none", "GET", "u8", "0"],
