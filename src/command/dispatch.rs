@@ -256,10 +256,12 @@ pub(super) fn execute(
     let notify = shared.notify.flags(&shared.config);
     let tracking = shared.tracking.any();
     let watching = (notify.any() || tracking) && spec.takes_keys() && !script;
+    // Read once: notifications, tracking, access times, slot stats and blocked clients all
+    // go by the command's keys.
+    let keys = spec.key_positions(args);
     let mut misses = None;
-    let (keys, before, ahead) = if watching {
+    let (before, ahead) = if watching {
         ctx.ks.select(ctx.client.db);
-        let keys = spec.key_positions(args);
         let (before, ahead) = if notify.any() {
             let before = if spec.is_write() {
                 super::notify::existence(&mut ctx, args, &keys)
@@ -280,21 +282,20 @@ pub(super) fn execute(
             (Vec::new(), Vec::new())
         };
         ctx.ks.record_writes();
-        (keys, before, ahead)
+        (before, ahead)
     } else {
-        (Vec::new(), Vec::new(), Vec::new())
+        (Vec::new(), Vec::new())
     };
     let touch = if script {
         None
     } else {
-        let known = watching.then_some(&keys[..]);
-        super::key_access::before(&mut ctx, spec, args, known)
+        super::key_access::before(&mut ctx, spec, args, &keys)
     };
     let started = std::time::Instant::now();
     ctx.client.events.clear();
     let reply = super::execute(spec, &mut ctx, args);
     if let Some(touch) = touch {
-        super::key_access::after(&mut ctx, touch, args, &reply);
+        super::key_access::after(&mut ctx, touch, args, &keys, &reply);
     }
     if watching {
         // Keys Valkey's lookups would have expired are expired now, noted with the command's
@@ -337,7 +338,9 @@ pub(super) fn execute(
     }
     if ctx.client.tracking.is_some() {
         let read_only = spec.has_flag(CmdFlags::READONLY);
-        super::tracking_cmds::command_ran(&mut ctx, read_only, &keys, args);
+        // A script's keys are tracked by the commands it runs.
+        let keys = if watching { &keys[..] } else { &[] };
+        super::tracking_cmds::command_ran(&mut ctx, read_only, keys, args);
     }
     ctx.client.executed += 1;
     if !script && !spec.has_flag(CmdFlags::ADMIN) {
@@ -358,11 +361,7 @@ pub(super) fn execute(
         log_command(shared, ctx.client, args, LogKind::LargeRequest, request);
     }
     if shared.slot_stats.enabled(&shared.config) && !ctx.client.in_script {
-        if let Some(slot) = spec
-            .key_positions(args)
-            .first()
-            .map(|&p| key_slot(&args[p]))
-        {
+        if let Some(slot) = keys.first().map(|&p| key_slot(&args[p])) {
             shared.slot_stats.ran(slot, usec, request);
         }
     }
@@ -374,7 +373,7 @@ pub(super) fn execute(
         ctx.client.wrote = true;
         // Always noted (not only while someone is blocked): a client that blocks while this
         // scope is still uncommitted must be woken by its commit.
-        for p in spec.key_positions(args) {
+        for &p in &keys {
             ctx.client.touched.push(args[p].clone());
         }
     }

@@ -85,16 +85,12 @@ pub fn pfcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })?
 }
 
-pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let max = sparse_max(ctx);
-    // Valkey looks the keys up and merges them one by one, and stops at the first that is
-    // no HyperLogLog or is corrupt: the keys after it are not looked at, so an expired one
-    // among them stays (and is not announced), while the ones before it are expired.
-    // Only where it shows (the events of expiries); otherwise the merge below refuses the
-    // same keys.
-    let shows = ctx.node.notify.flags(&ctx.node.config).any();
+/// Valkey looks the keys up and merges them one by one, and stops at the first that is
+/// no HyperLogLog or is corrupt: the keys after it are not looked at, so an expired one
+/// among them stays (and is not announced), while the ones before it are expired.
+fn refuse_in_order(ctx: &mut Ctx, keys: &[Bytes]) -> Result<(), CmdError> {
     let mut trial = Merger::new();
-    for (i, key) in args[1..].iter().enumerate().filter(|_| shows) {
+    for (i, key) in keys.iter().enumerate() {
         let refused = match ctx.ks.stored_type(key)? {
             Some(("string", true)) => match ctx.ks.stored_string(key)? {
                 Some(b) => trial.add(&b).err().map(hll_error),
@@ -104,11 +100,21 @@ pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             _ => None,
         };
         if let Some(err) = refused {
-            for earlier in &args[1..=i] {
+            for earlier in &keys[..=i] {
                 ctx.ks.expire_if_needed(earlier)?;
             }
             return Err(err);
         }
+    }
+    Ok(())
+}
+
+pub fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let max = sparse_max(ctx);
+    // Only where it shows (the events of expiries); otherwise the merge below refuses the
+    // same keys.
+    if ctx.node.notify.flags(&ctx.node.config).any() {
+        refuse_in_order(ctx, &args[1..])?;
     }
     let keys: Vec<&[u8]> = args[1..].iter().map(|k| &k[..]).collect();
     ctx.ks.update_many(&keys, |entries| {

@@ -16,7 +16,6 @@ use crate::resp::Reply;
 /// What a command will touch, read before it runs.
 pub struct Touch {
     name: &'static str,
-    keys: Vec<usize>,
     lfu: bool,
     /// CLIENT NO-TOUCH: only keys the command creates get a figure (a new object's).
     quiet: bool,
@@ -49,13 +48,8 @@ fn touches(name: &str) -> bool {
     )
 }
 
-/// The keys `spec` will touch (`keys` if the caller has them), or `None`.
-pub fn before(
-    ctx: &mut Ctx,
-    spec: &CommandSpec,
-    args: &[Bytes],
-    keys: Option<&[usize]>,
-) -> Option<Touch> {
+/// What `spec` will touch of its `keys`, or `None`.
+pub fn before(ctx: &mut Ctx, spec: &CommandSpec, args: &[Bytes], keys: &[usize]) -> Option<Touch> {
     if !spec.takes_keys() || !touches(spec.name) {
         return None;
     }
@@ -64,7 +58,6 @@ pub fn before(
     if quiet && !write {
         return None;
     }
-    let keys = keys.map_or_else(|| spec.key_positions(args), <[usize]>::to_vec);
     let lfu = ctx.node.access.lfu(&ctx.node.config);
     let existed = if write && (lfu || quiet) {
         ctx.ks.select(ctx.client.db);
@@ -78,7 +71,6 @@ pub fn before(
     };
     Some(Touch {
         name: spec.name,
-        keys,
         lfu,
         quiet,
         existed,
@@ -87,7 +79,7 @@ pub fn before(
 
 /// After the command replied `reply`: its keys are touched, unless it was refused before
 /// looking (a key it only looked for and did not find is touched harmlessly under LRU).
-pub fn after(ctx: &mut Ctx, touch: Touch, args: &[Bytes], reply: &Reply) {
+pub fn after(ctx: &mut Ctx, touch: Touch, args: &[Bytes], keys: &[usize], reply: &Reply) {
     if !super::keymiss::looked_up(reply) {
         return;
     }
@@ -110,7 +102,7 @@ pub fn after(ctx: &mut Ctx, touch: Touch, args: &[Bytes], reply: &Reply) {
             _ => {}
         }
     }
-    for (i, &p) in touch.keys.iter().enumerate() {
+    for (i, &p) in keys.iter().enumerate() {
         let key = &args[p][..];
         let existed = touch.existed.as_ref().is_none_or(|e| e[i]);
         // A key that did not exist is new if it does now; one that did is touched.

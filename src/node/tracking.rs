@@ -62,8 +62,12 @@ impl Tracking {
 
     pub fn enable(&self, id: u64, mode: TrackingMode, own: Mailbox) {
         let mut g = self.inner.lock();
-        let broken = false;
-        g.clients.insert(id, Tracker { mode, own, broken });
+        let tracker = Tracker {
+            mode,
+            own,
+            broken: false,
+        };
+        g.clients.insert(id, tracker);
         self.clients.store(g.clients.len(), Ordering::Relaxed);
     }
 
